@@ -1,0 +1,41 @@
+# Two commands on a fresh machine: `make train IMG=photo.png` and `make test`.
+# Both create .venv and install the package with its dependencies the first time.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CONFIG ?=
+IMG ?=
+GT ?=
+OUT ?= outputs
+ARGS ?=
+
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: install train test test-slow bench ui clean
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+# make train IMG=photo.png [GT=hr.png] [CONFIG=configs/real.yaml] [ARGS="noise_std=0.02"]
+# Without IMG it runs on a small demo image shipped with scikit-image.
+train: $(STAMP)
+	$(BIN)/zssr train $(if $(IMG),$(IMG),--demo) $(if $(GT),--gt $(GT)) $(if $(CONFIG),--config $(CONFIG)) --out $(OUT) $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+# Default config on all of Set5 x2; writes experiments/results/. ARGS passes options through.
+bench: $(STAMP)
+	$(BIN)/python experiments/bench_set5.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info

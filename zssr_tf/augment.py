@@ -1,0 +1,113 @@
+"""HR-father sampling from the image itself and degradation of fathers into LR sons.
+
+Pure NumPy/OpenCV functions of an explicit `np.random.Generator`, so the tf.data pipeline can
+run them in parallel with one reproducible stream per training iteration.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from zssr_tf.resize import imresize
+
+
+@dataclass(frozen=True)
+class FatherSampler:
+    """The augmentation settings of DESIGN §1.1 (names as in the paper's code)."""
+
+    crop_size: int = 128
+    leave_as_is_probability: float = 0.05
+    no_interpolate_probability: float = 0.45
+    min_scale: float = 0.5
+    scale_diff_sigma: float = 0.25
+    shear_sigma: float = 0.1
+    allow_rotation: bool = True
+
+    def sample(self, sources: list[np.ndarray], base_scales: list[float], rng: np.random.Generator) -> np.ndarray:
+        """Draw one HR father (float32 h x w x C, h, w <= crop_size) from the sources.
+
+        `sources[i]` is the input upscaled by `base_scales[i]` (1.0 for the input itself, then
+        the outputs of earlier gradual steps, in increasing scale).
+        """
+        chooser = rng.random()
+        if chooser < self.leave_as_is_probability:
+            return random_crop(sources[0], self.crop_size, rng)
+        if chooser < self.leave_as_is_probability + self.no_interpolate_probability:
+            father = random_crop(sources[0], self.crop_size, rng)
+            return dihedral(father, int(rng.integers(8))) if self.allow_rotation else father
+        # Affine: a scale in [min_scale, largest source scale], taken from the smallest source
+        # at least that large, so that larger (better) fathers are favoured.
+        max_scale = base_scales[-1]
+        scale = self.min_scale + rng.random() * max(max_scale - self.min_scale, 0.0)
+        index = next(i for i, s in enumerate(base_scales) if s > scale - 1e-6)
+        return self._affine(sources[index], scale / base_scales[index], rng)
+
+    def _affine(self, image: np.ndarray, scale: float, rng: np.random.Generator) -> np.ndarray:
+        scale_diff = rng.normal() * self.scale_diff_sigma
+        shear_x, shear_y = rng.normal(size=2) * self.shear_sigma
+        angle = rng.random() * 2 * math.pi if self.allow_rotation else 0.0
+        mirror = -1.0 if (self.allow_rotation and rng.random() < 0.5) else 1.0
+        # The x/y scales differ by scale_diff; the scale never drops to zero or flips sign.
+        sx, sy = max(scale + scale_diff / 2, 0.05), max(scale - scale_diff / 2, 0.05)
+        h, w = image.shape[:2]
+        out_h, out_w = min(self.crop_size, max(1, int(sy * h))), min(self.crop_size, max(1, int(sx * w)))
+        # Pick the source point that lands at the crop centre so the window fits in the image
+        # when it can (its half-extent in source pixels is out/2/scale).
+        half_y, half_x = min(out_h / 2 / sy, h / 2), min(out_w / 2 / sx, w / 2)
+        cy = half_y + rng.random() * (h - 2 * half_y)
+        cx = half_x + rng.random() * (w - 2 * half_x)
+        c, s = math.cos(angle), math.sin(angle)
+        linear_map = (np.array([[1, shear_x], [shear_y, 1]]) @ np.array([[c, s], [-s, c]])
+                      @ np.diag([mirror * sx, sy]))
+        # Pixel centres: OpenCV maps integer coordinates, so centres are at (n - 1) / 2.
+        src_centre = np.array([cx - 0.5, cy - 0.5])
+        dst_centre = np.array([(out_w - 1) / 2, (out_h - 1) / 2])
+        matrix = np.hstack([linear_map, (dst_centre - linear_map @ src_centre)[:, None]])
+        warped = cv2.warpAffine(image, matrix, (out_w, out_h), flags=cv2.INTER_CUBIC,
+                                borderMode=cv2.BORDER_REFLECT_101)
+        return np.clip(warped.reshape(out_h, out_w, -1), 0, 1).astype(np.float32)
+
+
+def random_crop(image: np.ndarray, crop_size: int, rng: np.random.Generator) -> np.ndarray:
+    """An integer-aligned crop of at most crop_size x crop_size (smaller images give smaller crops)."""
+    h, w = image.shape[:2]
+    ch, cw = min(crop_size, h), min(crop_size, w)
+    top, left = int(rng.integers(h - ch + 1)), int(rng.integers(w - cw + 1))
+    return image[top:top + ch, left:left + cw]
+
+
+def dihedral(image: np.ndarray, k: int) -> np.ndarray:
+    """Transform k in 0..7 of the dihedral group: rotate by 90*k degrees, mirrored when k >= 4."""
+    rotated = np.rot90(image, k % 4)
+    return np.fliplr(rotated) if k >= 4 else rotated
+
+
+def undo_dihedral(image: np.ndarray, k: int) -> np.ndarray:
+    """Inverse of `dihedral(., k)`."""
+    if k >= 4:
+        image = np.fliplr(image)
+    return np.rot90(image, -(k % 4))
+
+
+def father_to_son(hr_father: np.ndarray, scale_factor, kernel, noise_std: float,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Degrade an HR father into its LR son: downscale by 1/scale_factor with `kernel`
+    ('cubic' or a re-centred numeric kernel), add Gaussian noise of std `noise_std`, clip to [0,1].
+
+    `scale_factor` is (sy, sx) >= 1. Returns float32 (ceil(h/sy), ceil(w/sx), C).
+    """
+    sy, sx = np.broadcast_to(np.asarray(scale_factor, dtype=np.float64), (2,))
+    lr_son = imresize(hr_father, scale_factor=(1 / sy, 1 / sx), kernel=kernel)
+    if noise_std > 0:
+        lr_son = lr_son + rng.normal(scale=noise_std, size=lr_son.shape).astype(np.float32)
+    return np.clip(lr_son, 0, 1)
+
+
+def interpolate_son(lr_son: np.ndarray, scale_factor, father_shape: tuple[int, int],
+                    method: str = "cubic") -> np.ndarray:
+    """Upscale a son back to its father's exact (h, w) at exactly `scale_factor`: the network input."""
+    return imresize(lr_son, scale_factor=scale_factor, output_shape=father_shape, kernel=method)

@@ -1,0 +1,186 @@
+"""Keras callbacks of the ZSSR training loop: per-iteration logs, reconstruction test,
+the slope/std learning-rate policy, stopping at the minimum learning rate, and progress.
+
+They share the batch `logs` dict: `IterationLogs` adds `iteration` (global across scale steps)
+and `learning_rate`, `ReconstructionTest` adds `reconstruction_error` on test iterations, and
+later callbacks read them. Order them as `training_callbacks` does.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from typing import Callable
+
+import keras
+import numpy as np
+
+
+class IterationLogs(keras.callbacks.Callback):
+    """Makes `logs["loss"]` the loss of this iteration and adds `iteration` and `learning_rate`.
+
+    Keras reports the running mean of the loss over the epoch; resetting the loss tracker
+    before each batch turns it into the per-iteration value the paper's curves show.
+    `iteration_offset` is the number of iterations run in earlier scale steps.
+    """
+
+    def __init__(self, iteration_offset: int = 0):
+        super().__init__()
+        self.iteration_offset = iteration_offset
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.model.reset_metrics()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if logs is not None:
+            logs["iteration"] = self.iteration_offset + batch
+            logs["learning_rate"] = float(self.model.optimizer.learning_rate)
+
+
+class ReconstructionTest(keras.callbacks.Callback):
+    """Every `run_test_every` iterations (from 0), the MSE between the LR input `I` and the
+    network's output on `interpolated_son` (I downscaled by sf, upscaled back): the only error
+    measurable without ground truth. Adds `reconstruction_error` to the logs.
+
+    `predict` maps a [1, h, w, C] float32 array to the network output of the same shape.
+    """
+
+    def __init__(self, predict: Callable[[np.ndarray], np.ndarray], lr_image: np.ndarray,
+                 interpolated_son: np.ndarray, run_test_every: int = 50):
+        super().__init__()
+        self.predict = predict
+        self.lr_image = lr_image
+        self.interpolated_son = interpolated_son
+        self.run_test_every = run_test_every
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch % self.run_test_every == 0 and logs is not None:
+            output = np.clip(self.predict(self.interpolated_son[None])[0], 0, 1)
+            logs["reconstruction_error"] = float(np.mean(np.square(output - self.lr_image)))
+
+
+class LearningRatePolicy(keras.callbacks.Callback):
+    """Divide the learning rate by 10 when the reconstruction error stops falling clearly.
+
+    Every `check_every` iterations (at iteration k with (k + 1) % check_every == 0), if more
+    than `min_iters` iterations passed since the last change, fit a line to the last
+    `slope_range // run_test_every` reconstruction errors; with slope `a` and `s` the standard
+    error of the slope, drop when `-change_ratio * a < s`. Iterations of drops are in `drops`.
+    """
+
+    def __init__(self, check_every: int = 60, min_iters: int = 256, slope_range: int = 256,
+                 run_test_every: int = 50, change_ratio: float = 1.5, verbose: bool = False):
+        super().__init__()
+        self.check_every = check_every
+        self.min_iters = min_iters
+        self.slope_range = slope_range
+        self.run_test_every = run_test_every
+        self.change_ratio = change_ratio
+        self.verbose = verbose
+        self._reset()
+
+    def _reset(self):
+        self.test_iterations: list[int] = []
+        self.test_errors: list[float] = []
+        self.last_change = 0
+        self.drops: list[int] = []
+        self._warned = False
+
+    def on_train_begin(self, logs=None):
+        self._reset()
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        if "reconstruction_error" in logs:
+            self.test_iterations.append(batch)
+            self.test_errors.append(logs["reconstruction_error"])
+        if (batch + 1) % self.check_every or batch - self.last_change <= self.min_iters:
+            return
+        n = self.slope_range // self.run_test_every
+        if len(self.test_errors) < max(n, 2):
+            if not self._warned:
+                warnings.warn(f"LearningRatePolicy has {len(self.test_errors)} reconstruction errors, needs {n}; "
+                              f"available logs: {sorted(logs)}", stacklevel=2)
+                self._warned = True
+            return
+        slope, std = slope_and_std(self.test_iterations[-n:], self.test_errors[-n:])
+        if -self.change_ratio * slope < std:
+            optimizer = self.model.optimizer
+            new_rate = float(optimizer.learning_rate) / 10
+            optimizer.learning_rate.assign(new_rate)
+            self.last_change = batch
+            self.drops.append(batch)
+            if self.verbose:
+                print(f"  iteration {batch}: slope {slope:.3g}, std {std:.3g} -> learning rate {new_rate:.1e}")
+
+
+def slope_and_std(x, y) -> tuple[float, float]:
+    """Least-squares line fit of y on x: (slope, standard error of the slope), as `np.polyfit(cov=True)`."""
+    (slope, _), cov = np.polyfit(np.asarray(x, float), np.asarray(y, float), 1, cov=True)
+    return float(slope), float(np.sqrt(max(cov[0, 0], 0.0)))
+
+
+class StopAtMinLearningRate(keras.callbacks.Callback):
+    """Stop training once the learning rate falls below `min_learning_rate` (9e-6: after the
+    drop to 1e-6). `stopped_at` holds the iteration (within this fit) or None."""
+
+    def __init__(self, min_learning_rate: float = 9e-6):
+        super().__init__()
+        self.min_learning_rate = min_learning_rate
+        self.stopped_at: int | None = None
+
+    def on_train_begin(self, logs=None):
+        self.stopped_at = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if float(self.model.optimizer.learning_rate) < self.min_learning_rate:
+            self.stopped_at = batch
+            self.model.stop_training = True
+
+
+class ProgressLogger(keras.callbacks.Callback):
+    """A progress line every `every` iterations: step, iteration, loss, learning rate,
+    reconstruction error and speed. One line per update, so logs of non-interactive runs stay
+    readable; `every=0` prints nothing."""
+
+    def __init__(self, every: int = 50, label: str = "", max_iters: int | None = None, stream=None):
+        super().__init__()
+        self.every = every
+        self.label = label
+        self.max_iters = max_iters
+        self.stream = stream
+        self._last_error: float | None = None
+        self._start = 0.0
+
+    def on_train_begin(self, logs=None):
+        self._start = time.perf_counter()
+        self._last_error = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        if "reconstruction_error" in logs:
+            self._last_error = logs["reconstruction_error"]
+        if not self.every or batch % self.every:
+            return
+        elapsed = time.perf_counter() - self._start
+        total = f"/{self.max_iters}" if self.max_iters else ""
+        error = f"  rec.err {self._last_error:.3e}" if self._last_error is not None else ""
+        speed = f"  {batch / elapsed:.1f} it/s" if batch and elapsed > 0 else ""
+        print(f"{self.label}iter {batch:5d}{total}  loss {logs.get('loss', float('nan')):.4f}  "
+              f"lr {logs.get('learning_rate', float('nan')):.0e}{error}{speed}",
+              file=self.stream or sys.stdout, flush=True)
+
+
+class ScaleStepCallback(keras.callbacks.Callback):
+    """A callback that also hears when each scale step starts and ends (see `trainer.ZSSR`).
+
+    `on_scale_step_begin(step, predict)` gets the `trainer.ScaleStep` and the network's predict
+    function; `on_scale_step_end(step, result)` the `trainer.StepResult` after the final test.
+    """
+
+    def on_scale_step_begin(self, step, predict) -> None:
+        """Called before training of `step` starts."""
+
+    def on_scale_step_end(self, step, result) -> None:
+        """Called after the final test of `step`."""

@@ -1,0 +1,377 @@
+"""Typed, frozen configuration loaded from YAML plus `key=value` overrides, validated once.
+
+A config file has one mapping per section (`model`, `scale`, `augment`, `train`, `test`, `run`)
+whose keys keep the paper's names (`scale_factors`, `noise_std`, `crop_size`, ...). Every key
+can also be given without its section (`noise_std: 0.02`, `noise_std=0.02` on the command
+line) because key names are unique across sections. A file may start from another with
+`base: other.yaml` (a path relative to the file, or the name of a shipped preset).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+from zssr_tf.errors import ZSSRError
+
+PRESETS_DIR = Path(__file__).resolve().parent / "configs"
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+RESIZE_METHODS = ("cubic", "linear", "lanczos2", "lanczos3", "box")
+
+ScalePair = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network: `depth` 3x3 conv layers of `width` filters with a global skip."""
+
+    depth: int = 8
+    width: int = 64
+    init_variance: float = 0.1
+
+
+@dataclass(frozen=True)
+class ScaleConfig:
+    """Scale steps (gradual SR when more than one), resize methods, base changes."""
+
+    scale_factors: tuple[ScalePair, ...] = ((2.0, 2.0),)
+    base_change_sfs: tuple[ScalePair, ...] = ()
+    downscale_method: str = "cubic"
+    upscale_method: str = "cubic"
+    init_net_for_each_sf: bool = False
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """How HR fathers are sampled from the sources and degraded into LR sons."""
+
+    crop_size: int = 128
+    noise_std: float = 0.0
+    augment_leave_as_is_probability: float = 0.05
+    augment_no_interpolate_probability: float = 0.45
+    augment_min_scale: float = 0.5
+    augment_scale_diff_sigma: float = 0.25
+    augment_shear_sigma: float = 0.1
+    augment_allow_rotation: bool = True
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimiser, learning-rate policy and stopping rule."""
+
+    learning_rate: float = 1e-3
+    min_learning_rate: float = 9e-6
+    max_iters: int = 3000
+    min_iters: int = 256
+    learning_rate_change_ratio: float = 1.5
+    learning_rate_policy_check_every: int = 60
+    learning_rate_slope_range: int = 256
+    run_test_every: int = 50
+    precision: str = "auto"
+
+
+@dataclass(frozen=True)
+class TestConfig:
+    """The final test: geometric self-ensemble and back-projection."""
+
+    __test__ = False  # not a pytest test class
+
+    output_flip: bool = True
+    back_projection_iters: tuple[int, ...] = (10,)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Where results go, how they are tracked, reproducibility and display."""
+
+    seed: int = 0
+    output_dir: str = "outputs"
+    experiment_name: str = "zssr"
+    tracking_uri: str | None = None
+    progress_every: int = 50
+
+
+@dataclass(frozen=True)
+class Config:
+    """All settings of one ZSSR run. Build with `load_config`; never mutate (it is frozen)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    scale: ScaleConfig = field(default_factory=ScaleConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    test: TestConfig = field(default_factory=TestConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    @property
+    def back_projection_per_step(self) -> tuple[int, ...]:
+        """Back-projection iterations for each scale step (one value applies to all steps)."""
+        iters = self.test.back_projection_iters
+        return iters * len(self.scale.scale_factors) if len(iters) == 1 else iters
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """The config as plain YAML-able nested dicts (tuples become lists)."""
+        return _to_plain(dataclasses.asdict(self))
+
+    def flat(self) -> dict[str, Any]:
+        """`section.key -> value` pairs, e.g. for logging as run parameters."""
+        return {f"{s}.{k}": v for s, keys in self.to_dict().items() for k, v in keys.items()}
+
+
+SECTIONS: dict[str, type] = get_type_hints(Config)
+KEY_TO_SECTION: dict[str, str] = {
+    f.name: section for section, cls in SECTIONS.items() for f in dataclasses.fields(cls)
+}
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Load a YAML config (defaults when `path` is None) and apply `key=value` overrides.
+
+    Raises ZSSRError naming the file, key and fix for any unknown key or invalid value.
+    """
+    values: dict[str, dict[str, Any]] = {}
+    if path is not None:
+        _merge(values, _read_yaml_with_bases(_resolve_config_path(path), seen=()), str(path))
+    _merge(values, parse_overrides(overrides), "command line")
+    return build_config(values)
+
+
+def parse_overrides(overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """`["noise_std=0.02", "train.max_iters=500"]` -> {"noise_std": 0.02, "train.max_iters": 500}.
+
+    Values are parsed as YAML (`yaml.safe_load`), so lists like `[[2,2]]` work; never `eval`.
+    """
+    parsed: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ZSSRError(f"override {item!r} is not of the form key=value (e.g. noise_std=0.02)")
+        try:
+            parsed[key.strip()] = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as err:
+            raise ZSSRError(f"override {item!r}: the value is not valid YAML ({err})") from None
+    return parsed
+
+
+def build_config(values: dict[str, Any]) -> Config:
+    """Validate nested or flat `values` (as read from YAML) into a Config."""
+    by_section = _group_by_section(values, "config")
+    sections = {}
+    for section, cls in SECTIONS.items():
+        hints = get_type_hints(cls)
+        kwargs = {
+            key: _coerce(f"{section}.{key}", value, hints[key])
+            for key, value in by_section.get(section, {}).items()
+        }
+        sections[section] = cls(**kwargs)
+    config = Config(**sections)
+    validate(config)
+    return config
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    """Write the resolved config as YAML that `load_config` reads back to an equal Config."""
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def validate(config: Config) -> None:
+    """Range and consistency checks; raises ZSSRError with the key and the fix."""
+    m, s, a, t, r = config.model, config.scale, config.augment, config.train, config.run
+    checks = [
+        (m.depth >= 2, "model.depth must be at least 2 (first and last conv layers)"),
+        (m.width >= 1, "model.width must be at least 1"),
+        (m.init_variance > 0, "model.init_variance must be > 0"),
+        (len(s.scale_factors) >= 1, "scale.scale_factors needs at least one step, e.g. [[2.0, 2.0]]"),
+        (s.downscale_method in RESIZE_METHODS, f"scale.downscale_method must be one of {RESIZE_METHODS}"),
+        (s.upscale_method in RESIZE_METHODS, f"scale.upscale_method must be one of {RESIZE_METHODS}"),
+        (a.noise_std >= 0, f"augment.noise_std is {a.noise_std}; it must be >= 0 (0 for clean images)"),
+        (a.crop_size >= 8, f"augment.crop_size is {a.crop_size}; use at least 8 (128 is the default)"),
+        (0 <= a.augment_leave_as_is_probability <= 1, "augment.augment_leave_as_is_probability must be in [0, 1]"),
+        (0 <= a.augment_no_interpolate_probability <= 1, "augment.augment_no_interpolate_probability must be in [0, 1]"),
+        (a.augment_leave_as_is_probability + a.augment_no_interpolate_probability <= 1,
+         "augment.augment_leave_as_is_probability + augment_no_interpolate_probability must be <= 1"),
+        (0 < a.augment_min_scale <= 1, "augment.augment_min_scale must be in (0, 1]"),
+        (a.augment_scale_diff_sigma >= 0, "augment.augment_scale_diff_sigma must be >= 0"),
+        (a.augment_shear_sigma >= 0, "augment.augment_shear_sigma must be >= 0"),
+        (t.learning_rate > 0, "train.learning_rate must be > 0"),
+        (t.min_learning_rate >= 0, "train.min_learning_rate must be >= 0"),
+        (t.max_iters >= 1, "train.max_iters must be >= 1"),
+        (t.min_iters >= 0, "train.min_iters must be >= 0"),
+        (t.learning_rate_change_ratio > 0, "train.learning_rate_change_ratio must be > 0"),
+        (t.learning_rate_policy_check_every >= 1, "train.learning_rate_policy_check_every must be >= 1"),
+        (t.run_test_every >= 1, "train.run_test_every must be >= 1"),
+        (t.learning_rate_slope_range >= 2 * t.run_test_every,
+         "train.learning_rate_slope_range must cover at least two tests (>= 2 * run_test_every)"),
+        (t.precision in PRECISIONS, f"train.precision is {t.precision!r}; use one of {PRECISIONS}"),
+        (all(n >= 0 for n in config.test.back_projection_iters), "test.back_projection_iters must be >= 0"),
+        (r.progress_every >= 0, "run.progress_every must be >= 0 (0 turns the progress display off)"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ZSSRError(message)
+    for i, (sy, sx) in enumerate(s.scale_factors):
+        if sy < 1 or sx < 1:
+            raise ZSSRError(f"scale.scale_factors step {i} is {[sy, sx]}: every factor must be >= 1 (upscaling)")
+    last = s.scale_factors[-1]
+    if max(last) <= 1:
+        raise ZSSRError(f"scale.scale_factors: the last step {list(last)} must upscale (a factor > 1), e.g. [2.0, 2.0]")
+    if a.crop_size < 2 * math.ceil(max(last)):
+        raise ZSSRError(
+            f"augment.crop_size {a.crop_size} is too small for scale {list(last)}: "
+            f"use at least {2 * math.ceil(max(last))} so the LR son keeps 2 pixels per side"
+        )
+    n_bp, n_steps = len(config.test.back_projection_iters), len(s.scale_factors)
+    if n_bp not in (1, n_steps):
+        raise ZSSRError(
+            f"test.back_projection_iters has {n_bp} values for {n_steps} scale steps: "
+            f"give one value, or one per step"
+        )
+    unknown_base = [list(b) for b in s.base_change_sfs if b not in s.scale_factors]
+    if unknown_base:
+        raise ZSSRError(f"scale.base_change_sfs {unknown_base} must each be one of scale.scale_factors")
+
+
+def _resolve_config_path(path: str | Path, relative_to: Path | None = None) -> Path:
+    """A config path as given, relative to the including file, or a shipped preset name."""
+    candidates = [Path(path)]
+    if relative_to is not None:
+        candidates.insert(0, relative_to / path)
+    candidates += [PRESETS_DIR / str(path), PRESETS_DIR / f"{path}.yaml"]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    presets = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+    raise ZSSRError(f"config file {str(path)!r} not found; give a path to a YAML file or a preset name: {presets}")
+
+
+def _read_yaml_with_bases(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    if path.resolve() in seen:
+        raise ZSSRError(f"config {path}: 'base' includes form a cycle ({' -> '.join(map(str, seen))})")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ZSSRError(f"config {path} is not valid YAML: {err}") from None
+    except OSError as err:
+        raise ZSSRError(f"config {path} cannot be read: {err.strerror}") from None
+    if not isinstance(data, dict):
+        raise ZSSRError(f"config {path} must be a mapping of sections/keys, not {type(data).__name__}")
+    merged: dict[str, Any] = {}
+    base = data.pop("base", None)
+    if base is not None:
+        base_path = _resolve_config_path(base, relative_to=path.parent)
+        _merge(merged, _read_yaml_with_bases(base_path, seen + (path.resolve(),)), str(base_path))
+    _merge(merged, data, str(path))
+    return merged
+
+
+def _merge(into: dict[str, Any], values: dict[str, Any], source: str) -> None:
+    """Merge `values` (nested sections, flat keys or dotted keys) into nested `into`."""
+    for section, keys in _group_by_section(values, source).items():
+        into.setdefault(section, {}).update(keys)
+
+
+def _group_by_section(values: dict[str, Any], source: str) -> dict[str, dict[str, Any]]:
+    grouped: dict[str, dict[str, Any]] = {}
+    for key, value in values.items():
+        key = str(key)
+        if key in SECTIONS:
+            if not isinstance(value, dict):
+                raise ZSSRError(f"{source}: section {key!r} must be a mapping of keys, not {value!r}")
+            for sub_key, sub_value in value.items():
+                _check_key(str(sub_key), key, source)
+                grouped.setdefault(key, {})[str(sub_key)] = sub_value
+            continue
+        section, _, name = key.rpartition(".")
+        if section:
+            if section not in SECTIONS:
+                raise ZSSRError(f"{source}: unknown section {section!r} in {key!r}{_suggest(section, SECTIONS)}")
+            _check_key(name, section, source)
+        else:
+            if name not in KEY_TO_SECTION:
+                raise ZSSRError(f"{source}: unknown config key {name!r}{_suggest(name, KEY_TO_SECTION)}")
+            section = KEY_TO_SECTION[name]
+        grouped.setdefault(section, {})[name] = value
+    return grouped
+
+
+def _check_key(key: str, section: str, source: str) -> None:
+    if KEY_TO_SECTION.get(key) != section:
+        where = f" (it belongs in section {KEY_TO_SECTION[key]!r})" if key in KEY_TO_SECTION else ""
+        names = [f.name for f in dataclasses.fields(SECTIONS[section])]
+        raise ZSSRError(f"{source}: unknown key {key!r} in section {section!r}{where}{_suggest(key, names)}")
+
+
+def _suggest(name: str, valid) -> str:
+    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else f"; valid: {sorted(valid)}"
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Convert a YAML value to the field's type, or raise ZSSRError naming key and value."""
+    hint_text = str(hint)
+    if value is None:
+        if "None" in hint_text:
+            return None
+        raise ZSSRError(f"{key} needs a value, got nothing")
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ZSSRError(f"{key} must be true or false, got {value!r}")
+    if hint is int:
+        return _to_int(key, value)
+    if hint is float:
+        return _to_float(key, value)
+    if hint is str or hint_text == "str | None":
+        if isinstance(value, str):
+            return value
+        raise ZSSRError(f"{key} must be a string, got {value!r}")
+    if hint == tuple[ScalePair, ...]:
+        if not isinstance(value, (list, tuple)):
+            raise ZSSRError(f"{key} must be a list of scale steps like [[2.0, 2.0]], got {value!r}")
+        return tuple(_to_scale_pair(f"{key}[{i}]", v) for i, v in enumerate(value))
+    if hint == tuple[int, ...]:
+        items = value if isinstance(value, (list, tuple)) else [value]
+        return tuple(_to_int(key, v) for v in items)
+    raise TypeError(f"no coercion for {key} of type {hint_text}")  # a programming error
+
+
+def _to_float(key: str, value: Any) -> float:
+    # PyYAML reads `1e-4` (no dot) as a string: accept any text that is a number.
+    if isinstance(value, bool):
+        raise ZSSRError(f"{key} must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ZSSRError(f"{key} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ZSSRError(f"{key} must be a finite number, got {value!r}")
+    return number
+
+
+def _to_int(key: str, value: Any) -> int:
+    number = _to_float(key, value)
+    if number != int(number):
+        raise ZSSRError(f"{key} must be a whole number, got {value!r}")
+    return int(number)
+
+
+def _to_scale_pair(key: str, value: Any) -> ScalePair:
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            raise ZSSRError(f"{key} must be one factor or a pair [vertical, horizontal], got {value!r}")
+        return (_to_float(key, value[0]), _to_float(key, value[1]))
+    factor = _to_float(key, value)
+    return (factor, factor)
+
+
+def _to_plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_plain(v) for v in value]
+    return value

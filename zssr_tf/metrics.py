@@ -1,0 +1,133 @@
+"""PSNR and SSIM computed the way the super-resolution literature's MATLAB scripts do it.
+
+Protocol: round the images to 8 bits, convert RGB to the Y channel of MATLAB's `rgb2ycbcr`
+(BT.601, Y in 16..235, rounded to integer levels), shave `crop_border` pixels from every border,
+then PSNR with peak 255 and SSIM of Wang et al. (11x11 Gaussian window, sigma 1.5, K1 = 0.01,
+K2 = 0.03, population covariance) on the 0..255 scale. Gray images are compared on their gray
+levels as they are. Numbers from this module are comparable with published Set5/Set14 tables.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from skimage.metrics import structural_similarity
+
+from zssr_tf.errors import ZSSRError
+from zssr_tf.image_io import to_uint8
+
+# MATLAB rgb2ycbcr's Y row for R, G, B in [0, 1].
+_Y_WEIGHTS = np.array([65.481, 128.553, 24.966])
+_Y_OFFSET = 16.0
+
+
+def to_y_channel(image: np.ndarray) -> np.ndarray:
+    """Luma of a float image in [0, 1] (HxWx3 RGB, HxWx1 or HxW gray), as float64 HxW in 0..255.
+
+    The image is first rounded to 8 bits. RGB becomes MATLAB `rgb2ycbcr`'s Y (16..235) rounded
+    to integer levels; gray is returned as its 8-bit levels.
+    """
+    levels = _eight_bit_levels(image)
+    if levels.ndim == 2:
+        return levels
+    if levels.shape[2] == 1:
+        return levels[:, :, 0]
+    if levels.shape[2] == 3:
+        return np.round(_Y_OFFSET + levels @ (_Y_WEIGHTS / 255.0))
+    raise ValueError(f"expected 1 or 3 channels, got image of shape {image.shape}")
+
+
+def calculate_psnr(
+    img: np.ndarray, img2: np.ndarray, crop_border: int, test_y_channel: bool = True
+) -> float:
+    """PSNR in dB (peak 255; inf when identical) of two float [0, 1] images, HxWxC or HxW.
+
+    `crop_border` pixels are shaved from every border. With test_y_channel the Y channel (or the
+    gray levels) is compared, otherwise all channels of the 8-bit-rounded images.
+    """
+    first, second = _prepare(img, img2, crop_border, test_y_channel)
+    mse = np.mean((first - second) ** 2)
+    if mse == 0:
+        return float("inf")
+    return float(10.0 * np.log10(255.0**2 / mse))
+
+
+def calculate_ssim(
+    img: np.ndarray, img2: np.ndarray, crop_border: int, test_y_channel: bool = True
+) -> float:
+    """SSIM (unitless, 1.0 when identical) of two float [0, 1] images, HxWxC or HxW.
+
+    `crop_border` pixels are shaved from every border. With test_y_channel the Y channel (or the
+    gray levels) is compared, otherwise SSIM is averaged over the channels of the 8-bit-rounded
+    images.
+    """
+    first, second = _prepare(img, img2, crop_border, test_y_channel)
+    return float(
+        structural_similarity(
+            first,
+            second,
+            data_range=255,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            channel_axis=2 if first.ndim == 3 else None,
+        )
+    )
+
+
+def evaluate(
+    sr: np.ndarray, gt: np.ndarray, scale: float | tuple[float, float]
+) -> dict[str, float]:
+    """Score a super-resolved float [0, 1] image against its ground truth (HxWxC or HxW).
+
+    Returns {'psnr': Y-channel PSNR in dB, 'ssim': Y-channel SSIM, 'psnr_rgb': PSNR in dB over all
+    channels} (for gray images 'psnr_rgb' equals 'psnr'). `scale` is the SR factor, one number or
+    a (vertical, horizontal) pair; ceil(max(scale)) pixels are shaved from every border. When the
+    ground truth's sides are not multiples of the scale the two images differ by a few pixels: the
+    larger one is then cropped from the top-left to the smaller one's size, as the benchmarks'
+    `modcrop` does. A difference larger than the shave raises ZSSRError.
+    """
+    crop_border = int(np.ceil(max(np.atleast_1d(scale))))
+    height = min(sr.shape[0], gt.shape[0])
+    width = min(sr.shape[1], gt.shape[1])
+    size_gap = max(abs(sr.shape[0] - gt.shape[0]), abs(sr.shape[1] - gt.shape[1]))
+    if size_gap > crop_border:
+        raise ZSSRError(
+            f"The SR output is {sr.shape[1]}x{sr.shape[0]} px but the ground truth is "
+            f"{gt.shape[1]}x{gt.shape[0]} px, more than the x{scale} rounding can explain; pass "
+            "the high-resolution image that the low-resolution input was made from."
+        )
+    sr = sr[:height, :width]
+    gt = gt[:height, :width]
+    return {
+        "psnr": calculate_psnr(sr, gt, crop_border),
+        "ssim": calculate_ssim(sr, gt, crop_border),
+        "psnr_rgb": calculate_psnr(sr, gt, crop_border, test_y_channel=False),
+    }
+
+
+def _eight_bit_levels(image: np.ndarray) -> np.ndarray:
+    # Integer images would be scaled by 255 a second time and score as garbage without an error.
+    if not np.issubdtype(image.dtype, np.floating):
+        raise ValueError(f"expected a float image in [0, 1], got dtype {image.dtype}")
+    return to_uint8(image).astype(np.float64)
+
+
+def _prepare(
+    img: np.ndarray, img2: np.ndarray, crop_border: int, test_y_channel: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    if img.shape != img2.shape:
+        raise ZSSRError(
+            f"Cannot compare images of different shapes {img.shape} and {img2.shape}; pass the "
+            "output and the ground truth at the same size and with the same channels."
+        )
+    convert = to_y_channel if test_y_channel else _eight_bit_levels
+    first, second = convert(img), convert(img2)
+    if crop_border > 0:
+        first = first[crop_border:-crop_border, crop_border:-crop_border]
+        second = second[crop_border:-crop_border, crop_border:-crop_border]
+    if first.size == 0:
+        raise ZSSRError(
+            f"Shaving {crop_border} px from each border of a {img.shape[1]}x{img.shape[0]} px "
+            "image leaves nothing to compare; use larger images or a smaller crop_border."
+        )
+    return first, second

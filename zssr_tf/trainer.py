@@ -1,0 +1,246 @@
+"""One image, start to end: the scale-step loop, training with `model.fit`, the final test."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zssr_tf.augment import FatherSampler, father_to_son, interpolate_son
+from zssr_tf.callbacks import (IterationLogs, LearningRatePolicy, ProgressLogger, ReconstructionTest,
+                               ScaleStepCallback, StopAtMinLearningRate)
+from zssr_tf.config import Config
+from zssr_tf.data import PairMaker, make_dataset
+from zssr_tf.ensemble import geometric_self_ensemble
+from zssr_tf.errors import ZSSRError
+from zssr_tf.kernels import recenter_kernel
+from zssr_tf.model import build_zssr_net
+from zssr_tf.precision import resolve_precision
+from zssr_tf.resize import imresize
+
+MIN_INPUT_SIDE = 8
+
+
+@dataclass(frozen=True)
+class ScaleStep:
+    """One scale step: `scale_factor` is relative to the original input, `relative_sf` to
+    `input_image` (they differ after a base change). `gt` is the ground truth resized to
+    `output_shape` (H, W) when one was given."""
+
+    index: int
+    scale_factor: tuple[float, float]
+    relative_sf: tuple[float, float]
+    input_image: np.ndarray
+    output_shape: tuple[int, int]
+    kernel: str | np.ndarray
+    back_projection_iters: int
+    iteration_offset: int
+    gt: np.ndarray | None = None
+
+
+@dataclass
+class StepResult:
+    """What one scale step produced: the output (H, W, C) float32 in [0, 1] and its timings."""
+
+    scale_factor: tuple[float, float]
+    output: np.ndarray
+    iterations: int
+    learning_rate_drops: list[int]  # global iteration numbers
+    reconstruction_errors: list[tuple[int, float]]  # (global iteration, MSE)
+    train_seconds: float
+    test_seconds: float
+
+
+@dataclass
+class ZSSRResult:
+    """The final super-resolved image, the plain bicubic upscale for comparison, every step."""
+
+    sr: np.ndarray
+    bicubic: np.ndarray
+    steps: list[StepResult] = field(default_factory=list)
+    precision: str = "float32"
+
+    @property
+    def iterations(self) -> int:
+        return sum(s.iterations for s in self.steps)
+
+    @property
+    def train_seconds(self) -> float:
+        return sum(s.train_seconds for s in self.steps)
+
+    @property
+    def test_seconds(self) -> float:
+        return sum(s.test_seconds for s in self.steps)
+
+
+class ZSSR:
+    """Zero-Shot Super-Resolution of one image.
+
+    >>> result = ZSSR(load_config()).run(lr_image)          # lr_image: (h, w, C) float32 in [0, 1]
+    >>> result.sr.shape                                      # (2h, 2w, C) with the default config
+
+    `callbacks` are extra Keras callbacks for every step's `fit` (e.g. tracking); those derived
+    from `ScaleStepCallback` also hear when steps begin and end.
+    """
+
+    def __init__(self, config: Config, callbacks: Sequence[keras.callbacks.Callback] = (), verbose: bool = True):
+        self.config = config
+        self.callbacks = list(callbacks)
+        self.verbose = verbose
+        self.precision = resolve_precision(config.train.precision)
+        self.model: keras.Model | None = None
+
+    def run(self, image: np.ndarray, gt: np.ndarray | None = None,
+            kernels: Sequence[np.ndarray] | None = None) -> ZSSRResult:
+        """Super-resolve `image` (h, w, C) float32 in [0, 1] through every scale step.
+
+        `gt`: optional ground truth (H, W, C) for the final scale, for per-step evaluation.
+        `kernels`: optional numeric downscaling kernels, one per scale step (raw; re-centred here).
+        """
+        cfg = self.config
+        scale_factors = cfg.scale.scale_factors
+        image = _check_image(image, scale_factors)
+        if kernels is not None and len(kernels) != len(scale_factors):
+            raise ZSSRError(f"{len(kernels)} kernel(s) given for {len(scale_factors)} scale step(s): "
+                            "give one kernel per step in scale.scale_factors, or none")
+        keras.utils.set_random_seed(cfg.run.seed)
+        channels = image.shape[2]
+        sources, base_scales = [image], [1.0]
+        base_input, base_sf = image, (1.0, 1.0)
+        steps: list[StepResult] = []
+        iteration_offset = 0
+        for index, (sf, bp_iters) in enumerate(zip(scale_factors, cfg.back_projection_per_step)):
+            relative_sf = (sf[0] / base_sf[0], sf[1] / base_sf[1])
+            if kernels is not None:
+                kernel = recenter_kernel(kernels[index], relative_sf)
+            else:
+                kernel = cfg.scale.downscale_method
+            output_shape = tuple(int(math.ceil(n * s - 1e-9)) for n, s in zip(base_input.shape[:2], relative_sf))
+            step = ScaleStep(index, sf, relative_sf, base_input, output_shape, kernel, bp_iters, iteration_offset,
+                             _gt_for_step(gt, sf, scale_factors[-1], output_shape))
+            if self.model is None or cfg.scale.init_net_for_each_sf:
+                self.model = self._build_model(channels)
+            result = self._run_step(step, sources, base_scales)
+            steps.append(result)
+            iteration_offset += result.iterations
+            sources.append(result.output)
+            base_scales.append(min(sf))
+            if sf in cfg.scale.base_change_sfs:
+                base_input, base_sf = result.output, sf
+        bicubic = np.clip(imresize(image, scale_factor=scale_factors[-1], output_shape=steps[-1].output.shape[:2],
+                                   kernel=cfg.scale.upscale_method), 0, 1)
+        return ZSSRResult(sr=steps[-1].output, bicubic=bicubic, steps=steps, precision=self.precision)
+
+    def _build_model(self, channels: int) -> keras.Model:
+        m, t = self.config.model, self.config.train
+        model = build_zssr_net(m.depth, m.width, channels, m.init_variance, dtype_policy=self.precision)
+        optimizer = keras.optimizers.Adam(learning_rate=t.learning_rate)
+        if self.precision == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        model.compile(optimizer=optimizer, loss="mean_absolute_error", jit_compile=False)
+        self._predict = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+        return model
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """The network's output for a [N, H, W, C] float32 batch of interpolated images."""
+        return self._predict(tf.convert_to_tensor(batch, tf.float32)).numpy()
+
+    def _run_step(self, step: ScaleStep, sources: list[np.ndarray], base_scales: list[float]) -> StepResult:
+        cfg = self.config
+        a, t = cfg.augment, cfg.train
+        self.model.optimizer.learning_rate.assign(t.learning_rate)
+        rng = np.random.default_rng((cfg.run.seed, step.index, 1))
+        lr_son = father_to_son(step.input_image, step.relative_sf, step.kernel, a.noise_std, rng)
+        interpolated_son = interpolate_son(lr_son, step.relative_sf, step.input_image.shape[:2],
+                                           cfg.scale.upscale_method)
+        pairs = PairMaker(
+            sources=tuple(sources), base_scales=tuple(base_scales),
+            sampler=FatherSampler(a.crop_size, a.augment_leave_as_is_probability,
+                                  a.augment_no_interpolate_probability, a.augment_min_scale,
+                                  a.augment_scale_diff_sigma, a.augment_shear_sigma, a.augment_allow_rotation),
+            scale_factor=step.relative_sf, kernel=step.kernel, noise_std=a.noise_std,
+            upscale_method=cfg.scale.upscale_method, seed=cfg.run.seed)
+        dataset = make_dataset(pairs, channels=step.input_image.shape[2], start_index=step.iteration_offset)
+
+        iteration_logs = IterationLogs(step.iteration_offset)
+        policy = LearningRatePolicy(t.learning_rate_policy_check_every, t.min_iters, t.learning_rate_slope_range,
+                                    t.run_test_every, t.learning_rate_change_ratio)
+        stopper = StopAtMinLearningRate(t.min_learning_rate)
+        label = f"[step {step.index + 1}/{len(cfg.scale.scale_factors)} x{_format_sf(step.scale_factor)}] "
+        callbacks = [iteration_logs,
+                     ReconstructionTest(self.predict, step.input_image, interpolated_son, t.run_test_every),
+                     policy, stopper,
+                     ProgressLogger(cfg.run.progress_every if self.verbose else 0, label, t.max_iters),
+                     *self.callbacks]
+        for callback in self.callbacks:
+            if isinstance(callback, ScaleStepCallback):
+                callback.on_scale_step_begin(step, self.predict)
+
+        start = time.perf_counter()
+        history = IterationCount()
+        self.model.fit(dataset, epochs=1, steps_per_epoch=t.max_iters, callbacks=[history, *callbacks], verbose=0)
+        train_seconds = time.perf_counter() - start
+
+        start = time.perf_counter()
+        output = geometric_self_ensemble(
+            self.predict, step.input_image, step.relative_sf, step.output_shape, step.kernel,
+            cfg.scale.upscale_method, step.back_projection_iters, cfg.test.output_flip)
+        test_seconds = time.perf_counter() - start
+        offset = step.iteration_offset
+        result = StepResult(
+            scale_factor=step.scale_factor, output=output, iterations=history.iterations,
+            learning_rate_drops=[offset + i for i in policy.drops],
+            reconstruction_errors=[(offset + i, e) for i, e in zip(policy.test_iterations, policy.test_errors)],
+            train_seconds=train_seconds, test_seconds=test_seconds)
+        if self.verbose:
+            print(f"{label}done: {result.iterations} iterations in {train_seconds:.1f} s, "
+                  f"final test {test_seconds:.1f} s", flush=True)
+        for callback in self.callbacks:
+            if isinstance(callback, ScaleStepCallback):
+                callback.on_scale_step_end(step, result)
+        return result
+
+
+class IterationCount(keras.callbacks.Callback):
+    """Counts the iterations `fit` actually ran (it may stop early)."""
+
+    def on_train_begin(self, logs=None):
+        self.iterations = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.iterations = batch + 1
+
+
+def _check_image(image: np.ndarray, scale_factors) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3):
+        raise ZSSRError(f"the image must be (h, w), (h, w, 1) or (h, w, 3), got shape {image.shape}")
+    needed = max(MIN_INPUT_SIDE, 2 * math.ceil(max(max(sf) for sf in scale_factors)))
+    if min(image.shape[:2]) < needed:
+        raise ZSSRError(f"the image is {image.shape[1]}x{image.shape[0]} pixels, too small for scale "
+                        f"{list(scale_factors[-1])}: each side needs at least {needed} pixels")
+    return np.clip(image.astype(np.float32), 0, 1)
+
+
+def _gt_for_step(gt, sf, final_sf, output_shape) -> np.ndarray | None:
+    """The ground truth at this step's scale: itself for the last scale, else downscaled."""
+    if gt is None:
+        return None
+    gt = np.asarray(gt, np.float32)
+    if gt.ndim == 2:
+        gt = gt[..., None]
+    if np.allclose(sf, final_sf, atol=0.01):
+        return gt
+    ratio = (sf[0] / final_sf[0], sf[1] / final_sf[1])
+    return imresize(gt, scale_factor=ratio, output_shape=output_shape)
+
+
+def _format_sf(sf) -> str:
+    return f"{sf[0]:g}" if sf[0] == sf[1] else f"{sf[0]:g}x{sf[1]:g}"
