@@ -16,7 +16,9 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="super-resolve one image (trains a small CNN on it)",
                                 description="Super-resolve IMAGE. Settings come from --config (a YAML "
                                             "file or preset name) and key=value overrides, e.g. noise_std=0.02.")
-    train.add_argument("image", nargs="?", help="input image (PNG, JPEG, TIFF; 8/16-bit, gray/RGB/RGBA)")
+    train.add_argument("inputs", nargs="*", metavar="IMAGE [key=value ...]",
+                       help="input image (PNG, JPEG, TIFF; 8/16-bit, gray/RGB/RGBA), then config overrides "
+                            "such as noise_std=0.02 or train.max_iters=500")
     train.add_argument("--demo", action="store_true", help="run on a small demo image shipped with scikit-image")
     train.add_argument("--config", help="YAML config file or preset name (default, gradual_x2, x4, given_kernel, real)")
     train.add_argument("--gt", help="ground-truth HR image: print PSNR/SSIM of ZSSR and bicubic")
@@ -24,16 +26,23 @@ def build_parser() -> argparse.ArgumentParser:
                        help="downscaling kernel per scale step (.mat with variable Kernel, or .npy)")
     train.add_argument("--out", default=None, help="output folder (default: run.output_dir)")
     train.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    train.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.max_iters=500")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    # A positional key=value after the image would otherwise be taken for the image.
-    if args.image and "=" in args.image and not Path(args.image).exists():
-        args.overrides.insert(0, args.image)
-        args.image = None
+    parser = build_parser()
+    # Overrides may come after options (zssr train a.png --out o noise_std=0.1): argparse
+    # leaves those positionals over, so collect them here.
+    args, extras = parser.parse_known_args(argv)
+    unknown = [e for e in extras if e.startswith("-")]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    positionals = args.inputs + extras
+    args.overrides = [p for p in positionals if "=" in p and not Path(p).exists()]
+    images = [p for p in positionals if p not in args.overrides]
+    if len(images) > 1:
+        parser.error(f"one input image at a time, got {images}; overrides take the form key=value")
+    args.image = images[0] if images else None
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         return train(args)

@@ -35,7 +35,7 @@ def load_kernel(path: str | Path) -> np.ndarray:
             kernel = np.load(path, allow_pickle=False)
         else:
             raise ZSSRError(f"kernel file {str(path)!r}: use a .mat (variable Kernel) or .npy file")
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, scipy_io.matlab.MatReadError) as err:
         raise ZSSRError(f"kernel file {str(path)!r} cannot be read ({err}); is it a valid {suffix} file?") from None
     return check_kernel(kernel, str(path))
 

@@ -183,7 +183,8 @@ class ZSSR:
 
         start = time.perf_counter()
         history = IterationCount()
-        self.model.fit(dataset, epochs=1, steps_per_epoch=t.max_iters, callbacks=[history, *callbacks], verbose=0)
+        self.model.fit(dataset, epochs=1, steps_per_epoch=t.max_iters, callbacks=[history, *callbacks], verbose=0,
+                       shuffle=False)
         train_seconds = time.perf_counter() - start
 
         start = time.perf_counter()

@@ -1,0 +1,151 @@
+import math
+
+import numpy as np
+import pytest
+from scipy.optimize import least_squares
+
+from zssr_tf.augment import (FatherSampler, dihedral, father_to_son, interpolate_son, random_crop,
+                             undo_dihedral)
+
+AFFINE_ONLY = dict(leave_as_is_probability=0.0, no_interpolate_probability=0.0)
+
+
+def _smooth(y, x):
+    """A smooth test pattern in [0.3, 0.7], defined at any (fractional) pixel position."""
+    return 0.5 + 0.2 * np.sin(2 * np.pi * x / 37) * np.cos(2 * np.pi * y / 29)
+
+
+def _crop_position(image, crop):
+    """(top, left) of `crop` inside `image`, found from its unique values."""
+    (top,), (left,) = np.nonzero(image[..., 0] == crop[0, 0, 0])
+    return int(top), int(left)
+
+
+@pytest.mark.parametrize("k", range(8))
+def test_undo_dihedral_inverts_dihedral(k):
+    image = np.random.default_rng(k).random((5, 7, 3))
+    transformed = dihedral(image, k)
+    assert transformed.shape == ((5, 7, 3) if k % 2 == 0 else (7, 5, 3))
+    np.testing.assert_array_equal(undo_dihedral(transformed, k), image)
+
+
+def test_dihedral_transforms_are_distinct():
+    image = np.arange(9.0).reshape(3, 3)
+    transforms = [dihedral(image, k) for k in range(8)]
+    for i in range(8):
+        for j in range(i + 1, 8):
+            assert not np.array_equal(transforms[i], transforms[j]), (i, j)
+
+
+def test_random_crop_is_a_subarray():
+    image = np.arange(20 * 30 * 2, dtype=np.float32).reshape(20, 30, 2)
+    rng = np.random.default_rng(0)
+    positions = set()
+    for _ in range(20):
+        crop = random_crop(image, 8, rng)
+        assert crop.shape == (8, 8, 2)
+        top, left = _crop_position(image, crop)
+        np.testing.assert_array_equal(crop, image[top:top + 8, left:left + 8])
+        positions.add((top, left))
+    assert len(positions) > 1
+
+
+def test_random_crop_of_small_image_is_smaller():
+    image = np.random.default_rng(0).random((5, 12, 3))
+    crop = random_crop(image, 8, np.random.default_rng(1))
+    assert crop.shape == (5, 8, 3)
+
+
+def test_leave_as_is_father_is_exact_crop():
+    image = np.arange(40 * 40 * 3, dtype=np.float32).reshape(40, 40, 3) / (40 * 40 * 3)
+    sampler = FatherSampler(crop_size=16, leave_as_is_probability=1.0)
+    for seed in range(5):
+        father = sampler.sample([image, np.zeros((80, 80, 3))], [1.0, 2.0], np.random.default_rng(seed))
+        top, left = _crop_position(image, father)
+        np.testing.assert_array_equal(father, image[top:top + 16, left:left + 16])
+
+
+def test_no_interpolate_father_is_dihedral_of_crop():
+    image = np.arange(40 * 40 * 3, dtype=np.float32).reshape(40, 40, 3) / (40 * 40 * 3)
+    sampler = FatherSampler(crop_size=16, leave_as_is_probability=0.0, no_interpolate_probability=1.0)
+    used = set()
+    for seed in range(12):
+        father = sampler.sample([image], [1.0], np.random.default_rng(seed))
+        matches = [k for k in range(8) for top in range(25) for left in range(25)
+                   if np.array_equal(father, dihedral(image[top:top + 16, left:left + 16], k))]
+        assert len(matches) == 1
+        used.add(matches[0])
+    assert len(used) > 1
+
+
+def test_affine_fathers_fit_crop_and_range():
+    rng = np.random.default_rng(0)
+    image = rng.random((48, 48, 3)).astype(np.float32)
+    sampler = FatherSampler(crop_size=24, **AFFINE_ONLY)
+    shapes = set()
+    for _ in range(30):
+        father = sampler.sample([image], [1.0], rng)
+        assert father.dtype == np.float32 and father.shape[2] == 3
+        assert max(father.shape[:2]) <= 24
+        assert father.min() >= 0 and father.max() <= 1
+        shapes.add(father.shape)
+    assert len(shapes) > 1
+
+
+def test_affine_father_of_small_source_is_smaller():
+    rng = np.random.default_rng(0)
+    image = rng.random((12, 12, 3)).astype(np.float32)
+    sampler = FatherSampler(crop_size=32, **AFFINE_ONLY)
+    for _ in range(30):
+        assert max(sampler.sample([image], [1.0], rng).shape[:2]) < 32
+
+
+def test_unit_scale_affine_father_is_translated_crop():
+    """Without rotation, shear or scaling the affine warp is a sub-pixel shift of a crop."""
+    ys, xs = np.mgrid[0:64, 0:64].astype(np.float64)
+    image = np.repeat(_smooth(ys, xs)[..., None], 3, axis=2).astype(np.float32)
+    sampler = FatherSampler(crop_size=24, min_scale=1.0, scale_diff_sigma=0.0, shear_sigma=0.0,
+                            allow_rotation=False, **AFFINE_ONLY)
+    grid_y, grid_x = np.mgrid[0:24, 0:24].astype(np.float64)
+    for seed in range(3):
+        father = sampler.sample([image], [1.0], np.random.default_rng(seed))
+        assert father.shape == (24, 24, 3)
+        # Fit the shift (oy, ox): father[i, j] = image(i + oy, j + ox).
+        best = min(((t, l) for t in range(41) for l in range(41)),
+                   key=lambda tl: np.abs(father[..., 0] - image[tl[0]:tl[0] + 24, tl[1]:tl[1] + 24, 0]).max())
+        fit = least_squares(lambda o: (_smooth(grid_y + o[0], grid_x + o[1]) - father[..., 0]).ravel(),
+                            x0=np.array(best, dtype=np.float64))
+        oy, ox = fit.x
+        assert -0.5 <= oy <= 40.5 and -0.5 <= ox <= 40.5
+        assert np.abs(fit.fun).max() < 2e-3
+
+
+@pytest.mark.parametrize("shape", [(9, 13), (16, 16), (7, 4)])
+def test_father_to_son_shape_non_square_sf(shape):
+    father = np.random.default_rng(0).random((*shape, 3)).astype(np.float32)
+    son = father_to_son(father, (1.5, 2.0), "cubic", 0.0, np.random.default_rng(0))
+    assert son.shape == (math.ceil(shape[0] / 1.5), math.ceil(shape[1] / 2.0), 3)
+    assert son.dtype == np.float32
+
+
+def test_father_to_son_noise_std():
+    father = np.full((64, 64, 3), 0.5, np.float32)
+    clean = father_to_son(father, 2, "cubic", 0.0, np.random.default_rng(0))
+    noisy = father_to_son(father, 2, "cubic", 0.05, np.random.default_rng(0))
+    np.testing.assert_allclose(clean, 0.5, atol=1e-6)
+    assert np.std(noisy - clean) == pytest.approx(0.05, rel=0.2)
+
+
+def test_father_to_son_clips_to_unit_range():
+    father = np.full((32, 32, 1), 0.98, np.float32)
+    son = father_to_son(father, 2, "cubic", 0.1, np.random.default_rng(0))
+    assert son.min() >= 0 and son.max() <= 1
+    assert np.any(son == 1.0)
+
+
+@pytest.mark.parametrize("father_shape", [(9, 9), (9, 14), (15, 7)])
+def test_interpolate_son_restores_father_shape(father_shape):
+    father = np.random.default_rng(0).random((*father_shape, 3)).astype(np.float32)
+    son = father_to_son(father, 2, "cubic", 0.0, np.random.default_rng(0))
+    assert son.shape[:2] == tuple(math.ceil(n / 2) for n in father_shape)
+    assert interpolate_son(son, 2, father_shape).shape == (*father_shape, 3)

@@ -1,0 +1,93 @@
+"""`zssr train` end to end: outputs keep the input's layout; bad input gives one clear error."""
+
+import cv2
+import numpy as np
+import pytest
+from scipy import io as scipy_io
+
+from zssr_tf.cli import main
+
+QUICK = ["model.depth=3", "model.width=8", "max_iters=3", "run_test_every=1", "learning_rate_slope_range=2",
+         "crop_size=16", "back_projection_iters=[1]", "progress_every=0"]
+
+
+def write_png(path, array):
+    cv2.imwrite(str(path), array)
+    return str(path)
+
+
+def run_cli(capsys, *args):
+    code = main(["train", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_train_writes_a_512_result_for_baby(shared_data_dir, tmp_path, capsys):
+    lr = shared_data_dir / "set5/lr_x2/baby.png"
+    code, out, _ = run_cli(capsys, str(lr), "--gt", str(shared_data_dir / "set5/hr/baby.png"),
+                           "--out", str(tmp_path / "out"), *QUICK)
+    assert code == 0
+    sr = cv2.imread(str(tmp_path / "out/baby_x2_zssr.png"), cv2.IMREAD_UNCHANGED)
+    assert sr.shape == (512, 512, 3) and sr.dtype == np.uint8
+    assert cv2.imread(str(tmp_path / "out/baby_x2_bicubic.png")).shape == (512, 512, 3)
+    assert "PSNR-Y  zssr" in out and "bicubic" in out
+
+
+@pytest.mark.parametrize("array, expected_shape, dtype", [
+    (np.random.default_rng(0).integers(0, 65535, (12, 14, 3), dtype=np.uint16), (24, 28, 3), np.uint16),
+    (np.random.default_rng(1).integers(0, 255, (12, 14), dtype=np.uint8), (24, 28), np.uint8),
+    (np.random.default_rng(2).integers(0, 255, (12, 14, 4), dtype=np.uint8), (24, 28, 4), np.uint8),
+])
+def test_output_keeps_bit_depth_and_channels(tmp_path, capsys, array, expected_shape, dtype):
+    path = write_png(tmp_path / "in.png", array)
+    code, _, err = run_cli(capsys, path, "--out", str(tmp_path), *QUICK)
+    assert code == 0, err
+    sr = cv2.imread(str(tmp_path / "in_x2_zssr.png"), cv2.IMREAD_UNCHANGED)
+    assert sr.shape == expected_shape and sr.dtype == dtype
+    if array.ndim == 3 and array.shape[2] == 4:  # alpha upscaled with bicubic, kept
+        alpha_mean = sr[..., 3].astype(float).mean()
+        assert abs(alpha_mean - array[..., 3].mean()) < 10
+
+
+def test_print_config_shows_overrides(capsys):
+    code, out, _ = run_cli(capsys, "--print-config", "noise_std=2e-2")
+    assert code == 0 and "noise_std: 0.02" in out
+
+
+def kernel_file(tmp_path, name, content):
+    scipy_io.savemat(tmp_path / name, content)
+    return str(tmp_path / name)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "not found"),
+    ("text", "image"),
+    ("tiny", "too small"),
+    ("unknown_key", "did you mean 'noise_std'"),
+    ("negative_noise", "noise_std is -1"),
+    ("scale_not_up", "must upscale"),
+    ("crop_vs_scale", "too small for scale"),
+    ("kernel_no_var", "no variable 'Kernel'"),
+    ("kernel_sum", "sums to 4"),
+    ("kernel_count", "2 kernel"),
+])
+def test_bad_input_gives_one_clear_error(tmp_path, capsys, case, message):
+    image = write_png(tmp_path / "ok.png", np.full((16, 16, 3), 128, np.uint8))
+    good_kernel = np.ones((3, 3)) / 9
+    args = {
+        "missing": [str(tmp_path / "nope.png")],
+        "text": [str((tmp_path / "text.png").write_text("hello") and tmp_path / "text.png")],
+        "tiny": [write_png(tmp_path / "tiny.png", np.zeros((3, 3, 3), np.uint8))],
+        "unknown_key": [image, "nois_std=0.1"],
+        "negative_noise": [image, "noise_std=-1"],
+        "scale_not_up": [image, "scale_factors=[[1, 1]]"],
+        "crop_vs_scale": [image, "scale_factors=[[8, 8]]", "crop_size=12"],
+        "kernel_no_var": [image, "--kernel", kernel_file(tmp_path, "k_novar.mat", {"K": good_kernel})],
+        "kernel_sum": [image, "--kernel", kernel_file(tmp_path, "k_sum.mat", {"Kernel": good_kernel * 4})],
+        "kernel_count": [image, "--kernel", kernel_file(tmp_path, "k1.mat", {"Kernel": good_kernel}),
+                         kernel_file(tmp_path, "k2.mat", {"Kernel": good_kernel})],
+    }[case]
+    code, _, err = run_cli(capsys, "--out", str(tmp_path / "out"), *QUICK, *args)  # args win
+    assert code == 2
+    assert err.startswith("zssr: error: ") and message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -1,0 +1,97 @@
+"""Config loading: defaults, presets, bases, overrides, YAML number traps and validation errors."""
+
+import pytest
+
+from zssr_tf.config import PRESETS_DIR, Config, load_config, save_config
+from zssr_tf.errors import ZSSRError
+
+
+def test_defaults_match_the_paper():
+    config = load_config()
+    assert config.scale.scale_factors == ((2.0, 2.0),)
+    assert (config.model.depth, config.model.width, config.model.init_variance) == (8, 64, 0.1)
+    assert (config.augment.crop_size, config.augment.noise_std) == (128, 0.0)
+    assert (config.train.learning_rate, config.train.min_learning_rate, config.train.max_iters) == (1e-3, 9e-6, 3000)
+    assert config.back_projection_per_step == (10,)
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
+def test_every_preset_loads(preset):
+    assert isinstance(load_config(preset), Config)
+
+
+def test_gradual_preset_extends_default():
+    config = load_config("gradual_x2")
+    assert config.scale.scale_factors[0] == (1.0, 1.5) and config.scale.scale_factors[-1] == (2.0, 2.0)
+    assert config.back_projection_per_step == (6, 6, 8, 10, 10, 12)
+    assert config.model.depth == 8  # inherited from the base
+
+
+def test_base_relative_to_file_and_override_precedence(tmp_path):
+    (tmp_path / "parent.yaml").write_text("augment:\n  noise_std: 0.01\n  crop_size: 64\n")
+    (tmp_path / "child.yaml").write_text("base: parent.yaml\nnoise_std: 0.02\n")
+    config = load_config(tmp_path / "child.yaml", ["augment.crop_size=96"])
+    assert config.augment.noise_std == 0.02  # child beats parent
+    assert config.augment.crop_size == 96  # command line beats both
+
+
+@pytest.mark.parametrize("text", ["1e-4", "1.0e-4", "0.0001", 1e-4])
+def test_numbers_load_as_numbers_however_written(text):
+    assert load_config(overrides=[f"learning_rate={text}"]).train.learning_rate == pytest.approx(1e-4)
+
+
+def test_yaml_file_with_exponent_without_dot(tmp_path):
+    (tmp_path / "c.yaml").write_text("train:\n  learning_rate: 1e-4\n  min_learning_rate: 5e-7\n")
+    config = load_config(tmp_path / "c.yaml")
+    assert isinstance(config.train.learning_rate, float) and config.train.min_learning_rate == 5e-7
+
+
+def test_scalar_scale_factor_becomes_a_pair():
+    assert load_config(overrides=["scale_factors=[2, [1.5, 2]]"]).scale.scale_factors == ((2.0, 2.0), (1.5, 2.0))
+
+
+def test_saved_config_reloads_equal(tmp_path):
+    config = load_config("gradual_x2", ["noise_std=0.03"])
+    save_config(config, tmp_path / "resolved.yaml")
+    assert load_config(tmp_path / "resolved.yaml") == config
+
+
+@pytest.mark.parametrize("override, message", [
+    ("nois_std=0.1", "did you mean 'noise_std'"),
+    ("train.crop_size=64", "belongs in section 'augment'"),
+    ("trian.max_iters=5", "did you mean 'train'"),
+    ("noise_std=lots", "must be a number"),
+    ("noise_std=-0.1", "noise_std is -0.1"),
+    ("max_iters=10.5", "whole number"),
+    ("output_flip=maybe", "true or false"),
+    ("scale_factors=[[2, 2], [1, 1]]", "must upscale"),
+    ("scale_factors=[[0.5, 0.5]]", "must be >= 1"),
+    ("crop_size=2", "crop_size"),
+    ("precision=fp8", "precision"),
+    ("back_projection_iters=[1, 2]", "2 values for 1 scale steps"),
+    ("noise_std", "key=value"),
+])
+def test_bad_values_name_the_key_and_fix(override, message):
+    with pytest.raises(ZSSRError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        load_config(overrides=[override])
+
+
+def test_crop_too_small_for_scale():
+    with pytest.raises(ZSSRError, match="too small for scale"):
+        load_config(overrides=["scale_factors=[[8, 8]]", "crop_size=12"])
+
+
+def test_missing_file_lists_presets():
+    with pytest.raises(ZSSRError, match="not found.*gradual_x2"):
+        load_config("no_such_config.yaml")
+
+
+def test_invalid_yaml_names_the_file(tmp_path):
+    (tmp_path / "bad.yaml").write_text("model: [unclosed\n")
+    with pytest.raises(ZSSRError, match="bad.yaml is not valid YAML"):
+        load_config(tmp_path / "bad.yaml")
+
+
+def test_config_is_frozen():
+    with pytest.raises(Exception):
+        load_config().train.max_iters = 5

@@ -1,0 +1,67 @@
+"""The scale-step loop: sizes of gradual steps, base changes, kernels per step, input checks."""
+
+import numpy as np
+import pytest
+
+from zssr_tf.config import load_config
+from zssr_tf.errors import ZSSRError
+from zssr_tf.kernels import gaussian_kernel
+from zssr_tf.trainer import ZSSR
+
+TINY = ["model.depth=3", "model.width=8", "max_iters=4", "run_test_every=2", "learning_rate_slope_range=4",
+        "crop_size=16", "back_projection_iters=[1]", "progress_every=0", "precision=float32"]
+
+
+def smooth_image(h: int, w: int, channels: int = 3) -> np.ndarray:
+    y, x = np.mgrid[0:h, 0:w]
+    base = 0.5 + 0.25 * np.sin(x / 3.0) * np.cos(y / 4.0)
+    return np.repeat(base[..., None], channels, axis=2).astype(np.float32)
+
+
+def test_gradual_non_square_steps_have_the_right_sizes():
+    config = load_config(overrides=TINY + ["scale_factors=[[1.0, 1.5], [1.5, 1.0], [1.5, 1.5], [2.0, 1.5], [2.0, 2.0]]"])
+    result = ZSSR(config, verbose=False).run(smooth_image(20, 22))
+    shapes = [s.output.shape for s in result.steps]
+    assert shapes == [(20, 33, 3), (30, 22, 3), (30, 33, 3), (40, 33, 3), (40, 44, 3)]
+    assert result.sr.shape == (40, 44, 3) and result.bicubic.shape == (40, 44, 3)
+    assert result.iterations == 5 * 4
+    # Reconstruction errors are numbered by global iteration across steps.
+    iterations = [i for s in result.steps for i, _ in s.reconstruction_errors]
+    assert iterations == sorted(iterations) and iterations[-1] >= 16
+
+
+def test_base_change_makes_the_output_the_new_input():
+    config = load_config(overrides=TINY + ["scale_factors=[[2, 2], [4, 4]]", "base_change_sfs=[[2, 2]]"])
+    result = ZSSR(config, verbose=False).run(smooth_image(12, 14))
+    assert [s.output.shape[:2] for s in result.steps] == [(24, 28), (48, 56)]
+
+
+def test_grayscale_image_gives_grayscale_output():
+    result = ZSSR(load_config(overrides=TINY), verbose=False).run(smooth_image(16, 16, channels=1)[..., 0])
+    assert result.sr.shape == (32, 32, 1)
+
+
+def test_given_kernel_is_used_for_sons():
+    image = smooth_image(24, 24)
+    config = load_config("given_kernel", TINY)
+    result = ZSSR(config, verbose=False).run(image, kernels=[gaussian_kernel(9, 1.2)])
+    assert result.sr.shape == (48, 48, 3) and np.all((result.sr >= 0) & (result.sr <= 1))
+
+
+def test_kernel_count_must_match_steps():
+    config = load_config(overrides=TINY + ["scale_factors=[[1.5, 1.5], [2, 2]]"])
+    with pytest.raises(ZSSRError, match="1 kernel.*2 scale step"):
+        ZSSR(config, verbose=False).run(smooth_image(16, 16), kernels=[gaussian_kernel(9, 1.0)])
+
+
+@pytest.mark.parametrize("shape, message", [((5, 40, 3), "too small"), ((16, 16, 2), "shape")])
+def test_bad_images_are_refused(shape, message):
+    with pytest.raises(ZSSRError, match=message):
+        ZSSR(load_config(overrides=TINY), verbose=False).run(np.zeros(shape, np.float32))
+
+
+def test_same_seed_same_result():
+    config = load_config(overrides=TINY)
+    a = ZSSR(config, verbose=False).run(smooth_image(16, 16)).sr
+    b = ZSSR(config, verbose=False).run(smooth_image(16, 16)).sr
+    np.testing.assert_array_equal(a, b)
