@@ -18,14 +18,11 @@ def _reconstruction_mse(sr, lr):
     return float(np.mean((imresize(sr, 0.5) - lr) ** 2))
 
 
-@pytest.mark.parametrize(("scale_factor", "flip", "expected"), [
-    ((2.0, 2.0), True, list(range(8))),
-    ((1.5, 2.0), True, [0, 2, 4, 6]),
-    ((2.0, 2.0), False, [0]),
-    ((1.5, 2.0), False, [0]),
-])
-def test_ensemble_transforms(scale_factor, flip, expected):
-    assert ensemble_transforms(scale_factor, flip) == expected
+def test_ensemble_transforms():
+    assert ensemble_transforms((2.0, 2.0), True) == list(range(8))
+    assert ensemble_transforms((1.5, 2.0), True) == [0, 2, 4, 6]
+    assert ensemble_transforms((2.0, 2.0), False) == [0]
+    assert ensemble_transforms((1.5, 2.0), False) == [0]
 
 
 def test_back_projection_lowers_reconstruction_error(lr_crop):

@@ -11,13 +11,13 @@ def _convs(model):
     return [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
 
 
-@pytest.mark.parametrize("shape", [(17, 23), (8, 8), (31, 5)])
-def test_any_spatial_size_keeps_shape(shape):
+def test_any_spatial_size_keeps_shape():
     model = build_zssr_net(depth=3, width=8, channels=3)
-    x = np.random.default_rng(0).random((2, *shape, 3)).astype(np.float32)
-    y = keras.ops.convert_to_numpy(model(x))
-    assert y.shape == x.shape
-    assert not np.allclose(y, x)
+    for shape in [(17, 23), (8, 8), (31, 5)]:
+        x = np.random.default_rng(0).random((2, *shape, 3)).astype(np.float32)
+        y = keras.ops.convert_to_numpy(model(x))
+        assert y.shape == x.shape
+        assert not np.allclose(y, x)
 
 
 def test_zero_residual_layer_is_identity():

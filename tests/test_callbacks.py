@@ -1,0 +1,138 @@
+import io
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from zssr_tf.callbacks import (IterationLogs, LearningRatePolicy, ProgressLogger, StopAtMinLearningRate,
+                               slope_and_std)
+from zssr_tf.model import build_zssr_net
+
+
+@pytest.fixture
+def model():
+    net = build_zssr_net(depth=3, width=8)
+    net.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mean_absolute_error")
+    return net
+
+
+def _lr(model) -> float:
+    return float(model.optimizer.learning_rate)
+
+
+def _drive(callback, model, error_at, iterations):
+    """Call the hooks as `fit` does, logging `error_at(i)` as reconstruction_error every 50 iterations."""
+    callback.set_model(model)
+    callback.on_train_begin()
+    for i in range(iterations):
+        logs = {"reconstruction_error": error_at(i)} if i % 50 == 0 else {}
+        callback.on_train_batch_end(i, logs)
+
+
+def test_policy_drops_on_flat_curve_at_first_check(model):
+    policy = LearningRatePolicy()
+    _drive(policy, model, lambda i: 0.01 + 1e-4 * (-1) ** (i // 50), 300)
+    assert policy.drops == [299]
+    assert _lr(model) == pytest.approx(1e-4, rel=1e-6)
+
+
+def test_policy_waits_min_iters_between_drops(model):
+    policy = LearningRatePolicy()
+    _drive(policy, model, lambda i: 0.01 + 1e-4 * (-1) ** (i // 50), 600)
+    assert policy.drops == [299, 599]
+    assert _lr(model) == pytest.approx(1e-5, rel=1e-6)
+
+
+def test_policy_holds_on_falling_curve(model):
+    noise = np.random.default_rng(0).normal(0, 1e-5, 600)
+    policy = LearningRatePolicy()
+    _drive(policy, model, lambda i: 1.0 - 1e-3 * i + noise[i], 600)
+    assert policy.drops == []
+    assert len(policy.test_errors) == 12
+    assert _lr(model) == pytest.approx(1e-3, rel=1e-6)
+
+
+def test_slope_and_std_on_noisy_line():
+    x = np.arange(0, 500, 50, dtype=float)
+    y = 2.0 - 3e-3 * x + np.random.default_rng(0).normal(0, 0.05, x.size)
+    slope, std = slope_and_std(list(x), list(y))
+    (expected_slope, _), cov = np.polyfit(x, y, 1, cov=True)
+    assert slope == pytest.approx(expected_slope, rel=1e-9)
+    assert std == pytest.approx(np.sqrt(cov[0, 0]), rel=1e-9)
+    residuals = y - np.polyval(np.polyfit(x, y, 1), x)
+    textbook = np.sqrt(np.sum(residuals**2) / (x.size - 2) / np.sum((x - x.mean()) ** 2))
+    assert std == pytest.approx(textbook, rel=1e-9)
+    assert slope == pytest.approx(-3e-3, abs=3 * std)
+
+
+def test_stop_at_min_learning_rate(model):
+    stopper = StopAtMinLearningRate(9e-6)
+    stopper.set_model(model)
+    stopper.on_train_begin()
+    model.optimizer.learning_rate.assign(1e-5)
+    stopper.on_train_batch_end(3)
+    assert not model.stop_training and stopper.stopped_at is None
+    model.optimizer.learning_rate.assign(1e-6)
+    stopper.on_train_batch_end(4)
+    assert model.stop_training and stopper.stopped_at == 4
+
+
+def test_iteration_logs(model):
+    callback = IterationLogs(100)
+    callback.set_model(model)
+    model.optimizer.learning_rate.assign(3e-4)
+    for batch in (0, 7):
+        logs = {"loss": 0.5}
+        callback.on_train_batch_end(batch, logs)
+        assert logs["iteration"] == 100 + batch
+        assert logs["learning_rate"] == pytest.approx(3e-4, rel=1e-6)
+
+
+def test_progress_logger(model):
+    stream = io.StringIO()
+    logger = ProgressLogger(every=10, stream=stream)
+    logger.set_model(model)
+    logger.on_train_begin()
+    for batch in range(25):
+        logger.on_train_batch_end(batch, {"loss": 0.25 + batch / 1000, "learning_rate": 1e-3})
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 3
+    for line, batch in zip(lines, (0, 10, 20)):
+        assert f"iter {batch:5d}" in line
+        assert f"loss {0.25 + batch / 1000:.4f}" in line
+        assert "lr 1e-03" in line
+
+
+def test_progress_logger_silent_when_every_is_zero(model):
+    stream = io.StringIO()
+    logger = ProgressLogger(every=0, stream=stream)
+    logger.set_model(model)
+    logger.on_train_begin()
+    for batch in range(25):
+        logger.on_train_batch_end(batch, {"loss": 0.25, "learning_rate": 1e-3})
+    assert stream.getvalue() == ""
+
+
+class _DivideLearningRate(keras.callbacks.Callback):
+    """Divides the learning rate by 10 after every 5th batch and counts the batches run."""
+
+    def on_train_begin(self, logs=None):
+        self.batches = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
+        if (batch + 1) % 5 == 0:
+            self.model.optimizer.learning_rate.assign(float(self.model.optimizer.learning_rate) / 10)
+
+
+def test_fit_stops_at_min_learning_rate(model):
+    pairs = np.random.default_rng(0).random((2, 4, 16, 16, 3)).astype(np.float32)
+    dataset = tf.data.Dataset.from_tensor_slices((pairs[0], pairs[1])).batch(1).repeat()
+    divider, stopper = _DivideLearningRate(), StopAtMinLearningRate(9e-6)
+    model.fit(dataset, epochs=1, steps_per_epoch=1000, shuffle=False, verbose=0,
+              callbacks=[IterationLogs(), divider, stopper])
+    # Drops after batches 4, 9, 14: 1e-3 -> 1e-6, so batch 14 is the last one run.
+    assert stopper.stopped_at == 14
+    assert divider.batches == 15
+    assert _lr(model) == pytest.approx(1e-6, rel=1e-5)
