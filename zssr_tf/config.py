@@ -84,6 +84,7 @@ class TestConfig:
 
     output_flip: bool = True
     back_projection_iters: tuple[int, ...] = (10,)
+    tile_size: int = 0
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,8 @@ def validate(config: Config) -> None:
          "train.learning_rate_slope_range must cover at least two tests (>= 2 * run_test_every)"),
         (t.precision in PRECISIONS, f"train.precision is {t.precision!r}; use one of {PRECISIONS}"),
         (all(n >= 0 for n in config.test.back_projection_iters), "test.back_projection_iters must be >= 0"),
+        (config.test.tile_size == 0 or config.test.tile_size >= 32,
+         "test.tile_size must be 0 (chosen from available memory) or at least 32 pixels"),
         (r.progress_every >= 0, "run.progress_every must be >= 0 (0 turns the progress display off)"),
     ]
     for ok, message in checks:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
@@ -23,6 +24,49 @@ def back_projection(sr: np.ndarray, lr: np.ndarray, scale_factor, down_kernel="c
     down = imresize(sr, scale_factor=(1 / sy, 1 / sx), output_shape=lr.shape[:2], kernel=down_kernel)
     correction = imresize(lr - down, scale_factor=(sy, sx), output_shape=sr.shape[:2], kernel=up_method)
     return np.clip(sr + correction, 0, 1)
+
+
+def tiled_predict(predict: Predict, tile_size: int, margin: int) -> Predict:
+    """Wrap `predict` to run on tile_size x tile_size tiles of large inputs, each read with
+    `margin` extra pixels per side and cropped back, so memory stays bounded.
+
+    With `margin` >= the network's receptive-field radius (its depth, for 3x3 convs) every
+    output pixel sees the same input as without tiling: the seams are invisible. Inputs no
+    larger than one tile go through whole. Input/output: [N, H, W, C] float32.
+    """
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        height, width = batch.shape[1:3]
+        if height <= tile_size and width <= tile_size:
+            return predict(batch)
+        out = np.empty(batch.shape, np.float32)
+        for y0 in range(0, height, tile_size):
+            for x0 in range(0, width, tile_size):
+                y1, x1 = min(y0 + tile_size, height), min(x0 + tile_size, width)
+                ya, xa = max(y0 - margin, 0), max(x0 - margin, 0)
+                piece = predict(batch[:, ya:min(y1 + margin, height), xa:min(x1 + margin, width)])
+                out[:, y0:y1, x0:x1] = piece[:, y0 - ya:y1 - ya, x0 - xa:x1 - xa]
+        return out
+
+    return run
+
+
+def auto_tile_size(width: int, budget_bytes: int | None = None) -> int:
+    """Largest square tile whose activations (about 4 live float32 maps of `width` channels)
+    fit in `budget_bytes`: by default a quarter of the available memory, at most 2 GiB."""
+    if budget_bytes is None:
+        budget_bytes = min(2 << 30, _available_memory() // 4)
+    return max(64, int(math.sqrt(budget_bytes / (4 * 4 * width))))
+
+
+def _available_memory() -> int:
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 << 30  # no /proc (macOS, Windows): assume a modest machine
 
 
 def ensemble_transforms(scale_factor, output_flip: bool) -> list[int]:

@@ -16,7 +16,7 @@ from zssr_tf.callbacks import (IterationLogs, LearningRatePolicy, ProgressLogger
                                ScaleStepCallback, StopAtMinLearningRate)
 from zssr_tf.config import Config
 from zssr_tf.data import PairMaker, make_dataset
-from zssr_tf.ensemble import geometric_self_ensemble
+from zssr_tf.ensemble import auto_tile_size, geometric_self_ensemble, tiled_predict
 from zssr_tf.errors import ZSSRError
 from zssr_tf.kernels import recenter_kernel
 from zssr_tf.model import build_zssr_net
@@ -188,8 +188,9 @@ class ZSSR:
         train_seconds = time.perf_counter() - start
 
         start = time.perf_counter()
+        tile_size = cfg.test.tile_size or auto_tile_size(cfg.model.width)
         output = geometric_self_ensemble(
-            self.predict, step.input_image, step.relative_sf, step.output_shape, step.kernel,
+            tiled_predict(self.predict, tile_size, margin=cfg.model.depth), step.input_image, step.relative_sf, step.output_shape, step.kernel,
             cfg.scale.upscale_method, step.back_projection_iters, cfg.test.output_flip)
         test_seconds = time.perf_counter() - start
         offset = step.iteration_offset
