@@ -74,6 +74,7 @@ class TrainConfig:
     learning_rate_slope_range: int = 256
     run_test_every: int = 50
     precision: str = "auto"
+    jit_compile: bool = False
 
 
 @dataclass(frozen=True)

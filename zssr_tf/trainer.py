@@ -142,7 +142,7 @@ class ZSSR:
         optimizer = keras.optimizers.Adam(learning_rate=t.learning_rate)
         if self.precision == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        model.compile(optimizer=optimizer, loss="mean_absolute_error", jit_compile=False)
+        model.compile(optimizer=optimizer, loss="mean_absolute_error", jit_compile=t.jit_compile)
         self._predict = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
         return model
 

@@ -1,0 +1,188 @@
+"""Speed of ZSSR training and inference, measured side by side in one process run.
+
+    python experiments/bench_speed.py [--iters 60] [--repeats 3] [--full baby butterfly] [--skip-memory]
+
+1. ms per training iteration on 128x128 crops, variants alternated in each repeat: a plain-Keras
+   baseline (float32 `train_on_batch` fed from NumPy) and our `fit` path over the tf.data
+   pipeline (per-iteration callbacks, reconstruction test every 50 iterations) in float32,
+   mixed_bfloat16 (and mixed_float16 on a GPU), with and without XLA; ratio to the baseline.
+2. Father/son pairs per second from the pipeline alone, against the rate training consumes.
+3. Full default x2 runs on Set5 images: iterations, wall seconds and PSNR-Y, float32 vs the
+   fastest precision.
+4. Peak memory of the final-test inference on a 2000x2000 input at x2, tiled and untiled
+   (each in a child process, so one's peak does not hide the other's).
+
+Prints a table and writes experiments/results/bench_speed_<device>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from zssr_tf.config import load_config  # noqa: E402
+from zssr_tf.image_io import read_image  # noqa: E402
+from zssr_tf.metrics import evaluate  # noqa: E402
+from zssr_tf.model import build_zssr_net  # noqa: E402
+from zssr_tf.precision import device_name, resolve_precision  # noqa: E402
+from zssr_tf.trainer import ZSSR  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+RESULTS = Path(__file__).resolve().parent / "results"
+WARMUP = 10
+
+
+class BatchTimer(keras.callbacks.Callback):
+    """Wall time between consecutive batch ends, after WARMUP batches (tracing excluded)."""
+
+    def on_train_begin(self, logs=None):
+        self.times = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.times.append(time.perf_counter())
+
+    def ms_per_iteration(self) -> float:
+        return 1000 * float(np.mean(np.diff(self.times[WARMUP:])))
+
+
+def baseline_ms(iters: int) -> float:
+    """Plain Keras: float32 model, `train_on_batch` on a fixed NumPy pair, no pipeline."""
+    model = build_zssr_net(dtype_policy="float32")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mean_absolute_error", jit_compile=False)
+    rng = np.random.default_rng(0)
+    x, y = rng.random((1, 128, 128, 3), np.float32), rng.random((1, 128, 128, 3), np.float32)
+    for _ in range(WARMUP):
+        model.train_on_batch(x, y)
+    start = time.perf_counter()
+    for _ in range(iters):
+        model.train_on_batch(x, y)
+    return 1000 * (time.perf_counter() - start) / iters
+
+
+def ours_ms(image: np.ndarray, precision: str, jit: bool, iters: int) -> float:
+    """Our training loop (fit on the tf.data pipeline, all callbacks) for WARMUP + iters iterations."""
+    config = load_config(overrides=[f"precision={precision}", f"jit_compile={str(jit).lower()}",
+                                    f"max_iters={WARMUP + iters + 1}", "min_iters=100000", "output_flip=false",
+                                    "back_projection_iters=[0]", "progress_every=0"])
+    timer = BatchTimer()
+    ZSSR(config, callbacks=[timer], verbose=False).run(image)
+    return timer.ms_per_iteration()
+
+
+def pipeline_pairs_per_second(image: np.ndarray, count: int = 400) -> float:
+    from zssr_tf.augment import FatherSampler
+    from zssr_tf.data import PairMaker, make_dataset
+
+    maker = PairMaker((image,), (1.0,), FatherSampler(), (2.0, 2.0), "cubic", 0.0, "cubic", seed=0)
+    iterator = iter(make_dataset(maker, channels=3))
+    for _ in range(20):
+        next(iterator)
+    start = time.perf_counter()
+    for _ in range(count):
+        next(iterator)
+    return count / (time.perf_counter() - start)
+
+
+def full_run(name: str, precision: str) -> dict:
+    lr, _, _ = read_image(DATA / "set5/lr_x2" / f"{name}.png")
+    hr, _, _ = read_image(DATA / "set5/hr" / f"{name}.png")
+    start = time.perf_counter()
+    result = ZSSR(load_config(overrides=[f"precision={precision}", "progress_every=0"]), verbose=False).run(lr)
+    wall = time.perf_counter() - start
+    return {"image": name, "precision": precision, "iterations": result.iterations, "wall_s": wall,
+            "train_s": result.train_seconds, "test_s": result.test_seconds,
+            "psnr": evaluate(result.sr, hr, 2)["psnr"]}
+
+
+def inference_peak_mb(size: int, tiled: bool) -> float:
+    """Peak resident memory (MB) of a child process running the final test's inference."""
+    code = f"""
+import os, resource, numpy as np
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+from zssr_tf.config import load_config
+from zssr_tf.ensemble import auto_tile_size, geometric_self_ensemble, tiled_predict
+from zssr_tf.trainer import ZSSR
+config = load_config(overrides=["precision=float32", "max_iters=1", "progress_every=0"])
+zssr = ZSSR(config, verbose=False)
+zssr.model = zssr._build_model(3)
+lr = np.random.default_rng(0).random(({size}, {size}, 3), np.float32)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+tile = auto_tile_size(64) if {tiled} else 10**9
+geometric_self_ensemble(tiled_predict(zssr.predict, tile, 8), lr, (2.0, 2.0), ({2 * size}, {2 * size}),
+                        back_projection_iters=1, output_flip=False)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, before / 1024, tile)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    return float(out[0])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--iters", type=int, default=60, help="timed iterations per variant and repeat")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--full", nargs="*", default=["baby", "butterfly"], help="Set5 images for full runs")
+    parser.add_argument("--skip-memory", action="store_true")
+    args = parser.parse_args()
+    report: dict = {"device": device_name(), "auto_precision": resolve_precision("auto")}
+    print(f"device: {report['device']}; precision auto -> {report['auto_precision']}", flush=True)
+
+    image, _, _ = read_image(DATA / "set5/lr_x2/baby.png")
+    precisions = ["float32", "mixed_bfloat16"] + (["mixed_float16"] if tf.config.list_physical_devices("GPU") else [])
+    variants = {"baseline float32 train_on_batch": lambda: baseline_ms(args.iters)}
+    for precision in precisions:
+        for jit in (False, True):
+            variants[f"ours {precision}{' XLA' if jit else ''}"] = (
+                lambda p=precision, j=jit: ours_ms(image, p, j, args.iters))
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for repeat in range(args.repeats):
+        for name, measure in variants.items():
+            samples[name].append(measure())
+            print(f"  repeat {repeat + 1}: {name}: {samples[name][-1]:.1f} ms/iter", flush=True)
+    base = float(np.median(samples["baseline float32 train_on_batch"]))
+    report["step_ms"] = {name: float(np.median(v)) for name, v in samples.items()}
+    print("\n| variant | ms / iteration (median) | speed-up vs baseline |\n|---|---|---|")
+    for name, ms in report["step_ms"].items():
+        print(f"| {name} | {ms:.1f} | {base / ms:.2f}x |")
+
+    fastest = min((n for n in report["step_ms"] if n.startswith("ours")), key=report["step_ms"].get)
+    pairs = pipeline_pairs_per_second(image)
+    consumed = 1000 / report["step_ms"][fastest]
+    report["pipeline"] = {"pairs_per_s": pairs, "consumed_per_s": consumed, "ratio": pairs / consumed}
+    print(f"\npipeline: {pairs:.0f} pairs/s; the fastest training ({fastest}) consumes {consumed:.1f}/s: "
+          f"{pairs / consumed:.1f}x headroom")
+
+    fastest_precision = "mixed_bfloat16" if "bfloat16" in fastest else fastest.split()[1]
+    report["full_runs"] = []
+    print("\n| image | precision | iterations | wall s | train s | final test s | PSNR-Y |\n|---|---|---|---|---|---|---|")
+    for name in args.full:
+        for precision in dict.fromkeys(["float32", fastest_precision]):
+            row = full_run(name, precision)
+            report["full_runs"].append(row)
+            print(f"| {name} | {precision} | {row['iterations']} | {row['wall_s']:.0f} | {row['train_s']:.0f} | "
+                  f"{row['test_s']:.1f} | {row['psnr']:.2f} |", flush=True)
+
+    if not args.skip_memory:
+        report["inference_peak_mb"] = {"untiled": inference_peak_mb(2000, False), "tiled": inference_peak_mb(2000, True)}
+        print(f"\ninference 2000x2000 -> 4000x4000 peak memory: untiled {report['inference_peak_mb']['untiled']:.0f} MB, "
+              f"tiled {report['inference_peak_mb']['tiled']:.0f} MB")
+    RESULTS.mkdir(exist_ok=True)
+    slug = "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+    path = RESULTS / f"bench_speed_{slug}.json"
+    path.write_text(json.dumps(report, indent=2))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
