@@ -4,7 +4,7 @@
 
 Reads ../shared/data/<set>/lr_x<scale> and hr (ground truth = top-left crop of hr to scale x LR
 size), scores by DESIGN §2 (Y channel, shave = scale) and writes
-experiments/results/<set>_x<scale>_<config>.{md,csv}: per image PSNR, SSIM, bicubic PSNR/SSIM,
+experiments/results/<set>_x<scale>_<config>[_<images>][_<overrides>].{md,csv}: per image PSNR, SSIM, bicubic PSNR/SSIM,
 iterations and seconds, and the mean.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import re
 import os
 import sys
 import time
@@ -58,9 +59,10 @@ def main() -> int:
         return 1
     mean = {"image": "mean", **{c: sum(r[c] for r in rows) / len(rows) for c in COLUMNS[1:]}}
     print(_format_row(mean))
-    name = Path(args.config).stem
+    # Subsets and overrides get their own file so they never overwrite the full-set table.
+    parts = [args.set, f"x{args.scale}", Path(args.config).stem, *(args.images or []), *args.overrides]
     RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"{args.set}_x{args.scale}_{name}"
+    stem = RESULTS / re.sub(r"[^A-Za-z0-9_.=-]+", "-", "_".join(parts))
     with open(f"{stem}.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, COLUMNS)
         writer.writeheader()
