@@ -60,6 +60,17 @@ class FatherSampler:
         half_y, half_x = min(out_h / 2 / sy, h / 2), min(out_w / 2 / sx, w / 2)
         cy = half_y + rng.random() * (h - 2 * half_y)
         cx = half_x + rng.random() * (w - 2 * half_x)
+        shrink_x, shrink_y = min(sx, 1.0), min(sy, 1.0)
+        if shrink_x < 1 or shrink_y < 1:
+            # A warp samples without low-pass filtering, so shrinking by warping alone aliases
+            # fine textures into patterns no real HR image has. Shrink a window around the
+            # centre with MATLAB's antialiased bicubic first, then warp by what is left.
+            reach = math.hypot(out_h, out_w) / 2 * (1 + abs(shear_x) + abs(shear_y)) / min(shrink_x, shrink_y) + 4
+            y0, x0 = max(0, int(cy - reach)), max(0, int(cx - reach))
+            window = image[y0:min(h, math.ceil(cy + reach)), x0:min(w, math.ceil(cx + reach))]
+            image = imresize(window, scale_factor=(shrink_y, shrink_x))
+            cy, cx = (cy - y0) * shrink_y, (cx - x0) * shrink_x  # continuous coordinates scale as-is
+            sx, sy = sx / shrink_x, sy / shrink_y
         c, s = math.cos(angle), math.sin(angle)
         linear_map = (np.array([[1, shear_x], [shear_y, 1]]) @ np.array([[c, s], [-s, c]])
                       @ np.diag([mirror * sx, sy]))
