@@ -12,7 +12,7 @@ ARGS ?=
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install train test test-slow bench ui clean
+.PHONY: install train sweep test test-slow bench ui clean
 
 install: $(STAMP)
 
@@ -27,6 +27,12 @@ $(STAMP): setup.cfg pyproject.toml
 train: $(STAMP)
 	$(BIN)/zssr train $(if $(IMG),$(IMG),--demo) $(if $(GT),--gt $(GT)) $(if $(CONFIG),--config $(CONFIG)) --out $(OUT) $(ARGS)
 
+# make sweep [SWEEP=configs/sweeps/noise_crop.yaml] [ARGS="--workers 2 max_iters=500"]
+# One parent MLflow run, one nested run per (image, point); rerunning skips finished points.
+SWEEP ?= configs/sweeps/noise_crop.yaml
+sweep: $(STAMP)
+	$(BIN)/zssr sweep $(SWEEP) $(ARGS)
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
@@ -36,6 +42,14 @@ test-slow: $(STAMP)
 # Default config on all of Set5 x2; writes experiments/results/. ARGS passes options through.
 bench: $(STAMP)
 	$(BIN)/python experiments/bench_set5.py $(ARGS)
+
+# The MLflow UI for the store `make train` logs to (./mlflow.db unless MLFLOW_TRACKING_URI is set),
+# on this machine only. make ui [PORT=5001] [STORE=sqlite:////path/to/mlflow.db]
+PORT ?= 5000
+STORE ?= $(or $(MLFLOW_TRACKING_URI),sqlite:///$(CURDIR)/mlflow.db)
+ui: $(STAMP)
+	@echo "MLflow UI for $(STORE): http://127.0.0.1:$(PORT)  (Ctrl-C stops it)"
+	$(BIN)/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port $(PORT)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,4 +1,11 @@
-"""The `zssr` command: `zssr train IMAGE [--config YAML] [--gt GT] [--kernel FILE ...] [key=value ...]`."""
+"""The `zssr` command.
+
+    zssr train IMAGE [--config YAML] [--gt GT] [--kernel FILE ...] [key=value ...]
+    zssr predict --run-id ID IMAGE [--out DIR]          re-apply a tracked run's networks
+    zssr upload-metrics FILE [--tracking-uri URI]       send metrics saved while the server was away
+    zssr sweep FILE [--engine local|ray] [--workers N] [--address ADDR] [--out DIR] [--image GLOB]
+               [--dry-run] [key=value ...]              a parameter sweep, one nested run per point
+"""
 
 from __future__ import annotations
 
@@ -26,6 +33,40 @@ def build_parser() -> argparse.ArgumentParser:
                        help="downscaling kernel per scale step (.mat with variable Kernel, or .npy)")
     train.add_argument("--out", default=None, help="output folder (default: run.output_dir)")
     train.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    predict = commands.add_parser("predict", help="super-resolve an image with the networks of a tracked run",
+                                  description="Re-apply the networks an MLflow run of `zssr train` saved (no "
+                                              "training): self-ensemble and back-projection with the run's config.")
+    predict.add_argument("image", help="input image")
+    predict.add_argument("--run-id", required=True, help="MLflow run id (printed by zssr train, shown in the UI)")
+    predict.add_argument("--out", default=None, help="output folder (default: the run's run.output_dir)")
+    predict.add_argument("--tracking-uri", default=None,
+                         help="MLflow store of the run (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)")
+    upload = commands.add_parser("upload-metrics", help="send metrics saved to a file while the server was away",
+                                 description="Send the metric values zssr train saved to FILE (JSON lines) "
+                                             "because the tracking server failed, to their run.")
+    upload.add_argument("file", help="the *_unsent_metrics.jsonl file named in the warning")
+    upload.add_argument("--tracking-uri", default=None,
+                        help="MLflow store (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)")
+    upload.add_argument("--run-id", default=None, help="send to this run instead of the one recorded in FILE")
+    sweep = commands.add_parser("sweep", help="run a parameter sweep, one MLflow run per (image, point)",
+                                description="Run every point of the sweep FILE's grid/zip on every one of its images, "
+                                            "each as an MLflow run nested under one parent run, then log a summary "
+                                            "table and plot to the parent. Running it again skips finished runs. "
+                                            "The file format is described in zssr_tf/sweep.py.")
+    sweep.add_argument("file", metavar="FILE", help="sweep YAML file, or a shipped sweep's name (noise_crop)")
+    sweep.add_argument("overrides", nargs="*", metavar="key=value",
+                       help="settings for every point, on top of the file's overrides, e.g. max_iters=200")
+    sweep.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="local: runs on this machine (default); ray: runs as Ray tasks (pip install 'zssr-tf[ray]')")
+    sweep.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="local engine: N runs at a time, each in its own process (default 1)")
+    sweep.add_argument("--address", default=None,
+                       help="Ray cluster to run on, e.g. ray://host:10001 (default: a local Ray started here); "
+                            "needs an MLflow tracking server as run.tracking_uri or MLFLOW_TRACKING_URI")
+    sweep.add_argument("--out", default=None, help="output folder (default: <run.output_dir>/sweeps/<name>)")
+    sweep.add_argument("--image", action="append", default=None, metavar="PATH_OR_GLOB",
+                       help="run on these images instead of the file's (repeat for several)")
+    sweep.add_argument("--dry-run", action="store_true", help="print the runs the sweep expands to and exit")
     return parser
 
 
@@ -34,18 +75,22 @@ def main(argv: list[str] | None = None) -> int:
     # Overrides may come after options (zssr train a.png --out o noise_std=0.1): argparse
     # leaves those positionals over, so collect them here.
     args, extras = parser.parse_known_args(argv)
-    unknown = [e for e in extras if e.startswith("-")]
+    unknown = [e for e in extras if e.startswith("-")] if args.command in ("train", "sweep") else extras
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    positionals = args.inputs + extras
-    args.overrides = [p for p in positionals if "=" in p and not Path(p).exists()]
-    images = [p for p in positionals if p not in args.overrides]
-    if len(images) > 1:
-        parser.error(f"one input image at a time, got {images}; overrides take the form key=value")
-    args.image = images[0] if images else None
+    if args.command == "sweep":
+        args.overrides += extras
+    if args.command == "train":
+        positionals = args.inputs + extras
+        args.overrides = [p for p in positionals if "=" in p and not Path(p).exists()]
+        images = [p for p in positionals if p not in args.overrides]
+        if len(images) > 1:
+            parser.error(f"one input image at a time, got {images}; overrides take the form key=value")
+        args.image = images[0] if images else None
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    command = {"train": train, "predict": predict, "upload-metrics": upload_metrics, "sweep": sweep}[args.command]
     try:
-        return train(args)
+        return command(args)
     except ZSSRError as err:
         print(f"zssr: error: {err}", file=sys.stderr)
         return 2
@@ -71,16 +116,50 @@ def train(args: argparse.Namespace) -> int:
     kernels = [load_kernel(k) for k in args.kernel] if args.kernel else None
 
     from zssr_tf.pipeline import super_resolve_file  # imports TensorFlow: after the cheap checks
+    from zssr_tf.tracking import tracked_run
 
     out_dir = Path(args.out or config.run.output_dir)
-    outcome = super_resolve_file(config, image, alpha, info, out_dir, gt=gt, kernels=kernels)
+    with tracked_run(config, info, out_dir, gt_path=args.gt, kernel_paths=args.kernel or (),
+                     tags={"config": Path(args.config).stem if args.config else "default"}) as run:
+        outcome = super_resolve_file(config, image, alpha, info, out_dir, gt=gt, kernels=kernels,
+                                     callbacks=[run.callback])
+        run.log_outcome(outcome, gt)
     print(f"saved {outcome.sr_path} ({outcome.result.sr.shape[1]}x{outcome.result.sr.shape[0]}) "
           f"and {outcome.bicubic_path}")
     if outcome.metrics:
         z, b = outcome.metrics["zssr"], outcome.metrics["bicubic"]
         print(f"PSNR-Y  zssr {z['psnr']:.2f} dB   bicubic {b['psnr']:.2f} dB   gain {z['psnr'] - b['psnr']:+.2f} dB")
         print(f"SSIM-Y  zssr {z['ssim']:.4f}     bicubic {b['ssim']:.4f}")
+    print(f"MLflow run {run.run_id} in {run.tracking_uri}; view it: {run.ui_hint()}")
     return 0
+
+
+def predict(args: argparse.Namespace) -> int:
+    from zssr_tf.tracking import predict_from_run
+
+    sr_path = predict_from_run(args.run_id, args.image, args.out, args.tracking_uri)
+    print(f"saved {sr_path}")
+    return 0
+
+
+def upload_metrics(args: argparse.Namespace) -> int:
+    from zssr_tf.tracking import resolve_tracking_uri, upload_metrics as upload
+
+    count = upload(args.file, args.tracking_uri, args.run_id)
+    print(f"sent {count} metric values from {args.file} to {resolve_tracking_uri(args.tracking_uri)}")
+    return 0
+
+
+def sweep(args: argparse.Namespace) -> int:
+    from zssr_tf.sweep import describe, load_sweep
+    from zssr_tf.sweep_runner import run_sweep
+
+    plan = load_sweep(args.file, args.overrides, images=args.image)
+    if args.dry_run:
+        print(describe(plan), end="")
+        return 0
+    report = run_sweep(plan, engine=args.engine, workers=args.workers, address=args.address, out_dir=args.out)
+    return 1 if report.failures else 0
 
 
 def _input_path(args: argparse.Namespace) -> str:

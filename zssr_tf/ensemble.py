@@ -61,9 +61,10 @@ def auto_tile_size(width: int, budget_bytes: int | None = None) -> int:
 
 def _available_memory() -> int:
     try:
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
     except OSError:
         pass
     return 8 << 30  # no /proc (macOS, Windows): assume a modest machine

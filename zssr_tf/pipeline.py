@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -10,6 +11,8 @@ import keras
 import numpy as np
 
 from zssr_tf.config import Config
+from zssr_tf.ensemble import auto_tile_size, geometric_self_ensemble, tiled_predict
+from zssr_tf.errors import ZSSRError
 from zssr_tf.image_io import ImageInfo, write_image
 from zssr_tf.metrics import evaluate
 from zssr_tf.resize import imresize
@@ -53,3 +56,39 @@ def super_resolve_file(config: Config, image: np.ndarray, alpha: np.ndarray | No
         scale = config.scale.scale_factors[-1]
         metrics = {"zssr": evaluate(result.sr, gt, scale), "bicubic": evaluate(result.bicubic, gt, scale)}
     return Outcome(result, sr_path, bicubic_path, metrics)
+
+
+def super_resolve_with_models(config: Config, models: Sequence[keras.Model], kernels: Sequence[np.ndarray | None],
+                              image: np.ndarray, alpha: np.ndarray | None, info: ImageInfo, out_dir: Path) -> Path:
+    """Super-resolve `image` (h, w, C) float32 in [0, 1] with networks trained earlier, one per
+    scale step of `config`, without training: each step's final test as in training (tiled
+    self-ensemble and back-projection with `config`'s settings, base changes). `kernels[i]`: step
+    i's re-centred numeric kernel, or None for scale.downscale_method. Writes and returns
+    `<stem>_zssr.png` in `out_dir`."""
+    channels = models[0].input_shape[-1]
+    if image.shape[2] != channels:
+        raise ZSSRError(f"{info.path} has {image.shape[2]} channel(s) but the networks were trained on "
+                        f"{channels}-channel images; convert the image first")
+    base_input, base_sf = np.clip(image, 0, 1).astype(np.float32), (1.0, 1.0)
+    steps = zip(config.scale.scale_factors, config.back_projection_per_step, models, kernels)
+    for sf, bp_iters, model, kernel in steps:
+        relative_sf = (sf[0] / base_sf[0], sf[1] / base_sf[1])
+        output_shape = tuple(int(math.ceil(n * s - 1e-9)) for n, s in zip(base_input.shape[:2], relative_sf))
+        predict = tiled_predict(_numpy_predict(model), config.test.tile_size or auto_tile_size(config.model.width),
+                                margin=config.model.depth)
+        kernel = config.scale.downscale_method if kernel is None else kernel
+        output = geometric_self_ensemble(predict, base_input, relative_sf, output_shape, kernel,
+                                         config.scale.upscale_method, bp_iters, config.test.output_flip)
+        if sf in config.scale.base_change_sfs:
+            base_input, base_sf = output, sf
+    big_alpha = None
+    if alpha is not None:
+        big_alpha = np.clip(imresize(alpha, scale_factor=config.scale.scale_factors[-1],
+                                     output_shape=output.shape[:2]), 0, 1)
+    sr_path = Path(out_dir) / f"{output_stem(info, config)}_zssr.png"
+    write_image(sr_path, output, info, alpha=big_alpha)
+    return sr_path
+
+
+def _numpy_predict(model: keras.Model):
+    return lambda batch: keras.ops.convert_to_numpy(model(np.asarray(batch, np.float32), training=False))
