@@ -135,7 +135,7 @@ def train(args: argparse.Namespace) -> int:
 
 
 def predict(args: argparse.Namespace) -> int:
-    from zssr_tf.tracking import predict_from_run
+    from zssr_tf.predict import predict_from_run
 
     sr_path = predict_from_run(args.run_id, args.image, args.out, args.tracking_uri)
     print(f"saved {sr_path}")

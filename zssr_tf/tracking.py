@@ -50,7 +50,6 @@ import os
 import platform
 import shutil
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -66,7 +65,6 @@ import mlflow
 import numpy as np
 import tensorflow as tf
 from mlflow import MlflowClient
-from mlflow.artifacts import download_artifacts
 from mlflow.entities import Metric, Param
 from mlflow.tracking.context.registry import resolve_tags
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
@@ -75,12 +73,12 @@ from mlflow.utils.validation import (MAX_METRICS_PER_BATCH, MAX_PARAM_VAL_LENGTH
 
 import zssr_tf
 from zssr_tf.callbacks import ScaleStepCallback
-from zssr_tf.config import Config, load_config, save_config
+from zssr_tf.config import Config, save_config
 from zssr_tf.ensemble import auto_tile_size, tiled_predict
 from zssr_tf.errors import ZSSRError
-from zssr_tf.image_io import ImageInfo, read_image, write_image
+from zssr_tf.image_io import ImageInfo, write_image
 from zssr_tf.metrics import evaluate
-from zssr_tf.pipeline import output_stem, super_resolve_with_models
+from zssr_tf.pipeline import output_stem
 from zssr_tf.plots import plot_crop_comparison, plot_training_curves
 from zssr_tf.precision import device_name, resolve_precision
 from zssr_tf.resize import imresize
@@ -587,39 +585,3 @@ def _file_params(prefix: str, path: str | Path) -> dict[str, str]:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return {f"{prefix}.name": Path(path).name, f"{prefix}.sha256": digest.hexdigest()}
-
-
-def predict_from_run(run_id: str, image_path: str | Path, out_dir: str | Path | None = None,
-                     tracking_uri: str | None = None) -> Path:
-    """Super-resolve `image_path` with the networks run `run_id` trained: download its
-    `config.yaml` and `model/`, run every scale step's final test (self-ensemble and
-    back-projection with the run's settings), no training. Writes `<stem>_zssr.png` to
-    `out_dir` (default: the run's run.output_dir) and returns its path."""
-    uri = resolve_tracking_uri(tracking_uri)
-    check_reachable(uri)
-    image, alpha, info = read_image(image_path)
-    try:
-        MlflowClient(uri).get_run(run_id)
-    except Exception as err:
-        raise ZSSRError(f"run {run_id!r} not found in {uri} ({type(err).__name__}); pass --tracking-uri "
-                        "or set MLFLOW_TRACKING_URI to the store it was logged to") from None
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            config = load_config(download_artifacts(run_id=run_id, artifact_path="config.yaml", dst_path=tmp,
-                                                    tracking_uri=uri))
-            model_dir = Path(download_artifacts(run_id=run_id, artifact_path="model", dst_path=tmp,
-                                                tracking_uri=uri))
-        except ZSSRError:
-            raise
-        except Exception as err:
-            raise ZSSRError(f"run {run_id} in {uri} has no config.yaml or model/ artifacts ({type(err).__name__}); "
-                            "was it logged by zssr train and did it finish?") from None
-        steps = range(len(config.scale.scale_factors))
-        missing = [i for i in steps if not (model_dir / f"step_{i}.keras").is_file()]
-        if missing:
-            raise ZSSRError(f"run {run_id} has no trained network for scale step(s) {missing} "
-                            "(it ended before them); re-apply a finished run")
-        models = [keras.saving.load_model(model_dir / f"step_{i}.keras", compile=False) for i in steps]
-        kernels = [np.load(p) if (p := model_dir / f"step_{i}_kernel.npy").is_file() else None for i in steps]
-        return super_resolve_with_models(config, models, kernels, image, alpha, info,
-                                         Path(out_dir or config.run.output_dir))
