@@ -1,0 +1,163 @@
+"""A sweep's summary: per point, the mean over its images of the final scores and run time, as
+`summary.csv`, `summary.md` (with the failed runs and why) and `summary.png` (the score against
+the first swept key, one line per value of the others)."""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from matplotlib.figure import Figure
+
+from zssr_tf.sweep import Point, format_value, format_values
+
+# (column, MLflow metric, Markdown format). Seconds come from the run's start and end times.
+COLUMNS = (("psnr", "final_psnr", "{:.2f}"), ("ssim", "final_ssim", "{:.4f}"),
+           ("psnr_gain", "final_psnr_gain", "{:+.2f}"), ("reconstruction_error", "reconstruction_error", "{:.3e}"),
+           ("seconds", None, "{:.1f}"))
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What MLflow (or the engine, for a run that left no record) says about one (image, point)."""
+
+    status: str
+    metrics: dict[str, float]
+    seconds: float | None
+    error: str | None = None
+    run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Row:
+    """One point: its swept values, how many of its images finished, and the column means
+    (over the finished runs that have the metric; PSNR/SSIM/gain only exist with ground truth)."""
+
+    index: int
+    values: dict[str, Any]
+    images: int
+    finished: int
+    means: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Failure:
+    index: int
+    image: str
+    label: str
+    error: str
+    run_id: str | None
+
+
+def record_from_run(run) -> RunRecord:
+    """A RunRecord from an `mlflow.entities.Run` (a child of the sweep)."""
+    info = run.info
+    seconds = (info.end_time - info.start_time) / 1000 if info.end_time and info.start_time else None
+    return RunRecord(info.status, dict(run.data.metrics), seconds, run.data.tags.get("error"), info.run_id)
+
+
+def summarize(points: Sequence[Point], records: dict[str, RunRecord]) -> tuple[list[Row], list[Failure]]:
+    """Rows per point (in sweep order) and the failed runs; `records` maps point keys to their
+    latest record (a missing key is a run that never started)."""
+    rows, failures = [], []
+    for index in dict.fromkeys(p.index for p in points):
+        mine = [p for p in points if p.index == index]
+        finished = []
+        for point in mine:
+            record = records.get(point.key)
+            if record is not None and record.status == "FINISHED":
+                finished.append(record)
+                continue
+            error = (record.error if record else None) or (f"run ended {record.status}" if record else "never ran")
+            failures.append(Failure(index, point.image_name, point.label, error, record.run_id if record else None))
+        means = {}
+        for column, metric, _ in COLUMNS:
+            found = [r.seconds if metric is None else r.metrics.get(metric) for r in finished]
+            found = [v for v in found if v is not None and math.isfinite(v)]
+            if found:
+                means[column] = sum(found) / len(found)
+        rows.append(Row(index, mine[0].values, len(mine), len(finished), means))
+    return rows, failures
+
+
+def write_summary(out_dir: str | Path, name: str, axes: Sequence[str], rows: Sequence[Row],
+                  failures: Sequence[Failure]) -> list[Path]:
+    """Write summary.csv, summary.md and (when something was swept and scored) summary.png to
+    `out_dir`; returns their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    columns = _columns(rows)
+    errors = {}
+    for failure in failures:
+        errors.setdefault(failure.index, []).append(f"{failure.image}: {failure.error}")
+    csv_path = out_dir / "summary.csv"
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow([*axes, "images", "finished", *(c[0] for c in columns), "errors"])
+        for row in rows:
+            writer.writerow([*(format_value(row.values[a]) for a in axes), row.images, row.finished,
+                             *(row.means.get(c[0], "") for c in columns), "; ".join(errors.get(row.index, []))])
+    md_path = out_dir / "summary.md"
+    md_path.write_text(markdown(name, axes, rows, failures))
+    paths = [csv_path, md_path]
+    plot = plot_summary(out_dir / "summary.png", axes, rows)
+    return paths + ([plot] if plot else [])
+
+
+def markdown(name: str, axes: Sequence[str], rows: Sequence[Row], failures: Sequence[Failure]) -> str:
+    """The summary as a Markdown table (means over each point's finished images), then the
+    failed runs with their errors."""
+    columns = _columns(rows)
+    header = [*axes, "images", *(c[0] for c in columns)]
+    lines = [f"# Sweep {name}", "", "Means over each point's finished images (PSNR-Y in dB, SSIM-Y and the gain over "
+             "bicubic: over those with a ground truth); seconds: wall time per run.", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [*(format_value(row.values[a]) for a in axes), f"{row.finished}/{row.images}",
+                 *(fmt.format(row.means[c]) if c in row.means else "" for c, _, fmt in columns)]
+        lines.append("| " + " | ".join(cells) + " |")
+    if failures:
+        lines += ["", f"## Failed runs ({len(failures)})", ""]
+        lines += [f"- {f.image} {f.label}: {f.error}" + (f" (run {f.run_id})" if f.run_id else "") for f in failures]
+    return "\n".join(lines) + "\n"
+
+
+def plot_summary(path: str | Path, axes: Sequence[str], rows: Sequence[Row]) -> Path | None:
+    """Mean PSNR (or, without ground truth, reconstruction error) against the first swept key,
+    one line per combination of the other keys' values. None when there is nothing to plot."""
+    metric = "psnr" if any("psnr" in r.means for r in rows) else "reconstruction_error"
+    if not axes or not any(metric in r.means for r in rows):
+        return None
+    x_key, others = axes[0], axes[1:]
+    x_values = list(dict.fromkeys(format_value(r.values[x_key]) for r in rows))
+    numeric = all(isinstance(r.values[x_key], (int, float)) and not isinstance(r.values[x_key], bool) for r in rows)
+    lines: dict[str, list[tuple[float, float]]] = {}
+    for row in rows:
+        if metric in row.means:
+            x = row.values[x_key] if numeric else x_values.index(format_value(row.values[x_key]))
+            lines.setdefault(format_values({k: row.values[k] for k in others}), []).append((x, row.means[metric]))
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    for label, points in lines.items():
+        xs, ys = zip(*sorted(points))
+        ax.plot(xs, ys, marker="o", label=label or None)
+    if not numeric:
+        ax.set_xticks(range(len(x_values)), x_values)
+    if metric == "reconstruction_error":
+        ax.set_yscale("log")
+    ax.set_xlabel(x_key)
+    ax.set_ylabel("mean PSNR-Y (dB)" if metric == "psnr" else "mean reconstruction error (MSE)")
+    if others:
+        ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def _columns(rows: Sequence[Row]):
+    """The COLUMNS some row has a value for (no PSNR columns when no image has a ground truth)."""
+    return [c for c in COLUMNS if any(c[0] in row.means for row in rows)]
