@@ -253,17 +253,30 @@ def _resolve_config_path(path: str | Path, relative_to: Path | None = None) -> P
     raise ZSSRError(f"config file {str(path)!r} not found; give a path to a YAML file or a preset name: {presets}")
 
 
-def _read_yaml_with_bases(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
-    if path.resolve() in seen:
-        raise ZSSRError(f"config {path}: 'base' includes form a cycle ({' -> '.join(map(str, seen))})")
+def read_yaml_mapping(path: Path, kind: str) -> dict[str, Any]:
+    """The mapping a YAML file holds (empty file: {}); ZSSRError naming the `kind` of file
+    ("config", "sweep") and the path when it is unreadable, invalid YAML or not a mapping."""
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
-        raise ZSSRError(f"config {path} is not valid YAML: {err}") from None
+        raise ZSSRError(f"{kind} {path} is not valid YAML: {err}") from None
     except OSError as err:
-        raise ZSSRError(f"config {path} cannot be read: {err.strerror}") from None
+        raise ZSSRError(f"{kind} {path} cannot be read: {err.strerror}") from None
     if not isinstance(data, dict):
-        raise ZSSRError(f"config {path} must be a mapping of sections/keys, not {type(data).__name__}")
+        raise ZSSRError(f"{kind} {path} must be a mapping of keys, not {type(data).__name__}")
+    return data
+
+
+def suggest(name: str, valid) -> str:
+    """"; did you mean 'x'?" for the closest of `valid` to `name`, else the list of valid names."""
+    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else f"; valid: {sorted(valid)}"
+
+
+def _read_yaml_with_bases(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    if path.resolve() in seen:
+        raise ZSSRError(f"config {path}: 'base' includes form a cycle ({' -> '.join(map(str, seen))})")
+    data = read_yaml_mapping(path, "config")
     merged: dict[str, Any] = {}
     base = data.pop("base", None)
     if base is not None:
@@ -293,11 +306,11 @@ def _group_by_section(values: dict[str, Any], source: str) -> dict[str, dict[str
         section, _, name = key.rpartition(".")
         if section:
             if section not in SECTIONS:
-                raise ZSSRError(f"{source}: unknown section {section!r} in {key!r}{_suggest(section, SECTIONS)}")
+                raise ZSSRError(f"{source}: unknown section {section!r} in {key!r}{suggest(section, SECTIONS)}")
             _check_key(name, section, source)
         else:
             if name not in KEY_TO_SECTION:
-                raise ZSSRError(f"{source}: unknown config key {name!r}{_suggest(name, KEY_TO_SECTION)}")
+                raise ZSSRError(f"{source}: unknown config key {name!r}{suggest(name, KEY_TO_SECTION)}")
             section = KEY_TO_SECTION[name]
         grouped.setdefault(section, {})[name] = value
     return grouped
@@ -307,12 +320,7 @@ def _check_key(key: str, section: str, source: str) -> None:
     if KEY_TO_SECTION.get(key) != section:
         where = f" (it belongs in section {KEY_TO_SECTION[key]!r})" if key in KEY_TO_SECTION else ""
         names = [f.name for f in dataclasses.fields(SECTIONS[section])]
-        raise ZSSRError(f"{source}: unknown key {key!r} in section {section!r}{where}{_suggest(key, names)}")
-
-
-def _suggest(name: str, valid) -> str:
-    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.5)
-    return f"; did you mean {close[0]!r}?" if close else f"; valid: {sorted(valid)}"
+        raise ZSSRError(f"{source}: unknown key {key!r} in section {section!r}{where}{suggest(key, names)}")
 
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:

@@ -28,7 +28,6 @@ job; resume, progress and the parent run are `sweep_runner`'s; the summary `swee
 
 from __future__ import annotations
 
-import difflib
 import glob
 import hashlib
 import itertools
@@ -38,9 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import yaml
 
-from zssr_tf.config import KEY_TO_SECTION, PRESETS_DIR, Config, load_config, parse_overrides
+from zssr_tf.config import KEY_TO_SECTION, PRESETS_DIR, Config, load_config, parse_overrides, read_yaml_mapping, suggest
 from zssr_tf.errors import ZSSRError
 
 SWEEPS_DIR = PRESETS_DIR / "sweeps"
@@ -187,17 +185,10 @@ def load_sweep(path: str | Path, overrides: Sequence[str] = (), images: Sequence
 
 
 def _read_spec(path: Path) -> dict[str, Any]:
-    try:
-        spec = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ZSSRError(f"sweep {path} is not valid YAML: {err}") from None
-    except OSError as err:
-        raise ZSSRError(f"sweep {path} cannot be read: {err.strerror}") from None
-    if not isinstance(spec, dict):
-        raise ZSSRError(f"sweep {path} must be a mapping with keys {list(SWEEP_KEYS)}")
+    spec = read_yaml_mapping(path, "sweep")
     for key in spec:
         if key not in SWEEP_KEYS:
-            raise ZSSRError(f"sweep {path}: unknown key {key!r}{_suggest(str(key), SWEEP_KEYS)}")
+            raise ZSSRError(f"sweep {path}: unknown key {key!r}{suggest(str(key), SWEEP_KEYS)}")
     return spec
 
 
@@ -218,7 +209,7 @@ def _canonical_key(key: Any, where: str) -> str:
     if name in KEY_TO_SECTION and section in ("", KEY_TO_SECTION[name]):
         return f"{KEY_TO_SECTION[name]}.{name}"
     valid = [*KEY_TO_SECTION, *(f"{s}.{k}" for k, s in KEY_TO_SECTION.items())]
-    raise ZSSRError(f"{where}: unknown config key {str(key)!r}{_suggest(str(key), valid)}")
+    raise ZSSRError(f"{where}: unknown config key {str(key)!r}{suggest(str(key), valid)}")
 
 
 def _axes(spec: dict[str, Any], name: str, where: str) -> list[tuple[tuple[str, str], list[Any]]]:
@@ -318,7 +309,7 @@ def _resources(spec: dict[str, Any], where: str) -> dict[str, float]:
     resources = dict(RESOURCE_KEYS)
     for key, value in given.items():
         if key not in RESOURCE_KEYS:
-            raise ZSSRError(f"{where}: unknown resource {key!r}{_suggest(str(key), RESOURCE_KEYS)}")
+            raise ZSSRError(f"{where}: unknown resource {key!r}{suggest(str(key), RESOURCE_KEYS)}")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise ZSSRError(f"{where}: resources.{key} must be a number >= 0, got {value!r}")
         resources[key] = float(value)
@@ -343,8 +334,3 @@ def _point_key(image_name: str, file_digests: list[str | None], flat_config: dic
 
 def _hash(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:20]
-
-
-def _suggest(name: str, valid) -> str:
-    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.5)
-    return f"; did you mean {close[0]!r}?" if close else f"; valid: {sorted(valid)}"
