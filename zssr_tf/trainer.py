@@ -109,6 +109,7 @@ class ZSSR:
             raise ZSSRError(f"{len(kernels)} kernel(s) given for {len(scale_factors)} scale step(s): "
                             "give one kernel per step in scale.scale_factors, or none")
         keras.utils.set_random_seed(cfg.run.seed)
+        self.model = None  # every run starts from fresh weights
         channels = image.shape[2]
         sources, base_scales = [image], [1.0]
         base_input, base_sf = image, (1.0, 1.0)
@@ -167,14 +168,14 @@ class ZSSR:
             upscale_method=cfg.scale.upscale_method, seed=cfg.run.seed)
         dataset = make_dataset(pairs, channels=step.input_image.shape[2], start_index=step.iteration_offset)
 
-        iteration_logs = IterationLogs(step.iteration_offset)
+        history = IterationCount()
         policy = LearningRatePolicy(t.learning_rate_policy_check_every, t.min_iters, t.learning_rate_slope_range,
                                     t.run_test_every, t.learning_rate_change_ratio)
-        stopper = StopAtMinLearningRate(t.min_learning_rate)
         label = f"[step {step.index + 1}/{len(cfg.scale.scale_factors)} x{_format_sf(step.scale_factor)}] "
-        callbacks = [iteration_logs,
+        # Order matters: later callbacks read the logs earlier ones add (see callbacks.py).
+        callbacks = [history, IterationLogs(step.iteration_offset),
                      ReconstructionTest(self.predict, step.input_image, interpolated_son, t.run_test_every),
-                     policy, stopper,
+                     policy, StopAtMinLearningRate(t.min_learning_rate),
                      ProgressLogger(cfg.run.progress_every if self.verbose else 0, label, t.max_iters),
                      *self.callbacks]
         for callback in self.callbacks:
@@ -182,16 +183,14 @@ class ZSSR:
                 callback.on_scale_step_begin(step, self.predict)
 
         start = time.perf_counter()
-        history = IterationCount()
-        self.model.fit(dataset, epochs=1, steps_per_epoch=t.max_iters, callbacks=[history, *callbacks], verbose=0,
-                       shuffle=False)
+        self.model.fit(dataset, epochs=1, steps_per_epoch=t.max_iters, callbacks=callbacks, verbose=0, shuffle=False)
         train_seconds = time.perf_counter() - start
 
         start = time.perf_counter()
-        tile_size = cfg.test.tile_size or auto_tile_size(cfg.model.width)
-        output = geometric_self_ensemble(
-            tiled_predict(self.predict, tile_size, margin=cfg.model.depth), step.input_image, step.relative_sf, step.output_shape, step.kernel,
-            cfg.scale.upscale_method, step.back_projection_iters, cfg.test.output_flip)
+        # A margin of `depth` pixels covers the receptive field of depth 3x3 convs: seamless tiles.
+        predict = tiled_predict(self.predict, cfg.test.tile_size or auto_tile_size(cfg.model.width), cfg.model.depth)
+        output = geometric_self_ensemble(predict, step.input_image, step.relative_sf, step.output_shape, step.kernel,
+                                         cfg.scale.upscale_method, step.back_projection_iters, cfg.test.output_flip)
         test_seconds = time.perf_counter() - start
         offset = step.iteration_offset
         result = StepResult(
