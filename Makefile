@@ -12,7 +12,7 @@ ARGS ?=
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install train sweep test test-slow bench ui clean
+.PHONY: install train sweep test bench ui clean
 
 install: $(STAMP)
 
@@ -35,9 +35,6 @@ sweep: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
-
-test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow
 
 # Default config on all of Set5 x2; writes experiments/results/. ARGS passes options through.
 bench: $(STAMP)
