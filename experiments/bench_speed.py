@@ -1,12 +1,13 @@
 """Speed of ZSSR training and inference, measured side by side in one process run.
 
-    python experiments/bench_speed.py [--iters 60] [--repeats 3] [--full baby butterfly] [--skip-memory]
+    python experiments/bench_speed.py [--iters 60] [--repeats 3] [--full IMAGE ...] [--skip-full] [--skip-memory]
 
 1. ms per training iteration on 128x128 crops, variants alternated in each repeat: a plain-Keras
    baseline (float32 `train_on_batch` fed from NumPy) and our `fit` path over the tf.data
    pipeline (per-iteration callbacks, reconstruction test every 50 iterations) in float32,
    mixed_bfloat16 (and mixed_float16 on a GPU), with and without XLA; ratio to the baseline.
-2. Father/son pairs per second from the pipeline alone, against the rate training consumes.
+2. Father/son pairs per second from the pipeline alone, against the rate training consumes;
+   the training loop's own per-iteration cost (a network too small to compute anything).
 3. Full default x2 runs on Set5 images: iterations, wall seconds and PSNR-Y, float32 vs the
    fastest precision.
 4. Peak memory of the final-test inference on a 2000x2000 input at x2, tiled and untiled
@@ -70,6 +71,14 @@ def baseline_ms(iters: int) -> float:
     return 1000 * (time.perf_counter() - start) / iters
 
 
+def step_gflop(crop: int = 128, depth: int = 8, width: int = 64, channels: int = 3) -> float:
+    """Arithmetic of one training iteration of the default net: 2 FLOP per multiply-add of the
+    forward convolutions, times 3 (forward, gradient of the inputs, gradient of the weights).
+    Divided by the step time it gives the achieved GFLOP/s, to set against the CPU's peak."""
+    channel_pairs = channels * width + (depth - 2) * width * width + width * channels
+    return 3 * 2 * crop * crop * 9 * channel_pairs / 1e9
+
+
 def ours_ms(image: np.ndarray, precision: str, jit: bool, iters: int) -> float:
     """Our training loop (fit on the tf.data pipeline, all callbacks) for WARMUP + iters iterations."""
     config = load_config(overrides=[f"precision={precision}", f"jit_compile={str(jit).lower()}",
@@ -78,6 +87,28 @@ def ours_ms(image: np.ndarray, precision: str, jit: bool, iters: int) -> float:
     timer = BatchTimer()
     ZSSR(config, callbacks=[timer], verbose=False).run(image)
     return timer.ms_per_iteration()
+
+
+def loop_overhead_ms(image: np.ndarray, iters: int = 400) -> dict:
+    """Per-iteration cost of the training loop itself, measured with a network so small
+    (2 layers of 4 filters on 16x16 crops) that its compute is negligible: a bare Keras `fit`
+    on one fixed tensor pair against our `fit` (pipeline, per-iteration callbacks and logs,
+    reconstruction test). What running several steps per `fit` call (`steps_per_execution`)
+    could save at most is the gap between them plus part of the bare loop."""
+    tiny = ["depth=2", "width=4", "crop_size=16"]
+    config = load_config(overrides=[*tiny, f"max_iters={WARMUP + iters + 1}", "min_iters=100000",
+                                    "output_flip=false", "back_projection_iters=[0]", "progress_every=0"])
+    timer = BatchTimer()
+    ZSSR(config, callbacks=[timer], verbose=False).run(image)
+    ours = timer.ms_per_iteration()
+
+    model = build_zssr_net(depth=2, width=4)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mean_absolute_error")
+    pair = np.random.default_rng(0).random((1, 16, 16, 3), np.float32)
+    timer = BatchTimer()
+    model.fit(tf.data.Dataset.from_tensors((pair, pair)).repeat(), epochs=1, steps_per_epoch=WARMUP + iters + 1,
+              callbacks=[timer], verbose=0, shuffle=False)
+    return {"bare_fit": timer.ms_per_iteration(), "ours": ours}
 
 
 def pipeline_pairs_per_second(image: np.ndarray, count: int = 400) -> float:
@@ -131,7 +162,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--iters", type=int, default=60, help="timed iterations per variant and repeat")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--full", nargs="*", default=["baby", "butterfly"], help="Set5 images for full runs")
+    parser.add_argument("--full", nargs="+", default=["baby", "butterfly"], metavar="IMAGE",
+                        help="Set5 images for the full runs (default: baby butterfly)")
+    parser.add_argument("--skip-full", action="store_true", help="no full runs (they take ~10 min per image)")
     parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args()
     report: dict = {"device": device_name(), "auto_precision": resolve_precision("auto")}
@@ -151,9 +184,10 @@ def main() -> int:
             print(f"  repeat {repeat + 1}: {name}: {samples[name][-1]:.1f} ms/iter", flush=True)
     base = float(np.median(samples["baseline float32 train_on_batch"]))
     report["step_ms"] = {name: float(np.median(v)) for name, v in samples.items()}
-    print("\n| variant | ms / iteration (median) | speed-up vs baseline |\n|---|---|---|")
+    report["step_gflop"] = step_gflop()
+    print("\n| variant | ms / iteration (median) | speed-up vs baseline | GFLOP/s |\n|---|---|---|---|")
     for name, ms in report["step_ms"].items():
-        print(f"| {name} | {ms:.1f} | {base / ms:.2f}x |")
+        print(f"| {name} | {ms:.1f} | {base / ms:.2f}x | {report['step_gflop'] / ms * 1000:.0f} |")
 
     fastest = min((n for n in report["step_ms"] if n.startswith("ours")), key=report["step_ms"].get)
     pairs = pipeline_pairs_per_second(image)
@@ -162,10 +196,16 @@ def main() -> int:
     print(f"\npipeline: {pairs:.0f} pairs/s; the fastest training ({fastest}) consumes {consumed:.1f}/s: "
           f"{pairs / consumed:.1f}x headroom")
 
+    overhead = loop_overhead_ms(image)
+    report["loop_overhead_ms"] = overhead
+    print(f"loop overhead per iteration (negligible compute): bare Keras fit {overhead['bare_fit']:.2f} ms, "
+          f"ours {overhead['ours']:.2f} ms = {100 * overhead['ours'] / report['step_ms'][fastest]:.1f}% "
+          f"of the fastest step")
+
     fastest_precision = "mixed_bfloat16" if "bfloat16" in fastest else fastest.split()[1]
     report["full_runs"] = []
     print("\n| image | precision | iterations | wall s | train s | final test s | PSNR-Y |\n|---|---|---|---|---|---|---|")
-    for name in args.full:
+    for name in [] if args.skip_full else args.full:
         for precision in dict.fromkeys(["float32", fastest_precision]):
             row = full_run(name, precision)
             report["full_runs"].append(row)
