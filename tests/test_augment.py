@@ -82,6 +82,17 @@ def test_no_interpolate_father_is_dihedral_of_crop():
     assert len(used) > 1
 
 
+def test_no_interpolate_fathers_come_from_larger_sources_by_drawn_scale():
+    """Gradual mode: a scale drawn in [0.5, 1.5] picks the x1.5 output when it is above 1,
+    i.e. for half of the dihedral fathers, which are exact crops of whichever source."""
+    small, large = np.full((40, 40, 3), 0.25, np.float32), np.full((60, 60, 3), 0.75, np.float32)
+    sampler = FatherSampler(crop_size=16, leave_as_is_probability=0.0, no_interpolate_probability=1.0)
+    rng = np.random.default_rng(0)
+    values = [float(np.unique(sampler.sample([small, large], [1.0, 1.5], rng))[0]) for _ in range(400)]
+    assert set(values) == {0.25, 0.75}
+    assert 0.42 < values.count(0.75) / len(values) < 0.58
+
+
 def test_affine_fathers_fit_crop_and_range():
     rng = np.random.default_rng(0)
     image = rng.random((48, 48, 3)).astype(np.float32)

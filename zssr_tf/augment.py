@@ -37,14 +37,19 @@ class FatherSampler:
         if chooser < self.leave_as_is_probability:
             return random_crop(sources[0], self.crop_size, rng)
         if chooser < self.leave_as_is_probability + self.no_interpolate_probability:
-            father = random_crop(sources[0], self.crop_size, rng)
+            # As in the paper's code, the drawn scale only picks the source here; the crop is
+            # taken at the source's own resolution. With one source there is nothing to pick.
+            source = sources[self._draw_scale(base_scales, rng)[0]] if len(sources) > 1 else sources[0]
+            father = random_crop(source, self.crop_size, rng)
             return dihedral(father, int(rng.integers(8))) if self.allow_rotation else father
-        # Affine: a scale in [min_scale, largest source scale], taken from the smallest source
-        # at least that large, so that larger (better) fathers are favoured.
-        max_scale = base_scales[-1]
-        scale = self.min_scale + rng.random() * max(max_scale - self.min_scale, 0.0)
-        index = next(i for i, s in enumerate(base_scales) if s > scale - 1e-6)
+        index, scale = self._draw_scale(base_scales, rng)
         return self._affine(sources[index], scale / base_scales[index], rng)
+
+    def _draw_scale(self, base_scales: list[float], rng: np.random.Generator) -> tuple[int, float]:
+        """A scale in [min_scale, largest source scale] and the index of the smallest source at
+        least that large, so that larger (better) fathers are favoured."""
+        scale = self.min_scale + rng.random() * max(base_scales[-1] - self.min_scale, 0.0)
+        return next(i for i, s in enumerate(base_scales) if s > scale - 1e-6), scale
 
     def _affine(self, image: np.ndarray, scale: float, rng: np.random.Generator) -> np.ndarray:
         scale_diff = rng.normal() * self.scale_diff_sigma
