@@ -12,18 +12,16 @@ experiments/results/conv_grads_<cpu|gpu>.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from results_io import device_kind, write_json  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
 SIZE, WIDTH = 128, 64
 GFLOP = 2 * SIZE * SIZE * 9 * WIDTH * WIDTH / 1e9  # one pass of one layer
 
@@ -86,10 +84,7 @@ def main() -> int:
             ms = float(np.median(values))
             report[f"{dtype.name} {name}"] = {"ms": ms, "gflop_per_s": GFLOP / ms * 1000}
             print(f"| {dtype.name} | {name} | {ms:.2f} | {GFLOP / ms * 1000:.0f} |", flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"conv_grads_{'gpu' if tf.config.list_physical_devices('GPU') else 'cpu'}.json"
-    path.write_text(json.dumps(report, indent=2))
-    print(f"wrote {path}")
+    write_json(f"conv_grads_{device_kind()}", report)
     return 0
 
 

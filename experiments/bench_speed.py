@@ -19,7 +19,6 @@ Prints a table and writes experiments/results/bench_speed_<device>.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -38,9 +37,9 @@ from zssr_tf.metrics import evaluate  # noqa: E402
 from zssr_tf.model import build_zssr_net  # noqa: E402
 from zssr_tf.precision import device_name, resolve_precision  # noqa: E402
 from zssr_tf.trainer import ZSSR  # noqa: E402
+from results_io import device_kind, write_json  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-RESULTS = Path(__file__).resolve().parent / "results"
 WARMUP = 10
 
 
@@ -216,11 +215,7 @@ def main() -> int:
         report["inference_peak_mb"] = {"untiled": inference_peak_mb(2000, False), "tiled": inference_peak_mb(2000, True)}
         print(f"\ninference 2000x2000 -> 4000x4000 peak memory: untiled {report['inference_peak_mb']['untiled']:.0f} MB, "
               f"tiled {report['inference_peak_mb']['tiled']:.0f} MB")
-    RESULTS.mkdir(exist_ok=True)
-    slug = "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
-    path = RESULTS / f"bench_speed_{slug}.json"
-    path.write_text(json.dumps(report, indent=2))
-    print(f"wrote {path}")
+    write_json(f"bench_speed_{device_kind()}", report)
     return 0
 
 

@@ -20,7 +20,6 @@ step time. Writes experiments/results/tracking_overhead.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -40,9 +39,9 @@ from zssr_tf.image_io import read_image  # noqa: E402
 from zssr_tf.pipeline import super_resolve_file  # noqa: E402
 from zssr_tf.precision import device_name  # noqa: E402
 from zssr_tf.tracking import tracked_run  # noqa: E402
+from results_io import write_json  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main() -> int:
@@ -101,17 +100,14 @@ def main() -> int:
     print(f"logging work per iteration: {foreground_s * 1e6:.0f} us in the training thread, "
           f"{background_s * 1e6:.0f} us of log_batch in the background; at {step_s * 1e3:.0f} ms per step "
           f"that is a ratio of {implied:.4f}")
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "tracking_overhead.json"
-    out.write_text(json.dumps({
+    write_json("tracking_overhead", {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"), "device": device_name(), "load_average": os.getloadavg(),
         "iterations": config.train.max_iters, "crop": args.crop, "gt": args.gt, "overrides": args.overrides,
         "tracking_uri": args.tracking_uri or "sqlite (temporary)",
         "seconds": {name: [{"train": t, "whole_run": w} for t, w in values] for name, values in times.items()},
         "train_ratio": train_ratio, "train_pair_ratios": pair_ratios, "median_train_pair_ratio": np.median(pair_ratios),
         "whole_run_ratio": total_ratio, "logging_seconds_per_iteration": {
-            "training_thread": foreground_s, "background": background_s}, "implied_ratio": implied}, indent=2) + "\n")
-    print(f"wrote {out}")
+            "training_thread": foreground_s, "background": background_s}, "implied_ratio": implied})
     return 0
 
 
