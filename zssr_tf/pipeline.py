@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -11,12 +10,11 @@ import keras
 import numpy as np
 
 from zssr_tf.config import Config
-from zssr_tf.ensemble import auto_tile_size, geometric_self_ensemble, tiled_predict
 from zssr_tf.errors import ZSSRError
 from zssr_tf.image_io import ImageInfo, write_image
 from zssr_tf.metrics import evaluate
 from zssr_tf.resize import imresize
-from zssr_tf.trainer import ZSSR, ZSSRResult
+from zssr_tf.trainer import ZSSR, ZSSRResult, final_test, format_scale, step_output_shape
 
 
 @dataclass
@@ -31,9 +29,7 @@ class Outcome:
 
 def output_stem(info: ImageInfo, config: Config) -> str:
     """`<input stem>_x<scale>`, e.g. baby_x2 or baby_x1.5x2 for a non-square final step."""
-    sy, sx = config.scale.scale_factors[-1]
-    scale = f"{sy:g}" if sy == sx else f"{sy:g}x{sx:g}"
-    return f"{Path(info.path).stem}_x{scale}"
+    return f"{Path(info.path).stem}_{format_scale(config.scale.scale_factors[-1])}"
 
 
 def super_resolve_file(config: Config, image: np.ndarray, alpha: np.ndarray | None, info: ImageInfo,
@@ -43,10 +39,7 @@ def super_resolve_file(config: Config, image: np.ndarray, alpha: np.ndarray | No
     `out_dir` with the input's bit depth and channel layout (alpha upscaled with bicubic)."""
     result = ZSSR(config, callbacks=callbacks).run(image, gt=gt, kernels=kernels)
     stem = output_stem(info, config)
-    big_alpha = None
-    if alpha is not None:
-        big_alpha = np.clip(imresize(alpha, scale_factor=config.scale.scale_factors[-1],
-                                     output_shape=result.sr.shape[:2]), 0, 1)
+    big_alpha = _upscale_alpha(alpha, config, result.sr.shape[:2])
     sr_path = Path(out_dir) / f"{stem}_zssr.png"
     bicubic_path = Path(out_dir) / f"{stem}_bicubic.png"
     write_image(sr_path, result.sr, info, alpha=big_alpha)
@@ -73,21 +66,21 @@ def super_resolve_with_models(config: Config, models: Sequence[keras.Model], ker
     steps = zip(config.scale.scale_factors, config.back_projection_per_step, models, kernels)
     for sf, bp_iters, model, kernel in steps:
         relative_sf = (sf[0] / base_sf[0], sf[1] / base_sf[1])
-        output_shape = tuple(int(math.ceil(n * s - 1e-9)) for n, s in zip(base_input.shape[:2], relative_sf))
-        predict = tiled_predict(_numpy_predict(model), config.test.tile_size or auto_tile_size(config.model.width),
-                                margin=config.model.depth)
         kernel = config.scale.downscale_method if kernel is None else kernel
-        output = geometric_self_ensemble(predict, base_input, relative_sf, output_shape, kernel,
-                                         config.scale.upscale_method, bp_iters, config.test.output_flip)
+        output = final_test(_numpy_predict(model), config, base_input, relative_sf,
+                            step_output_shape(base_input.shape[:2], relative_sf), kernel, bp_iters)
         if sf in config.scale.base_change_sfs:
             base_input, base_sf = output, sf
-    big_alpha = None
-    if alpha is not None:
-        big_alpha = np.clip(imresize(alpha, scale_factor=config.scale.scale_factors[-1],
-                                     output_shape=output.shape[:2]), 0, 1)
     sr_path = Path(out_dir) / f"{output_stem(info, config)}_zssr.png"
-    write_image(sr_path, output, info, alpha=big_alpha)
+    write_image(sr_path, output, info, alpha=_upscale_alpha(alpha, config, output.shape[:2]))
     return sr_path
+
+
+def _upscale_alpha(alpha: np.ndarray | None, config: Config, shape: tuple[int, int]) -> np.ndarray | None:
+    """The alpha channel (h, w, 1) upscaled with bicubic to the output's (H, W), or None."""
+    if alpha is None:
+        return None
+    return np.clip(imresize(alpha, scale_factor=config.scale.scale_factors[-1], output_shape=shape), 0, 1)
 
 
 def _numpy_predict(model: keras.Model):

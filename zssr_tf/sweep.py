@@ -40,6 +40,7 @@ from typing import Any, Sequence
 
 from zssr_tf.config import KEY_TO_SECTION, PRESETS_DIR, Config, load_config, parse_overrides, read_yaml_mapping, suggest
 from zssr_tf.errors import ZSSRError
+from zssr_tf.hashing import file_sha256
 
 SWEEPS_DIR = PRESETS_DIR / "sweeps"
 SWEEP_KEYS = ("name", "base", "overrides", "images", "ground_truth", "kernels", "grid", "zip", "resources")
@@ -318,11 +319,7 @@ def _resources(spec: dict[str, Any], where: str) -> dict[str, float]:
 
 def _digest(path: str, cache: dict[str, str]) -> str:
     if path not in cache:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        cache[path] = digest.hexdigest()
+        cache[path] = file_sha256(path)
     return cache[path]
 
 

@@ -87,7 +87,8 @@ def run_sweep(sweep: Sweep, engine: str = "local", workers: int = 1, address: st
 
     from mlflow import MlflowClient
 
-    from zssr_tf.tracking import check_reachable, resolve_tracking_uri  # loads TensorFlow: after the checks
+    # Loads TensorFlow: after the checks.
+    from zssr_tf.tracking import check_reachable, experiment_id_for, resolve_tracking_uri
 
     uri = resolve_tracking_uri(sweep.base_config.run.tracking_uri)
     check_store_for_workers(address, uri)
@@ -95,7 +96,7 @@ def run_sweep(sweep: Sweep, engine: str = "local", workers: int = 1, address: st
     out = Path(out_dir or Path(sweep.base_config.run.output_dir) / "sweeps" / sweep.name).resolve()
     client = MlflowClient(uri)
     try:
-        experiment_id = _experiment_id(client, sweep.base_config.run.experiment_name)
+        experiment_id = experiment_id_for(client, sweep.base_config.run.experiment_name)
         parent_id = _parent_run(client, experiment_id, sweep)
         finished = {run.data.tags.get("zssr.sweep_key") for run in _children(client, experiment_id, parent_id)
                     if run.info.status == "FINISHED"}
@@ -177,16 +178,6 @@ def _task(point: Point, sweep: Sweep, uri: str, out: Path, parent_id: str) -> Po
             "config": Path(sweep.base).stem, **{f"sweep.{k}": format_value(v) for k, v in point.values.items()}}
     return PointTask(point.key, point.image, point.ground_truth, point.kernels, config,
                      str(out / point_dir(point)), tags)
-
-
-def _experiment_id(client, name: str) -> str:
-    experiment = client.get_experiment_by_name(name)
-    if experiment is None:
-        return client.create_experiment(name)
-    if experiment.lifecycle_stage == "deleted":
-        raise ZSSRError(f"experiment {name!r} is deleted: restore it (mlflow experiments restore) or choose "
-                        "another run.experiment_name")
-    return experiment.experiment_id
 
 
 def _parent_run(client, experiment_id: str, sweep: Sweep) -> str:

@@ -44,7 +44,6 @@ imports this module.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import platform
@@ -74,14 +73,15 @@ from mlflow.utils.validation import (MAX_METRICS_PER_BATCH, MAX_PARAM_VAL_LENGTH
 import zssr_tf
 from zssr_tf.callbacks import ScaleStepCallback
 from zssr_tf.config import Config, save_config
-from zssr_tf.ensemble import auto_tile_size, tiled_predict
 from zssr_tf.errors import ZSSRError
+from zssr_tf.hashing import file_sha256
 from zssr_tf.image_io import ImageInfo, write_image
 from zssr_tf.metrics import evaluate
 from zssr_tf.pipeline import output_stem
 from zssr_tf.plots import plot_crop_comparison, plot_training_curves
 from zssr_tf.precision import device_name, resolve_precision
 from zssr_tf.resize import imresize
+from zssr_tf.trainer import format_scale, tiled_predict_for
 
 DEFAULT_DB = "mlflow.db"
 FLUSH_EVERY_S = 2.0
@@ -277,8 +277,7 @@ class MLflowLogger(ScaleStepCallback):
         with self._guard():
             cfg = self.run.config
             self._step, self._interpolated = step, None
-            self._predict = tiled_predict(predict, cfg.test.tile_size or auto_tile_size(cfg.model.width),
-                                          margin=cfg.model.depth)
+            self._predict = tiled_predict_for(predict, cfg)
             self.step_starts.append(step.iteration_offset)
             self._add("scale_step", step.index, step.iteration_offset)
             if step.gt is not None:
@@ -377,8 +376,7 @@ class TrackedRun:
             return
         config, info = self.config, self.info
         precision, device = resolve_precision(config.train.precision), device_name()
-        sy, sx = config.scale.scale_factors[-1]
-        tags = {"image": Path(info.path).stem, "scale": f"x{sy:g}" if sy == sx else f"x{sy:g}x{sx:g}",
+        tags = {"image": Path(info.path).stem, "scale": format_scale(config.scale.scale_factors[-1]),
                 "config": "default", "precision": precision, "device": device,
                 "kernel": ", ".join(Path(k).name for k in self.kernel_paths) or config.scale.downscale_method,
                 "has_gt": str(self.gt_path is not None).lower(), **self.tags}
@@ -520,20 +518,24 @@ def _start_run(uri: str, experiment_name: str, run_name: str, tags: dict[str, st
     try:
         with _store_lock(uri):
             client = MlflowClient(uri)
-            experiment = client.get_experiment_by_name(experiment_name)
-            if experiment is None:
-                experiment_id = _create_experiment(client, experiment_name)
-            elif experiment.lifecycle_stage == "deleted":
-                raise ZSSRError(f"experiment {experiment_name!r} in {uri} is deleted: restore it "
-                                f"(mlflow experiments restore) or choose another run.experiment_name")
-            else:
-                experiment_id = experiment.experiment_id
+            experiment_id = experiment_id_for(client, experiment_name)
             run = client.create_run(experiment_id, tags=resolve_tags({**tags, MLFLOW_RUN_NAME: run_name}))
     except ZSSRError:
         raise
     except Exception as err:
         raise ZSSRError(f"cannot start an MLflow run in {uri}: {type(err).__name__}: {err}") from None
     return client, experiment_id, run.info.run_id
+
+
+def experiment_id_for(client: MlflowClient, name: str) -> str:
+    """The id of the experiment `name`, created when missing; ZSSRError when it is deleted."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        return _create_experiment(client, name)
+    if experiment.lifecycle_stage == "deleted":
+        raise ZSSRError(f"experiment {name!r} in {client.tracking_uri} is deleted: restore it "
+                        "(mlflow experiments restore) or choose another run.experiment_name")
+    return experiment.experiment_id
 
 
 def _create_experiment(client: MlflowClient, name: str) -> str:
@@ -580,8 +582,4 @@ def _http_retries_for_tracking():
 
 
 def _file_params(prefix: str, path: str | Path) -> dict[str, str]:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return {f"{prefix}.name": Path(path).name, f"{prefix}.sha256": digest.hexdigest()}
+    return {f"{prefix}.name": Path(path).name, f"{prefix}.sha256": file_sha256(path)}

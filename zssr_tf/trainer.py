@@ -121,7 +121,7 @@ class ZSSR:
                 kernel = recenter_kernel(kernels[index], relative_sf)
             else:
                 kernel = cfg.scale.downscale_method
-            output_shape = tuple(int(math.ceil(n * s - 1e-9)) for n, s in zip(base_input.shape[:2], relative_sf))
+            output_shape = step_output_shape(base_input.shape[:2], relative_sf)
             step = ScaleStep(index, sf, relative_sf, base_input, output_shape, kernel, bp_iters, iteration_offset,
                              _gt_for_step(gt, sf, scale_factors[-1], output_shape))
             if self.model is None or cfg.scale.init_net_for_each_sf:
@@ -171,7 +171,7 @@ class ZSSR:
         history = IterationCount()
         policy = LearningRatePolicy(t.learning_rate_policy_check_every, t.min_iters, t.learning_rate_slope_range,
                                     t.run_test_every, t.learning_rate_change_ratio)
-        label = f"[step {step.index + 1}/{len(cfg.scale.scale_factors)} x{_format_sf(step.scale_factor)}] "
+        label = f"[step {step.index + 1}/{len(cfg.scale.scale_factors)} {format_scale(step.scale_factor)}] "
         # Order matters: later callbacks read the logs earlier ones add (see callbacks.py).
         callbacks = [history, IterationLogs(step.iteration_offset),
                      ReconstructionTest(self.predict, step.input_image, interpolated_son, t.run_test_every),
@@ -187,10 +187,8 @@ class ZSSR:
         train_seconds = time.perf_counter() - start
 
         start = time.perf_counter()
-        # A margin of `depth` pixels covers the receptive field of depth 3x3 convs: seamless tiles.
-        predict = tiled_predict(self.predict, cfg.test.tile_size or auto_tile_size(cfg.model.width), cfg.model.depth)
-        output = geometric_self_ensemble(predict, step.input_image, step.relative_sf, step.output_shape, step.kernel,
-                                         cfg.scale.upscale_method, step.back_projection_iters, cfg.test.output_flip)
+        output = final_test(self.predict, cfg, step.input_image, step.relative_sf, step.output_shape, step.kernel,
+                            step.back_projection_iters)
         test_seconds = time.perf_counter() - start
         offset = step.iteration_offset
         result = StepResult(
@@ -205,6 +203,25 @@ class ZSSR:
             if isinstance(callback, ScaleStepCallback):
                 callback.on_scale_step_end(step, result)
         return result
+
+
+def step_output_shape(input_shape: tuple[int, int], relative_sf: tuple[float, float]) -> tuple[int, int]:
+    """(H, W) of a scale step's output: the input's (h, w) times the step's factors, rounded up."""
+    return tuple(int(math.ceil(n * s - 1e-9)) for n, s in zip(input_shape, relative_sf))
+
+
+def tiled_predict_for(predict, config: Config):
+    """`predict` run in tiles of config.test.tile_size (0: sized from free memory), seamless."""
+    # A margin of `depth` pixels covers the receptive field of depth 3x3 convs.
+    return tiled_predict(predict, config.test.tile_size or auto_tile_size(config.model.width), config.model.depth)
+
+
+def final_test(predict, config: Config, lr_image: np.ndarray, relative_sf, output_shape, kernel,
+               back_projection_iters: int) -> np.ndarray:
+    """A scale step's output (H, W, C) float32: `predict` ([N, H, W, C] -> same) run in tiles under
+    the self-ensemble with back-projection, with `config`'s test and scale settings."""
+    return geometric_self_ensemble(tiled_predict_for(predict, config), lr_image, relative_sf, output_shape, kernel, config.scale.upscale_method,
+                                   back_projection_iters, config.test.output_flip)
 
 
 class IterationCount(keras.callbacks.Callback):
@@ -243,5 +260,6 @@ def _gt_for_step(gt, sf, final_sf, output_shape) -> np.ndarray | None:
     return imresize(gt, scale_factor=ratio, output_shape=output_shape)
 
 
-def _format_sf(sf) -> str:
-    return f"{sf[0]:g}" if sf[0] == sf[1] else f"{sf[0]:g}x{sf[1]:g}"
+def format_scale(sf) -> str:
+    """'x2' for a square factor (2, 2), 'x1.5x2' for (1.5, 2): in labels, tags and file names."""
+    return f"x{sf[0]:g}" if sf[0] == sf[1] else f"x{sf[0]:g}x{sf[1]:g}"
