@@ -5,7 +5,8 @@ Store: `run.tracking_uri` from the config, else `$MLFLOW_TRACKING_URI`, else the
 
 What a run holds
 - Params: the resolved config flattened (`model.depth`, `augment.noise_std`, ...), `image.*` and
-  `gt.*` (name, size, channels, bit depth, sha256 of the file), `kernel.<i>.*` (file name, sha256),
+  `gt.*` (name, sha256 of the file; for the image also its size as displayed, channels in the file
+  alpha included, bit depth and `image.exif_orientation`, the EXIF orientation applied, 1..8), `kernel.<i>.*` (file name, sha256),
   `scale_steps`, `precision` (resolved), `device`, `version.*` (zssr_tf, tensorflow, keras, mlflow,
   python). Tags: `image`, `scale`, `config`, `kernel`, `precision`, `device`, `has_gt`; `error` on
   failed or killed runs.
@@ -423,7 +424,7 @@ class TrackedRun:
         params: dict[str, Any] = dict(config.flat())
         params.update(_file_params("image", info.path))
         params.update({"image.width": info.width, "image.height": info.height, "image.channels": info.channels,
-                       "image.bit_depth": info.bit_depth})
+                       "image.bit_depth": info.bit_depth, "image.exif_orientation": info.exif_orientation})
         if self.gt_path is not None:
             params.update(_file_params("gt", self.gt_path))
         for i, kernel in enumerate(self.kernel_paths):
