@@ -159,3 +159,44 @@ def test_lpips_like_distance(random_vgg, baby, tmp_path):
     np.savez(tmp_path / "bad.npz", lin0=np.ones(3))
     with pytest.raises(ZSSRError, match="lin0..lin4"):
         LpipsLike(str(path), tmp_path / "bad.npz")
+
+
+def test_zsrgan_preset_end_to_end_through_the_cli(random_vgg, shared_data_dir, tmp_path, capsys):
+    from mlflow import MlflowClient
+
+    from zssr_tf.cli import main
+    from zssr_tf.image_io import write_image
+
+    path, _ = random_vgg
+    truncated = save_truncated_weights(str(path), tmp_path / "relu3_1.weights.h5")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "heads.npz", **{f"lin{i}": rng.random(n) for i, n in enumerate(HEAD_SIZES)})
+    lr, info = read_image(shared_data_dir / "set5/lr_x2/baby.png")[::2]
+    hr = read_image(shared_data_dir / "set5/hr/baby.png")[0]
+    write_image(tmp_path / "lr.png", lr[:72, :72], info)
+    write_image(tmp_path / "hr.png", hr[:144, :144], info)
+    code = main(["train", str(tmp_path / "lr.png"), "--gt", str(tmp_path / "hr.png"), "--config", "zsrgan",
+                 "--out", str(tmp_path / "out"), "crop_size=64", "max_iters=4", "model.depth=3", "model.width=8",
+                 "learning_rate_step_every=2", "run_test_every=2", "learning_rate_slope_range=4", "progress_every=0",
+                 "precision=float32", f"perceptual_weights={truncated}", f"lpips_vgg_weights={path}",
+                 f"lpips_heads={tmp_path / 'heads.npz'}"])
+    assert code == 0, capsys.readouterr().err
+    sr = read_image(tmp_path / "out/lr_x2_zssr.png")[0]
+    assert sr.shape == (144, 144, 3)
+
+    client = MlflowClient()
+    (run,) = client.search_runs([client.get_experiment_by_name("zssr").experiment_id])
+    metrics = run.data.metrics
+    assert run.info.status == "FINISHED" and metrics["iterations"] == 4
+    history = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "learning_rate")}
+    assert history == pytest.approx({0: 1e-3, 1: 1e-3, 2: 5e-4, 3: 5e-4})
+    for key in ("l1_loss", "adversarial_loss", "perceptual_loss", "discriminator_loss", "discriminator_real",
+                "discriminator_fake", "discriminator_learning_rate"):
+        assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0, 1, 2, 3], key
+    assert 0 < metrics["final_lpips_like"] and 0 < metrics["final_bicubic_lpips_like"]
+    # The network `zssr predict` re-applies is the generator alone.
+    model_dir = client.download_artifacts(run.info.run_id, "model", str(tmp_path / "artifacts"))
+    generator = keras.saving.load_model(f"{model_dir}/step_0.keras", compile=False)
+    assert generator.name == "zssr" and not any("discriminator" in layer.name for layer in generator.layers)
+    assert main(["predict", "--run-id", run.info.run_id, str(tmp_path / "lr.png"), "--out", str(tmp_path / "again")]) == 0
+    np.testing.assert_array_equal(read_image(tmp_path / "again/lr_x2_zssr.png")[0], sr)
