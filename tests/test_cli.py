@@ -67,7 +67,7 @@ def kernel_file(tmp_path, name, content):
     ("negative_noise", "noise_std is -1"),
     ("scale_not_up", "must upscale"),
     ("crop_vs_scale", "too small for scale"),
-    ("kernel_no_var", "no variable 'Kernel'"),
+    ("kernel_no_var", "several 2-D variables"),
     ("kernel_sum", "sums to 4"),
     ("kernel_count", "2 kernel"),
 ])
@@ -82,7 +82,7 @@ def test_bad_input_gives_one_clear_error(tmp_path, capsys, case, message):
         "negative_noise": [image, "noise_std=-1"],
         "scale_not_up": [image, "scale_factors=[[1, 1]]"],
         "crop_vs_scale": [image, "scale_factors=[[8, 8]]", "crop_size=12"],
-        "kernel_no_var": [image, "--kernel", kernel_file(tmp_path, "k_novar.mat", {"K": good_kernel})],
+        "kernel_no_var": [image, "--kernel", kernel_file(tmp_path, "k_novar.mat", {"K": good_kernel, "K2": good_kernel})],
         "kernel_sum": [image, "--kernel", kernel_file(tmp_path, "k_sum.mat", {"Kernel": good_kernel * 4})],
         "kernel_count": [image, "--kernel", kernel_file(tmp_path, "k1.mat", {"Kernel": good_kernel}),
                          kernel_file(tmp_path, "k2.mat", {"Kernel": good_kernel})],

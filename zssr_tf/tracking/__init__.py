@@ -5,7 +5,8 @@ Store: `run.tracking_uri` from the config, else `$MLFLOW_TRACKING_URI`, else the
 
 What a run holds
 - Params: the resolved config flattened (`model.depth`, `augment.noise_std`, ...), `image.*` and
-  `gt.*` (name, size, channels, bit depth, sha256 of the file), `kernel.<i>.*` (file name, sha256),
+  `gt.*` (name, sha256 of the file; for the image also its size as displayed, channels in the file
+  alpha included, bit depth and `image.exif_orientation`, the EXIF orientation applied, 1..8), `kernel.<i>.*` (file name, sha256),
   `scale_steps`, `precision` (resolved), `device`, `version.*` (zssr_tf, tensorflow, keras, mlflow,
   python). Tags: `image`, `scale`, `config`, `kernel`, `precision`, `device`, `has_gt`; `error` on
   failed or killed runs.

@@ -106,7 +106,7 @@ class TrackedRun:
         params: dict[str, Any] = dict(config.flat())
         params.update(_file_params("image", info.path))
         params.update({"image.width": info.width, "image.height": info.height, "image.channels": info.channels,
-                       "image.bit_depth": info.bit_depth})
+                       "image.bit_depth": info.bit_depth, "image.exif_orientation": info.exif_orientation})
         if self.gt_path is not None:
             params.update(_file_params("gt", self.gt_path))
         for i, kernel in enumerate(self.kernel_paths):
