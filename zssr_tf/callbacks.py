@@ -3,7 +3,8 @@ the slope/std learning-rate policy, stopping at the minimum learning rate, and p
 
 They share the batch `logs` dict: `IterationLogs` adds `iteration` (global across scale steps)
 and `learning_rate`, `ReconstructionTest` adds `reconstruction_error` on test iterations, and
-later callbacks read them. Order them as `training_callbacks` does.
+later callbacks read them; `NonFiniteCheck` stops training at the first NaN/inf among them.
+Order them as `trainer.ZSSR._run_step` does.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from typing import Callable
 
 import keras
 import numpy as np
+
+from zssr_tf.checks import LEARNING_RATE_RANGE
+from zssr_tf.errors import ZSSRError
 
 
 class IterationLogs(keras.callbacks.Callback):
@@ -65,6 +69,31 @@ class ReconstructionTest(keras.callbacks.Callback):
             logs["reconstruction_error"] = float(np.mean(np.square(output - self.lr_image)))
             self.iterations.append(batch)
             self.errors.append(logs["reconstruction_error"])
+
+
+class NonFiniteCheck(keras.callbacks.Callback):
+    """Stops training at the first iteration whose loss or reconstruction error is NaN or
+    infinite (the idea of `keras.callbacks.TerminateOnNaN`), by raising ZSSRError naming the
+    iteration, the learning rate and the fix. Raising, rather than setting `stop_training`, keeps
+    later callbacks (learning-rate policy, tracking) from acting on the non-finite values; what
+    they logged before stays. Place it after `IterationLogs` and `ReconstructionTest`.
+    `iteration_offset` is the number of iterations run in earlier scale steps.
+    """
+
+    def __init__(self, iteration_offset: int = 0):
+        super().__init__()
+        self.iteration_offset = iteration_offset
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        for key, what in (("loss", "the loss"), ("reconstruction_error", "the network's reconstruction error")):
+            if key in logs and not np.isfinite(float(logs[key])):
+                rate = float(self.model.optimizer.learning_rate)
+                low, high = LEARNING_RATE_RANGE
+                raise ZSSRError(
+                    f"training diverged: {what} is {float(logs[key])} at iteration {self.iteration_offset + batch} "
+                    f"(learning rate {rate:g}); no result was saved. Lower train.learning_rate (ZSSR trains with "
+                    f"{low:g} to {high:g}, default 1e-3) or check the input image and kernel for extreme values")
 
 
 class LearningRatePolicy(keras.callbacks.Callback):

@@ -12,9 +12,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 
-from zssr_tf.errors import ZSSRError
+from zssr_tf.errors import ZSSRError, ZSSRWarning
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         args.image = images[0] if images else None
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     command = {"train": train, "predict": predict, "upload-metrics": upload_metrics, "sweep": sweep}[args.command]
+    default_showwarning = warnings.showwarning
+    warnings.showwarning = _show_warning(default_showwarning)
     try:
         return command(args)
     except ZSSRError as err:
@@ -97,11 +100,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("zssr: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = default_showwarning
 
 
 def train(args: argparse.Namespace) -> int:
     import yaml
 
+    from zssr_tf.checks import check_inputs
     from zssr_tf.config import load_config
     from zssr_tf.image_io import read_image
     from zssr_tf.kernels import load_kernel
@@ -114,6 +120,8 @@ def train(args: argparse.Namespace) -> int:
     image, alpha, info = read_image(image_path)
     gt = read_image(args.gt)[0] if args.gt else None
     kernels = [load_kernel(k) for k in args.kernel] if args.kernel else None
+    # Every check that needs no training, before TensorFlow is even imported.
+    check_inputs(config, image, gt, kernels, names={"image": f"the image {image_path}", "gt": f"the ground truth {args.gt}"})
 
     from zssr_tf.pipeline import super_resolve_file  # imports TensorFlow: after the cheap checks
     from zssr_tf.tracking import tracked_run
@@ -160,6 +168,17 @@ def sweep(args: argparse.Namespace) -> int:
         return 0
     report = run_sweep(plan, engine=args.engine, workers=args.workers, address=args.address, out_dir=args.out)
     return 1 if report.failures else 0
+
+
+def _show_warning(default):
+    """A `warnings.showwarning` that prints ZSSRWarning as one `zssr: warning: ...` line, without
+    the source line, and hands every other warning to `default`."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, ZSSRWarning):
+            print(f"zssr: warning: {message}", file=file or sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+    return show
 
 
 def _input_path(args: argparse.Namespace) -> str:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -12,19 +12,18 @@ import numpy as np
 import tensorflow as tf
 
 from zssr_tf.augment import FatherSampler, father_to_son, interpolate_son
-from zssr_tf.callbacks import (IterationLogs, LearningRatePolicy, ProgressLogger, ReconstructionTest,
+from zssr_tf.callbacks import (IterationLogs, LearningRatePolicy, NonFiniteCheck, ProgressLogger, ReconstructionTest,
                                ScaleStepCallback, StepLearningRate, StopAtMinLearningRate)
+from zssr_tf.checks import check_inputs, setting_warnings, step_output_shape
 from zssr_tf.config import Config, format_scale
 from zssr_tf.data import PairMaker, make_dataset
 from zssr_tf.ensemble import geometric_self_ensemble, tiled_predict_for
-from zssr_tf.errors import ZSSRError
+from zssr_tf.errors import ZSSRError, ZSSRWarning
 from zssr_tf.gan.build import build_zsrgan
 from zssr_tf.kernels import recenter_kernel
 from zssr_tf.model import build_zssr_net
 from zssr_tf.precision import resolve_precision
 from zssr_tf.resize import imresize
-
-MIN_INPUT_SIDE = 8
 
 
 @dataclass(frozen=True)
@@ -102,13 +101,15 @@ class ZSSR:
 
         `gt`: optional ground truth (H, W, C) for the final scale, for per-step evaluation.
         `kernels`: optional numeric downscaling kernels, one per scale step (raw; re-centred here).
+        Raises ZSSRError before training for inputs `checks.check_inputs` rejects, and during
+        training when the loss or the network's output stops being finite (`NonFiniteCheck`) or a
+        step's final output has NaN/inf pixels. Warns (ZSSRWarning) for settings unlikely to train.
         """
         cfg = self.config
         scale_factors = cfg.scale.scale_factors
-        image = _check_image(image, scale_factors)
-        if kernels is not None and len(kernels) != len(scale_factors):
-            raise ZSSRError(f"{len(kernels)} kernel(s) given for {len(scale_factors)} scale step(s): "
-                            "give one kernel per step in scale.scale_factors, or none")
+        image, gt, kernels = check_inputs(cfg, image, gt, kernels)
+        for message in setting_warnings(cfg):
+            warnings.warn(message, ZSSRWarning, stacklevel=2)
         if cfg.loss.adversarial_weight > 0 and min(image.shape[:2]) < 64:
             raise ZSSRError(f"the image is {image.shape[1]}x{image.shape[0]} pixels: the discriminator "
                             "(loss.adversarial_weight > 0) needs fathers of at least 64 pixels per side; "
@@ -196,7 +197,7 @@ class ZSSR:
         # Order matters: later callbacks read the logs earlier ones add (see callbacks.py).
         reconstruction = ReconstructionTest(self.predict, step.input_image, interpolated_son, t.run_test_every)
         callbacks = [history, IterationLogs(step.iteration_offset), reconstruction,
-                     schedule, StopAtMinLearningRate(t.min_learning_rate),
+                     NonFiniteCheck(step.iteration_offset), schedule, StopAtMinLearningRate(t.min_learning_rate),
                      ProgressLogger(cfg.run.progress_every if self.verbose else 0, label, t.max_iters),
                      *self.callbacks]
         for callback in self.callbacks:
@@ -211,6 +212,10 @@ class ZSSR:
         output = final_test(self.predict, cfg, step.input_image, step.relative_sf, step.output_shape, step.kernel,
                             step.back_projection_iters)
         test_seconds = time.perf_counter() - start
+        if not np.isfinite(output).all():
+            raise ZSSRError(f"{label.strip()} the final test (self-ensemble and back-projection) gave NaN or infinite "
+                            "pixels, so there is no result to save: lower train.learning_rate or check the "
+                            "input image and kernel")
         offset = step.iteration_offset
         result = StepResult(
             scale_factor=step.scale_factor, output=output, iterations=history.iterations,
@@ -226,9 +231,6 @@ class ZSSR:
         return result
 
 
-def step_output_shape(input_shape: tuple[int, int], relative_sf: tuple[float, float]) -> tuple[int, int]:
-    """(H, W) of a scale step's output: the input's (h, w) times the step's factors, rounded up."""
-    return tuple(int(math.ceil(n * s - 1e-9)) for n, s in zip(input_shape, relative_sf))
 
 
 def final_test(predict, config: Config, lr_image: np.ndarray, relative_sf, output_shape, kernel,
@@ -249,26 +251,11 @@ class IterationCount(keras.callbacks.Callback):
         self.iterations = batch + 1
 
 
-def _check_image(image: np.ndarray, scale_factors) -> np.ndarray:
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = image[..., None]
-    if image.ndim != 3 or image.shape[2] not in (1, 3):
-        raise ZSSRError(f"the image must be (h, w), (h, w, 1) or (h, w, 3), got shape {image.shape}")
-    needed = max(MIN_INPUT_SIDE, 2 * math.ceil(max(max(sf) for sf in scale_factors)))
-    if min(image.shape[:2]) < needed:
-        raise ZSSRError(f"the image is {image.shape[1]}x{image.shape[0]} pixels, too small for scale "
-                        f"{list(scale_factors[-1])}: each side needs at least {needed} pixels")
-    return np.clip(image.astype(np.float32), 0, 1)
-
-
 def _gt_for_step(gt, sf, final_sf, output_shape) -> np.ndarray | None:
-    """The ground truth at this step's scale: itself for the last scale, else downscaled."""
+    """The ground truth (H, W, C), already checked against the input by `checks.check_ground_truth`,
+    at this step's scale: itself for the last scale, else resized to the step's output shape."""
     if gt is None:
         return None
-    gt = np.asarray(gt, np.float32)
-    if gt.ndim == 2:
-        gt = gt[..., None]
     if np.allclose(sf, final_sf, atol=0.01):
         return gt
     ratio = (sf[0] / final_sf[0], sf[1] / final_sf[1])
