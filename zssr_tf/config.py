@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_type_hints
@@ -132,6 +133,9 @@ class RunConfig:
     experiment_name: str = "zssr"
     tracking_uri: str | None = None
     progress_every: int = 50
+    log_model: bool = True
+    register_model: str | None = None
+    system_metrics: bool = True
 
 
 @dataclass(frozen=True)
@@ -277,6 +281,8 @@ def validate(config: Config) -> None:
         (config.test.tile_size == 0 or config.test.tile_size >= 32,
          "test.tile_size must be 0 (chosen from available memory) or at least 32 pixels"),
         (r.progress_every >= 0, "run.progress_every must be >= 0 (0 turns the progress display off)"),
+        (r.register_model is None or (r.register_model.strip() and r.log_model),
+         "run.register_model must be a model name (and needs run.log_model: true), or null"),
     ]
     for ok, message in checks:
         if not ok:
@@ -306,6 +312,20 @@ def validate(config: Config) -> None:
     unknown_base = [list(b) for b in s.base_change_sfs if b not in s.scale_factors]
     if unknown_base:
         raise ZSSRError(f"scale.base_change_sfs {unknown_base} must each be one of scale.scale_factors")
+    first_check = first_policy_check(t)
+    if first_check >= t.max_iters:
+        warnings.warn(f"train.max_iters is {t.max_iters} but the learning-rate policy first checks at iteration "
+                      f"{first_check} (train.min_iters {t.min_iters}, learning_rate_policy_check_every "
+                      f"{t.learning_rate_policy_check_every}): the learning rate will stay at {t.learning_rate:g}. "
+                      f"For short runs lower min_iters too (e.g. min_iters={max(t.max_iters // 3, 0)})",
+                      UserWarning, stacklevel=3)
+
+
+def first_policy_check(train: TrainConfig) -> int:
+    """The first iteration (from 0) at which `callbacks.LearningRatePolicy` may drop the learning
+    rate: the first k > min_iters with (k + 1) % learning_rate_policy_check_every == 0."""
+    every = train.learning_rate_policy_check_every
+    return (train.min_iters + 1 + every) // every * every - 1
 
 
 def format_scale(sf) -> str:

@@ -15,7 +15,7 @@ from zssr_tf.gan.lpips import LpipsLike
 from zssr_tf.image_io import ImageInfo, write_image
 from zssr_tf.metrics import evaluate
 from zssr_tf.resize import imresize
-from zssr_tf.trainer import ZSSR, ZSSRResult, final_test, step_output_shape
+from zssr_tf.trainer import ZSSR, ZSSRResult, super_resolve_with_networks
 
 
 @dataclass
@@ -58,24 +58,13 @@ def super_resolve_file(config: Config, image: np.ndarray, alpha: np.ndarray | No
 
 def super_resolve_with_models(config: Config, models: Sequence[keras.Model], kernels: Sequence[np.ndarray | None],
                               image: np.ndarray, alpha: np.ndarray | None, info: ImageInfo, out_dir: Path) -> Path:
-    """Super-resolve `image` (h, w, C) float32 in [0, 1] with networks trained earlier, one per
-    scale step of `config`, without training: each step's final test as in training (tiled
-    self-ensemble and back-projection with `config`'s settings, base changes). `kernels[i]`: step
-    i's re-centred numeric kernel, or None for scale.downscale_method. Writes and returns
-    `<stem>_zssr.png` in `out_dir`."""
-    channels = models[0].input_shape[-1]
-    if image.shape[2] != channels:
-        raise ZSSRError(f"{info.path} has {image.shape[2]} channel(s) but the networks were trained on "
-                        f"{channels}-channel images; convert the image first")
-    base_input, base_sf = np.clip(image, 0, 1).astype(np.float32), (1.0, 1.0)
-    steps = zip(config.scale.scale_factors, config.back_projection_per_step, models, kernels)
-    for sf, bp_iters, model, kernel in steps:
-        relative_sf = (sf[0] / base_sf[0], sf[1] / base_sf[1])
-        kernel = config.scale.downscale_method if kernel is None else kernel
-        output = final_test(_numpy_predict(model), config, base_input, relative_sf,
-                            step_output_shape(base_input.shape[:2], relative_sf), kernel, bp_iters)
-        if sf in config.scale.base_change_sfs:
-            base_input, base_sf = output, sf
+    """Super-resolve `image` (h, w, C) float32 in [0, 1] with networks trained earlier (see
+    `trainer.super_resolve_with_networks`) and write `<stem>_zssr.png` to `out_dir` with the
+    input's bit depth and channel layout; returns its path."""
+    try:
+        output = super_resolve_with_networks(config, models, kernels, image)
+    except ZSSRError as err:
+        raise ZSSRError(f"{info.path}: {err}") from None
     sr_path = Path(out_dir) / f"{output_stem(info, config)}_zssr.png"
     write_image(sr_path, output, info, alpha=_upscale_alpha(alpha, config, output.shape[:2]))
     return sr_path
@@ -86,7 +75,3 @@ def _upscale_alpha(alpha: np.ndarray | None, config: Config, shape: tuple[int, i
     if alpha is None:
         return None
     return np.clip(imresize(alpha, scale_factor=config.scale.scale_factors[-1], output_shape=shape), 0, 1)
-
-
-def _numpy_predict(model: keras.Model):
-    return lambda batch: keras.ops.convert_to_numpy(model(np.asarray(batch, np.float32), training=False))

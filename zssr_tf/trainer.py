@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -198,14 +200,14 @@ class ZSSR:
         reconstruction = ReconstructionTest(self.predict, step.input_image, interpolated_son, t.run_test_every)
         callbacks = [history, IterationLogs(step.iteration_offset), reconstruction,
                      NonFiniteCheck(step.iteration_offset), schedule, StopAtMinLearningRate(t.min_learning_rate),
-                     ProgressLogger(cfg.run.progress_every if self.verbose else 0, label, t.max_iters),
-                     *self.callbacks]
+                     *self.callbacks, ProgressLogger(cfg.run.progress_every if self.verbose else 0, label, t.max_iters)]
         for callback in self.callbacks:
             if isinstance(callback, ScaleStepCallback):
                 callback.on_scale_step_begin(step, self.predict)
 
         start = time.perf_counter()
-        self.model.fit(dataset, epochs=1, steps_per_epoch=t.max_iters, callbacks=callbacks, verbose=0, shuffle=False)
+        with _autolog_paused():
+            self.model.fit(dataset, epochs=1, steps_per_epoch=t.max_iters, callbacks=callbacks, verbose=0, shuffle=False)
         train_seconds = time.perf_counter() - start
 
         start = time.perf_counter()
@@ -239,6 +241,45 @@ def final_test(predict, config: Config, lr_image: np.ndarray, relative_sf, outpu
     the self-ensemble with back-projection, with `config`'s test and scale settings."""
     return geometric_self_ensemble(tiled_predict_for(predict, config), lr_image, relative_sf, output_shape, kernel, config.scale.upscale_method,
                                    back_projection_iters, config.test.output_flip)
+
+
+def super_resolve_with_networks(config: Config, networks: Sequence[keras.Model],
+                                kernels: Sequence[np.ndarray | None], image: np.ndarray) -> np.ndarray:
+    """Super-resolve `image` (h, w, C) float32 in [0, 1] with networks trained earlier, one per
+    scale step of `config`, without training: each step's `final_test` as in training (tiled
+    self-ensemble and back-projection with `config`'s settings, base changes). `kernels[i]`: step
+    i's re-centred numeric kernel, or None for scale.downscale_method. Returns the last step's
+    output (H, W, C) float32 in [0, 1]. Raises ZSSRError when the channel count differs from the
+    networks'."""
+    channels = networks[0].input_shape[-1]
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[2] != channels:
+        raise ZSSRError(f"the image has shape {image.shape} but the networks were trained on {channels}-channel "
+                        f"images (h, w, {channels}); convert the image first")
+    base_input, base_sf = np.clip(image, 0, 1).astype(np.float32), (1.0, 1.0)
+    for sf, bp_iters, network, kernel in zip(config.scale.scale_factors, config.back_projection_per_step,
+                                             networks, kernels):
+        relative_sf = (sf[0] / base_sf[0], sf[1] / base_sf[1])
+        kernel = config.scale.downscale_method if kernel is None else kernel
+        predict = lambda batch, net=network: keras.ops.convert_to_numpy(net(np.asarray(batch, np.float32),
+                                                                               training=False))
+        output = final_test(predict, config, base_input, relative_sf,
+                            step_output_shape(base_input.shape[:2], relative_sf), kernel, bp_iters)
+        if sf in config.scale.base_change_sfs:
+            base_input, base_sf = output, sf
+    return output
+
+
+def _autolog_paused():
+    """MLflow autologging paused around `fit` (see `tracking.autolog`). Imported only when MLflow
+    is loaded: autologging cannot be on otherwise, and the trainer itself never needs MLflow."""
+    if "mlflow" not in sys.modules:
+        return contextlib.nullcontext()
+    from zssr_tf.tracking.autolog import autolog_paused
+
+    return autolog_paused()
 
 
 class IterationCount(keras.callbacks.Callback):
