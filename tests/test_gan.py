@@ -200,3 +200,17 @@ def test_zsrgan_preset_end_to_end_through_the_cli(random_vgg, shared_data_dir, t
     assert generator.name == "zssr" and not any("discriminator" in layer.name for layer in generator.layers)
     assert main(["predict", "--run-id", run.info.run_id, str(tmp_path / "lr.png"), "--out", str(tmp_path / "again")]) == 0
     np.testing.assert_array_equal(read_image(tmp_path / "again/lr_x2_zssr.png")[0], sr)
+
+
+def test_crop_figure_shows_bicubic_zssr_zsrgan_and_gt(baby, tmp_path):
+    import matplotlib.image
+
+    from zssr_tf.plots import plot_crop_comparison
+
+    image = np.repeat(np.repeat(baby[:64, :64], 2, 0), 2, 1)
+    three = plot_crop_comparison(tmp_path / "three.png", image, image, image)
+    four = plot_crop_comparison(tmp_path / "four.png", image, image, image, sr_name="ZSRGAN",
+                                others={"ZSSR": image})
+    # One more panel of the same width: the overview plus bicubic | ZSSR | ZSRGAN | GT.
+    widths = [matplotlib.image.imread(p).shape[1] for p in (three, four)]
+    assert widths == [1600, 2000]
