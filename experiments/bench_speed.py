@@ -45,8 +45,9 @@ from zssr_tf.model import build_zssr_net  # noqa: E402
 from zssr_tf.precision import device_name, resolve_precision  # noqa: E402
 from zssr_tf.trainer import ZSSR  # noqa: E402
 from results_io import device_kind, write_json  # noqa: E402
+from benchmark_data import benchmark_data_dir  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = benchmark_data_dir()
 WARMUP = 10
 
 

@@ -44,7 +44,7 @@ from zssr_tf.errors import ZSSRError  # noqa: E402
 from zssr_tf.gan.vgg import resolve_weights  # noqa: E402
 from zssr_tf.image_io import read_image  # noqa: E402
 from zssr_tf.metrics import evaluate  # noqa: E402
-from zssr_tf.plots import plot_crop_comparison  # noqa: E402
+from zssr_tf.tracking.plots import plot_crop_comparison  # noqa: E402
 from zssr_tf.resize import imresize  # noqa: E402
 from zssr_tf.trainer import ZSSR  # noqa: E402
 from results_io import write_json  # noqa: E402

@@ -205,7 +205,7 @@ def test_zsrgan_preset_end_to_end_through_the_cli(random_vgg, shared_data_dir, t
 def test_crop_figure_shows_bicubic_zssr_zsrgan_and_gt(baby, tmp_path):
     import matplotlib.image
 
-    from zssr_tf.plots import plot_crop_comparison
+    from zssr_tf.tracking.plots import plot_crop_comparison
 
     image = np.repeat(np.repeat(baby[:64, :64], 2, 0), 2, 1)
     three = plot_crop_comparison(tmp_path / "three.png", image, image, image)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from zssr_tf.kernels import SYMMETRY_TOLERANCE, centre_kernel, odd_square
 from zssr_tf.resize import imresize
 
 
@@ -139,6 +140,16 @@ def undo_dihedral(image: np.ndarray, k: int) -> np.ndarray:
     if k >= 4:
         image = np.fliplr(image)
     return np.rot90(image, -(k % 4))
+
+
+def kernel_symmetries(kernel: np.ndarray, tolerance: float = SYMMETRY_TOLERANCE) -> tuple[int, ...]:
+    """The dihedral transforms k (0..7, as `dihedral`) that leave a 2-D kernel unchanged about its
+    centre of mass, within `tolerance` times its largest tap. Always contains 0; all 8 for an
+    isotropic Gaussian; only 0 for a DIV2KRK-style noisy anisotropic kernel.
+    """
+    centred = odd_square(centre_kernel(kernel))
+    limit = tolerance * np.max(np.abs(centred))
+    return tuple(k for k in range(8) if np.max(np.abs(dihedral(centred, k) - centred)) <= limit)
 
 
 def father_to_son(hr_father: np.ndarray, scale_factor, kernel, noise_std: float,

@@ -14,11 +14,14 @@ import difflib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import TYPE_CHECKING, Any, get_type_hints
 
 import yaml
 
 from zssr_tf.errors import ZSSRError
+
+if TYPE_CHECKING:
+    from zssr_tf.image_io import ImageInfo
 
 PRESETS_DIR = Path(__file__).resolve().parent / "configs"
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
@@ -303,6 +306,16 @@ def validate(config: Config) -> None:
     unknown_base = [list(b) for b in s.base_change_sfs if b not in s.scale_factors]
     if unknown_base:
         raise ZSSRError(f"scale.base_change_sfs {unknown_base} must each be one of scale.scale_factors")
+
+
+def format_scale(sf) -> str:
+    """'x2' for a square factor (2, 2), 'x1.5x2' for (1.5, 2): in labels, tags and file names."""
+    return f"x{sf[0]:g}" if sf[0] == sf[1] else f"x{sf[0]:g}x{sf[1]:g}"
+
+
+def output_stem(info: ImageInfo, config: Config) -> str:
+    """`<input stem>_x<scale>`, e.g. baby_x2 or baby_x1.5x2 for a non-square final step."""
+    return f"{Path(info.path).stem}_{format_scale(config.scale.scale_factors[-1])}"
 
 
 def _resolve_config_path(path: str | Path, relative_to: Path | None = None) -> Path:

@@ -9,13 +9,13 @@ from typing import Sequence
 import keras
 import numpy as np
 
-from zssr_tf.config import Config
+from zssr_tf.config import Config, output_stem
 from zssr_tf.errors import ZSSRError
 from zssr_tf.gan.lpips import LpipsLike
 from zssr_tf.image_io import ImageInfo, write_image
 from zssr_tf.metrics import evaluate
 from zssr_tf.resize import imresize
-from zssr_tf.trainer import ZSSR, ZSSRResult, final_test, format_scale, step_output_shape
+from zssr_tf.trainer import ZSSR, ZSSRResult, final_test, step_output_shape
 
 
 @dataclass
@@ -26,11 +26,6 @@ class Outcome:
     sr_path: Path
     bicubic_path: Path
     metrics: dict[str, dict[str, float]] | None
-
-
-def output_stem(info: ImageInfo, config: Config) -> str:
-    """`<input stem>_x<scale>`, e.g. baby_x2 or baby_x1.5x2 for a non-square final step."""
-    return f"{Path(info.path).stem}_{format_scale(config.scale.scale_factors[-1])}"
 
 
 def super_resolve_file(config: Config, image: np.ndarray, alpha: np.ndarray | None, info: ImageInfo,

@@ -14,9 +14,9 @@ import tensorflow as tf
 from zssr_tf.augment import FatherSampler, father_to_son, interpolate_son
 from zssr_tf.callbacks import (IterationLogs, LearningRatePolicy, ProgressLogger, ReconstructionTest,
                                ScaleStepCallback, StepLearningRate, StopAtMinLearningRate)
-from zssr_tf.config import Config
+from zssr_tf.config import Config, format_scale
 from zssr_tf.data import PairMaker, make_dataset
-from zssr_tf.ensemble import auto_tile_size, geometric_self_ensemble, tiled_predict
+from zssr_tf.ensemble import geometric_self_ensemble, tiled_predict_for
 from zssr_tf.errors import ZSSRError
 from zssr_tf.gan.build import build_zsrgan
 from zssr_tf.kernels import recenter_kernel
@@ -231,12 +231,6 @@ def step_output_shape(input_shape: tuple[int, int], relative_sf: tuple[float, fl
     return tuple(int(math.ceil(n * s - 1e-9)) for n, s in zip(input_shape, relative_sf))
 
 
-def tiled_predict_for(predict, config: Config):
-    """`predict` run in tiles of config.test.tile_size (0: sized from free memory), seamless."""
-    # A margin of `depth` pixels covers the receptive field of depth 3x3 convs.
-    return tiled_predict(predict, config.test.tile_size or auto_tile_size(config.model.width), config.model.depth)
-
-
 def final_test(predict, config: Config, lr_image: np.ndarray, relative_sf, output_shape, kernel,
                back_projection_iters: int) -> np.ndarray:
     """A scale step's output (H, W, C) float32: `predict` ([N, H, W, C] -> same) run in tiles under
@@ -279,8 +273,3 @@ def _gt_for_step(gt, sf, final_sf, output_shape) -> np.ndarray | None:
         return gt
     ratio = (sf[0] / final_sf[0], sf[1] / final_sf[1])
     return imresize(gt, scale_factor=ratio, output_shape=output_shape)
-
-
-def format_scale(sf) -> str:
-    """'x2' for a square factor (2, 2), 'x1.5x2' for (1.5, 2): in labels, tags and file names."""
-    return f"x{sf[0]:g}" if sf[0] == sf[1] else f"x{sf[0]:g}x{sf[1]:g}"
