@@ -21,7 +21,8 @@ Lee et al. 2021, seed 004 Table 1): RGB in [0, 255] clipped, no rounding, no sha
 10 log10(255^2 / (MSE + 1e-10)); SSIM with skimage on the int-truncated RGB (data_range 255,
 channel_axis -1, skimage's default 7x7 uniform window). LPIPS-like (gan/lpips.py) when
 --lpips-heads is given. Model selection: the final iteration (never by ground truth).
-Writes experiments/results/zsrgan_<set>[_<images>][_<overrides>].{json,md}.
+Writes experiments/results/zsrgan_<set>[_<images>][_<overrides>].{json,md} and, per image, a
+crop figure bicubic | ZSSR | ZSRGAN | GT (titles: PSNR RGB, no shave) in results/figures/.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from zssr_tf.errors import ZSSRError  # noqa: E402
 from zssr_tf.gan.vgg import resolve_weights  # noqa: E402
 from zssr_tf.image_io import read_image  # noqa: E402
 from zssr_tf.metrics import evaluate  # noqa: E402
+from zssr_tf.tracking.plots import plot_crop_comparison  # noqa: E402
 from zssr_tf.resize import imresize  # noqa: E402
 from zssr_tf.trainer import ZSSR  # noqa: E402
 from results_io import write_json  # noqa: E402
@@ -103,6 +105,8 @@ def main() -> int:
                "zsrgan_l1_adv": load_config("zsrgan", ["perceptual_weight=0", "progress_every=0", *args.overrides]),
                "zsrgan": load_config("zsrgan", [f"perceptual_weights={vgg}", "progress_every=0", *args.overrides])
                if vgg else None}
+    parts = ["zsrgan", args.lr_dir.parent.name, *(args.images or []), *args.overrides]
+    name = re.sub(r"[^A-Za-z0-9_.=-]+", "-", "_".join(parts))
     rows = []
     for lr_path in sorted(args.lr_dir.glob("*.png")):
         if args.images and lr_path.stem not in args.images:
@@ -112,17 +116,24 @@ def main() -> int:
         bicubic = np.clip(imresize(lr, scale_factor=2, output_shape=gt.shape[:2]), 0, 1)
         rows.append({"image": lr_path.stem, "method": "bicubic", **scores(bicubic, gt, lpips)})
         print(rows[-1], flush=True)
+        outputs = {}
         for method in args.methods:
             start = time.perf_counter()
-            result = ZSSR(configs[method], verbose=False).run(lr)
-            rows.append({"image": lr_path.stem, "method": method, **scores(result.sr, gt, lpips),
-                         "iterations": result.iterations, "seconds": time.perf_counter() - start})
+            outputs[method] = ZSSR(configs[method], verbose=False).run(lr)
+            rows.append({"image": lr_path.stem, "method": method, **scores(outputs[method].sr, gt, lpips),
+                         "iterations": outputs[method].iterations, "seconds": time.perf_counter() - start})
             print(rows[-1], flush=True)
+        gan = "zsrgan" if "zsrgan" in outputs else "zsrgan_l1_adv"
+        if gan in outputs:
+            psnr = {r["method"]: f"{r['psnr_rgb_noshave']:.2f} dB" for r in rows if r["image"] == lr_path.stem}
+            others = {"ZSSR": outputs["zssr"].sr} if "zssr" in outputs else {}
+            titles = {"bicubic": psnr["bicubic"], "zssr": psnr[gan], "ZSSR": psnr.get("zssr", "")}
+            plot_crop_comparison(HERE / "results" / "figures" / f"{name}_{lr_path.stem}.png", bicubic,
+                                 outputs[gan].sr, gt, titles, others=others,
+                                 sr_name="ZSRGAN" if gan == "zsrgan" else "ZSRGAN (L1+adv)")
     methods = ["bicubic", *args.methods]
     means = {m: {k: float(np.mean([r[k] for r in rows if r["method"] == m]))
                  for k in rows[0] if k not in ("image", "method")} for m in methods}
-    parts = ["zsrgan", args.lr_dir.parent.name, *(args.images or []), *args.overrides]
-    name = re.sub(r"[^A-Za-z0-9_.=-]+", "-", "_".join(parts))
     write_json(name, {"lr_dir": str(args.lr_dir), "overrides": args.overrides, "notes": notes,
                       "rows": rows, "means": means, "report_table1_set5": REPORT_SET5})
     lines = [f"LR `{args.lr_dir}`, images {sorted({r['image'] for r in rows})}, zsrgan overrides "

@@ -190,9 +190,6 @@ def test_zsrgan_preset_end_to_end_through_the_cli(random_vgg, shared_data_dir, t
     assert run.info.status == "FINISHED" and metrics["iterations"] == 4
     history = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "learning_rate")}
     assert history == pytest.approx({0: 1e-3, 1: 1e-3, 2: 5e-4, 3: 5e-4})
-    for key in ("l1_loss", "adversarial_loss", "perceptual_loss", "discriminator_loss", "discriminator_real",
-                "discriminator_fake", "discriminator_learning_rate"):
-        assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0, 1, 2, 3], key
     assert 0 < metrics["final_lpips_like"] and 0 < metrics["final_bicubic_lpips_like"]
     # The network `zssr predict` re-applies is the generator alone.
     model_dir = client.download_artifacts(run.info.run_id, "model", str(tmp_path / "artifacts"))
@@ -200,3 +197,21 @@ def test_zsrgan_preset_end_to_end_through_the_cli(random_vgg, shared_data_dir, t
     assert generator.name == "zssr" and not any("discriminator" in layer.name for layer in generator.layers)
     assert main(["predict", "--run-id", run.info.run_id, str(tmp_path / "lr.png"), "--out", str(tmp_path / "again")]) == 0
     np.testing.assert_array_equal(read_image(tmp_path / "again/lr_x2_zssr.png")[0], sr)
+    # Every GAN term, the discriminator's outputs and its learning rate, at every iteration.
+    for key in ("l1_loss", "adversarial_loss", "perceptual_loss", "discriminator_loss", "discriminator_real",
+                "discriminator_fake", "discriminator_learning_rate"):
+        assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0, 1, 2, 3], key
+
+
+def test_crop_figure_shows_bicubic_zssr_zsrgan_and_gt(baby, tmp_path):
+    import matplotlib.image
+
+    from zssr_tf.tracking.plots import plot_crop_comparison
+
+    image = np.repeat(np.repeat(baby[:64, :64], 2, 0), 2, 1)
+    three = plot_crop_comparison(tmp_path / "three.png", image, image, image)
+    four = plot_crop_comparison(tmp_path / "four.png", image, image, image, sr_name="ZSRGAN",
+                                others={"ZSSR": image})
+    # One more panel of the same width: the overview plus bicubic | ZSSR | ZSRGAN | GT.
+    widths = [matplotlib.image.imread(p).shape[1] for p in (three, four)]
+    assert widths == [1600, 2000]

@@ -145,7 +145,7 @@ class TrackedRun:
             self.buffer.add("run/learning_rate_drop_iteration", iteration, number)
         self._safely("copy the outputs", self._copy_outputs, outcome.sr_path, outcome.bicubic_path)
         self._safely("draw the crop comparison", plot_crop_comparison, self.folder / "figures" / "crops.png",
-                     result.bicubic, result.sr, gt, titles)
+                     result.bicubic, result.sr, gt, titles, None, self.config.method_name)
 
     def ui_hint(self) -> str:
         """Where to look at this run in the MLflow UI: its address, after the exact command that
