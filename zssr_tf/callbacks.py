@@ -3,7 +3,8 @@ the slope/std learning-rate policy, stopping at the minimum learning rate, and p
 
 They share the batch `logs` dict: `IterationLogs` adds `iteration` (global across scale steps)
 and `learning_rate`, `ReconstructionTest` adds `reconstruction_error` on test iterations, and
-later callbacks read them. Order them as `training_callbacks` does.
+later callbacks read them; `NonFiniteCheck` stops training at the first NaN/inf among them.
+Order them as `trainer.ZSSR._run_step` does.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from typing import Callable
 import keras
 import numpy as np
 from tqdm import tqdm
+
+from zssr_tf.checks import LEARNING_RATE_RANGE
+from zssr_tf.errors import ZSSRError
 
 
 class IterationLogs(keras.callbacks.Callback):
@@ -42,7 +46,8 @@ class IterationLogs(keras.callbacks.Callback):
 class ReconstructionTest(keras.callbacks.Callback):
     """Every `run_test_every` iterations (from 0), the MSE between the LR input `I` and the
     network's output on `interpolated_son` (I downscaled by sf, upscaled back): the only error
-    measurable without ground truth. Adds `reconstruction_error` to the logs.
+    measurable without ground truth. Adds `reconstruction_error` to the logs and keeps the
+    tested iterations and errors of the current `fit` in `iterations` and `errors`.
 
     `predict` maps a [1, h, w, C] float32 array to the network output of the same shape.
     """
@@ -55,10 +60,41 @@ class ReconstructionTest(keras.callbacks.Callback):
         self.interpolated_son = interpolated_son
         self.run_test_every = run_test_every
 
+    def on_train_begin(self, logs=None):
+        self.iterations: list[int] = []
+        self.errors: list[float] = []
+
     def on_train_batch_end(self, batch, logs=None):
         if batch % self.run_test_every == 0 and logs is not None:
             output = np.clip(self.predict(self.interpolated_son[None])[0], 0, 1)
             logs["reconstruction_error"] = float(np.mean(np.square(output - self.lr_image)))
+            self.iterations.append(batch)
+            self.errors.append(logs["reconstruction_error"])
+
+
+class NonFiniteCheck(keras.callbacks.Callback):
+    """Stops training at the first iteration whose loss or reconstruction error is NaN or
+    infinite (the idea of `keras.callbacks.TerminateOnNaN`), by raising ZSSRError naming the
+    iteration, the learning rate and the fix. Raising, rather than setting `stop_training`, keeps
+    later callbacks (learning-rate policy, tracking) from acting on the non-finite values; what
+    they logged before stays. Place it after `IterationLogs` and `ReconstructionTest`.
+    `iteration_offset` is the number of iterations run in earlier scale steps.
+    """
+
+    def __init__(self, iteration_offset: int = 0):
+        super().__init__()
+        self.iteration_offset = iteration_offset
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        for key, what in (("loss", "the loss"), ("reconstruction_error", "the network's reconstruction error")):
+            if key in logs and not np.isfinite(float(logs[key])):
+                rate = float(self.model.optimizer.learning_rate)
+                low, high = LEARNING_RATE_RANGE
+                raise ZSSRError(
+                    f"training diverged: {what} is {float(logs[key])} at iteration {self.iteration_offset + batch} "
+                    f"(learning rate {rate:g}); no result was saved. Lower train.learning_rate (ZSSR trains with "
+                    f"{low:g} to {high:g}, default 1e-3) or check the input image and kernel for extreme values")
 
 
 class LearningRatePolicy(keras.callbacks.Callback):
@@ -120,6 +156,35 @@ def slope_and_std(x, y) -> tuple[float, float]:
     """Least-squares line fit of y on x: (slope, standard error of the slope), as `np.polyfit(cov=True)`."""
     (slope, _), cov = np.polyfit(np.asarray(x, float), np.asarray(y, float), 1, cov=True)
     return float(slope), float(np.sqrt(max(cov[0, 0], 0.0)))
+
+
+class StepLearningRate(keras.callbacks.Callback):
+    """The "step" learning-rate schedule: iteration k (0-based, within one `fit`) trains at the
+    starting rate times `factor ** (k // every)` (ZSRGAN, Lee et al. 2021: halved every 500).
+    Applies to `model.optimizer` and, when the model has one, `model.discriminator_optimizer`;
+    each starts from the rate it has when training begins. `drops` holds the last iteration
+    run at each old rate, as `LearningRatePolicy.drops` does."""
+
+    def __init__(self, every: int = 500, factor: float = 0.5):
+        super().__init__()
+        self.every = every
+        self.factor = factor
+        self._initial: list[tuple[object, float]] = []
+        self.drops: list[int] = []
+
+    def _optimizers(self):
+        return [o for o in (self.model.optimizer, getattr(self.model, "discriminator_optimizer", None)) if o is not None]
+
+    def on_train_begin(self, logs=None):
+        self._initial = [(o, float(o.learning_rate)) for o in self._optimizers()]
+        self.drops = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch % self.every == 0:
+            if batch and self.factor < 1:
+                self.drops.append(batch - 1)
+            for optimizer, rate in self._initial:
+                optimizer.learning_rate.assign(rate * self.factor ** (batch // self.every))
 
 
 class StopAtMinLearningRate(keras.callbacks.Callback):

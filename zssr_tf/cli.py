@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"one input image at a time, got {images}; overrides take the form key=value")
         args.image = images[0] if images else None
     args.quiet = quiet_tensorflow(getattr(args, "verbose", False))
-    warnings.formatwarning = _one_line_warning
+    default_formatwarning, warnings.formatwarning = warnings.formatwarning, _one_line_warning
     command = {"train": train, "predict": predict, "upload-metrics": upload_metrics, "sweep": sweep}[args.command]
     try:
         return command(args)
@@ -109,11 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("zssr: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = default_formatwarning
 
 
 def train(args: argparse.Namespace) -> int:
     import yaml
 
+    from zssr_tf.checks import check_inputs
     from zssr_tf.config import load_config
     from zssr_tf.image_io import read_image
     from zssr_tf.kernels import load_kernel
@@ -126,6 +129,8 @@ def train(args: argparse.Namespace) -> int:
     image, alpha, info = read_image(image_path)
     gt = read_image(args.gt)[0] if args.gt else None
     kernels = [load_kernel(k) for k in args.kernel] if args.kernel else None
+    # Every check that needs no training, before TensorFlow is even imported.
+    check_inputs(config, image, gt, kernels, names={"image": f"the image {image_path}", "gt": f"the ground truth {args.gt}"})
 
     load_tensorflow(args.quiet)  # after the cheap checks
     from zssr_tf.pipeline import super_resolve_file

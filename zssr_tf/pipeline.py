@@ -11,6 +11,7 @@ import numpy as np
 
 from zssr_tf.config import Config, output_stem
 from zssr_tf.errors import ZSSRError
+from zssr_tf.gan.lpips import LpipsLike
 from zssr_tf.image_io import ImageInfo, write_image
 from zssr_tf.metrics import evaluate
 from zssr_tf.resize import imresize
@@ -31,7 +32,12 @@ def super_resolve_file(config: Config, image: np.ndarray, alpha: np.ndarray | No
                        out_dir: Path, gt: np.ndarray | None = None, kernels: Sequence[np.ndarray] | None = None,
                        callbacks: Sequence[keras.callbacks.Callback] = ()) -> Outcome:
     """Run ZSSR on `image` (h, w, C) and write `<stem>_zssr.png` and `<stem>_bicubic.png` to
-    `out_dir` with the input's bit depth and channel layout (alpha upscaled with bicubic)."""
+    `out_dir` with the input's bit depth and channel layout (alpha upscaled with bicubic).
+    With `gt`, metrics hold PSNR/SSIM (metrics.evaluate) and, when loss.lpips_heads is set,
+    `lpips_like` (gan.lpips)."""
+    # Built before training so that a missing weight file stops the run before any work.
+    lpips = (LpipsLike(config.loss.lpips_vgg_weights, config.loss.lpips_heads)
+             if gt is not None and config.loss.lpips_heads else None)
     result = ZSSR(config, callbacks=callbacks).run(image, gt=gt, kernels=kernels)
     stem = output_stem(info, config)
     big_alpha = _upscale_alpha(alpha, config, result.sr.shape[:2])
@@ -43,6 +49,10 @@ def super_resolve_file(config: Config, image: np.ndarray, alpha: np.ndarray | No
     if gt is not None:
         scale = config.scale.scale_factors[-1]
         metrics = {"zssr": evaluate(result.sr, gt, scale), "bicubic": evaluate(result.bicubic, gt, scale)}
+        if lpips is not None:
+            for key, sr in (("zssr", result.sr), ("bicubic", result.bicubic)):
+                height, width = min(sr.shape[0], gt.shape[0]), min(sr.shape[1], gt.shape[1])
+                metrics[key]["lpips_like"] = lpips.distance(sr[:height, :width], gt[:height, :width])
     return Outcome(result, sr_path, bicubic_path, metrics)
 
 

@@ -10,7 +10,8 @@ What a run holds
   swept values, e.g. `bird_x2 noise_std=0.02 crop_size=64`. Description (`mlflow.note.content`):
   image, size, preset, overrides, ground truth, kernels.
 - Params: the resolved config flattened (`model.depth`, `augment.noise_std`, ...), `image.*` and
-  `gt.*` (name, size, channels, bit depth, sha256 of the file), `kernel.<i>.*` (file name, sha256),
+  `gt.*` (name, sha256 of the file; for the image also its size as displayed, channels in the file
+  alpha included, bit depth and `image.exif_orientation`, the EXIF orientation applied, 1..8), `kernel.<i>.*` (file name, sha256),
   `scale_steps`, `precision` (resolved), `device`, `version.*` (zssr_tf, tensorflow, keras, mlflow,
   python). Tags: `image`, `scale`, `config`, `kernel`, `precision`, `device`, `has_gt`; `error` on
   failed or killed runs.
@@ -19,8 +20,8 @@ What a run holds
 - Metrics, grouped by prefix as the MLflow UI groups its charts:
   - `final/` (step 0), the headline numbers: `final/psnr`, `final/ssim` (Y channel, shaved:
     DESIGN §2), `final/psnr_gain` (dB over bicubic), `final/ssim_gain`, `final/psnr_rgb`,
-    `final/bicubic_psnr`, `final/bicubic_ssim`, `final/bicubic_psnr_rgb` (with a ground truth,
-    after self-ensemble and back-projection); `final/reconstruction_error` (the last test's MSE,
+    `final/lpips_like` (when `loss.lpips_heads` is set), and the same of the bicubic upscale as
+    `final/bicubic_<name>` (with a ground truth, after self-ensemble and back-projection); `final/reconstruction_error` (the last test's MSE,
     the score without ground truth) and `final/iterations`.
   - `run/` (step 0): `run/train_seconds`, `run/test_seconds`, `run/iterations_per_second`,
     `run/learning_rate_drops` (count); `run/learning_rate_drop_iteration` whose step is the drop

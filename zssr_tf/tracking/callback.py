@@ -101,7 +101,9 @@ class MLflowLogger(ScaleStepCallback):
                     self._add("step/ssim", scores["ssim"], step.index)
             model_dir = self.run.folder / "model"
             model_dir.mkdir(parents=True, exist_ok=True)
-            self.model.save(model_dir / f"step_{step.index}.keras")
+            # A GAN training model (gan.model.ZSRGAN) keeps the network to re-apply as `generator`;
+            # its discriminator is only for training and is not saved.
+            getattr(self.model, "generator", self.model).save(model_dir / f"step_{step.index}.keras")
             if isinstance(step.kernel, np.ndarray):
                 np.save(model_dir / f"step_{step.index}_kernel.npy", step.kernel)
             if step.index < len(self.run.config.scale.scale_factors) - 1:

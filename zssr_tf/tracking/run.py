@@ -129,7 +129,8 @@ class TrackedRun:
         if outcome.metrics:  # the headline numbers first
             z, b = outcome.metrics["zssr"], outcome.metrics["bicubic"]
             final.update({"final/psnr": z["psnr"], "final/ssim": z["ssim"], "final/psnr_gain": z["psnr"] - b["psnr"],
-                          "final/ssim_gain": z["ssim"] - b["ssim"], "final/psnr_rgb": z["psnr_rgb"]})
+                          "final/ssim_gain": z["ssim"] - b["ssim"]})
+            final.update({f"final/{k}": v for k, v in z.items()})  # psnr_rgb, and lpips_like when computed
             final.update({f"final/bicubic_{k}": v for k, v in b.items()})
             titles = {"zssr": f"{z['psnr']:.2f} dB", "bicubic": f"{b['psnr']:.2f} dB"}
         tests = result.steps[-1].reconstruction_errors
@@ -145,7 +146,7 @@ class TrackedRun:
             self.buffer.add("run/learning_rate_drop_iteration", iteration, number)
         self._safely("copy the outputs", self._copy_outputs, outcome.sr_path, outcome.bicubic_path)
         self._safely("draw the crop comparison", plot_crop_comparison, self.folder / "figures" / "crops.png",
-                     result.bicubic, result.sr, gt, titles)
+                     result.bicubic, result.sr, gt, titles, None, self.config.method_name)
 
     def ui_hint(self) -> str:
         """Where to look at this run in the MLflow UI: its address, after the exact command that
@@ -159,7 +160,7 @@ class TrackedRun:
         params: dict[str, Any] = dict(config.flat())
         params.update(_file_params("image", info.path))
         params.update({"image.width": info.width, "image.height": info.height, "image.channels": info.channels,
-                       "image.bit_depth": info.bit_depth})
+                       "image.bit_depth": info.bit_depth, "image.exif_orientation": info.exif_orientation})
         if self.gt_path is not None:
             params.update(_file_params("gt", self.gt_path))
         for i, kernel in enumerate(self.kernel_paths):
