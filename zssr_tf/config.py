@@ -23,6 +23,8 @@ from zssr_tf.errors import ZSSRError
 PRESETS_DIR = Path(__file__).resolve().parent / "configs"
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 RESIZE_METHODS = ("cubic", "linear", "lanczos2", "lanczos3", "box")
+LEARNING_RATE_SCHEDULES = ("policy", "cosine")
+RECONSTRUCTION_TEST_MODES = ("auto", "full", "crops")
 
 ScalePair = tuple[float, float]
 
@@ -73,6 +75,11 @@ class TrainConfig:
     learning_rate_policy_check_every: int = 60
     learning_rate_slope_range: int = 256
     run_test_every: int = 50
+    learning_rate_schedule: str = "policy"
+    legacy_slope_std: bool = False
+    reconstruction_test: str = "auto"
+    reconstruction_test_pixels: int = 512 * 512
+    gt_test_every: int = 200
     precision: str = "auto"
     jit_compile: bool = False
 
@@ -209,6 +216,16 @@ def validate(config: Config) -> None:
         (t.run_test_every >= 1, "train.run_test_every must be >= 1"),
         (t.learning_rate_slope_range >= 2 * t.run_test_every,
          "train.learning_rate_slope_range must cover at least two tests (>= 2 * run_test_every)"),
+        (not t.legacy_slope_std or t.learning_rate_slope_range >= 5 * t.run_test_every,
+         "train.legacy_slope_std needs a line fit of at least 5 tests: "
+         "learning_rate_slope_range >= 5 * run_test_every"),
+        (t.learning_rate_schedule in LEARNING_RATE_SCHEDULES,
+         f"train.learning_rate_schedule is {t.learning_rate_schedule!r}; use one of {LEARNING_RATE_SCHEDULES}"),
+        (t.reconstruction_test in RECONSTRUCTION_TEST_MODES,
+         f"train.reconstruction_test is {t.reconstruction_test!r}; use one of {RECONSTRUCTION_TEST_MODES}"),
+        (t.reconstruction_test_pixels >= 64 * 64,
+         "train.reconstruction_test_pixels must be at least 4096 (one 64x64 crop)"),
+        (t.gt_test_every >= 0, "train.gt_test_every must be >= 0 (0: no ground-truth curves, final scores only)"),
         (t.precision in PRECISIONS, f"train.precision is {t.precision!r}; use one of {PRECISIONS}"),
         (all(n >= 0 for n in config.test.back_projection_iters), "test.back_projection_iters must be >= 0"),
         (config.test.tile_size == 0 or config.test.tile_size >= 32,

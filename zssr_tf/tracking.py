@@ -11,7 +11,7 @@ What a run holds
   failed or killed runs.
 - Metrics whose step is the global iteration (counted from 0 across scale steps):
   `loss` (per-iteration L1) and `learning_rate` every iteration; `reconstruction_error` (MSE) every
-  `run_test_every` iterations; with a ground truth, at the same iterations, `psnr`, `ssim` (dB /
+  `run_test_every` iterations; with a ground truth, every `gt_test_every` iterations, `psnr`, `ssim` (dB /
   unitless, Y channel, shaved: DESIGN §2) and `true_error` (MSE, all channels) of the current
   network's output without ensemble or back-projection, and `bicubic_psnr`, `bicubic_ssim` of the
   bicubic upscale as a reference line (earlier steps of a gradual run score against the ground
@@ -295,7 +295,8 @@ class MLflowLogger(ScaleStepCallback):
             for key in ("loss", "learning_rate", "reconstruction_error"):
                 if key in logs:
                     self._add(key, logs[key], iteration)
-            if "reconstruction_error" in logs and self._interpolated is not None:
+            every = self.run.config.train.gt_test_every
+            if self._interpolated is not None and every and batch % every == 0:
                 self._log_true_error(iteration)
 
     def on_scale_step_end(self, step, result) -> None:

@@ -12,8 +12,8 @@ import numpy as np
 import tensorflow as tf
 
 from zssr_tf.augment import FatherSampler, father_to_son, interpolate_son
-from zssr_tf.callbacks import (IterationLogs, LearningRatePolicy, ProgressLogger, ReconstructionTest,
-                               ScaleStepCallback, StopAtMinLearningRate)
+from zssr_tf.callbacks import (CosineLearningRate, IterationLogs, LearningRatePolicy, ProgressLogger,
+                               ReconstructionTest, ScaleStepCallback, StopAtMinLearningRate, reconstruction_windows)
 from zssr_tf.config import Config
 from zssr_tf.data import PairMaker, make_dataset
 from zssr_tf.ensemble import auto_tile_size, geometric_self_ensemble, tiled_predict
@@ -169,12 +169,22 @@ class ZSSR:
         dataset = make_dataset(pairs, channels=step.input_image.shape[2], start_index=step.iteration_offset)
 
         history = IterationCount()
-        policy = LearningRatePolicy(t.learning_rate_policy_check_every, t.min_iters, t.learning_rate_slope_range,
-                                    t.run_test_every, t.learning_rate_change_ratio)
+        cosine = t.learning_rate_schedule == "cosine"
+        # Under the cosine schedule the policy only records the reconstruction errors: its
+        # min_iters of max_iters keeps it from ever dropping the rate.
+        policy = LearningRatePolicy(t.learning_rate_policy_check_every, t.max_iters if cosine else t.min_iters,
+                                    t.learning_rate_slope_range, t.run_test_every, t.learning_rate_change_ratio,
+                                    legacy_slope_std=t.legacy_slope_std)
+        schedule = [CosineLearningRate(t.learning_rate, t.max_iters)] if cosine else []
+        # A tiled predict, and on large images a fixed set of crops: the test's cost and memory
+        # do not grow with the image.
+        windows = reconstruction_windows(step.input_image.shape[:2], t.reconstruction_test,
+                                         t.reconstruction_test_pixels, cfg.run.seed)
+        test = ReconstructionTest(tiled_predict_for(self.predict, cfg), step.input_image, interpolated_son,
+                                  t.run_test_every, windows, margin=cfg.model.depth)
         label = f"[step {step.index + 1}/{len(cfg.scale.scale_factors)} {format_scale(step.scale_factor)}] "
         # Order matters: later callbacks read the logs earlier ones add (see callbacks.py).
-        callbacks = [history, IterationLogs(step.iteration_offset),
-                     ReconstructionTest(self.predict, step.input_image, interpolated_son, t.run_test_every),
+        callbacks = [history, *schedule, IterationLogs(step.iteration_offset), test,
                      policy, StopAtMinLearningRate(t.min_learning_rate),
                      ProgressLogger(cfg.run.progress_every if self.verbose else 0, label, t.max_iters),
                      *self.callbacks]
