@@ -44,10 +44,11 @@ class IterationLogs(keras.callbacks.Callback):
 class ReconstructionTest(keras.callbacks.Callback):
     """Every `run_test_every` iterations (from 0), the MSE between the LR input `I` and the
     network's output on `interpolated_son` (I downscaled by sf, upscaled back): the only error
-    measurable without ground truth. Adds `reconstruction_error` to the logs.
+    measurable without ground truth. Adds `reconstruction_error` to the logs and keeps the
+    tested iterations and errors of the current `fit` in `iterations` and `errors`.
 
     `predict` maps a [1, h, w, C] float32 array to the network output of the same shape; pass
-    a tiled one (`trainer.tiled_predict_for`) so memory stays bounded on large images.
+    a tiled one (`ensemble.tiled_predict_for`) so memory stays bounded on large images.
     `windows` (from `reconstruction_windows`) restricts the error to those (top, left, height,
     width) boxes of `I`, each run with `margin` pixels of context per side (the network's
     receptive-field radius, so every scored pixel sees what it would see in the whole image);
@@ -65,9 +66,15 @@ class ReconstructionTest(keras.callbacks.Callback):
         self.windows = windows
         self.margin = margin
 
+    def on_train_begin(self, logs=None):
+        self.iterations: list[int] = []
+        self.errors: list[float] = []
+
     def on_train_batch_end(self, batch, logs=None):
         if batch % self.run_test_every == 0 and logs is not None:
             logs["reconstruction_error"] = self.error()
+            self.iterations.append(batch)
+            self.errors.append(logs["reconstruction_error"])
 
     def error(self) -> float:
         """The reconstruction MSE now (float, image values in [0, 1])."""
@@ -179,6 +186,7 @@ class CosineLearningRate(keras.callbacks.Callback):
         super().__init__()
         self.initial = initial
         self.total = total
+        self.drops: list[int] = []  # a continuous decay has no drops (cf. `LearningRatePolicy.drops`)
 
     def on_train_batch_begin(self, batch, logs=None):
         rate = self.initial * (1 + math.cos(math.pi * min(batch, self.total) / self.total)) / 2
@@ -199,6 +207,35 @@ def slope_and_std(x, y, legacy: bool = False) -> tuple[float, float]:
     (slope, _), cov = np.polyfit(x, y, 1, cov=True)
     variance = cov[0, 0] * ((x.size - 2) / (x.size - 4) if legacy else 1.0)
     return float(slope), float(np.sqrt(max(variance, 0.0)))
+
+
+class StepLearningRate(keras.callbacks.Callback):
+    """The "step" learning-rate schedule: iteration k (0-based, within one `fit`) trains at the
+    starting rate times `factor ** (k // every)` (ZSRGAN, Lee et al. 2021: halved every 500).
+    Applies to `model.optimizer` and, when the model has one, `model.discriminator_optimizer`;
+    each starts from the rate it has when training begins. `drops` holds the last iteration
+    run at each old rate, as `LearningRatePolicy.drops` does."""
+
+    def __init__(self, every: int = 500, factor: float = 0.5):
+        super().__init__()
+        self.every = every
+        self.factor = factor
+        self._initial: list[tuple[object, float]] = []
+        self.drops: list[int] = []
+
+    def _optimizers(self):
+        return [o for o in (self.model.optimizer, getattr(self.model, "discriminator_optimizer", None)) if o is not None]
+
+    def on_train_begin(self, logs=None):
+        self._initial = [(o, float(o.learning_rate)) for o in self._optimizers()]
+        self.drops = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch % self.every == 0:
+            if batch and self.factor < 1:
+                self.drops.append(batch - 1)
+            for optimizer, rate in self._initial:
+                optimizer.learning_rate.assign(rate * self.factor ** (batch // self.every))
 
 
 class StopAtMinLearningRate(keras.callbacks.Callback):

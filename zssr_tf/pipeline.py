@@ -9,12 +9,13 @@ from typing import Sequence
 import keras
 import numpy as np
 
-from zssr_tf.config import Config
+from zssr_tf.config import Config, output_stem
 from zssr_tf.errors import ZSSRError
+from zssr_tf.gan.lpips import LpipsLike
 from zssr_tf.image_io import ImageInfo, write_image
 from zssr_tf.metrics import evaluate
 from zssr_tf.resize import imresize
-from zssr_tf.trainer import ZSSR, ZSSRResult, final_test, format_scale, step_output_shape
+from zssr_tf.trainer import ZSSR, ZSSRResult, final_test, step_output_shape
 
 
 @dataclass
@@ -27,16 +28,16 @@ class Outcome:
     metrics: dict[str, dict[str, float]] | None
 
 
-def output_stem(info: ImageInfo, config: Config) -> str:
-    """`<input stem>_x<scale>`, e.g. baby_x2 or baby_x1.5x2 for a non-square final step."""
-    return f"{Path(info.path).stem}_{format_scale(config.scale.scale_factors[-1])}"
-
-
 def super_resolve_file(config: Config, image: np.ndarray, alpha: np.ndarray | None, info: ImageInfo,
                        out_dir: Path, gt: np.ndarray | None = None, kernels: Sequence[np.ndarray] | None = None,
                        callbacks: Sequence[keras.callbacks.Callback] = ()) -> Outcome:
     """Run ZSSR on `image` (h, w, C) and write `<stem>_zssr.png` and `<stem>_bicubic.png` to
-    `out_dir` with the input's bit depth and channel layout (alpha upscaled with bicubic)."""
+    `out_dir` with the input's bit depth and channel layout (alpha upscaled with bicubic).
+    With `gt`, metrics hold PSNR/SSIM (metrics.evaluate) and, when loss.lpips_heads is set,
+    `lpips_like` (gan.lpips)."""
+    # Built before training so that a missing weight file stops the run before any work.
+    lpips = (LpipsLike(config.loss.lpips_vgg_weights, config.loss.lpips_heads)
+             if gt is not None and config.loss.lpips_heads else None)
     result = ZSSR(config, callbacks=callbacks).run(image, gt=gt, kernels=kernels)
     stem = output_stem(info, config)
     big_alpha = _upscale_alpha(alpha, config, result.sr.shape[:2])
@@ -48,6 +49,10 @@ def super_resolve_file(config: Config, image: np.ndarray, alpha: np.ndarray | No
     if gt is not None:
         scale = config.scale.scale_factors[-1]
         metrics = {"zssr": evaluate(result.sr, gt, scale), "bicubic": evaluate(result.bicubic, gt, scale)}
+        if lpips is not None:
+            for key, sr in (("zssr", result.sr), ("bicubic", result.bicubic)):
+                height, width = min(sr.shape[0], gt.shape[0]), min(sr.shape[1], gt.shape[1])
+                metrics[key]["lpips_like"] = lpips.distance(sr[:height, :width], gt[:height, :width])
     return Outcome(result, sr_path, bicubic_path, metrics)
 
 

@@ -13,11 +13,13 @@ import tensorflow as tf
 
 from zssr_tf.augment import FatherSampler, father_to_son, interpolate_son
 from zssr_tf.callbacks import (CosineLearningRate, IterationLogs, LearningRatePolicy, ProgressLogger,
-                               ReconstructionTest, ScaleStepCallback, StopAtMinLearningRate, reconstruction_windows)
-from zssr_tf.config import Config
+                               ReconstructionTest, ScaleStepCallback, StepLearningRate, StopAtMinLearningRate,
+                               reconstruction_windows)
+from zssr_tf.config import Config, format_scale
 from zssr_tf.data import PairMaker, make_dataset
-from zssr_tf.ensemble import auto_tile_size, geometric_self_ensemble, tiled_predict
+from zssr_tf.ensemble import geometric_self_ensemble, tiled_predict_for
 from zssr_tf.errors import ZSSRError
+from zssr_tf.gan.build import build_zsrgan
 from zssr_tf.kernels import recenter_kernel
 from zssr_tf.model import build_zssr_net
 from zssr_tf.precision import resolve_precision
@@ -108,6 +110,10 @@ class ZSSR:
         if kernels is not None and len(kernels) != len(scale_factors):
             raise ZSSRError(f"{len(kernels)} kernel(s) given for {len(scale_factors)} scale step(s): "
                             "give one kernel per step in scale.scale_factors, or none")
+        if cfg.loss.adversarial_weight > 0 and min(image.shape[:2]) < 64:
+            raise ZSSRError(f"the image is {image.shape[1]}x{image.shape[0]} pixels: the discriminator "
+                            "(loss.adversarial_weight > 0) needs fathers of at least 64 pixels per side; "
+                            "use a larger image or loss.adversarial_weight=0")
         keras.utils.set_random_seed(cfg.run.seed)
         self.model = None  # every run starts from fresh weights
         channels = image.shape[2]
@@ -138,14 +144,24 @@ class ZSSR:
         return ZSSRResult(sr=steps[-1].output, bicubic=bicubic, steps=steps, precision=self.precision)
 
     def _build_model(self, channels: int) -> keras.Model:
-        m, t = self.config.model, self.config.train
-        model = build_zssr_net(m.depth, m.width, channels, m.init_variance, dtype_policy=self.precision)
-        optimizer = keras.optimizers.Adam(learning_rate=t.learning_rate)
-        if self.precision == "mixed_float16":
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        model.compile(optimizer=optimizer, loss="mean_absolute_error", jit_compile=t.jit_compile)
+        m, t, loss = self.config.model, self.config.train, self.config.loss
+        model = build_zssr_net(m.depth, m.width, channels, m.init_variance, dtype_policy=self.precision,
+                               input_noise_std=m.input_noise_std)
+        optimizer = self._adam(t.learning_rate, t.adam_beta_1)
+        if loss.gan:
+            model = build_zsrgan(model, loss, channels, self.precision)
+            model.compile(optimizer, self._adam(loss.discriminator_learning_rate, loss.discriminator_beta_1),
+                          jit_compile=t.jit_compile)
+        else:
+            model.compile(optimizer=optimizer, loss="mean_absolute_error", jit_compile=t.jit_compile)
         self._predict = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
         return model
+
+    def _adam(self, learning_rate: float, beta_1: float) -> keras.optimizers.Optimizer:
+        optimizer = keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1)
+        if self.precision == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        return optimizer
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """The network's output for a [N, H, W, C] float32 batch of interpolated images."""
@@ -155,6 +171,8 @@ class ZSSR:
         cfg = self.config
         a, t = cfg.augment, cfg.train
         self.model.optimizer.learning_rate.assign(t.learning_rate)
+        if getattr(self.model, "discriminator_optimizer", None) is not None:
+            self.model.discriminator_optimizer.learning_rate.assign(cfg.loss.discriminator_learning_rate)
         rng = np.random.default_rng((cfg.run.seed, step.index, 1))
         lr_son = father_to_son(step.input_image, step.relative_sf, step.kernel, a.noise_std, rng)
         interpolated_son = interpolate_son(lr_son, step.relative_sf, step.input_image.shape[:2],
@@ -163,29 +181,31 @@ class ZSSR:
             sources=tuple(sources), base_scales=tuple(base_scales),
             sampler=FatherSampler(a.crop_size, a.augment_leave_as_is_probability,
                                   a.augment_no_interpolate_probability, a.augment_min_scale,
-                                  a.augment_scale_diff_sigma, a.augment_shear_sigma, a.augment_allow_rotation),
+                                  a.augment_scale_diff_sigma, a.augment_shear_sigma, a.augment_allow_rotation,
+                                  a.augment_min_father_side, a.augment_scale_distribution),
             scale_factor=step.relative_sf, kernel=step.kernel, noise_std=a.noise_std,
-            upscale_method=cfg.scale.upscale_method, seed=cfg.run.seed)
+            upscale_method=cfg.scale.upscale_method, seed=cfg.run.seed, dihedral_batch=a.augment_dihedral_batch)
         dataset = make_dataset(pairs, channels=step.input_image.shape[2], start_index=step.iteration_offset)
 
         history = IterationCount()
-        cosine = t.learning_rate_schedule == "cosine"
-        # Under the cosine schedule the policy only records the reconstruction errors: its
-        # min_iters of max_iters keeps it from ever dropping the rate.
-        policy = LearningRatePolicy(t.learning_rate_policy_check_every, t.max_iters if cosine else t.min_iters,
-                                    t.learning_rate_slope_range, t.run_test_every, t.learning_rate_change_ratio,
-                                    legacy_slope_std=t.legacy_slope_std)
-        schedule = [CosineLearningRate(t.learning_rate, t.max_iters)] if cosine else []
+        if t.learning_rate_schedule == "step":
+            schedule = StepLearningRate(t.learning_rate_step_every, t.learning_rate_step_factor)
+        elif t.learning_rate_schedule == "cosine":
+            schedule = CosineLearningRate(t.learning_rate, t.max_iters)
+        else:
+            schedule = LearningRatePolicy(t.learning_rate_policy_check_every, t.min_iters, t.learning_rate_slope_range,
+                                          t.run_test_every, t.learning_rate_change_ratio,
+                                          legacy_slope_std=t.legacy_slope_std)
+        label = f"[step {step.index + 1}/{len(cfg.scale.scale_factors)} {format_scale(step.scale_factor)}] "
         # A tiled predict, and on large images a fixed set of crops: the test's cost and memory
         # do not grow with the image.
         windows = reconstruction_windows(step.input_image.shape[:2], t.reconstruction_test,
                                          t.reconstruction_test_pixels, cfg.run.seed)
-        test = ReconstructionTest(tiled_predict_for(self.predict, cfg), step.input_image, interpolated_son,
-                                  t.run_test_every, windows, margin=cfg.model.depth)
-        label = f"[step {step.index + 1}/{len(cfg.scale.scale_factors)} {format_scale(step.scale_factor)}] "
+        reconstruction = ReconstructionTest(tiled_predict_for(self.predict, cfg), step.input_image, interpolated_son,
+                                            t.run_test_every, windows, margin=cfg.model.depth)
         # Order matters: later callbacks read the logs earlier ones add (see callbacks.py).
-        callbacks = [history, *schedule, IterationLogs(step.iteration_offset), test,
-                     policy, StopAtMinLearningRate(t.min_learning_rate),
+        callbacks = [history, IterationLogs(step.iteration_offset), reconstruction,
+                     schedule, StopAtMinLearningRate(t.min_learning_rate),
                      ProgressLogger(cfg.run.progress_every if self.verbose else 0, label, t.max_iters),
                      *self.callbacks]
         for callback in self.callbacks:
@@ -203,8 +223,8 @@ class ZSSR:
         offset = step.iteration_offset
         result = StepResult(
             scale_factor=step.scale_factor, output=output, iterations=history.iterations,
-            learning_rate_drops=[offset + i for i in policy.drops],
-            reconstruction_errors=[(offset + i, e) for i, e in zip(policy.test_iterations, policy.test_errors)],
+            learning_rate_drops=[offset + i for i in schedule.drops],
+            reconstruction_errors=[(offset + i, e) for i, e in zip(reconstruction.iterations, reconstruction.errors)],
             train_seconds=train_seconds, test_seconds=test_seconds)
         if self.verbose:
             print(f"{label}done: {result.iterations} iterations in {train_seconds:.1f} s, "
@@ -218,12 +238,6 @@ class ZSSR:
 def step_output_shape(input_shape: tuple[int, int], relative_sf: tuple[float, float]) -> tuple[int, int]:
     """(H, W) of a scale step's output: the input's (h, w) times the step's factors, rounded up."""
     return tuple(int(math.ceil(n * s - 1e-9)) for n, s in zip(input_shape, relative_sf))
-
-
-def tiled_predict_for(predict, config: Config):
-    """`predict` run in tiles of config.test.tile_size (0: sized from free memory), seamless."""
-    # A margin of `depth` pixels covers the receptive field of depth 3x3 convs.
-    return tiled_predict(predict, config.test.tile_size or auto_tile_size(config.model.width), config.model.depth)
 
 
 def final_test(predict, config: Config, lr_image: np.ndarray, relative_sf, output_shape, kernel,
@@ -268,8 +282,3 @@ def _gt_for_step(gt, sf, final_sf, output_shape) -> np.ndarray | None:
         return gt
     ratio = (sf[0] / final_sf[0], sf[1] / final_sf[1])
     return imresize(gt, scale_factor=ratio, output_shape=output_shape)
-
-
-def format_scale(sf) -> str:
-    """'x2' for a square factor (2, 2), 'x1.5x2' for (1.5, 2): in labels, tags and file names."""
-    return f"x{sf[0]:g}" if sf[0] == sf[1] else f"x{sf[0]:g}x{sf[1]:g}"
