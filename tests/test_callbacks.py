@@ -119,7 +119,9 @@ def test_reconstruction_windows_auto_full_when_small_and_fixed_crops_when_large(
     assert all(0 <= t and t + h <= 2000 and 0 <= l and l + w <= 3000 for t, l, h, w in windows)
     assert windows != reconstruction_windows((2000, 3000), "crops", 512 * 512, seed=4)
     # A forced crop test on a small image: one crop of the whole short side.
-    assert reconstruction_windows((100, 180), "crops", 512 * 512) [0][2:] == (100, 100)
+    assert [w[2:] for w in reconstruction_windows((100, 180), "crops", 512 * 512)] == [(100, 100)]
+    # A budget below one 256x256 crop: one crop of sqrt(budget) per side.
+    assert [w[2:] for w in reconstruction_windows((1000, 1000), "auto", 100 * 100)] == [(100, 100)]
     with pytest.raises(ValueError, match="not one of"):
         reconstruction_windows((10, 10), "some")
 

@@ -98,18 +98,18 @@ def reconstruction_windows(shape: tuple[int, int], mode: str = "auto", pixels: i
     """Where the reconstruction test scores an (h, w) image: None for the whole image, else a
     fixed list of (top, left, height, width) crops.
 
-    `mode` "full": the whole image. "crops": square crops of side min(256, h, w), as many as
-    fit in `pixels` (at least one), at positions drawn once from `seed` so every test scores
-    the same pixels and the learning-rate policy sees one comparable series. "auto": "full"
-    when h * w <= `pixels`, else "crops". Raises ValueError for another mode.
+    `mode` "full": the whole image. "crops": square crops of side min(256, h, w, sqrt(pixels)),
+    as many as fit in `pixels` and the image's area, at positions drawn once from `seed` so every test scores the
+    same pixels and the learning-rate policy sees one comparable series. "auto": "full" when
+    h * w <= `pixels`, else "crops". Raises ValueError for another mode.
     """
     if mode not in RECONSTRUCTION_TEST_MODES:
         raise ValueError(f"reconstruction test mode {mode!r} is not one of {RECONSTRUCTION_TEST_MODES}")
     height, width = shape
     if mode == "full" or (mode == "auto" and height * width <= pixels):
         return None
-    side = min(256, height, width)
-    count = max(1, pixels // (side * side))
+    side = min(256, height, width, math.isqrt(pixels))
+    count = max(1, min(pixels, height * width) // (side * side))
     rng = np.random.default_rng((seed, 2))
     return [(int(rng.integers(height - side + 1)), int(rng.integers(width - side + 1)), side, side)
             for _ in range(count)]
