@@ -4,7 +4,7 @@ resume, progress lines and the summary.
 Parent: run name = the sweep's name; tag `zssr.sweep_id` = a hash of the name and every point's
 key, so running the same sweep on the same inputs again finds it (the latest one, when several
 match). Params `sweep.*`: the base, fixed settings, swept values, counts. Artifacts: the sweep
-file, and at the end `summary.csv`, `summary.md`, `summary.png` (also written to the output
+file, and at the end `summary.csv`, `summary.md`, `summary.png`, `front.png` (also written to the output
 folder). It ends FINISHED when every run of the sweep has finished, else FAILED with tag
 `zssr.failed_runs` (how many); KILLED when interrupted.
 
