@@ -206,6 +206,7 @@ def quiet_tensorflow(verbose: bool) -> bool:
 
     for name in ("absl", "tensorflow", "h5py"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # also when MLflow is already loaded
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when MLflow loads
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     return True
