@@ -36,7 +36,9 @@ def super_resolve_file(config: Config, image: np.ndarray, alpha: np.ndarray | No
                        out_dir: Path, gt: np.ndarray | None = None, kernels: Sequence[np.ndarray] | None = None,
                        callbacks: Sequence[keras.callbacks.Callback] = ()) -> Outcome:
     """Run ZSSR on `image` (h, w, C) and write `<stem>_zssr.png` and `<stem>_bicubic.png` to
-    `out_dir` with the input's bit depth and channel layout (alpha upscaled with bicubic)."""
+    `out_dir` with the input's bit depth and channel layout (alpha upscaled with bicubic).
+    With `gt`, metrics by `metrics.evaluate` at `info.bit_depth` (16-bit data adds `*_16bit`).
+    Errors (ZSSRError) are raised before anything is written."""
     result = ZSSR(config, callbacks=callbacks).run(image, gt=gt, kernels=kernels)
     stem = output_stem(info, config)
     big_alpha = _upscale_alpha(alpha, config, result.sr.shape[:2])
@@ -47,7 +49,8 @@ def super_resolve_file(config: Config, image: np.ndarray, alpha: np.ndarray | No
     metrics = None
     if gt is not None:
         scale = config.scale.scale_factors[-1]
-        metrics = {"zssr": evaluate(result.sr, gt, scale), "bicubic": evaluate(result.bicubic, gt, scale)}
+        metrics = {name: evaluate(image, gt, scale, info.bit_depth)
+                   for name, image in (("zssr", result.sr), ("bicubic", result.bicubic))}
     return Outcome(result, sr_path, bicubic_path, metrics)
 
 

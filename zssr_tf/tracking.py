@@ -22,13 +22,17 @@ What a run holds
   `step_train_seconds`, `step_test_seconds`, and with a ground truth `step_psnr`, `step_ssim` of
   the step's ensembled output.
 - Final metrics (step 0): `final_psnr`, `final_ssim`, `final_psnr_rgb` (after self-ensemble and
-  back-projection), `final_bicubic_psnr`, `final_bicubic_ssim`, `final_bicubic_psnr_rgb`,
-  `final_psnr_gain` (dB), `final_ssim_gain`, `iterations`, `train_seconds`, `test_seconds`,
+  back-projection), `final_bicubic_psnr`, `final_bicubic_ssim`, `final_bicubic_psnr_rgb`, for
+  16-bit images also `final_psnr_16bit`, `final_ssim_16bit` and their `final_bicubic_` pair (at
+  16-bit levels, see `metrics.evaluate`), `final_psnr_gain` (dB), `final_ssim_gain`, `iterations`, `train_seconds`, `test_seconds`,
   `iterations_per_second`, `learning_rate_drops` (count), and `learning_rate_drop_iteration`
   whose step is the drop number (1, 2, ...) and value the global iteration of that drop.
 - Artifacts: `config.yaml` (resolved), `inputs/` (image, ground truth, kernel files),
-  `outputs/` (SR and bicubic images, outputs of earlier scale steps), `figures/`
-  (`training_curves.png`, `crops.png`), `model/step_<i>.keras` per scale step (plus
+  `outputs/` (SR and bicubic images, outputs of earlier scale steps; for images that use little
+  of their range, e.g. 12-bit data in 16-bit files, also 8-bit previews stretched for display in
+  `outputs/display/<stem>_<zssr|bicubic>_display_<low>-<high>.png`, low..high the levels shown
+  as black..white), `figures/` (`training_curves.png`, `crops.png`, stretched the same way and
+  saying so in its title), `model/step_<i>.keras` per scale step (plus
   `step_<i>_kernel.npy`, the re-centred kernel, when one was given): `zssr predict --run-id`
   re-applies them. `error.txt` holds the traceback of a failed run. Everything but the inputs is
   first written to `<output_dir>/mlflow_runs/<run_id>/`, uploaded when the run ends, and kept.
@@ -79,7 +83,7 @@ from zssr_tf.hashing import file_sha256
 from zssr_tf.image_io import ImageInfo, write_image
 from zssr_tf.metrics import evaluate
 from zssr_tf.pipeline import output_stem
-from zssr_tf.plots import plot_crop_comparison, plot_training_curves
+from zssr_tf.plots import plot_crop_comparison, plot_training_curves, write_previews
 from zssr_tf.precision import device_name, resolve_precision
 from zssr_tf.resize import imresize
 from zssr_tf.trainer import format_scale, tiled_predict_for
@@ -409,7 +413,10 @@ class TrackedRun:
             self.buffer.add("learning_rate_drop_iteration", iteration, number)
         self._safely("copy the outputs", self._copy_outputs, outcome.sr_path, outcome.bicubic_path)
         self._safely("draw the crop comparison", plot_crop_comparison, self.folder / "figures" / "crops.png",
-                     result.bicubic, result.sr, gt, titles)
+                     result.bicubic, result.sr, gt, titles, None, self.info.bit_depth)
+        self._safely("write display previews", write_previews, self.folder / "outputs" / "display",
+                     {f"{output_stem(self.info, self.config)}_{name}": image
+                      for name, image in (("zssr", result.sr), ("bicubic", result.bicubic))}, self.info.bit_depth)
 
     def ui_hint(self) -> str:
         """Where to look at this run in the MLflow UI."""
