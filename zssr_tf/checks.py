@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from zssr_tf.config import Config
+from zssr_tf.config import Config, format_scale
 from zssr_tf.errors import ZSSRError
 from zssr_tf.kernels import check_kernel
 
@@ -116,11 +116,6 @@ def setting_warnings(config: Config) -> list[str]:
         return [f"train.learning_rate={rate:g} is far outside the range ZSSR trains with ({low:g} to {high:g}; "
                 f"default 1e-3): training will likely {'diverge' if rate > high else 'not move'}"]
     return []
-
-
-def format_scale(sf) -> str:
-    """'x2' for a square factor (2, 2), 'x1.5x2' for (1.5, 2): in labels, tags and file names."""
-    return f"x{sf[0]:g}" if sf[0] == sf[1] else f"x{sf[0]:g}x{sf[1]:g}"
 
 
 def _check_finite(array: np.ndarray, name: str) -> None:

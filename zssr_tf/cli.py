@@ -1,10 +1,13 @@
 """The `zssr` command.
 
     zssr train IMAGE [--config YAML] [--gt GT] [--kernel FILE ...] [key=value ...]
-    zssr predict --run-id ID IMAGE [--out DIR]          re-apply a tracked run's networks
+    zssr predict (--run-id ID | --model URI) IMAGE [--out DIR]   re-apply a tracked run's networks
     zssr upload-metrics FILE [--tracking-uri URI]       send metrics saved while the server was away
     zssr sweep FILE [--engine local|ray] [--workers N] [--address ADDR] [--out DIR] [--image GLOB]
                [--dry-run] [key=value ...]              a parameter sweep, one nested run per point
+
+TensorFlow's start-up messages are silenced unless `--verbose` is given or TF_CPP_MIN_LOG_LEVEL
+is set; warnings print as one `zssr: warning: ...` line.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from zssr_tf.errors import ZSSRError, ZSSRWarning
+from zssr_tf.errors import ZSSRError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,14 +37,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="downscaling kernel per scale step (.mat with variable Kernel, or .npy)")
     train.add_argument("--out", default=None, help="output folder (default: run.output_dir)")
     train.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    train.add_argument("--verbose", action="store_true", help="show TensorFlow's own log messages")
     predict = commands.add_parser("predict", help="super-resolve an image with the networks of a tracked run",
                                   description="Re-apply the networks an MLflow run of `zssr train` saved (no "
                                               "training): self-ensemble and back-projection with the run's config.")
     predict.add_argument("image", help="input image")
-    predict.add_argument("--run-id", required=True, help="MLflow run id (printed by zssr train, shown in the UI)")
+    source = predict.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run-id", help="MLflow run id (printed by zssr train, shown in the UI)")
+    source.add_argument("--model", metavar="URI",
+                        help="an MLflow model logged by zssr train: models:/NAME/VERSION (registered with "
+                             "run.register_model), models:/<model id> or runs:/<run id>/zssr")
     predict.add_argument("--out", default=None, help="output folder (default: the run's run.output_dir)")
     predict.add_argument("--tracking-uri", default=None,
                          help="MLflow store of the run (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)")
+    predict.add_argument("--verbose", action="store_true", help="show TensorFlow's own log messages")
     upload = commands.add_parser("upload-metrics", help="send metrics saved to a file while the server was away",
                                  description="Send the metric values zssr train saved to FILE (JSON lines) "
                                              "because the tracking server failed, to their run.")
@@ -68,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--image", action="append", default=None, metavar="PATH_OR_GLOB",
                        help="run on these images instead of the file's (repeat for several)")
     sweep.add_argument("--dry-run", action="store_true", help="print the runs the sweep expands to and exit")
+    sweep.add_argument("--verbose", action="store_true", help="show TensorFlow's own log messages")
     return parser
 
 
@@ -88,10 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         if len(images) > 1:
             parser.error(f"one input image at a time, got {images}; overrides take the form key=value")
         args.image = images[0] if images else None
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args.quiet = quiet_tensorflow(getattr(args, "verbose", False))
+    default_formatwarning, warnings.formatwarning = warnings.formatwarning, _one_line_warning
     command = {"train": train, "predict": predict, "upload-metrics": upload_metrics, "sweep": sweep}[args.command]
-    default_showwarning = warnings.showwarning
-    warnings.showwarning = _show_warning(default_showwarning)
     try:
         return command(args)
     except ZSSRError as err:
@@ -101,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         print("zssr: interrupted", file=sys.stderr)
         return 130
     finally:
-        warnings.showwarning = default_showwarning
+        warnings.formatwarning = default_formatwarning
 
 
 def train(args: argparse.Namespace) -> int:
@@ -123,12 +132,14 @@ def train(args: argparse.Namespace) -> int:
     # Every check that needs no training, before TensorFlow is even imported.
     check_inputs(config, image, gt, kernels, names={"image": f"the image {image_path}", "gt": f"the ground truth {args.gt}"})
 
-    from zssr_tf.pipeline import super_resolve_file  # imports TensorFlow: after the cheap checks
+    load_tensorflow(args.quiet)  # after the cheap checks
+    from zssr_tf.pipeline import super_resolve_file
     from zssr_tf.tracking import tracked_run
 
     out_dir = Path(args.out or config.run.output_dir)
     with tracked_run(config, info, out_dir, gt_path=args.gt, kernel_paths=args.kernel or (),
-                     tags={"config": Path(args.config).stem if args.config else "default"}) as run:
+                     tags={"config": Path(args.config).stem if args.config else "default"},
+                     overrides=args.overrides) as run:
         outcome = super_resolve_file(config, image, alpha, info, out_dir, gt=gt, kernels=kernels,
                                      callbacks=[run.callback])
         run.log_outcome(outcome, gt)
@@ -141,14 +152,23 @@ def train(args: argparse.Namespace) -> int:
         if "psnr_16bit" in z:  # 16-bit data, compared at its own depth
             print(f"PSNR 16-bit  zssr {z['psnr_16bit']:.2f} dB   bicubic {b['psnr_16bit']:.2f} dB   "
                   f"gain {z['psnr_16bit'] - b['psnr_16bit']:+.2f} dB")
-    print(f"MLflow run {run.run_id} in {run.tracking_uri}; view it: {run.ui_hint()}")
+    print(f"MLflow run {run.run_id} ({run.run_name()}) in {run.tracking_uri}")
+    if run.model_info is not None:
+        registered = run.model_info.registered_model_version
+        print(f"MLflow model {run.model_info.model_uri}" + (
+            f", registered as models:/{config.run.register_model}/{registered}" if registered else ""))
+    print(f"view it: {run.ui_hint()}")
     return 0
 
 
 def predict(args: argparse.Namespace) -> int:
-    from zssr_tf.predict import predict_from_run
+    load_tensorflow(args.quiet)
+    from zssr_tf.predict import predict_from_model, predict_from_run
 
-    sr_path = predict_from_run(args.run_id, args.image, args.out, args.tracking_uri)
+    if args.model:
+        sr_path = predict_from_model(args.model, args.image, args.out, args.tracking_uri)
+    else:
+        sr_path = predict_from_run(args.run_id, args.image, args.out, args.tracking_uri)
     print(f"saved {sr_path}")
     return 0
 
@@ -173,15 +193,47 @@ def sweep(args: argparse.Namespace) -> int:
     return 1 if report.failures else 0
 
 
-def _show_warning(default):
-    """A `warnings.showwarning` that prints ZSSRWarning as one `zssr: warning: ...` line, without
-    the source line, and hands every other warning to `default`."""
-    def show(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, ZSSRWarning):
-            print(f"zssr: warning: {message}", file=file or sys.stderr)
-        else:
-            default(message, category, filename, lineno, file, line)
-    return show
+def quiet_tensorflow(verbose: bool) -> bool:
+    """Before TensorFlow loads: hide its C++ log (oneDNN notes, CPU features, the `E0000 ...
+    cuInit` error of a machine without a GPU; TF_CPP_MIN_LOG_LEVEL=3 keeps fatal errors only),
+    its Python loggers below ERROR, MLflow's below WARNING and MLflow's download bars, unless `verbose` or the user set
+    TF_CPP_MIN_LOG_LEVEL. Returns True when quiet (then `load_tensorflow` also hides the lines
+    TensorFlow's libraries print while loading)."""
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        return False
+    if verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        return False
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    import logging
+
+    for name in ("absl", "tensorflow", "h5py"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when MLflow loads
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    return True
+
+
+def load_tensorflow(quiet: bool) -> None:
+    """Import TensorFlow; when `quiet`, with the process's stderr (file descriptor 2) sent to
+    /dev/null meanwhile: its CUDA stub logs "Could not find cuda drivers" through absl before
+    TF_CPP_MIN_LOG_LEVEL applies. A failed import still raises (its traceback prints after)."""
+    if not quiet or "tensorflow" in sys.modules:
+        import tensorflow  # noqa: F401
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"zssr: warning: {message}\n"
 
 
 def _input_path(args: argparse.Namespace) -> str:

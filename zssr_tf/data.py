@@ -11,12 +11,13 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from zssr_tf.augment import FatherSampler, father_to_son, interpolate_son
+from zssr_tf.augment import FatherSampler, dihedral_variants, father_to_son, interpolate_son, random_crop
 
 
 @dataclass(frozen=True)
 class PairMaker:
-    """Everything needed to turn an index into one (network input, target) pair."""
+    """Everything needed to turn an index into one (network input, target) pair, or with
+    `dihedral_batch` into the 8 dihedral variants of one square pair (ZSRGAN's batch)."""
 
     sources: tuple[np.ndarray, ...]
     base_scales: tuple[float, ...]
@@ -26,17 +27,26 @@ class PairMaker:
     noise_std: float
     upscale_method: str
     seed: int
+    dihedral_batch: bool = False
 
     def __call__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Pair number `index`: (interpolated son, father), both float32 (h, w, C) in [0, 1]."""
+        """Pair number `index`: (interpolated son, father), both float32 (h, w, C) in [0, 1];
+        with `dihedral_batch`, both (8, s, s, C): a square father cut to its short side s, its
+        son, and their 8 dihedral transforms (the son is made once, then transformed alike)."""
         rng = np.random.default_rng((self.seed, int(index)))
         hr_father = self.sampler.sample(list(self.sources), list(self.base_scales), rng)
+        if self.dihedral_batch:
+            hr_father = random_crop(hr_father, min(hr_father.shape[:2]), rng)
         lr_son = father_to_son(hr_father, self.scale_factor, self.kernel, self.noise_std, rng)
-        return interpolate_son(lr_son, self.scale_factor, hr_father.shape[:2], self.upscale_method), hr_father
+        son = interpolate_son(lr_son, self.scale_factor, hr_father.shape[:2], self.upscale_method)
+        if self.dihedral_batch:
+            return dihedral_variants(son), dihedral_variants(hr_father)
+        return son, hr_father
 
 
 def make_dataset(pair_maker: PairMaker, channels: int, start_index: int = 0) -> tf.data.Dataset:
-    """An endless dataset of batches of one pair: ([1, h, w, C] son, [1, h, w, C] father).
+    """An endless dataset of batches of one pair: ([1, h, w, C] son, [1, h, w, C] father), or
+    of its 8 dihedral variants ([8, s, s, C] each) when `pair_maker.dihedral_batch` is set.
 
     Pairs are made by `num_parallel_calls=AUTOTUNE` workers and prefetched, so training never
     waits on augmentation. `start_index` continues the random streams (e.g. in a later step).
@@ -44,6 +54,10 @@ def make_dataset(pair_maker: PairMaker, channels: int, start_index: int = 0) -> 
 
     def make(index):
         son, father = tf.numpy_function(pair_maker, [index], (tf.float32, tf.float32), stateful=False)
+        if pair_maker.dihedral_batch:
+            son.set_shape([8, None, None, channels])
+            father.set_shape([8, None, None, channels])
+            return son, father
         son.set_shape([None, None, channels])
         father.set_shape([None, None, channels])
         return son[tf.newaxis], father[tf.newaxis]
