@@ -3,8 +3,8 @@
 import cv2
 import numpy as np
 
-from zssr_tf import plots
-from zssr_tf.plots import describe_range, display_range, plot_crop_comparison, write_previews
+from zssr_tf.tracking import plots
+from zssr_tf.tracking.plots import describe_range, display_range, plot_crop_comparison, write_previews
 
 
 def twelve_bit_frame(seed: int = 0, shape=(64, 64, 1)) -> np.ndarray:
