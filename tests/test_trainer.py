@@ -90,3 +90,13 @@ def test_far_out_learning_rate_warns():
 
     with pytest.warns(ZSSRWarning, match=r"learning_rate=0.5 is far outside .*1e-05 to 0.01"):
         ZSSR(load_config(overrides=TINY + ["learning_rate=0.5", "max_iters=1"]), verbose=False).run(smooth_image(16, 16))
+
+
+def test_networks_with_nan_weights_give_an_error_not_an_image():
+    from zssr_tf.model import build_zssr_net
+    from zssr_tf.trainer import super_resolve_with_networks
+
+    network = build_zssr_net(3, 8, 3)
+    network.set_weights([np.full_like(w, np.nan) for w in network.get_weights()])
+    with pytest.raises(ZSSRError, match="NaN or infinite pixels, so there is no result"):
+        super_resolve_with_networks(load_config(overrides=TINY), [network], [None], smooth_image(16, 16))

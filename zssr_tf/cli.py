@@ -149,6 +149,9 @@ def train(args: argparse.Namespace) -> int:
         z, b = outcome.metrics["zssr"], outcome.metrics["bicubic"]
         print(f"PSNR-Y  zssr {z['psnr']:.2f} dB   bicubic {b['psnr']:.2f} dB   gain {z['psnr'] - b['psnr']:+.2f} dB")
         print(f"SSIM-Y  zssr {z['ssim']:.4f}     bicubic {b['ssim']:.4f}")
+        if "psnr_16bit" in z:  # 16-bit data, compared at its own depth
+            print(f"PSNR 16-bit  zssr {z['psnr_16bit']:.2f} dB   bicubic {b['psnr_16bit']:.2f} dB   "
+                  f"gain {z['psnr_16bit'] - b['psnr_16bit']:+.2f} dB")
     print(f"MLflow run {run.run_id} ({run.run_name()}) in {run.tracking_uri}")
     if run.model_info is not None:
         registered = run.model_info.registered_model_version

@@ -33,8 +33,9 @@ def super_resolve_file(config: Config, image: np.ndarray, alpha: np.ndarray | No
                        callbacks: Sequence[keras.callbacks.Callback] = ()) -> Outcome:
     """Run ZSSR on `image` (h, w, C) and write `<stem>_zssr.png` and `<stem>_bicubic.png` to
     `out_dir` with the input's bit depth and channel layout (alpha upscaled with bicubic).
-    With `gt`, metrics hold PSNR/SSIM (metrics.evaluate) and, when loss.lpips_heads is set,
-    `lpips_like` (gan.lpips)."""
+    With `gt`, metrics hold PSNR/SSIM (metrics.evaluate at `info.bit_depth`: 16-bit data adds
+    `*_16bit`) and, when loss.lpips_heads is set, `lpips_like` (gan.lpips). Errors (ZSSRError)
+    are raised before anything is written."""
     # Built before training so that a missing weight file stops the run before any work.
     lpips = (LpipsLike(config.loss.lpips_vgg_weights, config.loss.lpips_heads)
              if gt is not None and config.loss.lpips_heads else None)
@@ -48,7 +49,8 @@ def super_resolve_file(config: Config, image: np.ndarray, alpha: np.ndarray | No
     metrics = None
     if gt is not None:
         scale = config.scale.scale_factors[-1]
-        metrics = {"zssr": evaluate(result.sr, gt, scale), "bicubic": evaluate(result.bicubic, gt, scale)}
+        metrics = {name: evaluate(output, gt, scale, info.bit_depth)
+                   for name, output in (("zssr", result.sr), ("bicubic", result.bicubic))}
         if lpips is not None:
             for key, sr in (("zssr", result.sr), ("bicubic", result.bicubic)):
                 height, width = min(sr.shape[0], gt.shape[0]), min(sr.shape[1], gt.shape[1])

@@ -250,7 +250,7 @@ def super_resolve_with_networks(config: Config, networks: Sequence[keras.Model],
     self-ensemble and back-projection with `config`'s settings, base changes). `kernels[i]`: step
     i's re-centred numeric kernel, or None for scale.downscale_method. Returns the last step's
     output (H, W, C) float32 in [0, 1]. Raises ZSSRError when the channel count differs from the
-    networks'."""
+    networks' or the output has NaN/inf pixels."""
     channels = networks[0].input_shape[-1]
     image = np.asarray(image)
     if image.ndim == 2:
@@ -269,6 +269,9 @@ def super_resolve_with_networks(config: Config, networks: Sequence[keras.Model],
                             step_output_shape(base_input.shape[:2], relative_sf), kernel, bp_iters)
         if sf in config.scale.base_change_sfs:
             base_input, base_sf = output, sf
+    if not np.isfinite(output).all():
+        raise ZSSRError("the networks gave NaN or infinite pixels, so there is no result to save: they come from a "
+                        "training that diverged; train again with a lower train.learning_rate")
     return output
 
 

@@ -6,7 +6,8 @@ Store: `run.tracking_uri` from the config, else `$MLFLOW_TRACKING_URI`, else the
 What a run holds
 - Params: the resolved config flattened (`model.depth`, `augment.noise_std`, ...), `image.*` and
   `gt.*` (name, sha256 of the file; for the image also its size as displayed, channels in the file
-  alpha included, bit depth and `image.exif_orientation`, the EXIF orientation applied, 1..8), `kernel.<i>.*` (file name, sha256),
+  alpha included, bit depth and `image.exif_orientation`, the EXIF orientation applied, 1..8),
+  `kernel.<i>.*` (file name, sha256),
   `scale_steps`, `precision` (resolved), `device`, `version.*` (zssr_tf, tensorflow, keras, mlflow,
   python). Tags: `image`, `scale`, `config`, `kernel`, `precision`, `device`, `has_gt`; `error` on
   failed or killed runs.
@@ -23,12 +24,16 @@ What a run holds
   the step's ensembled output.
 - Final metrics (step 0): `final_psnr`, `final_ssim`, `final_psnr_rgb` (after self-ensemble and
   back-projection), `final_bicubic_psnr`, `final_bicubic_ssim`, `final_bicubic_psnr_rgb`,
-  `final_psnr_gain` (dB), `final_ssim_gain`, `iterations`, `train_seconds`, `test_seconds`,
+  for 16-bit images also `final/psnr_16bit`, `final/ssim_16bit` and their bicubic pair (at
+  16-bit levels, see `metrics.evaluate`), `final_psnr_gain` (dB), `final_ssim_gain`, `iterations`, `train_seconds`, `test_seconds`,
   `iterations_per_second`, `learning_rate_drops` (count), and `learning_rate_drop_iteration`
   whose step is the drop number (1, 2, ...) and value the global iteration of that drop.
 - Artifacts: `config.yaml` (resolved), `inputs/` (image, ground truth, kernel files),
-  `outputs/` (SR and bicubic images, outputs of earlier scale steps), `figures/`
-  (`training_curves.png`, `crops.png`), `model/step_<i>.keras` per scale step (plus
+  `outputs/` (SR and bicubic images, outputs of earlier scale steps; for images that use little
+  of their range, e.g. 12-bit data in 16-bit files, also 8-bit previews stretched for display in
+  `outputs/display/<stem>_<zssr|bicubic>_display_<low>-<high>.png`, low..high the levels shown
+  as black..white), `figures/` (`training_curves.png`, `crops.png`, stretched the same way and
+  saying so in its title), `model/step_<i>.keras` per scale step (plus
   `step_<i>_kernel.npy`, the re-centred kernel, when one was given): `zssr predict --run-id`
   re-applies them. `error.txt` holds the traceback of a failed run. Everything but the inputs is
   first written to `<output_dir>/mlflow_runs/<run_id>/`, uploaded when the run ends, and kept.
