@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zssr_tf.callbacks import (IterationLogs, LearningRatePolicy, ProgressLogger, StopAtMinLearningRate,
-                               slope_and_std)
+from zssr_tf.callbacks import (IterationLogs, LearningRatePolicy, NonFiniteCheck, ProgressLogger,
+                               StopAtMinLearningRate, slope_and_std)
+from zssr_tf.errors import ZSSRError
 from zssr_tf.model import build_zssr_net
 
 
@@ -136,3 +137,16 @@ def test_fit_stops_at_min_learning_rate(model):
     assert stopper.stopped_at == 14
     assert divider.batches == 15
     assert _lr(model) == pytest.approx(1e-6, rel=1e-5)
+
+
+@pytest.mark.parametrize("key, bad", [("loss", float("nan")), ("loss", float("inf")),
+                                      ("reconstruction_error", float("nan"))])
+def test_non_finite_check_stops_at_the_first_bad_value(model, key, bad):
+    check = NonFiniteCheck(iteration_offset=100)
+    check.set_model(model)
+    check.on_train_begin()
+    for i in range(3):  # huge but finite values pass: only NaN/inf is certain divergence
+        check.on_train_batch_end(i, {"loss": 1e13, "reconstruction_error": 0.1})
+    with pytest.raises(ZSSRError, match=r"training diverged: .* at iteration 103 \(learning rate 0.001\).*"
+                                        r"Lower train.learning_rate"):
+        check.on_train_batch_end(3, {"loss": 0.1, key: bad})

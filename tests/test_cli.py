@@ -67,9 +67,11 @@ def kernel_file(tmp_path, name, content):
     ("negative_noise", "noise_std is -1"),
     ("scale_not_up", "must upscale"),
     ("crop_vs_scale", "too small for scale"),
-    ("kernel_no_var", "no variable 'Kernel'"),
+    ("kernel_no_var", "several 2-D variables"),
     ("kernel_sum", "sums to 4"),
     ("kernel_count", "2 kernel"),
+    ("gt_size", "the ground truth"),
+    ("gt_channels", "is gray but the input is RGB"),
 ])
 def test_bad_input_gives_one_clear_error(tmp_path, capsys, case, message):
     image = write_png(tmp_path / "ok.png", np.full((16, 16, 3), 128, np.uint8))
@@ -82,12 +84,51 @@ def test_bad_input_gives_one_clear_error(tmp_path, capsys, case, message):
         "negative_noise": [image, "noise_std=-1"],
         "scale_not_up": [image, "scale_factors=[[1, 1]]"],
         "crop_vs_scale": [image, "scale_factors=[[8, 8]]", "crop_size=12"],
-        "kernel_no_var": [image, "--kernel", kernel_file(tmp_path, "k_novar.mat", {"K": good_kernel})],
+        "kernel_no_var": [image, "--kernel", kernel_file(tmp_path, "k_novar.mat", {"K": good_kernel, "K2": good_kernel})],
         "kernel_sum": [image, "--kernel", kernel_file(tmp_path, "k_sum.mat", {"Kernel": good_kernel * 4})],
         "kernel_count": [image, "--kernel", kernel_file(tmp_path, "k1.mat", {"Kernel": good_kernel}),
                          kernel_file(tmp_path, "k2.mat", {"Kernel": good_kernel})],
+        # A 16x16 input at x2 needs a 32x32 ground truth; 40x40 is another image's.
+        "gt_size": [image, "--gt", write_png(tmp_path / "big.png", np.zeros((40, 40, 3), np.uint8))],
+        "gt_channels": [image, "--gt", write_png(tmp_path / "gray.png", np.zeros((32, 32), np.uint8))],
     }[case]
-    code, _, err = run_cli(capsys, "--out", str(tmp_path / "out"), *QUICK, *args)  # args win
+    code, out, err = run_cli(capsys, "--out", str(tmp_path / "out"), *QUICK, *args)  # args win
     assert code == 2
     assert err.startswith("zssr: error: ") and message in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    # Found before training: nothing trained, written or tracked.
+    assert "iter" not in out and not (tmp_path / "out").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_wrong_size_ground_truth_names_sizes_and_scale(tmp_path, capsys):
+    image = write_png(tmp_path / "lr.png", np.full((20, 30, 3), 128, np.uint8))
+    gt = write_png(tmp_path / "hr.png", np.zeros((64, 64, 3), np.uint8))
+    code, _, err = run_cli(capsys, image, "--gt", gt, "--out", str(tmp_path / "out"), *QUICK)
+    assert code == 2
+    assert "64x64 pixels, but the x2 output of the 30x20 input is 60x40" in err
+    assert "(2.0, 2.0)" not in err and "Warning" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_divergence_fails_with_one_error_and_no_output(shared_data_dir, tmp_path, capsys):
+    """A learning rate of 50 makes the default net's loss explode to NaN within a few iterations
+    on Set5 bird: stop there, say why, save nothing, keep the run's curves, mark it FAILED."""
+    from mlflow import MlflowClient
+
+    bird = cv2.imread(str(shared_data_dir / "set5/lr_x2/bird.png"))[40:88, 40:88]
+    image = write_png(tmp_path / "bird.png", bird)
+    code, out, err = run_cli(capsys, image, "--out", str(tmp_path / "out"), *QUICK, "model.depth=8", "model.width=64",
+                             "crop_size=32", "learning_rate=50", "max_iters=12", "progress_every=1")
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert lines[0].startswith("zssr: warning: train.learning_rate=50 is far outside")
+    errors = [line for line in lines if line.startswith("zssr: error: ")]
+    assert len(errors) == 1 and "training diverged" in errors[0] and "Lower train.learning_rate" in errors[0]
+    assert "Traceback" not in err and "saved" not in out
+    assert not list((tmp_path / "out").glob("*.png"))  # no output pretending to be a result
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = client.search_runs(client.search_experiments()[0].experiment_id)
+    assert run.info.status == "FAILED" and "diverged" in run.data.tags["error"]
+    losses = client.get_metric_history(run.info.run_id, "loss")
+    assert losses and all(np.isfinite(m.value) for m in losses)  # the curve up to the divergence is kept
+    stopped_at = int(errors[0].split("at iteration ")[1].split()[0])
+    assert stopped_at < 11 and len(losses) == stopped_at

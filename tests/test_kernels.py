@@ -18,15 +18,42 @@ def test_mat_and_npy_files_load(tmp_path):
     np.testing.assert_allclose(load_kernel(tmp_path / "k.npy"), kernel)
 
 
+@pytest.mark.parametrize("variables", [{"kernel": "k"}, {"Kernel": "k", "other": "k"},
+                                       {"kernel": "k", "k2": "k"}, {"my_blur": "k", "label": "text"},
+                                       {"my_blur": "k", "weights": "vector"}])
+def test_mat_kernel_variable_rules(tmp_path, variables):
+    """`Kernel`, else `kernel`, else the only 2-D numeric variable, whatever its name."""
+    kernel = gaussian_kernel(9, 1.1, 2.0, angle=0.3)
+    values = {"k": kernel, "text": "not a kernel", "vector": np.ones(5) / 5}
+    scipy_io.savemat(tmp_path / "k.mat", {name: values[v] for name, v in variables.items()})
+    np.testing.assert_allclose(load_kernel(tmp_path / "k.mat"), kernel)
+
+
+def test_mat_with_several_candidates_names_them(tmp_path):
+    scipy_io.savemat(tmp_path / "k.mat", {"k_x2": gaussian_kernel(9, 1.0), "k_x4": gaussian_kernel(17, 2.0)})
+    with pytest.raises(ZSSRError, match=r"several 2-D variables \['k_x2', 'k_x4'\].*name it Kernel"):
+        load_kernel(tmp_path / "k.mat")
+
+
 @pytest.mark.parametrize("content, message", [
-    ({"K": np.ones((3, 3)) / 9}, "no variable 'Kernel'"),
+    ({"K": np.ones((3, 3, 3)) / 27}, "no 2-D numeric variable"),
     ({"Kernel": np.ones((3, 3, 3)) / 27}, "2-D"),
     ({"Kernel": np.ones((3, 3))}, "sums to 9"),
+    ({"Kernel": np.zeros((5, 5))}, "all zeros"),
+    ({"Kernel": -gaussian_kernel(5, 1.0)}, "sums to -1"),
 ])
 def test_bad_kernel_files_are_refused(tmp_path, content, message):
     scipy_io.savemat(tmp_path / "bad.mat", content)
     with pytest.raises(ZSSRError, match=message):
         load_kernel(tmp_path / "bad.mat")
+
+
+def test_zero_or_negative_sum_message_does_not_suggest_dividing(tmp_path):
+    for kernel in (np.zeros((5, 5)), -gaussian_kernel(5, 1.0), np.array([[1.0, -1.0]])):
+        np.save(tmp_path / "k.npy", kernel)
+        with pytest.raises(ZSSRError) as err:
+            load_kernel(tmp_path / "k.npy")
+        assert "kernel.sum()" not in str(err.value) and "normalise" not in str(err.value)
 
 
 def test_missing_and_unreadable_kernel_files(tmp_path):

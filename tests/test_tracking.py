@@ -270,8 +270,8 @@ def test_a_real_server_receives_the_run_and_a_lost_server_loses_nothing(images, 
                     server.wait(timeout=60)
 
         monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        monkeypatch.setattr(tracking, "RETRY_DELAYS_S", (0.1,))
-        monkeypatch.setattr(tracking, "FLUSH_AT_VALUES", 10)
+        monkeypatch.setattr(tracking.buffer, "RETRY_DELAYS_S", (0.1,))
+        monkeypatch.setattr(tracking.buffer, "FLUSH_AT_VALUES", 10)
         config = load_config(overrides=TINY + [f"tracking_uri={uri}", "experiment_name=lost"])
         image, alpha, info = read_image(lr)
         with warnings.catch_warnings(record=True) as caught:
@@ -318,7 +318,7 @@ def _rest(uri: str, endpoint: str, body: dict | None = None) -> dict:
 
 
 def test_figure_helpers_find_drops_and_detail():
-    from zssr_tf.plots import detail_window, learning_rate_drops
+    from zssr_tf.tracking.plots import detail_window, learning_rate_drops
 
     # A drop is counted at the last iteration of the old rate; a reset at a new scale step is not one.
     rates = [(0, 1e-3), (1, 1e-3), (2, 1e-4), (3, 1e-3), (4, 1e-4)]

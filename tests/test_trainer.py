@@ -65,3 +65,28 @@ def test_same_seed_same_result():
     a = ZSSR(config, verbose=False).run(smooth_image(16, 16)).sr
     b = ZSSR(config, verbose=False).run(smooth_image(16, 16)).sr
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("what", ["image", "gt", "kernel"])
+def test_non_finite_inputs_are_refused_before_training(what):
+    image, gt, kernel = smooth_image(16, 16), smooth_image(32, 32), gaussian_kernel(9, 1.0)
+    {"image": image, "gt": gt, "kernel": kernel}[what][3, 4] = np.nan
+    zssr = ZSSR(load_config("given_kernel", TINY), verbose=False)
+    with pytest.raises(ZSSRError, match="NaN or infinite"):
+        zssr.run(image, gt=gt, kernels=[kernel])
+    assert zssr.model is None  # refused before any network was built
+
+
+def test_non_finite_final_test_output_is_an_error(monkeypatch):
+    import zssr_tf.trainer as trainer
+
+    monkeypatch.setattr(trainer, "final_test", lambda *args: np.full((32, 32, 3), np.nan, np.float32))
+    with pytest.raises(ZSSRError, match="final test .* NaN or infinite pixels, so there is no result"):
+        ZSSR(load_config(overrides=TINY), verbose=False).run(smooth_image(16, 16))
+
+
+def test_far_out_learning_rate_warns():
+    from zssr_tf.errors import ZSSRWarning
+
+    with pytest.warns(ZSSRWarning, match=r"learning_rate=0.5 is far outside .*1e-05 to 0.01"):
+        ZSSR(load_config(overrides=TINY + ["learning_rate=0.5", "max_iters=1"]), verbose=False).run(smooth_image(16, 16))

@@ -3,10 +3,13 @@
     zssr train IMAGE [--config YAML] [--gt GT] [--kernel FILE ... | --estimate-kernel] [key=value ...]
     zssr kernel IMAGE [--scale 2|4] [--out DIR] [--config YAML] [key=value ...]
                                                         estimate the image's own downscaling kernel
-    zssr predict --run-id ID IMAGE [--out DIR]          re-apply a tracked run's networks
+    zssr predict (--run-id ID | --model URI) IMAGE [--out DIR]   re-apply a tracked run's networks
     zssr upload-metrics FILE [--tracking-uri URI]       send metrics saved while the server was away
     zssr sweep FILE [--engine local|ray] [--workers N] [--address ADDR] [--out DIR] [--image GLOB]
                [--dry-run] [key=value ...]              a parameter sweep, one nested run per point
+
+TensorFlow's start-up messages are silenced unless `--verbose` is given or TF_CPP_MIN_LOG_LEVEL
+is set; warnings print as one `zssr: warning: ...` line.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from zssr_tf.errors import ZSSRError
@@ -38,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "it; the same as kernel=estimate (the blind and blind_real presets set it)")
     train.add_argument("--out", default=None, help="output folder (default: run.output_dir)")
     train.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    train.add_argument("--verbose", action="store_true", help="show TensorFlow's own log messages")
     kernel = commands.add_parser("kernel", help="estimate an image's own downscaling kernel (KernelGAN)",
                                  description="Estimate the x2 downscaling kernel of IMAGE from the image itself "
                                              "(KernelGAN, NeurIPS 2019) and write <name>_kernel_x2.npy/.mat/.png "
@@ -48,14 +53,20 @@ def build_parser() -> argparse.ArgumentParser:
     kernel.add_argument("--scale", type=int, choices=(2, 4), default=2, help="2: the x2 kernel; 4: also the x4 kernel")
     kernel.add_argument("--config", help="YAML config file or preset name (its kernel_estimation section is used)")
     kernel.add_argument("--out", default=None, help="output folder (default: run.output_dir)")
+    kernel.add_argument("--verbose", action="store_true", help="show TensorFlow's own log messages")
     predict = commands.add_parser("predict", help="super-resolve an image with the networks of a tracked run",
                                   description="Re-apply the networks an MLflow run of `zssr train` saved (no "
                                               "training): self-ensemble and back-projection with the run's config.")
     predict.add_argument("image", help="input image")
-    predict.add_argument("--run-id", required=True, help="MLflow run id (printed by zssr train, shown in the UI)")
+    source = predict.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run-id", help="MLflow run id (printed by zssr train, shown in the UI)")
+    source.add_argument("--model", metavar="URI",
+                        help="an MLflow model logged by zssr train: models:/NAME/VERSION (registered with "
+                             "run.register_model), models:/<model id> or runs:/<run id>/zssr")
     predict.add_argument("--out", default=None, help="output folder (default: the run's run.output_dir)")
     predict.add_argument("--tracking-uri", default=None,
                          help="MLflow store of the run (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)")
+    predict.add_argument("--verbose", action="store_true", help="show TensorFlow's own log messages")
     upload = commands.add_parser("upload-metrics", help="send metrics saved to a file while the server was away",
                                  description="Send the metric values zssr train saved to FILE (JSON lines) "
                                              "because the tracking server failed, to their run.")
@@ -82,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--image", action="append", default=None, metavar="PATH_OR_GLOB",
                        help="run on these images instead of the file's (repeat for several)")
     sweep.add_argument("--dry-run", action="store_true", help="print the runs the sweep expands to and exit")
+    sweep.add_argument("--verbose", action="store_true", help="show TensorFlow's own log messages")
     return parser
 
 
@@ -102,8 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         if len(images) > 1:
             parser.error(f"one input image at a time, got {images}; overrides take the form key=value")
         args.image = images[0] if images else None
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    command = {"train": train, "kernel": kernel, "predict": predict, "upload-metrics": upload_metrics, "sweep": sweep}[args.command]
+    args.quiet = quiet_tensorflow(getattr(args, "verbose", False))
+    default_formatwarning, warnings.formatwarning = warnings.formatwarning, _one_line_warning
+    command = {"train": train, "kernel": kernel, "predict": predict, "upload-metrics": upload_metrics,
+               "sweep": sweep}[args.command]
     try:
         return command(args)
     except ZSSRError as err:
@@ -112,11 +126,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("zssr: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = default_formatwarning
 
 
 def train(args: argparse.Namespace) -> int:
     import yaml
 
+    from zssr_tf.checks import check_inputs
     from zssr_tf.config import load_config
     from zssr_tf.image_io import read_image
     from zssr_tf.kernels import load_kernel
@@ -133,16 +150,19 @@ def train(args: argparse.Namespace) -> int:
     image, alpha, info = read_image(image_path)
     gt = read_image(args.gt)[0] if args.gt else None
     kernels = [load_kernel(k) for k in args.kernel] if args.kernel else None
+    # Every check that needs no training, before TensorFlow is even imported.
+    check_inputs(config, image, gt, kernels, names={"image": f"the image {image_path}", "gt": f"the ground truth {args.gt}"})
 
-    from zssr_tf.pipeline import (blind_step_factors, estimate_blind_kernels, estimation_progress,
-                                  super_resolve_file)  # imports TensorFlow: after the cheap checks
+    load_tensorflow(args.quiet)  # after the cheap checks
+    from zssr_tf.pipeline import blind_step_factors, estimate_blind_kernels, estimation_progress, super_resolve_file
     from zssr_tf.tracking import tracked_run
 
     if blind:
         blind_step_factors(config)  # unsupported scale steps fail before the estimation
     out_dir = Path(args.out or config.run.output_dir)
     with tracked_run(config, info, out_dir, gt_path=args.gt, kernel_paths=args.kernel or (),
-                     tags={"config": Path(args.config).stem if args.config else "default"}) as run:
+                     tags={"config": Path(args.config).stem if args.config else "default"},
+                     overrides=args.overrides) as run:
         estimate = None
         if blind:
             estimate = estimate_blind_kernels(config, image, estimation_progress(
@@ -160,7 +180,12 @@ def train(args: argparse.Namespace) -> int:
         z, b = outcome.metrics["zssr"], outcome.metrics["bicubic"]
         print(f"PSNR-Y  zssr {z['psnr']:.2f} dB   bicubic {b['psnr']:.2f} dB   gain {z['psnr'] - b['psnr']:+.2f} dB")
         print(f"SSIM-Y  zssr {z['ssim']:.4f}     bicubic {b['ssim']:.4f}")
-    print(f"MLflow run {run.run_id} in {run.tracking_uri}; view it: {run.ui_hint()}")
+    print(f"MLflow run {run.run_id} ({run.run_name()}) in {run.tracking_uri}")
+    if run.model_info is not None:
+        registered = run.model_info.registered_model_version
+        print(f"MLflow model {run.model_info.model_uri}" + (
+            f", registered as models:/{config.run.register_model}/{registered}" if registered else ""))
+    print(f"view it: {run.ui_hint()}")
     return 0
 
 
@@ -172,7 +197,8 @@ def kernel(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides + ["kernel=estimate", f"scale_factors={scale}", "base_change_sfs=[]"])
     image, _, info = read_image(_input_path(args))
 
-    from zssr_tf.pipeline import estimate_blind_kernels, estimation_progress  # imports TensorFlow
+    load_tensorflow(args.quiet)
+    from zssr_tf.pipeline import estimate_blind_kernels, estimation_progress
 
     estimate = estimate_blind_kernels(config, image, estimation_progress(
         config.run.progress_every, config.kernel_estimation.estimation_iters))
@@ -195,9 +221,13 @@ def _write_estimated_kernels(estimate, out_dir: Path, stem: str) -> list[Path]:
 
 
 def predict(args: argparse.Namespace) -> int:
-    from zssr_tf.predict import predict_from_run
+    load_tensorflow(args.quiet)
+    from zssr_tf.predict import predict_from_model, predict_from_run
 
-    sr_path = predict_from_run(args.run_id, args.image, args.out, args.tracking_uri)
+    if args.model:
+        sr_path = predict_from_model(args.model, args.image, args.out, args.tracking_uri)
+    else:
+        sr_path = predict_from_run(args.run_id, args.image, args.out, args.tracking_uri)
     print(f"saved {sr_path}")
     return 0
 
@@ -220,6 +250,49 @@ def sweep(args: argparse.Namespace) -> int:
         return 0
     report = run_sweep(plan, engine=args.engine, workers=args.workers, address=args.address, out_dir=args.out)
     return 1 if report.failures else 0
+
+
+def quiet_tensorflow(verbose: bool) -> bool:
+    """Before TensorFlow loads: hide its C++ log (oneDNN notes, CPU features, the `E0000 ...
+    cuInit` error of a machine without a GPU; TF_CPP_MIN_LOG_LEVEL=3 keeps fatal errors only),
+    its Python loggers below ERROR, MLflow's below WARNING and MLflow's download bars, unless `verbose` or the user set
+    TF_CPP_MIN_LOG_LEVEL. Returns True when quiet (then `load_tensorflow` also hides the lines
+    TensorFlow's libraries print while loading)."""
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        return False
+    if verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        return False
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    import logging
+
+    for name in ("absl", "tensorflow", "h5py"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when MLflow loads
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    return True
+
+
+def load_tensorflow(quiet: bool) -> None:
+    """Import TensorFlow; when `quiet`, with the process's stderr (file descriptor 2) sent to
+    /dev/null meanwhile: its CUDA stub logs "Could not find cuda drivers" through absl before
+    TF_CPP_MIN_LOG_LEVEL applies. A failed import still raises (its traceback prints after)."""
+    if not quiet or "tensorflow" in sys.modules:
+        import tensorflow  # noqa: F401
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"zssr: warning: {message}\n"
 
 
 def _input_path(args: argparse.Namespace) -> str:

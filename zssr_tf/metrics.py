@@ -93,7 +93,7 @@ def evaluate(
     if size_gap > crop_border:
         raise ZSSRError(
             f"The SR output is {sr.shape[1]}x{sr.shape[0]} px but the ground truth is "
-            f"{gt.shape[1]}x{gt.shape[0]} px, more than the x{scale} rounding can explain; pass "
+            f"{gt.shape[1]}x{gt.shape[0]} px, more than the x{_format_scale(scale)} rounding can explain; pass "
             "the high-resolution image that the low-resolution input was made from."
         )
     sr = sr[:height, :width]
@@ -103,6 +103,12 @@ def evaluate(
         "ssim": calculate_ssim(sr, gt, crop_border),
         "psnr_rgb": calculate_psnr(sr, gt, crop_border, test_y_channel=False),
     }
+
+
+def _format_scale(scale) -> str:
+    """'2' for 2 or (2, 2), '1.5x2' for (1.5, 2)."""
+    factors = [float(f) for f in np.atleast_1d(scale)]
+    return f"{factors[0]:g}" if len(set(factors)) == 1 else "x".join(f"{f:g}" for f in factors)
 
 
 def _eight_bit_levels(image: np.ndarray) -> np.ndarray:

@@ -10,13 +10,14 @@ from typing import Callable, Sequence
 import keras
 import numpy as np
 
-from zssr_tf.config import Config
+from zssr_tf.config import Config, output_stem
 from zssr_tf.errors import ZSSRError
+from zssr_tf.gan.lpips import LpipsLike
 from zssr_tf.image_io import ImageInfo, write_image
 from zssr_tf.metrics import evaluate
 from zssr_tf.resize import imresize
 from zssr_tf.kernel_estimation import KernelEstimationHistory, analytic_x4_kernel, estimate_kernel
-from zssr_tf.trainer import ZSSR, ZSSRResult, final_test, format_scale, step_output_shape
+from zssr_tf.trainer import ZSSR, ZSSRResult, super_resolve_with_networks
 
 
 @dataclass
@@ -27,11 +28,6 @@ class Outcome:
     sr_path: Path
     bicubic_path: Path
     metrics: dict[str, dict[str, float]] | None
-
-
-def output_stem(info: ImageInfo, config: Config) -> str:
-    """`<input stem>_x<scale>`, e.g. baby_x2 or baby_x1.5x2 for a non-square final step."""
-    return f"{Path(info.path).stem}_{format_scale(config.scale.scale_factors[-1])}"
 
 
 @dataclass
@@ -90,7 +86,12 @@ def super_resolve_file(config: Config, image: np.ndarray, alpha: np.ndarray | No
                        out_dir: Path, gt: np.ndarray | None = None, kernels: Sequence[np.ndarray] | None = None,
                        callbacks: Sequence[keras.callbacks.Callback] = ()) -> Outcome:
     """Run ZSSR on `image` (h, w, C) and write `<stem>_zssr.png` and `<stem>_bicubic.png` to
-    `out_dir` with the input's bit depth and channel layout (alpha upscaled with bicubic)."""
+    `out_dir` with the input's bit depth and channel layout (alpha upscaled with bicubic).
+    With `gt`, metrics hold PSNR/SSIM (metrics.evaluate) and, when loss.lpips_heads is set,
+    `lpips_like` (gan.lpips)."""
+    # Built before training so that a missing weight file stops the run before any work.
+    lpips = (LpipsLike(config.loss.lpips_vgg_weights, config.loss.lpips_heads)
+             if gt is not None and config.loss.lpips_heads else None)
     result = ZSSR(config, callbacks=callbacks).run(image, gt=gt, kernels=kernels)
     stem = output_stem(info, config)
     big_alpha = _upscale_alpha(alpha, config, result.sr.shape[:2])
@@ -102,29 +103,22 @@ def super_resolve_file(config: Config, image: np.ndarray, alpha: np.ndarray | No
     if gt is not None:
         scale = config.scale.scale_factors[-1]
         metrics = {"zssr": evaluate(result.sr, gt, scale), "bicubic": evaluate(result.bicubic, gt, scale)}
+        if lpips is not None:
+            for key, sr in (("zssr", result.sr), ("bicubic", result.bicubic)):
+                height, width = min(sr.shape[0], gt.shape[0]), min(sr.shape[1], gt.shape[1])
+                metrics[key]["lpips_like"] = lpips.distance(sr[:height, :width], gt[:height, :width])
     return Outcome(result, sr_path, bicubic_path, metrics)
 
 
 def super_resolve_with_models(config: Config, models: Sequence[keras.Model], kernels: Sequence[np.ndarray | None],
                               image: np.ndarray, alpha: np.ndarray | None, info: ImageInfo, out_dir: Path) -> Path:
-    """Super-resolve `image` (h, w, C) float32 in [0, 1] with networks trained earlier, one per
-    scale step of `config`, without training: each step's final test as in training (tiled
-    self-ensemble and back-projection with `config`'s settings, base changes). `kernels[i]`: step
-    i's re-centred numeric kernel, or None for scale.downscale_method. Writes and returns
-    `<stem>_zssr.png` in `out_dir`."""
-    channels = models[0].input_shape[-1]
-    if image.shape[2] != channels:
-        raise ZSSRError(f"{info.path} has {image.shape[2]} channel(s) but the networks were trained on "
-                        f"{channels}-channel images; convert the image first")
-    base_input, base_sf = np.clip(image, 0, 1).astype(np.float32), (1.0, 1.0)
-    steps = zip(config.scale.scale_factors, config.back_projection_per_step, models, kernels)
-    for sf, bp_iters, model, kernel in steps:
-        relative_sf = (sf[0] / base_sf[0], sf[1] / base_sf[1])
-        kernel = config.scale.downscale_method if kernel is None else kernel
-        output = final_test(_numpy_predict(model), config, base_input, relative_sf,
-                            step_output_shape(base_input.shape[:2], relative_sf), kernel, bp_iters)
-        if sf in config.scale.base_change_sfs:
-            base_input, base_sf = output, sf
+    """Super-resolve `image` (h, w, C) float32 in [0, 1] with networks trained earlier (see
+    `trainer.super_resolve_with_networks`) and write `<stem>_zssr.png` to `out_dir` with the
+    input's bit depth and channel layout; returns its path."""
+    try:
+        output = super_resolve_with_networks(config, models, kernels, image)
+    except ZSSRError as err:
+        raise ZSSRError(f"{info.path}: {err}") from None
     sr_path = Path(out_dir) / f"{output_stem(info, config)}_zssr.png"
     write_image(sr_path, output, info, alpha=_upscale_alpha(alpha, config, output.shape[:2]))
     return sr_path
@@ -135,7 +129,3 @@ def _upscale_alpha(alpha: np.ndarray | None, config: Config, shape: tuple[int, i
     if alpha is None:
         return None
     return np.clip(imresize(alpha, scale_factor=config.scale.scale_factors[-1], output_shape=shape), 0, 1)
-
-
-def _numpy_predict(model: keras.Model):
-    return lambda batch: keras.ops.convert_to_numpy(model(np.asarray(batch, np.float32), training=False))

@@ -89,8 +89,8 @@ class KernelGAN:
         keras.utils.set_random_seed(seed)
         policy = c.estimation_precision
         self.generator = build_linear_generator(c.generator_structure, c.generator_width, c.init_gain, seed, policy)
-        self.discriminator = build_patch_discriminator(c.discriminator_layers, c.discriminator_width,
-                                                       c.discriminator_kernel_size, channels, c.init_gain, seed,
+        self.discriminator = build_patch_discriminator(c.patch_discriminator_layers, c.patch_discriminator_width,
+                                                       c.patch_discriminator_kernel_size, channels, c.init_gain, seed,
                                                        policy)
         self.kernel_size = generator_kernel_size(c.generator_structure)
         self.g_optimizer = keras.optimizers.Adam(c.estimation_learning_rate, beta_1=c.estimation_beta_1, beta_2=0.999)

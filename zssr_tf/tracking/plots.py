@@ -77,26 +77,31 @@ def detail_window(image: np.ndarray, size: int) -> tuple[int, int]:
 
 
 def plot_crop_comparison(path: str | Path, bicubic: np.ndarray, sr: np.ndarray, gt: np.ndarray | None = None,
-                         titles: dict[str, str] | None = None, size: int | None = None) -> Path:
-    """Write a PNG: the whole SR image with the crop marked, then the crop of bicubic | ZSSR | GT
-    (GT when given), pixels shown unsmoothed. Images are (H, W, C) float in [0, 1], same size
-    (GT is cut to the SR size). `size`: crop side in pixels (default: a quarter of the shorter
-    side, 32..128). `titles` maps "bicubic"/"zssr"/"gt" to extra title text such as PSNR."""
+                         titles: dict[str, str] | None = None, size: int | None = None, sr_name: str = "ZSSR",
+                         others: dict[str, np.ndarray] | None = None) -> Path:
+    """Write a PNG: the whole SR image with the crop marked, then the crop of bicubic | other
+    results | SR | GT (GT when given), pixels shown unsmoothed. Images are (H, W, C) float in
+    [0, 1], same size (GT is cut to the SR size). `sr_name` labels the SR panel ("ZSSR",
+    "ZSRGAN"); `others` maps labels to further results shown before it (e.g. {"ZSSR": ...} next
+    to a ZSRGAN result). `size`: crop side in pixels (default: a quarter of the shorter side,
+    32..128). `titles` maps "bicubic"/"zssr" (the SR panel)/"gt" or a label of `others` to extra
+    title text such as PSNR."""
     height, width = sr.shape[:2]
     size = size or int(np.clip(min(height, width) // 4, 32, 128))
     size = min(size, height, width)
     y, x = detail_window(gt[:height, :width] if gt is not None else sr, size)
-    panels = [("bicubic", bicubic), ("zssr", sr)] + ([("gt", gt[:height, :width])] if gt is not None else [])
-    names = {"bicubic": "bicubic", "zssr": "ZSSR", "gt": "ground truth"}
+    panels = [("bicubic", "bicubic", bicubic), *((k, k, v) for k, v in (others or {}).items()), ("zssr", sr_name, sr)]
+    if gt is not None:
+        panels.append(("gt", "ground truth", gt[:height, :width]))
     fig = Figure(figsize=(4 * (len(panels) + 1), 4.3))
     fig.subplots_adjust(left=0.01, right=0.99, top=0.93, bottom=0.01, wspace=0.03)
     axes = fig.subplots(1, len(panels) + 1)
     axes[0].imshow(_displayable(sr))
     axes[0].add_patch(Rectangle((x - 0.5, y - 0.5), size, size, fill=False, color="red", lw=1.5))
-    axes[0].set_title(f"ZSSR {width}x{height}, crop at ({x}, {y})", fontsize=9)
-    for ax, (key, image) in zip(axes[1:], panels):
+    axes[0].set_title(f"{sr_name} {width}x{height}, crop at ({x}, {y})", fontsize=9)
+    for ax, (key, label, image) in zip(axes[1:], panels):
         ax.imshow(_displayable(image[y:y + size, x:x + size]), interpolation="nearest")
-        ax.set_title(f"{names[key]} {(titles or {}).get(key, '')}".strip(), fontsize=9)
+        ax.set_title(f"{label} {(titles or {}).get(key, '')}".strip(), fontsize=9)
     for ax in axes:
         ax.axis("off")
     return _save(fig, path)
