@@ -160,15 +160,26 @@ def train(args: argparse.Namespace) -> int:
     if blind:
         blind_step_factors(config)  # unsupported scale steps fail before the estimation
     out_dir = Path(args.out or config.run.output_dir)
-    with tracked_run(config, info, out_dir, gt_path=args.gt, kernel_paths=args.kernel or (),
-                     tags={"config": Path(args.config).stem if args.config else "default"},
+    tags = {"config": Path(args.config).stem if args.config else "default"}
+    if blind:
+        tags["kernel"] = f"estimated ({config.kernel_estimation.method})"
+    with tracked_run(config, info, out_dir, gt_path=args.gt, kernel_paths=args.kernel or (), tags=tags,
                      overrides=args.overrides) as run:
         estimate = None
         if blind:
-            estimate = estimate_blind_kernels(config, image, estimation_progress(
-                config.run.progress_every, config.kernel_estimation.estimation_iters))
+            from zssr_tf.tracking.kernel_estimation import KernelEstimationLogger
+
+            logger = KernelEstimationLogger(run)
+            progress = estimation_progress(config.run.progress_every, config.kernel_estimation.estimation_iters)
+
+            def report(iteration: int, values: dict) -> None:
+                progress(iteration, values)
+                logger(iteration, values)
+
+            estimate = estimate_blind_kernels(config, image, report)
             kernels = estimate.per_step
             kernel_paths = _write_estimated_kernels(estimate, out_dir, Path(info.path).stem)
+            logger.log_result(estimate.history, kernel_paths)
         outcome = super_resolve_file(config, image, alpha, info, out_dir, gt=gt, kernels=kernels,
                                      callbacks=[run.callback])
         run.log_outcome(outcome, gt)
