@@ -49,7 +49,7 @@ class KernelEstimationHistory:
     "bicubic_weight" and "learning_rate" (the values used in that iteration).
     """
 
-    values: dict[str, list[float]] = field(default_factory=lambda: {})
+    values: dict[str, list[float]] = field(default_factory=dict)
     similar_to_bicubic_at: int | None = None
     constraints_on_at: int | None = None
     raw_kernel: np.ndarray | None = None

@@ -33,8 +33,7 @@ def build_linear_generator(structure=(7, 5, 3, 1, 1, 1), width: int = 64, init_g
             1 if last else width, size, strides=2 if last else 1, padding="valid", use_bias=False,
             kernel_initializer=glorot_normal(init_gain, None if seed is None else seed + i),
             dtype=dtype_policy, name=f"g_conv_{i + 1}"))
-    generator = keras.Sequential([keras.Input((None, None, 1)), *layers], name="linear_generator")
-    return generator
+    return keras.Sequential([keras.Input((None, None, 1)), *layers], name="linear_generator")
 
 
 def generator_kernel_size(structure) -> int:
@@ -44,6 +43,7 @@ def generator_kernel_size(structure) -> int:
 
 def generate(generator: keras.Model, images: tf.Tensor) -> tf.Tensor:
     """G applied to every channel of (1, H, W, C) images with one shared kernel: (1, h, w, C) float32.
+    The definition of G's output; training computes the same through `downscale_with_generator_kernel`.
 
     The channels become the batch (C, H, W, 1) so that the single-channel G cannot mix them,
     then they are swapped back.
