@@ -18,7 +18,7 @@ from zssr_tf.callbacks import (IterationLogs, LearningRatePolicy, NonFiniteCheck
                                ScaleStepCallback, StepLearningRate, StopAtMinLearningRate)
 from zssr_tf.checks import check_inputs, setting_warnings, step_output_shape
 from zssr_tf.config import Config, format_scale
-from zssr_tf.data import PairMaker, make_dataset
+from zssr_tf.data import PairMaker, make_dataset, with_loss_maps
 from zssr_tf.ensemble import geometric_self_ensemble, tiled_predict_for
 from zssr_tf.errors import ZSSRError, ZSSRWarning
 from zssr_tf.gan.build import build_zsrgan
@@ -179,14 +179,18 @@ class ZSSR:
         lr_son = father_to_son(step.input_image, step.relative_sf, step.kernel, a.noise_std, rng)
         interpolated_son = interpolate_son(lr_son, step.relative_sf, step.input_image.shape[:2],
                                            cfg.scale.upscale_method)
+        father_sources, loss_map_scale = tuple(sources), 0.0
+        if cfg.loss.loss_map == "gradient":
+            father_sources, loss_map_scale = with_loss_maps(father_sources)
         pairs = PairMaker(
-            sources=tuple(sources), base_scales=tuple(base_scales),
+            sources=father_sources, base_scales=tuple(base_scales),
             sampler=FatherSampler(a.crop_size, a.augment_leave_as_is_probability,
                                   a.augment_no_interpolate_probability, a.augment_min_scale,
                                   a.augment_scale_diff_sigma, a.augment_shear_sigma, a.augment_allow_rotation,
                                   a.augment_min_father_side, a.augment_scale_distribution),
             scale_factor=step.relative_sf, kernel=step.kernel, noise_std=a.noise_std,
-            upscale_method=cfg.scale.upscale_method, seed=cfg.run.seed, dihedral_batch=a.augment_dihedral_batch)
+            upscale_method=cfg.scale.upscale_method, seed=cfg.run.seed, dihedral_batch=a.augment_dihedral_batch,
+            loss_map_scale=loss_map_scale)
         dataset = make_dataset(pairs, channels=step.input_image.shape[2], start_index=step.iteration_offset)
 
         history = IterationCount()

@@ -40,7 +40,8 @@ What a run holds
 
 Modules: `store` (which store, reachability, experiments, creating runs), `buffer` (the
 background metric sender, spill files, params), `callback` (the Keras callback), `run` (the run's
-lifecycle: `tracked_run`, `TrackedRun`), `plots` (the figures).
+lifecycle: `tracked_run`, `TrackedRun`), `plots` (the figures), `kernel_estimation` (the kernel
+estimation of a blind run: its metrics under `kernel_estimation/` and the kernel files).
 
 The run is created when the first scale step begins, so input errors the trainer reports leave
 no run behind; an http(s) server is checked for reachability before that (`tracked_run`).
