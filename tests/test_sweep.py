@@ -218,10 +218,13 @@ def test_local_sweep_nests_four_runs_under_one_parent_and_a_rerun_skips_them(lr_
     parent_id = parent_of(children)
     swept = {(r.data.tags["sweep.noise_std"], r.data.tags["sweep.learning_rate"]) for r in children}
     assert swept == {("0.0", "0.001"), ("0.0", "0.0001"), ("0.05", "0.001"), ("0.05", "0.0001")}
-    for run in children:  # the swept values reached each run's config
+    for run in children:  # the swept values reached each run's config, and its name
         assert run.data.params["augment.noise_std"] == run.data.tags["sweep.noise_std"]
         assert run.data.params["train.max_iters"] == "6"
-        assert run.data.metrics["final_psnr"] > 30
+        assert run.data.metrics["final/psnr"] > 30
+        assert run.info.run_name == (f"baby_x2 noise_std={run.data.tags['sweep.noise_std']} "
+                                     f"learning_rate={run.data.tags['sweep.learning_rate']}")
+    assert len({run.info.run_name for run in children}) == 4
 
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     parent = client.get_run(parent_id)
@@ -234,7 +237,22 @@ def test_local_sweep_nests_four_runs_under_one_parent_and_a_rerun_skips_them(lr_
     by_values = {(r.data.tags["sweep.noise_std"], r.data.tags["sweep.learning_rate"]): r for r in children}
     for row in rows:  # one image per point: the mean is that run's score
         run = by_values[(row["noise_std"], row["learning_rate"])]
-        assert float(row["psnr"]) == pytest.approx(run.data.metrics["final_psnr"])
+        assert float(row["psnr"]) == pytest.approx(run.data.metrics["final/psnr"])
+        assert row["run_ids"] == run.info.run_id
+
+    # The parent holds the best point's scores and its run; summary.md links every run.
+    best = max(children, key=lambda r: r.data.metrics["final/psnr"])
+    assert parent.data.metrics["best/psnr"] == pytest.approx(best.data.metrics["final/psnr"])
+    assert parent.data.metrics["best/ssim"] == pytest.approx(best.data.metrics["final/ssim"])
+    assert parent.data.tags["zssr.best_run_id"] == best.info.run_id
+    assert parent.data.tags["zssr.best_point"] == (f"noise_std={best.data.tags['sweep.noise_std']} "
+                                                   f"learning_rate={best.data.tags['sweep.learning_rate']}")
+    assert (parent.data.metrics["runs/finished"], parent.data.metrics["runs/failed"]) == (4, 0)
+    summary = (tmp_path / "sweep_out/summary.md").read_text()
+    experiment_id = parent.info.experiment_id
+    assert summary.count("](http://127.0.0.1:5000/#/experiments/") == 5  # the best point's line, then each row
+    for run in children:
+        assert f"[baby](http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run.info.run_id})" in summary
 
     assert main(["sweep", str(path), "--out", "elsewhere", "max_iters=6"]) == 0
     assert "4 finished before, 0 to run" in capsys.readouterr().out
@@ -291,7 +309,7 @@ def test_ray_sweep_on_a_local_cluster(lr_images, tmp_path):
     assert report.failures == [] and report.ran == 4
     children = runs(report.parent_run_id)
     assert len(children) == 4 and {r.info.status for r in children} == {"FINISHED"}
-    assert all("reconstruction_error" in r.data.metrics for r in children)  # no ground truth for bird
+    assert all("final/reconstruction_error" in r.data.metrics for r in children)  # no ground truth for bird
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     assert {a.path for a in client.list_artifacts(report.parent_run_id)} >= {"summary.csv", "summary.md"}
     with open(report.out_dir / "summary.csv") as f:

@@ -361,10 +361,15 @@ def validate(config: Config) -> None:
         raise ZSSRError(f"scale.base_change_sfs {unknown_base} must each be one of scale.scale_factors")
     first_check = first_policy_check(t)
     if first_check >= t.max_iters:
+        short = dataclasses.replace(t, min_iters=t.max_iters // 4,
+                                    learning_rate_policy_check_every=min(t.learning_rate_policy_check_every,
+                                                                         max(1, t.max_iters // 10)))
+        fix = (f"; for short runs lower them too, e.g. min_iters={short.min_iters} "
+               f"learning_rate_policy_check_every={short.learning_rate_policy_check_every}"
+               if first_policy_check(short) < t.max_iters else "")
         warnings.warn(f"train.max_iters is {t.max_iters} but the learning-rate policy first checks at iteration "
                       f"{first_check} (train.min_iters {t.min_iters}, learning_rate_policy_check_every "
-                      f"{t.learning_rate_policy_check_every}): the learning rate will stay at {t.learning_rate:g}. "
-                      f"For short runs lower min_iters too (e.g. min_iters={max(t.max_iters // 3, 0)})",
+                      f"{t.learning_rate_policy_check_every}): the learning rate stays at {t.learning_rate:g}{fix}",
                       UserWarning, stacklevel=3)
 
 

@@ -38,7 +38,7 @@ def autolog_paused() -> Iterator[None]:
     from mlflow.utils.autologging_utils import disable_autologging
 
     warnings.warn(f"MLflow autologging ({', '.join(f'mlflow.{name}.autolog()' for name in active)}) is paused "
-                  "while ZSSR trains: zssr logs its own run (zssr_tf.tracking); it is back on afterwards",
-                  UserWarning, stacklevel=3)
+                  "while ZSSR trains (every scale step's fit would open a run of its own; zssr_tf.tracking logs "
+                  "ZSSR's run); it is back on afterwards", UserWarning, stacklevel=3)
     with disable_autologging():
         yield

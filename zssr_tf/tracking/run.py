@@ -129,8 +129,8 @@ class TrackedRun:
         if outcome.metrics:  # the headline numbers first
             z, b = outcome.metrics["zssr"], outcome.metrics["bicubic"]
             final.update({"final/psnr": z["psnr"], "final/ssim": z["ssim"], "final/psnr_gain": z["psnr"] - b["psnr"],
-                          "final/ssim_gain": z["ssim"] - b["ssim"], "final/psnr_rgb": z["psnr_rgb"]})
-            final.update({f"final/{k}": z[k] for k in ("psnr_16bit", "ssim_16bit") if k in z})  # 16-bit data
+                          "final/ssim_gain": z["ssim"] - b["ssim"]})
+            final.update({f"final/{k}": v for k, v in z.items()})  # psnr_rgb; psnr_16bit/ssim_16bit for 16-bit data; lpips_like when computed
             final.update({f"final/bicubic_{k}": v for k, v in b.items()})
             titles = {"zssr": f"{z['psnr']:.2f} dB", "bicubic": f"{b['psnr']:.2f} dB"}
         tests = result.steps[-1].reconstruction_errors

@@ -11,6 +11,7 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+import mlflow
 from mlflow import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
@@ -56,13 +57,21 @@ def ui_url(uri: str, page: str = "") -> str:
 
 @contextmanager
 def use_tracking_uri(uri: str):
-    """MLflow's global tracking URI set to `uri` inside the block, restored after: for MLflow
-    functions that take no URI (logging a model)."""
-    # MLflow's own helper for this; it restores exactly what was set before (None included).
-    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+    """MLflow's global tracking URI set to `uri` inside the block, for MLflow functions that take
+    no URI (logging a model); restored after, with $MLFLOW_TRACKING_URI as it was (MLflow's
+    `set_tracking_uri` also sets that variable, and unsets it when given None)."""
+    from mlflow.tracking._tracking_service import utils  # holds the URI set_tracking_uri set, or None
 
-    with _use_tracking_uri(uri):
+    previous, previous_env = utils._tracking_uri, os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    try:
         yield
+    finally:
+        mlflow.set_tracking_uri(previous)
+        if previous_env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = previous_env
 
 
 def check_reachable(uri: str, timeout: float = REACHABILITY_TIMEOUT_S) -> None:
