@@ -2,7 +2,7 @@
 
     python experiments/bench_zsrgan.py [--lr-dir DIR] [--hr-dir DIR] [--images baby bird]
         [--vgg-weights imagenet|PATH] [--lpips-heads NPZ] [--methods zssr zsrgan_l1_adv zsrgan]
-        [key=value ...]
+        [--zssr-override KEY=VALUE ...] [key=value ...]
 
 Default data: MZSR-style Set5 x2 "g2.0 direct" (21x21 Gaussian of variance 2.0, every 2nd pixel
 from (0, 0)), made by
@@ -21,7 +21,8 @@ Lee et al. 2021, seed 004 Table 1): RGB in [0, 255] clipped, no rounding, no sha
 10 log10(255^2 / (MSE + 1e-10)); SSIM with skimage on the int-truncated RGB (data_range 255,
 channel_axis -1, skimage's default 7x7 uniform window). LPIPS-like (gan/lpips.py) when
 --lpips-heads is given. Model selection: the final iteration (never by ground truth).
-Writes experiments/results/zsrgan_<set>[_<images>][_<overrides>].{json,md}.
+Writes experiments/results/zsrgan_<set>[_<images>][_<overrides>].{json,md} and, per image, a
+crop figure bicubic | ZSSR | ZSRGAN | GT (titles: PSNR RGB, no shave) in results/figures/.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from zssr_tf.errors import ZSSRError  # noqa: E402
 from zssr_tf.gan.vgg import resolve_weights  # noqa: E402
 from zssr_tf.image_io import read_image  # noqa: E402
 from zssr_tf.metrics import evaluate  # noqa: E402
+from zssr_tf.tracking.plots import plot_crop_comparison  # noqa: E402
 from zssr_tf.resize import imresize  # noqa: E402
 from zssr_tf.trainer import ZSSR  # noqa: E402
 from results_io import write_json  # noqa: E402
@@ -80,6 +82,8 @@ def main() -> int:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--vgg-weights", default="imagenet", help="VGG16 weights for the full ZSRGAN")
     parser.add_argument("--lpips-heads", help=".npz of LPIPS-VGG heads (README.md); needs --vgg-weights")
+    parser.add_argument("--zssr-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="an override for the zssr run (repeatable), e.g. max_iters=600 on a busy CPU")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="for the zsrgan runs")
     args = parser.parse_args()
     if not args.lr_dir.is_dir():
@@ -99,10 +103,13 @@ def main() -> int:
     if args.lpips_heads and vgg:
         from zssr_tf.gan.lpips import LpipsLike
         lpips = LpipsLike(vgg, args.lpips_heads)
-    configs = {"zssr": load_config(overrides=["progress_every=0"]),
+    configs = {"zssr": load_config(overrides=["progress_every=0", *args.zssr_override]),
                "zsrgan_l1_adv": load_config("zsrgan", ["perceptual_weight=0", "progress_every=0", *args.overrides]),
                "zsrgan": load_config("zsrgan", [f"perceptual_weights={vgg}", "progress_every=0", *args.overrides])
                if vgg else None}
+    parts = ["zsrgan", args.lr_dir.parent.name, *(args.images or []), *args.overrides,
+             *(f"zssr-{o}" for o in args.zssr_override)]
+    name = re.sub(r"[^A-Za-z0-9_.=-]+", "-", "_".join(parts))
     rows = []
     for lr_path in sorted(args.lr_dir.glob("*.png")):
         if args.images and lr_path.stem not in args.images:
@@ -112,21 +119,29 @@ def main() -> int:
         bicubic = np.clip(imresize(lr, scale_factor=2, output_shape=gt.shape[:2]), 0, 1)
         rows.append({"image": lr_path.stem, "method": "bicubic", **scores(bicubic, gt, lpips)})
         print(rows[-1], flush=True)
+        outputs = {}
         for method in args.methods:
             start = time.perf_counter()
-            result = ZSSR(configs[method], verbose=False).run(lr)
-            rows.append({"image": lr_path.stem, "method": method, **scores(result.sr, gt, lpips),
-                         "iterations": result.iterations, "seconds": time.perf_counter() - start})
+            outputs[method] = ZSSR(configs[method], verbose=False).run(lr)
+            rows.append({"image": lr_path.stem, "method": method, **scores(outputs[method].sr, gt, lpips),
+                         "iterations": outputs[method].iterations, "seconds": time.perf_counter() - start})
             print(rows[-1], flush=True)
+        gan = "zsrgan" if "zsrgan" in outputs else "zsrgan_l1_adv"
+        if gan in outputs:
+            psnr = {r["method"]: f"{r['psnr_rgb_noshave']:.2f} dB" for r in rows if r["image"] == lr_path.stem}
+            others = {"ZSSR": outputs["zssr"].sr} if "zssr" in outputs else {}
+            titles = {"bicubic": psnr["bicubic"], "zssr": psnr[gan], "ZSSR": psnr.get("zssr", "")}
+            plot_crop_comparison(HERE / "results" / "figures" / f"{name}_{lr_path.stem}.png", bicubic,
+                                 outputs[gan].sr, gt, titles, others=others,
+                                 sr_name="ZSRGAN" if gan == "zsrgan" else "ZSRGAN (L1+adv)")
     methods = ["bicubic", *args.methods]
     means = {m: {k: float(np.mean([r[k] for r in rows if r["method"] == m]))
                  for k in rows[0] if k not in ("image", "method")} for m in methods}
-    parts = ["zsrgan", args.lr_dir.parent.name, *(args.images or []), *args.overrides]
-    name = re.sub(r"[^A-Za-z0-9_.=-]+", "-", "_".join(parts))
     write_json(name, {"lr_dir": str(args.lr_dir), "overrides": args.overrides, "notes": notes,
                       "rows": rows, "means": means, "report_table1_set5": REPORT_SET5})
     lines = [f"LR `{args.lr_dir}`, images {sorted({r['image'] for r in rows})}, zsrgan overrides "
-             f"`{' '.join(args.overrides) or 'none'}`", *notes, "",
+             f"`{' '.join(args.overrides) or 'none'}`, zssr overrides `{' '.join(args.zssr_override) or 'none'}`",
+             *notes, "",
              "| method | PSNR-Y | SSIM-Y | PSNR RGB no shave | SSIM RGB no shave |"
              + (" LPIPS-like |" if lpips else ""), "|---|---|---|---|---|" + ("---|" if lpips else "")]
     for m in methods:

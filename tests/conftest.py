@@ -25,8 +25,9 @@ def _benchmark_dir() -> Path:
         if not Path(configured).is_dir():
             pytest.fail(f"ZSSR_DATA={configured} is not a folder: point it at a Set5/Set14 folder "
                         "(set5/hr, set5/lr_x2, ...) or unset it to use tests/data")
-        return Path(configured)
-    return BESIDE_REPO if BESIDE_REPO.is_dir() else SHIPPED_DATA
+        return Path(configured).resolve()
+    # Resolved: sweeps resolve the paths they find, and ../shared may be a link.
+    return BESIDE_REPO.resolve() if BESIDE_REPO.is_dir() else SHIPPED_DATA
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zssr_tf.callbacks import (CosineLearningRate, IterationLogs, LearningRatePolicy, ProgressLogger,
-                               ReconstructionTest, StopAtMinLearningRate, reconstruction_windows, slope_and_std)
+from zssr_tf.callbacks import (CosineLearningRate, IterationLogs, LearningRatePolicy, NonFiniteCheck,
+                               ProgressLogger, ReconstructionTest, StopAtMinLearningRate, reconstruction_windows,
+                               slope_and_std)
+from zssr_tf.errors import ZSSRError
 from zssr_tf.model import build_zssr_net
 
 
@@ -214,3 +216,53 @@ def test_fit_stops_at_min_learning_rate(model):
     assert stopper.stopped_at == 14
     assert divider.batches == 15
     assert _lr(model) == pytest.approx(1e-6, rel=1e-5)
+
+
+def test_progress_lines_show_psnr_elapsed_time_and_an_eta_bounded_by_the_cap(model, monkeypatch):
+    clock = iter(np.arange(0.0, 100.0, 0.5))  # 0.5 s per call of perf_counter: 2 iterations per second
+    monkeypatch.setattr("zssr_tf.callbacks.time.perf_counter", lambda: next(clock))
+    stream = io.StringIO()
+    logger = ProgressLogger(every=10, max_iters=100, stream=stream)
+    logger.set_model(model)
+    logger.on_train_begin()
+    for batch in range(21):
+        logs = {"loss": 0.25, "learning_rate": 1e-3}
+        if batch % 10 == 0:
+            logs.update(reconstruction_error=1e-3, psnr=30.0 + batch / 10)
+        logger.on_train_batch_end(batch, logs)
+    lines = stream.getvalue().splitlines()
+    assert "PSNR 30.00 dB" in lines[0] and "ETA" not in lines[0]  # no rate yet at iteration 0
+    # At iteration 20, 20 iterations took 10 s: 2 it/s, 79 iterations left at most.
+    assert "PSNR 32.00 dB" in lines[2] and "2.0 it/s" in lines[2]
+    assert "elapsed 00:10" in lines[2] and "ETA <= 00:39" in lines[2]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_on_a_terminal(model):
+    stream = _Terminal()
+    logger = ProgressLogger(every=10, label="[step 1/1 x2] ", max_iters=30, stream=stream)
+    logger.set_model(model)
+    logger.on_train_begin()
+    for batch in range(30):
+        logger.on_train_batch_end(batch, {"loss": 0.25, "learning_rate": 1e-3, "psnr": 31.5})
+    logger.on_train_end()
+    shown = stream.getvalue()
+    assert "\r" in shown and "30/30" in shown and "[step 1/1 x2]" in shown and "PSNR 31.50 dB" in shown
+    assert "iter " not in shown  # the bar replaces the progress lines
+
+
+@pytest.mark.parametrize("key, bad", [("loss", float("nan")), ("loss", float("inf")),
+                                      ("reconstruction_error", float("nan"))])
+def test_non_finite_check_stops_at_the_first_bad_value(model, key, bad):
+    check = NonFiniteCheck(iteration_offset=100)
+    check.set_model(model)
+    check.on_train_begin()
+    for i in range(3):  # huge but finite values pass: only NaN/inf is certain divergence
+        check.on_train_batch_end(i, {"loss": 1e13, "reconstruction_error": 0.1})
+    with pytest.raises(ZSSRError, match=r"training diverged: .* at iteration 103 \(learning rate 0.001\).*"
+                                        r"Lower train.learning_rate"):
+        check.on_train_batch_end(3, {"loss": 0.1, key: bad})

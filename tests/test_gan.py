@@ -190,9 +190,6 @@ def test_zsrgan_preset_end_to_end_through_the_cli(random_vgg, shared_data_dir, t
     assert run.info.status == "FINISHED" and metrics["iterations"] == 4
     history = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "learning_rate")}
     assert history == pytest.approx({0: 1e-3, 1: 1e-3, 2: 5e-4, 3: 5e-4})
-    for key in ("l1_loss", "adversarial_loss", "perceptual_loss", "discriminator_loss", "discriminator_real",
-                "discriminator_fake", "discriminator_learning_rate"):
-        assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0, 1, 2, 3], key
     assert 0 < metrics["final_lpips_like"] and 0 < metrics["final_bicubic_lpips_like"]
     # The network `zssr predict` re-applies is the generator alone.
     model_dir = client.download_artifacts(run.info.run_id, "model", str(tmp_path / "artifacts"))
@@ -200,3 +197,43 @@ def test_zsrgan_preset_end_to_end_through_the_cli(random_vgg, shared_data_dir, t
     assert generator.name == "zssr" and not any("discriminator" in layer.name for layer in generator.layers)
     assert main(["predict", "--run-id", run.info.run_id, str(tmp_path / "lr.png"), "--out", str(tmp_path / "again")]) == 0
     np.testing.assert_array_equal(read_image(tmp_path / "again/lr_x2_zssr.png")[0], sr)
+    # Every GAN term, the discriminator's outputs and its learning rate, at every iteration.
+    for key in ("l1_loss", "adversarial_loss", "perceptual_loss", "discriminator_loss", "discriminator_real",
+                "discriminator_fake", "discriminator_learning_rate"):
+        assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0, 1, 2, 3], key
+
+
+def test_crop_figure_shows_bicubic_zssr_zsrgan_and_gt(baby, tmp_path):
+    import matplotlib.image
+
+    from zssr_tf.tracking.plots import plot_crop_comparison
+
+    image = np.repeat(np.repeat(baby[:64, :64], 2, 0), 2, 1)
+    three = plot_crop_comparison(tmp_path / "three.png", image, image, image)
+    four = plot_crop_comparison(tmp_path / "four.png", image, image, image, sr_name="ZSRGAN",
+                                others={"ZSSR": image})
+    # One more panel of the same width: the overview plus bicubic | ZSSR | ZSRGAN | GT.
+    widths = [matplotlib.image.imread(p).shape[1] for p in (three, four)]
+    assert widths == [1600, 2000]
+
+
+def test_zsrgan_preset_has_the_reports_settings_and_loss_keys_are_validated():
+    config = load_config("zsrgan")
+    loss, train, augment = config.loss, config.train, config.augment
+    assert (loss.l1_weight, loss.adversarial_weight, loss.perceptual_weight) == (1.0, 1.0, 1.0)
+    assert (train.learning_rate, train.adam_beta_1, loss.discriminator_learning_rate, loss.discriminator_beta_1) == (
+        1e-3, 0.5, 1e-3, 0.5)
+    assert (train.learning_rate_schedule, train.learning_rate_step_every, train.max_iters) == ("step", 500, 2000)
+    assert augment.augment_dihedral_batch and augment.augment_min_father_side == 64
+    assert (config.test.output_flip, config.test.back_projection_iters) == (False, (0,))
+    assert config.method_name == "ZSRGAN" and load_config().method_name == "ZSSR"
+    for overrides, message in [
+        (["adversarial_weight=1"], "augment_min_father_side >= 64"),
+        (["learning_rate_schedule=cosine"], "learning_rate_schedule"),
+        (["lpips_heads=h.npz"], "go together"),
+        (["perceptual_weight=-1"], "must be >= 0"),
+        (["l1_weight=2"], "keep it at 1"),
+        (["augment_scale_distribution=log"], "augment_scale_distribution"),
+    ]:
+        with pytest.raises(ZSSRError, match=message):
+            load_config(overrides=overrides)

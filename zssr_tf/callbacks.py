@@ -3,7 +3,8 @@ the slope/std learning-rate policy, stopping at the minimum learning rate, and p
 
 They share the batch `logs` dict: `IterationLogs` adds `iteration` (global across scale steps)
 and `learning_rate`, `ReconstructionTest` adds `reconstruction_error` on test iterations, and
-later callbacks read them. Order them as `training_callbacks` does.
+later callbacks read them; `NonFiniteCheck` stops training at the first NaN/inf among them.
+Order them as `trainer.ZSSR._run_step` does.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from typing import Callable, Sequence
 
 import keras
 import numpy as np
+from tqdm import tqdm
+
+from zssr_tf.checks import LEARNING_RATE_RANGE
+from zssr_tf.errors import ZSSRError
 
 from zssr_tf.config import RECONSTRUCTION_TEST_MODES
 
@@ -113,6 +118,31 @@ def reconstruction_windows(shape: tuple[int, int], mode: str = "auto", pixels: i
     rng = np.random.default_rng((seed, 2))
     return [(int(rng.integers(height - side + 1)), int(rng.integers(width - side + 1)), side, side)
             for _ in range(count)]
+
+
+class NonFiniteCheck(keras.callbacks.Callback):
+    """Stops training at the first iteration whose loss or reconstruction error is NaN or
+    infinite (the idea of `keras.callbacks.TerminateOnNaN`), by raising ZSSRError naming the
+    iteration, the learning rate and the fix. Raising, rather than setting `stop_training`, keeps
+    later callbacks (learning-rate policy, tracking) from acting on the non-finite values; what
+    they logged before stays. Place it after `IterationLogs` and `ReconstructionTest`.
+    `iteration_offset` is the number of iterations run in earlier scale steps.
+    """
+
+    def __init__(self, iteration_offset: int = 0):
+        super().__init__()
+        self.iteration_offset = iteration_offset
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        for key, what in (("loss", "the loss"), ("reconstruction_error", "the network's reconstruction error")):
+            if key in logs and not np.isfinite(float(logs[key])):
+                rate = float(self.model.optimizer.learning_rate)
+                low, high = LEARNING_RATE_RANGE
+                raise ZSSRError(
+                    f"training diverged: {what} is {float(logs[key])} at iteration {self.iteration_offset + batch} "
+                    f"(learning rate {rate:g}); no result was saved. Lower train.learning_rate (ZSSR trains with "
+                    f"{low:g} to {high:g}, default 1e-3) or check the input image and kernel for extreme values")
 
 
 class LearningRatePolicy(keras.callbacks.Callback):
@@ -257,36 +287,81 @@ class StopAtMinLearningRate(keras.callbacks.Callback):
 
 
 class ProgressLogger(keras.callbacks.Callback):
-    """A progress line every `every` iterations: step, iteration, loss, learning rate,
-    reconstruction error and speed. One line per update, so logs of non-interactive runs stay
-    readable; `every=0` prints nothing."""
+    """Progress of a scale step: iteration, loss, learning rate, the latest reconstruction error
+    and, when a callback before this one puts `psnr` into the logs (tracking does with a ground
+    truth), the latest PSNR in dB; then the speed, the elapsed time and an ETA. The ETA assumes the
+    current iteration rate runs on to `max_iters`: the learning-rate policy may stop sooner, so it
+    is an upper bound ("ETA <=").
 
-    def __init__(self, every: int = 50, label: str = "", max_iters: int | None = None, stream=None):
+    `bar`: a tqdm progress bar on `stream`, refreshed every iteration, with the values above as its
+    postfix (updated every `every` iterations); default: when `stream` is a terminal. Without a
+    bar, one line every `every` iterations, so logs of non-interactive runs stay readable.
+    `every=0` shows nothing.
+    """
+
+    def __init__(self, every: int = 50, label: str = "", max_iters: int | None = None, stream=None,
+                 bar: bool | None = None):
         super().__init__()
         self.every = every
         self.label = label
         self.max_iters = max_iters
         self.stream = stream
+        self.bar = bar
+        self._reset()
+
+    def _reset(self):
         self._last_error: float | None = None
-        self._start = 0.0
+        self._last_psnr: float | None = None
+        self._start = time.perf_counter()
+        self._tqdm = None
 
     def on_train_begin(self, logs=None):
-        self._start = time.perf_counter()
-        self._last_error = None
+        self._reset()
+        stream = self.stream or sys.stdout
+        bar = self.bar if self.bar is not None else _is_terminal(stream)
+        if self.every and bar:
+            self._tqdm = tqdm(total=self.max_iters, desc=self.label.strip(), file=stream, unit="it",
+                              dynamic_ncols=True, bar_format="{desc} {bar} {n_fmt}/{total_fmt} [{elapsed}<{remaining}]{postfix}")
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
         if "reconstruction_error" in logs:
             self._last_error = logs["reconstruction_error"]
-        if not self.every or batch % self.every:
+        if "psnr" in logs:
+            self._last_psnr = logs["psnr"]
+        if not self.every:
+            return
+        if self._tqdm is not None:
+            self._tqdm.update(1)
+        if batch % self.every:
+            return
+        values = f"loss {logs.get('loss', float('nan')):.4f}  lr {logs.get('learning_rate', float('nan')):.0e}"
+        if self._last_error is not None:
+            values += f"  rec.err {self._last_error:.3e}"
+        if self._last_psnr is not None:
+            values += f"  PSNR {self._last_psnr:.2f} dB"
+        if self._tqdm is not None:
+            self._tqdm.set_postfix_str(values, refresh=False)
             return
         elapsed = time.perf_counter() - self._start
         total = f"/{self.max_iters}" if self.max_iters else ""
-        error = f"  rec.err {self._last_error:.3e}" if self._last_error is not None else ""
-        speed = f"  {batch / elapsed:.1f} it/s" if batch and elapsed > 0 else ""
-        print(f"{self.label}iter {batch:5d}{total}  loss {logs.get('loss', float('nan')):.4f}  "
-              f"lr {logs.get('learning_rate', float('nan')):.0e}{error}{speed}",
-              file=self.stream or sys.stdout, flush=True)
+        timing = f"  elapsed {tqdm.format_interval(elapsed)}"
+        if batch and elapsed > 0:
+            rate = batch / elapsed
+            timing = f"  {rate:.1f} it/s" + timing
+            if self.max_iters:
+                timing += f"  ETA <= {tqdm.format_interval((self.max_iters - batch - 1) / rate)}"
+        print(f"{self.label}iter {batch:5d}{total}  {values}{timing}", file=self.stream or sys.stdout, flush=True)
+
+    def on_train_end(self, logs=None):
+        if self._tqdm is not None:
+            self._tqdm.close()
+            self._tqdm = None
+
+
+def _is_terminal(stream) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
 
 
 class ScaleStepCallback(keras.callbacks.Callback):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import math
+import contextlib
+import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -12,20 +14,19 @@ import numpy as np
 import tensorflow as tf
 
 from zssr_tf.augment import FatherSampler, father_to_son, interpolate_son
-from zssr_tf.callbacks import (CosineLearningRate, IterationLogs, LearningRatePolicy, ProgressLogger,
-                               ReconstructionTest, ScaleStepCallback, StepLearningRate, StopAtMinLearningRate,
-                               reconstruction_windows)
+from zssr_tf.callbacks import (CosineLearningRate, IterationLogs, LearningRatePolicy, NonFiniteCheck,
+                               ProgressLogger, ReconstructionTest, ScaleStepCallback, StepLearningRate,
+                               StopAtMinLearningRate, reconstruction_windows)
+from zssr_tf.checks import check_inputs, setting_warnings, step_output_shape
 from zssr_tf.config import Config, format_scale
-from zssr_tf.data import PairMaker, make_dataset
+from zssr_tf.data import PairMaker, make_dataset, with_loss_maps
 from zssr_tf.ensemble import geometric_self_ensemble, tiled_predict_for
-from zssr_tf.errors import ZSSRError
+from zssr_tf.errors import ZSSRError, ZSSRWarning
 from zssr_tf.gan.build import build_zsrgan
 from zssr_tf.kernels import recenter_kernel
 from zssr_tf.model import build_zssr_net
 from zssr_tf.precision import resolve_precision
 from zssr_tf.resize import imresize
-
-MIN_INPUT_SIDE = 8
 
 
 @dataclass(frozen=True)
@@ -103,13 +104,15 @@ class ZSSR:
 
         `gt`: optional ground truth (H, W, C) for the final scale, for per-step evaluation.
         `kernels`: optional numeric downscaling kernels, one per scale step (raw; re-centred here).
+        Raises ZSSRError before training for inputs `checks.check_inputs` rejects, and during
+        training when the loss or the network's output stops being finite (`NonFiniteCheck`) or a
+        step's final output has NaN/inf pixels. Warns (ZSSRWarning) for settings unlikely to train.
         """
         cfg = self.config
         scale_factors = cfg.scale.scale_factors
-        image = _check_image(image, scale_factors)
-        if kernels is not None and len(kernels) != len(scale_factors):
-            raise ZSSRError(f"{len(kernels)} kernel(s) given for {len(scale_factors)} scale step(s): "
-                            "give one kernel per step in scale.scale_factors, or none")
+        image, gt, kernels = check_inputs(cfg, image, gt, kernels)
+        for message in setting_warnings(cfg):
+            warnings.warn(message, ZSSRWarning, stacklevel=2)
         if cfg.loss.adversarial_weight > 0 and min(image.shape[:2]) < 64:
             raise ZSSRError(f"the image is {image.shape[1]}x{image.shape[0]} pixels: the discriminator "
                             "(loss.adversarial_weight > 0) needs fathers of at least 64 pixels per side; "
@@ -177,14 +180,18 @@ class ZSSR:
         lr_son = father_to_son(step.input_image, step.relative_sf, step.kernel, a.noise_std, rng)
         interpolated_son = interpolate_son(lr_son, step.relative_sf, step.input_image.shape[:2],
                                            cfg.scale.upscale_method)
+        father_sources, loss_map_scale = tuple(sources), 0.0
+        if cfg.loss.loss_map == "gradient":
+            father_sources, loss_map_scale = with_loss_maps(father_sources)
         pairs = PairMaker(
-            sources=tuple(sources), base_scales=tuple(base_scales),
+            sources=father_sources, base_scales=tuple(base_scales),
             sampler=FatherSampler(a.crop_size, a.augment_leave_as_is_probability,
                                   a.augment_no_interpolate_probability, a.augment_min_scale,
                                   a.augment_scale_diff_sigma, a.augment_shear_sigma, a.augment_allow_rotation,
                                   a.augment_min_father_side, a.augment_scale_distribution),
             scale_factor=step.relative_sf, kernel=step.kernel, noise_std=a.noise_std,
-            upscale_method=cfg.scale.upscale_method, seed=cfg.run.seed, dihedral_batch=a.augment_dihedral_batch)
+            upscale_method=cfg.scale.upscale_method, seed=cfg.run.seed, dihedral_batch=a.augment_dihedral_batch,
+            loss_map_scale=loss_map_scale)
         dataset = make_dataset(pairs, channels=step.input_image.shape[2], start_index=step.iteration_offset)
 
         history = IterationCount()
@@ -205,21 +212,25 @@ class ZSSR:
                                             t.run_test_every, windows, margin=cfg.model.depth)
         # Order matters: later callbacks read the logs earlier ones add (see callbacks.py).
         callbacks = [history, IterationLogs(step.iteration_offset), reconstruction,
-                     schedule, StopAtMinLearningRate(t.min_learning_rate),
-                     ProgressLogger(cfg.run.progress_every if self.verbose else 0, label, t.max_iters),
-                     *self.callbacks]
+                     NonFiniteCheck(step.iteration_offset), schedule, StopAtMinLearningRate(t.min_learning_rate),
+                     *self.callbacks, ProgressLogger(cfg.run.progress_every if self.verbose else 0, label, t.max_iters)]
         for callback in self.callbacks:
             if isinstance(callback, ScaleStepCallback):
                 callback.on_scale_step_begin(step, self.predict)
 
         start = time.perf_counter()
-        self.model.fit(dataset, epochs=1, steps_per_epoch=t.max_iters, callbacks=callbacks, verbose=0, shuffle=False)
+        with _autolog_paused():
+            self.model.fit(dataset, epochs=1, steps_per_epoch=t.max_iters, callbacks=callbacks, verbose=0, shuffle=False)
         train_seconds = time.perf_counter() - start
 
         start = time.perf_counter()
         output = final_test(self.predict, cfg, step.input_image, step.relative_sf, step.output_shape, step.kernel,
                             step.back_projection_iters)
         test_seconds = time.perf_counter() - start
+        if not np.isfinite(output).all():
+            raise ZSSRError(f"{label.strip()} the final test (self-ensemble and back-projection) gave NaN or infinite "
+                            "pixels, so there is no result to save: lower train.learning_rate or check the "
+                            "input image and kernel")
         offset = step.iteration_offset
         result = StepResult(
             scale_factor=step.scale_factor, output=output, iterations=history.iterations,
@@ -235,9 +246,6 @@ class ZSSR:
         return result
 
 
-def step_output_shape(input_shape: tuple[int, int], relative_sf: tuple[float, float]) -> tuple[int, int]:
-    """(H, W) of a scale step's output: the input's (h, w) times the step's factors, rounded up."""
-    return tuple(int(math.ceil(n * s - 1e-9)) for n, s in zip(input_shape, relative_sf))
 
 
 def final_test(predict, config: Config, lr_image: np.ndarray, relative_sf, output_shape, kernel,
@@ -246,6 +254,48 @@ def final_test(predict, config: Config, lr_image: np.ndarray, relative_sf, outpu
     the self-ensemble with back-projection, with `config`'s test and scale settings."""
     return geometric_self_ensemble(tiled_predict_for(predict, config), lr_image, relative_sf, output_shape, kernel, config.scale.upscale_method,
                                    back_projection_iters, config.test.output_flip)
+
+
+def super_resolve_with_networks(config: Config, networks: Sequence[keras.Model],
+                                kernels: Sequence[np.ndarray | None], image: np.ndarray) -> np.ndarray:
+    """Super-resolve `image` (h, w, C) float32 in [0, 1] with networks trained earlier, one per
+    scale step of `config`, without training: each step's `final_test` as in training (tiled
+    self-ensemble and back-projection with `config`'s settings, base changes). `kernels[i]`: step
+    i's re-centred numeric kernel, or None for scale.downscale_method. Returns the last step's
+    output (H, W, C) float32 in [0, 1]. Raises ZSSRError when the channel count differs from the
+    networks' or the output has NaN/inf pixels."""
+    channels = networks[0].input_shape[-1]
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[2] != channels:
+        raise ZSSRError(f"the image has shape {image.shape} but the networks were trained on {channels}-channel "
+                        f"images (h, w, {channels}); convert the image first")
+    base_input, base_sf = np.clip(image, 0, 1).astype(np.float32), (1.0, 1.0)
+    for sf, bp_iters, network, kernel in zip(config.scale.scale_factors, config.back_projection_per_step,
+                                             networks, kernels):
+        relative_sf = (sf[0] / base_sf[0], sf[1] / base_sf[1])
+        kernel = config.scale.downscale_method if kernel is None else kernel
+        predict = lambda batch, net=network: keras.ops.convert_to_numpy(net(np.asarray(batch, np.float32),
+                                                                               training=False))
+        output = final_test(predict, config, base_input, relative_sf,
+                            step_output_shape(base_input.shape[:2], relative_sf), kernel, bp_iters)
+        if sf in config.scale.base_change_sfs:
+            base_input, base_sf = output, sf
+    if not np.isfinite(output).all():
+        raise ZSSRError("the networks gave NaN or infinite pixels, so there is no result to save: they come from a "
+                        "training that diverged; train again with a lower train.learning_rate")
+    return output
+
+
+def _autolog_paused():
+    """MLflow autologging paused around `fit` (see `tracking.autolog`). Imported only when MLflow
+    is loaded: autologging cannot be on otherwise, and the trainer itself never needs MLflow."""
+    if "mlflow" not in sys.modules:
+        return contextlib.nullcontext()
+    from zssr_tf.tracking.autolog import autolog_paused
+
+    return autolog_paused()
 
 
 class IterationCount(keras.callbacks.Callback):
@@ -258,26 +308,11 @@ class IterationCount(keras.callbacks.Callback):
         self.iterations = batch + 1
 
 
-def _check_image(image: np.ndarray, scale_factors) -> np.ndarray:
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = image[..., None]
-    if image.ndim != 3 or image.shape[2] not in (1, 3):
-        raise ZSSRError(f"the image must be (h, w), (h, w, 1) or (h, w, 3), got shape {image.shape}")
-    needed = max(MIN_INPUT_SIDE, 2 * math.ceil(max(max(sf) for sf in scale_factors)))
-    if min(image.shape[:2]) < needed:
-        raise ZSSRError(f"the image is {image.shape[1]}x{image.shape[0]} pixels, too small for scale "
-                        f"{list(scale_factors[-1])}: each side needs at least {needed} pixels")
-    return np.clip(image.astype(np.float32), 0, 1)
-
-
 def _gt_for_step(gt, sf, final_sf, output_shape) -> np.ndarray | None:
-    """The ground truth at this step's scale: itself for the last scale, else downscaled."""
+    """The ground truth (H, W, C), already checked against the input by `checks.check_ground_truth`,
+    at this step's scale: itself for the last scale, else resized to the step's output shape."""
     if gt is None:
         return None
-    gt = np.asarray(gt, np.float32)
-    if gt.ndim == 2:
-        gt = gt[..., None]
     if np.allclose(sf, final_sf, atol=0.01):
         return gt
     ratio = (sf[0] / final_sf[0], sf[1] / final_sf[1])

@@ -1,5 +1,12 @@
 """The Keras callback of a tracked run (`MLflowLogger`): per-iteration metrics, scores against
-the ground truth, each scale step's network and outputs."""
+the ground truth, each scale step's network and outputs.
+
+Per-iteration metrics are generic: every number in the Keras batch `logs` dict is logged at the
+global iteration, `reconstruction_error` as `test/reconstruction_error` and every other key as
+`train/<key>` (`train/loss`, `train/learning_rate`, and whatever a training step or callback adds,
+e.g. a GAN's `d_loss` becomes `train/d_loss` with no change here). `iteration` is the step, not a
+metric.
+"""
 
 from __future__ import annotations
 
@@ -18,16 +25,21 @@ from zssr_tf.resize import imresize
 if TYPE_CHECKING:
     from zssr_tf.tracking.run import TrackedRun
 
-CURVES = ("loss", "learning_rate", "reconstruction_error", "true_error")
+# Keras log keys that are not per-iteration training values.
+NOT_LOGGED = frozenset({"iteration", "batch", "size"})
+# Log keys that get their own group instead of train/.
+GROUPS = {"reconstruction_error": "test/reconstruction_error"}
+CURVES = ("train/loss", "train/learning_rate", "test/reconstruction_error", "gt/true_error")
 
 
 class MLflowLogger(ScaleStepCallback):
     """Keras callback of a `TrackedRun`: starts the run when the first scale step begins (so
     input errors the trainer finds leave no run behind), queues the per-iteration metrics (see
-    the module docstring) in the run's buffer, keeps the curves in `history` for the figures,
+    the module docstrings) in the run's buffer, keeps the curves in `history` for the figures,
     and saves each finished scale step's network (and the outputs of all steps but the last) in
-    the run's folder. Needs the `iteration` key that `IterationLogs` adds. After the start, a
-    failure here warns once and never stops training.
+    the run's folder. Needs the `iteration` key that `IterationLogs` adds. With a ground truth,
+    puts the latest `psnr` (dB) into the logs of test iterations for callbacks after it (the
+    progress line). After the start, a failure here warns once and never stops training.
     """
 
     def __init__(self, run: TrackedRun):
@@ -39,8 +51,11 @@ class MLflowLogger(ScaleStepCallback):
         self._step = None
         self._predict = None
         self._interpolated: np.ndarray | None = None
-        self._bicubic: dict[str, float] = {}
         self._warned = False
+
+    @property
+    def _several_steps(self) -> bool:
+        return len(self.run.config.scale.scale_factors) > 1
 
     def on_scale_step_begin(self, step, predict) -> None:
         self.run.start()  # raises ZSSRError when the store fails: nothing has been trained yet
@@ -49,38 +64,47 @@ class MLflowLogger(ScaleStepCallback):
             self._step, self._interpolated = step, None
             self._predict = tiled_predict_for(predict, cfg)
             self.step_starts.append(step.iteration_offset)
-            self._add("scale_step", step.index, step.iteration_offset)
+            if self._several_steps:  # with one step the series would be a constant 0
+                self._add("train/scale_step", step.index, step.iteration_offset)
             if step.gt is not None:
                 self._interpolated = imresize(step.input_image, scale_factor=step.relative_sf,
                                               output_shape=step.output_shape, kernel=cfg.scale.upscale_method)
-                self._bicubic = evaluate(np.clip(self._interpolated, 0, 1), step.gt, step.scale_factor)
+                if self._several_steps:
+                    bicubic = evaluate(np.clip(self._interpolated, 0, 1), step.gt, step.scale_factor)
+                    self._add("step/bicubic_psnr", bicubic["psnr"], step.index)
+                    self._add("step/bicubic_ssim", bicubic["ssim"], step.index)
 
     def on_train_batch_end(self, batch, logs=None) -> None:
-        logs = logs or {}
+        if logs is None:
+            return
         iteration = logs.get("iteration")
         if iteration is None:
             self._warn(f"no 'iteration' in the logs (is IterationLogs first?); available logs: {sorted(logs)}")
             return
         with self._guard():
-            for key in ("loss", "learning_rate", "reconstruction_error"):
-                if key in logs:
-                    self._add(key, logs[key], iteration)
+            for key, value in list(logs.items()):
+                if key not in NOT_LOGGED and isinstance(value, (int, float, np.number)):
+                    self._add(GROUPS.get(key, f"train/{key}"), value, iteration)
             every = self.run.config.train.gt_test_every
             if self._interpolated is not None and every and batch % every == 0:
-                self._log_true_error(iteration)
+                logs["psnr"] = self.evaluate_against_gt(iteration)
 
     def on_scale_step_end(self, step, result) -> None:
         with self._guard():
-            for key, value in (("step_iterations", result.iterations), ("step_train_seconds", result.train_seconds),
-                               ("step_test_seconds", result.test_seconds)):
-                self._add(key, value, step.index)
-            if step.gt is not None:
-                scores = evaluate(result.output, step.gt, step.scale_factor)
-                self._add("step_psnr", scores["psnr"], step.index)
-                self._add("step_ssim", scores["ssim"], step.index)
+            if self._several_steps:  # with one step these equal the run's final/ and run/ values
+                for key, value in (("step/iterations", result.iterations),
+                                   ("step/train_seconds", result.train_seconds),
+                                   ("step/test_seconds", result.test_seconds)):
+                    self._add(key, value, step.index)
+                if step.gt is not None:
+                    scores = evaluate(result.output, step.gt, step.scale_factor)
+                    self._add("step/psnr", scores["psnr"], step.index)
+                    self._add("step/ssim", scores["ssim"], step.index)
             model_dir = self.run.folder / "model"
             model_dir.mkdir(parents=True, exist_ok=True)
-            self.model.save(model_dir / f"step_{step.index}.keras")
+            # A GAN training model (gan.model.ZSRGAN) keeps the network to re-apply as `generator`;
+            # its discriminator is only for training and is not saved.
+            getattr(self.model, "generator", self.model).save(model_dir / f"step_{step.index}.keras")
             if isinstance(step.kernel, np.ndarray):
                 np.save(model_dir / f"step_{step.index}_kernel.npy", step.kernel)
             if step.index < len(self.run.config.scale.scale_factors) - 1:
@@ -89,15 +113,18 @@ class MLflowLogger(ScaleStepCallback):
                 height, width, channels = result.output.shape
                 write_image(path, result.output, ImageInfo(str(path), 8, channels, height, width))
 
-    def _log_true_error(self, iteration: int) -> None:
+    def evaluate_against_gt(self, iteration: int) -> float:
+        """Score the current network (no ensemble, no back-projection) on the whole bicubic-upscaled
+        input against the step's ground truth; log `gt/psnr`, `gt/ssim` (Y, shaved: DESIGN §2) and
+        `gt/true_error` (MSE, all channels) at `iteration`; return the PSNR in dB."""
         step = self._step
         output = np.clip(self._predict(self._interpolated[None])[0], 0, 1)
         scores = evaluate(output, step.gt, step.scale_factor)
         height, width = min(output.shape[0], step.gt.shape[0]), min(output.shape[1], step.gt.shape[1])
         true_error = float(np.mean(np.square(output[:height, :width] - step.gt[:height, :width])))
-        for key, value in (("psnr", scores["psnr"]), ("ssim", scores["ssim"]), ("true_error", true_error),
-                           ("bicubic_psnr", self._bicubic["psnr"]), ("bicubic_ssim", self._bicubic["ssim"])):
+        for key, value in (("gt/psnr", scores["psnr"]), ("gt/ssim", scores["ssim"]), ("gt/true_error", true_error)):
             self._add(key, value, iteration)
+        return float(scores["psnr"])
 
     def _add(self, key: str, value: float, step: int) -> None:
         self.run.buffer.add(key, value, step)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shlex
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+import mlflow
 from mlflow import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
@@ -21,6 +23,10 @@ REACHABILITY_TIMEOUT_S = 5.0
 # MLflow's own HTTP policy (7 retries, up to ~4 minutes per request) would hold the end of a run
 # for minutes once the server is gone; the MetricBuffer retries on its own schedule instead.
 # Applied during a tracked run only where the user has not set these variables.
+# The experiment tag MLflow 3's UI reads to choose an experiment's start page; "custom model
+# development" opens the runs table (without it, a new experiment opens on the GenAI page).
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+UI_PORT = 5000
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 
@@ -33,6 +39,39 @@ def default_tracking_uri() -> str:
 def resolve_tracking_uri(configured: str | None = None) -> str:
     """`configured` (run.tracking_uri), else $MLFLOW_TRACKING_URI, else `default_tracking_uri()`."""
     return configured or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+
+
+def ui_command(uri: str) -> str:
+    """The shell command that serves the MLflow UI for the store `uri` (nothing to start for a
+    server: its own address), e.g. `mlflow ui --backend-store-uri sqlite:////abs/mlflow.db --port 5000`."""
+    if uri.startswith(("http://", "https://")):
+        return ""
+    return f"mlflow ui --backend-store-uri {shlex.quote(uri)} --port {UI_PORT}"
+
+
+def ui_url(uri: str, page: str = "") -> str:
+    """The browser address of `page` (e.g. `#/experiments/1/runs/<id>`) in the UI for `uri`."""
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else f"http://127.0.0.1:{UI_PORT}"
+    return f"{base}/{page}"
+
+
+@contextmanager
+def use_tracking_uri(uri: str):
+    """MLflow's global tracking URI set to `uri` inside the block, for MLflow functions that take
+    no URI (logging a model); restored after, with $MLFLOW_TRACKING_URI as it was (MLflow's
+    `set_tracking_uri` also sets that variable, and unsets it when given None)."""
+    from mlflow.tracking._tracking_service import utils  # holds the URI set_tracking_uri set, or None
+
+    previous, previous_env = utils._tracking_uri, os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
+        if previous_env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = previous_env
 
 
 def check_reachable(uri: str, timeout: float = REACHABILITY_TIMEOUT_S) -> None:
@@ -51,11 +90,15 @@ def check_reachable(uri: str, timeout: float = REACHABILITY_TIMEOUT_S) -> None:
 
 
 def start_run(uri: str, experiment_name: str, run_name: str, tags: dict[str, str]) -> tuple[MlflowClient, str, str]:
+    """Create a RUNNING run named `run_name` with `tags` (plus MLflow's context tags: user,
+    source, git commit) in the experiment `experiment_name`, created when missing. A
+    `mlflow.runName` in `tags` wins over `run_name`. Returns (client, experiment id, run id);
+    raises ZSSRError naming the store when it fails."""
     try:
         with store_lock(uri):
             client = MlflowClient(uri)
             experiment_id = experiment_id_for(client, experiment_name)
-            run = client.create_run(experiment_id, tags=resolve_tags({**tags, MLFLOW_RUN_NAME: run_name}))
+            run = client.create_run(experiment_id, tags=resolve_tags({MLFLOW_RUN_NAME: run_name, **tags}))
     except ZSSRError:
         raise
     except Exception as err:
@@ -64,14 +107,21 @@ def start_run(uri: str, experiment_name: str, run_name: str, tags: dict[str, str
 
 
 def experiment_id_for(client: MlflowClient, name: str) -> str:
-    """The id of the experiment `name`, created when missing; ZSSRError when it is deleted."""
+    """The id of the experiment `name`, created when missing; ZSSRError when it is deleted. An
+    experiment without the `mlflow.experimentKind` tag gets EXPERIMENT_KIND, so the MLflow UI
+    opens it on its runs page rather than its GenAI page."""
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
-        return _create_experiment(client, name)
-    if experiment.lifecycle_stage == "deleted":
+        experiment_id = _create_experiment(client, name)
+        tagged = False
+    elif experiment.lifecycle_stage == "deleted":
         raise ZSSRError(f"experiment {name!r} in {client.tracking_uri} is deleted: restore it "
                         "(mlflow experiments restore) or choose another run.experiment_name")
-    return experiment.experiment_id
+    else:
+        experiment_id, tagged = experiment.experiment_id, EXPERIMENT_KIND_TAG in experiment.tags
+    if not tagged:
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    return experiment_id
 
 
 def _create_experiment(client: MlflowClient, name: str) -> str:
