@@ -1,4 +1,5 @@
 import io
+from types import SimpleNamespace
 
 import keras
 import numpy as np
@@ -219,13 +220,14 @@ def test_fit_stops_at_min_learning_rate(model):
 
 
 def test_progress_lines_show_psnr_elapsed_time_and_an_eta_bounded_by_the_cap(model, monkeypatch):
-    clock = iter(np.arange(0.0, 100.0, 0.5))  # 0.5 s per call of perf_counter: 2 iterations per second
-    monkeypatch.setattr("zssr_tf.callbacks.time.perf_counter", lambda: next(clock))
+    now = [0.0]  # seconds; 2 iterations per second below
+    monkeypatch.setattr("zssr_tf.callbacks.time", SimpleNamespace(perf_counter=lambda: now[0]))
     stream = io.StringIO()
     logger = ProgressLogger(every=10, max_iters=100, stream=stream)
     logger.set_model(model)
     logger.on_train_begin()
     for batch in range(21):
+        now[0] = batch / 2
         logs = {"loss": 0.25, "learning_rate": 1e-3}
         if batch % 10 == 0:
             logs.update(reconstruction_error=1e-3, psnr=30.0 + batch / 10)
