@@ -2,7 +2,8 @@
 
     python experiments/bench_speed.py [--iters 60] [--repeats 3] [--full IMAGE ...] [--skip-full] [--skip-memory]
     python experiments/bench_speed.py --side-by-side [--images baby butterfly]
-    python experiments/bench_speed.py --gan [--iters 10] [--repeats 2]
+    python experiments/bench_speed.py --gan [--iters 10] [--repeats 2] [--gan-crops 64 128]
+        [--gan-precisions float32 mixed_bfloat16]
 
 1. ms per training iteration on 128x128 crops, variants alternated in each repeat: a plain-Keras
    baseline (float32 `train_on_batch` fed from NumPy) and our `fit` path over the tf.data
@@ -27,7 +28,7 @@ With --gan, only the ZSRGAN training step instead: ms per iteration of the zsrga
 of 8 dihedral variants, discriminator and VGG16 relu3_1 perceptual loss; VGG weights random,
 which costs the same as ImageNet ones) for crops 64 and 128 in float32 and mixed_bfloat16, the
 same without the perceptual term, and plain ZSSR on one crop for scale; written to
-experiments/results/bench_speed_gan_<device>.json.
+experiments/results/bench_speed_gan_<device>_crop<crops>_<precisions>.json.
 """
 
 from __future__ import annotations
@@ -194,7 +195,8 @@ def gan_ms(image: np.ndarray, vgg_weights: Path, crop: int, precision: str, perc
     return timer.ms_per_iteration()
 
 
-def gan_section(image: np.ndarray, iters: int, repeats: int) -> dict:
+def gan_section(image: np.ndarray, iters: int, repeats: int, crops=(64, 128),
+                precisions=("float32", "mixed_bfloat16")) -> dict:
     """ms per ZSRGAN iteration for crops 64 and 128 in float32 and mixed_bfloat16 (variants
     alternated in each repeat, medians), with random VGG16 weights saved and loaded as a user's."""
     import tempfile
@@ -205,8 +207,8 @@ def gan_section(image: np.ndarray, iters: int, repeats: int) -> dict:
     vgg_weights = Path(tempfile.mkdtemp()) / "vgg16_relu3_1_random.weights.h5"
     build_vgg16(PERCEPTUAL_LAYER).save_weights(vgg_weights)
     variants = {}
-    for crop in (64, 128):
-        for precision in ("float32", "mixed_bfloat16"):
+    for crop in crops:
+        for precision in precisions:
             for perceptual in (True, False):
                 name = f"zsrgan crop {crop} {precision}{'' if perceptual else ' no perceptual'}"
                 variants[name] = lambda c=crop, p=precision, q=perceptual: gan_ms(image, vgg_weights, c, p, q, iters)
@@ -264,6 +266,9 @@ def main() -> int:
     parser.add_argument("--images", nargs="+", default=["baby", "butterfly"], metavar="IMAGE",
                         help="Set5 images for --side-by-side (default: baby butterfly)")
     parser.add_argument("--gan", action="store_true", help="only the ZSRGAN step timings (see above)")
+    parser.add_argument("--gan-crops", type=int, nargs="+", default=[64, 128], help="crop sides for --gan")
+    parser.add_argument("--gan-precisions", nargs="+", default=["float32", "mixed_bfloat16"],
+                        help="precisions for --gan (bf16 is emulated, very slow, on CPUs without AVX-512 BF16/AMX)")
     args = parser.parse_args()
     if args.side_by_side:
         print("| image | config | wall s | iterations | train ms / iteration | PSNR-Y |\n|---|---|---|---|---|---|")
@@ -284,11 +289,12 @@ def main() -> int:
 
     image, _, _ = read_image(DATA / "set5/lr_x2/baby.png")
     if args.gan:
-        report["gan_step_ms"] = gan_section(image, args.iters, args.repeats)
+        report["gan_step_ms"] = gan_section(image, args.iters, args.repeats, args.gan_crops, args.gan_precisions)
         print("\n| variant | ms / iteration (median) |\n|---|---|")
         for name, ms in report["gan_step_ms"].items():
             print(f"| {name} | {ms:.0f} |")
-        write_json(f"bench_speed_gan_{device_kind()}", report)
+        crops = "_".join(map(str, args.gan_crops))
+        write_json(f"bench_speed_gan_{device_kind()}_crop{crops}_{'_'.join(args.gan_precisions)}", report)
         return 0
     precisions = ["float32", "mixed_bfloat16"] + (["mixed_float16"] if tf.config.list_physical_devices("GPU") else [])
     variants = {"baseline float32 train_on_batch": lambda: baseline_ms(args.iters)}
