@@ -2,7 +2,7 @@
 
     python experiments/bench_zsrgan.py [--lr-dir DIR] [--hr-dir DIR] [--images baby bird]
         [--vgg-weights imagenet|PATH] [--lpips-heads NPZ] [--methods zssr zsrgan_l1_adv zsrgan]
-        [key=value ...]
+        [--zssr-override KEY=VALUE ...] [key=value ...]
 
 Default data: MZSR-style Set5 x2 "g2.0 direct" (21x21 Gaussian of variance 2.0, every 2nd pixel
 from (0, 0)), made by
@@ -82,6 +82,8 @@ def main() -> int:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--vgg-weights", default="imagenet", help="VGG16 weights for the full ZSRGAN")
     parser.add_argument("--lpips-heads", help=".npz of LPIPS-VGG heads (README.md); needs --vgg-weights")
+    parser.add_argument("--zssr-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="an override for the zssr run (repeatable), e.g. max_iters=600 on a busy CPU")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="for the zsrgan runs")
     args = parser.parse_args()
     if not args.lr_dir.is_dir():
@@ -101,11 +103,12 @@ def main() -> int:
     if args.lpips_heads and vgg:
         from zssr_tf.gan.lpips import LpipsLike
         lpips = LpipsLike(vgg, args.lpips_heads)
-    configs = {"zssr": load_config(overrides=["progress_every=0"]),
+    configs = {"zssr": load_config(overrides=["progress_every=0", *args.zssr_override]),
                "zsrgan_l1_adv": load_config("zsrgan", ["perceptual_weight=0", "progress_every=0", *args.overrides]),
                "zsrgan": load_config("zsrgan", [f"perceptual_weights={vgg}", "progress_every=0", *args.overrides])
                if vgg else None}
-    parts = ["zsrgan", args.lr_dir.parent.name, *(args.images or []), *args.overrides]
+    parts = ["zsrgan", args.lr_dir.parent.name, *(args.images or []), *args.overrides,
+             *(f"zssr-{o}" for o in args.zssr_override)]
     name = re.sub(r"[^A-Za-z0-9_.=-]+", "-", "_".join(parts))
     rows = []
     for lr_path in sorted(args.lr_dir.glob("*.png")):
@@ -137,7 +140,8 @@ def main() -> int:
     write_json(name, {"lr_dir": str(args.lr_dir), "overrides": args.overrides, "notes": notes,
                       "rows": rows, "means": means, "report_table1_set5": REPORT_SET5})
     lines = [f"LR `{args.lr_dir}`, images {sorted({r['image'] for r in rows})}, zsrgan overrides "
-             f"`{' '.join(args.overrides) or 'none'}`", *notes, "",
+             f"`{' '.join(args.overrides) or 'none'}`, zssr overrides `{' '.join(args.zssr_override) or 'none'}`",
+             *notes, "",
              "| method | PSNR-Y | SSIM-Y | PSNR RGB no shave | SSIM RGB no shave |"
              + (" LPIPS-like |" if lpips else ""), "|---|---|---|---|---|" + ("---|" if lpips else "")]
     for m in methods:

@@ -132,3 +132,81 @@ def test_divergence_fails_with_one_error_and_no_output(shared_data_dir, tmp_path
     assert losses and all(np.isfinite(m.value) for m in losses)  # the curve up to the divergence is kept
     stopped_at = int(errors[0].split("at iteration ")[1].split()[0])
     assert stopped_at < 11 and len(losses) == stopped_at
+
+
+def tracked_run_of(tmp_path):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = client.search_runs(client.search_experiments()[0].experiment_id)
+    artifacts = [a.path for folder in ("outputs", "outputs/display", "figures")
+                 for a in client.list_artifacts(run.info.run_id, folder)]
+    return client, run, artifacts
+
+
+def test_phone_photo_is_super_resolved_as_displayed(tmp_path, capsys):
+    """A JPEG stored 128 wide x 100 high with EXIF orientation 6 is shown 100 wide x 128 high."""
+    from PIL import Image
+
+    stored = np.zeros((100, 128, 3), np.uint8)
+    stored[:50, :64] = (255, 0, 0)  # red top-left as stored: top-right once turned upright
+    stored[50:] = (0, 0, 255)
+    photo = Image.fromarray(stored)
+    exif = photo.getexif()
+    exif[0x0112] = 6
+    photo.save(tmp_path / "phone.jpg", exif=exif.tobytes(), quality=95)
+    code, out, err = run_cli(capsys, str(tmp_path / "phone.jpg"), "--out", str(tmp_path / "out"), *QUICK)
+    assert code == 0, err
+    sr = cv2.imread(str(tmp_path / "out/phone_x2_zssr.png"))[..., ::-1]
+    assert sr.shape == (256, 200, 3) and "(200x256)" in out
+    assert sr[10, 190, 0] > 200 and sr[10, 190, 2] < 60  # red at the top right
+    assert sr[10, 10, 2] > 200 and sr[245, 10, 2] > 200  # blue down the left side
+    client, run, artifacts = tracked_run_of(tmp_path)
+    assert run.data.params["image.exif_orientation"] == "6"
+    assert (run.data.params["image.width"], run.data.params["image.height"]) == ("100", "128")
+    assert "outputs/phone_x2_zssr.png" in artifacts
+
+
+@pytest.mark.parametrize("bit_depth", [8, 16])
+def test_gray_alpha_in_gray_alpha_out(tmp_path, capsys, bit_depth):
+    import png
+
+    rng = np.random.default_rng(bit_depth)
+    top = 2**bit_depth - 1
+    dtype = np.uint8 if bit_depth == 8 else np.uint16
+    gray = rng.integers(0, top + 1, (16, 18)).astype(dtype)
+    alpha = np.full((16, 18), top // 2, dtype)
+    with open(tmp_path / "la.png", "wb") as file:
+        png.Writer(18, 16, greyscale=True, alpha=True, bitdepth=bit_depth).write(file, np.dstack([gray, alpha]).reshape(16, 36))
+    code, _, err = run_cli(capsys, str(tmp_path / "la.png"), "--out", str(tmp_path / "out"), *QUICK)
+    assert code == 0, err
+    for name in ("la_x2_zssr.png", "la_x2_bicubic.png"):
+        reader = png.Reader(filename=str(tmp_path / "out" / name))
+        width, height, rows, meta = reader.read()
+        assert (width, height, meta["greyscale"], meta["alpha"], meta["bitdepth"]) == (36, 32, True, True, bit_depth)
+        pixels = np.vstack(list(rows)).reshape(32, 36, 2)
+        assert abs(pixels[..., 1].mean() - top // 2) <= 1  # a constant alpha stays that constant
+    _, run, _ = tracked_run_of(tmp_path)
+    assert run.data.params["image.channels"] == "2"
+
+
+def test_12_bit_frame_in_16_bits_is_exact_on_disk_and_visible_in_previews(tmp_path, capsys):
+    from zssr_tf.resize import imresize
+
+    y, x = np.mgrid[0:48, 0:48]
+    hr = np.round(2048 + 1500 * np.sin(x / 4.0) * np.cos(y / 5.0)).astype(np.uint16)  # levels 548..3548 of 65535
+    lr = np.round(imresize(hr.astype(np.float64), 0.5)).clip(0, 4095).astype(np.uint16)
+    image, gt = write_png(tmp_path / "frame.png", lr), write_png(tmp_path / "frame_hr.png", hr)
+    code, out, err = run_cli(capsys, image, "--gt", gt, "--out", str(tmp_path / "out"), *QUICK)
+    assert code == 0, err
+    assert "PSNR 16-bit  zssr" in out
+    sr = cv2.imread(str(tmp_path / "out/frame_x2_zssr.png"), cv2.IMREAD_UNCHANGED)
+    assert sr.dtype == np.uint16 and sr.shape == (48, 48) and 300 < sr.mean() < 4095  # not stretched on disk
+    client, run, artifacts = tracked_run_of(tmp_path)
+    assert run.data.metrics["final_psnr_16bit"] > run.data.metrics["final_psnr"]
+    previews = [a for a in artifacts if a.startswith("outputs/display/frame_x2_zssr_display_")]
+    assert len(previews) == 1 and "figures/crops.png" in artifacts
+    low, high = (int(v) for v in previews[0].rsplit("_", 1)[1].removesuffix(".png").split("-"))
+    assert 0 <= low < 1000 and 3000 < high <= 4095
+    preview = cv2.imread(client.download_artifacts(run.info.run_id, previews[0], str(tmp_path)), cv2.IMREAD_UNCHANGED)
+    assert preview.dtype == np.uint8 and preview.max() == 255 and preview.mean() > 60

@@ -215,3 +215,25 @@ def test_crop_figure_shows_bicubic_zssr_zsrgan_and_gt(baby, tmp_path):
     # One more panel of the same width: the overview plus bicubic | ZSSR | ZSRGAN | GT.
     widths = [matplotlib.image.imread(p).shape[1] for p in (three, four)]
     assert widths == [1600, 2000]
+
+
+def test_zsrgan_preset_has_the_reports_settings_and_loss_keys_are_validated():
+    config = load_config("zsrgan")
+    loss, train, augment = config.loss, config.train, config.augment
+    assert (loss.l1_weight, loss.adversarial_weight, loss.perceptual_weight) == (1.0, 1.0, 1.0)
+    assert (train.learning_rate, train.adam_beta_1, loss.discriminator_learning_rate, loss.discriminator_beta_1) == (
+        1e-3, 0.5, 1e-3, 0.5)
+    assert (train.learning_rate_schedule, train.learning_rate_step_every, train.max_iters) == ("step", 500, 2000)
+    assert augment.augment_dihedral_batch and augment.augment_min_father_side == 64
+    assert (config.test.output_flip, config.test.back_projection_iters) == (False, (0,))
+    assert config.method_name == "ZSRGAN" and load_config().method_name == "ZSSR"
+    for overrides, message in [
+        (["adversarial_weight=1"], "augment_min_father_side >= 64"),
+        (["learning_rate_schedule=cosine"], "learning_rate_schedule"),
+        (["lpips_heads=h.npz"], "go together"),
+        (["perceptual_weight=-1"], "must be >= 0"),
+        (["l1_weight=2"], "keep it at 1"),
+        (["augment_scale_distribution=log"], "augment_scale_distribution"),
+    ]:
+        with pytest.raises(ZSSRError, match=message):
+            load_config(overrides=overrides)

@@ -264,6 +264,12 @@ def to_uint8(color: np.ndarray) -> np.ndarray:
     return _quantize(color, 8)
 
 
+def to_levels(color: np.ndarray, bit_depth: int) -> np.ndarray:
+    """Return a uint8 (bit_depth 8) or uint16 (16) copy of a float image in [0, 1], any shape,
+    rounded and clipped to 0..2**bit_depth - 1."""
+    return _quantize(color, bit_depth)
+
+
 def _quantize(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
     top = _MAX_VALUE[bit_depth]
     return np.clip(np.round(pixels * top), 0, top).astype(_DTYPE[bit_depth])

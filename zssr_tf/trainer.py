@@ -14,11 +14,12 @@ import numpy as np
 import tensorflow as tf
 
 from zssr_tf.augment import FatherSampler, father_to_son, interpolate_son
-from zssr_tf.callbacks import (IterationLogs, LearningRatePolicy, NonFiniteCheck, ProgressLogger, ReconstructionTest,
-                               ScaleStepCallback, StepLearningRate, StopAtMinLearningRate)
+from zssr_tf.callbacks import (CosineLearningRate, IterationLogs, LearningRatePolicy, NonFiniteCheck,
+                               ProgressLogger, ReconstructionTest, ScaleStepCallback, StepLearningRate,
+                               StopAtMinLearningRate, reconstruction_windows)
 from zssr_tf.checks import check_inputs, setting_warnings, step_output_shape
 from zssr_tf.config import Config, format_scale
-from zssr_tf.data import PairMaker, make_dataset
+from zssr_tf.data import PairMaker, make_dataset, with_loss_maps
 from zssr_tf.ensemble import geometric_self_ensemble, tiled_predict_for
 from zssr_tf.errors import ZSSRError, ZSSRWarning
 from zssr_tf.gan.build import build_zsrgan
@@ -179,25 +180,37 @@ class ZSSR:
         lr_son = father_to_son(step.input_image, step.relative_sf, step.kernel, a.noise_std, rng)
         interpolated_son = interpolate_son(lr_son, step.relative_sf, step.input_image.shape[:2],
                                            cfg.scale.upscale_method)
+        father_sources, loss_map_scale = tuple(sources), 0.0
+        if cfg.loss.loss_map == "gradient":
+            father_sources, loss_map_scale = with_loss_maps(father_sources)
         pairs = PairMaker(
-            sources=tuple(sources), base_scales=tuple(base_scales),
+            sources=father_sources, base_scales=tuple(base_scales),
             sampler=FatherSampler(a.crop_size, a.augment_leave_as_is_probability,
                                   a.augment_no_interpolate_probability, a.augment_min_scale,
                                   a.augment_scale_diff_sigma, a.augment_shear_sigma, a.augment_allow_rotation,
                                   a.augment_min_father_side, a.augment_scale_distribution),
             scale_factor=step.relative_sf, kernel=step.kernel, noise_std=a.noise_std,
-            upscale_method=cfg.scale.upscale_method, seed=cfg.run.seed, dihedral_batch=a.augment_dihedral_batch)
+            upscale_method=cfg.scale.upscale_method, seed=cfg.run.seed, dihedral_batch=a.augment_dihedral_batch,
+            loss_map_scale=loss_map_scale)
         dataset = make_dataset(pairs, channels=step.input_image.shape[2], start_index=step.iteration_offset)
 
         history = IterationCount()
         if t.learning_rate_schedule == "step":
             schedule = StepLearningRate(t.learning_rate_step_every, t.learning_rate_step_factor)
+        elif t.learning_rate_schedule == "cosine":
+            schedule = CosineLearningRate(t.learning_rate, t.max_iters)
         else:
             schedule = LearningRatePolicy(t.learning_rate_policy_check_every, t.min_iters, t.learning_rate_slope_range,
-                                          t.run_test_every, t.learning_rate_change_ratio)
+                                          t.run_test_every, t.learning_rate_change_ratio,
+                                          legacy_slope_std=t.legacy_slope_std)
         label = f"[step {step.index + 1}/{len(cfg.scale.scale_factors)} {format_scale(step.scale_factor)}] "
+        # A tiled predict, and on large images a fixed set of crops: the test's cost and memory
+        # do not grow with the image.
+        windows = reconstruction_windows(step.input_image.shape[:2], t.reconstruction_test,
+                                         t.reconstruction_test_pixels, cfg.run.seed)
+        reconstruction = ReconstructionTest(tiled_predict_for(self.predict, cfg), step.input_image, interpolated_son,
+                                            t.run_test_every, windows, margin=cfg.model.depth)
         # Order matters: later callbacks read the logs earlier ones add (see callbacks.py).
-        reconstruction = ReconstructionTest(self.predict, step.input_image, interpolated_son, t.run_test_every)
         callbacks = [history, IterationLogs(step.iteration_offset), reconstruction,
                      NonFiniteCheck(step.iteration_offset), schedule, StopAtMinLearningRate(t.min_learning_rate),
                      *self.callbacks, ProgressLogger(cfg.run.progress_every if self.verbose else 0, label, t.max_iters)]
@@ -250,7 +263,7 @@ def super_resolve_with_networks(config: Config, networks: Sequence[keras.Model],
     self-ensemble and back-projection with `config`'s settings, base changes). `kernels[i]`: step
     i's re-centred numeric kernel, or None for scale.downscale_method. Returns the last step's
     output (H, W, C) float32 in [0, 1]. Raises ZSSRError when the channel count differs from the
-    networks'."""
+    networks' or the output has NaN/inf pixels."""
     channels = networks[0].input_shape[-1]
     image = np.asarray(image)
     if image.ndim == 2:
@@ -269,6 +282,9 @@ def super_resolve_with_networks(config: Config, networks: Sequence[keras.Model],
                             step_output_shape(base_input.shape[:2], relative_sf), kernel, bp_iters)
         if sf in config.scale.base_change_sfs:
             base_input, base_sf = output, sf
+    if not np.isfinite(output).all():
+        raise ZSSRError("the networks gave NaN or infinite pixels, so there is no result to save: they come from a "
+                        "training that diverged; train again with a lower train.learning_rate")
     return output
 
 

@@ -11,7 +11,8 @@ What a run holds
   image, size, preset, overrides, ground truth, kernels.
 - Params: the resolved config flattened (`model.depth`, `augment.noise_std`, ...), `image.*` and
   `gt.*` (name, sha256 of the file; for the image also its size as displayed, channels in the file
-  alpha included, bit depth and `image.exif_orientation`, the EXIF orientation applied, 1..8), `kernel.<i>.*` (file name, sha256),
+  alpha included, bit depth and `image.exif_orientation`, the EXIF orientation applied, 1..8),
+  `kernel.<i>.*` (file name, sha256),
   `scale_steps`, `precision` (resolved), `device`, `version.*` (zssr_tf, tensorflow, keras, mlflow,
   python). Tags: `image`, `scale`, `config`, `kernel`, `precision`, `device`, `has_gt`; `error` on
   failed or killed runs.
@@ -20,7 +21,8 @@ What a run holds
 - Metrics, grouped by prefix as the MLflow UI groups its charts:
   - `final/` (step 0), the headline numbers: `final/psnr`, `final/ssim` (Y channel, shaved:
     DESIGN §2), `final/psnr_gain` (dB over bicubic), `final/ssim_gain`, `final/psnr_rgb`,
-    `final/lpips_like` (when `loss.lpips_heads` is set), and the same of the bicubic upscale as
+    `final/lpips_like` (when `loss.lpips_heads` is set), for 16-bit images `final/psnr_16bit`,
+    `final/ssim_16bit` (at 16-bit levels, see `metrics.evaluate`), and the same of the bicubic upscale as
     `final/bicubic_<name>` (with a ground truth, after self-ensemble and back-projection); `final/reconstruction_error` (the last test's MSE,
     the score without ground truth) and `final/iterations`.
   - `run/` (step 0): `run/train_seconds`, `run/test_seconds`, `run/iterations_per_second`,
@@ -32,10 +34,10 @@ What a run holds
     gets its curve with no change here (`callback.MLflowLogger`). With several scale steps,
     `train/scale_step`: the step index, logged at each step's first iteration.
   - `test/reconstruction_error` (MSE) every `run_test_every` iterations.
-  - `gt/` with a ground truth, at the same iterations: `gt/psnr`, `gt/ssim` (dB / unitless, Y,
-    shaved) and `gt/true_error` (MSE, all channels) of the current network's output without
-    ensemble or back-projection (earlier steps of a gradual run score against the ground truth
-    resized to that step).
+  - `gt/` with a ground truth, every `gt_test_every` iterations of each scale step: `gt/psnr`,
+    `gt/ssim` (dB / unitless, Y, shaved) and `gt/true_error` (MSE, all channels) of the current
+    network's output without ensemble or back-projection (earlier steps of a gradual run score
+    against the ground truth resized to that step).
   - `step/` (step = the scale-step index), with several scale steps only: `step/iterations`,
     `step/train_seconds`, `step/test_seconds`, and with a ground truth `step/psnr`, `step/ssim` of
     the step's ensembled output and `step/bicubic_psnr`, `step/bicubic_ssim` of its bicubic input.
@@ -46,8 +48,11 @@ What a run holds
   `step/` metric (they would repeat `final/` and `run/`).
 - Artifacts: `config.yaml` (resolved), `inputs/` (`image_<name>`, `gt_<name>`,
   `kernel_<i>_<name>`: an input and its ground truth often share a file name), `outputs/` (SR and
-  bicubic images, outputs of earlier scale steps), `figures/` (`training_curves.png`,
-  `crops.png`), `model/step_<i>.keras` per scale step (plus `step_<i>_kernel.npy`, the re-centred
+  bicubic images, outputs of earlier scale steps; for images that use little of their range, e.g.
+  12-bit data in 16-bit files, also 8-bit previews stretched for display in
+  `outputs/display/<stem>_<zssr|bicubic>_display_<low>-<high>.png`, low..high the levels shown as
+  black..white), `figures/` (`training_curves.png`, `crops.png`, stretched the same way and saying
+  so in its title), `model/step_<i>.keras` per scale step (plus `step_<i>_kernel.npy`, the re-centred
   kernel, when one was given): `zssr predict --run-id` re-applies them. `error.txt` holds the
   traceback of a failed run. Everything but the inputs is first written to
   `<output_dir>/mlflow_runs/<run_id>/`, uploaded when the run ends, and kept.
@@ -78,7 +83,8 @@ test runs the network on the full output size and SSIM on it
 Modules: `store` (which store, reachability, experiments, creating runs, the UI command),
 `buffer` (the background metric sender, spill files, params), `callback` (the Keras callback),
 `run` (the run's lifecycle: `tracked_run`, `TrackedRun`), `model` (the pyfunc model),
-`autolog` (pausing MLflow autologging), `plots` (the figures).
+`autolog` (pausing MLflow autologging), `plots` (the figures), `kernel_estimation` (the kernel
+estimation of a blind run: its metrics under `kernel_estimation/` and the kernel files).
 """
 
 from zssr_tf.tracking.buffer import MetricBuffer, log_params, upload_metrics

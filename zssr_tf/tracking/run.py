@@ -30,8 +30,8 @@ from zssr_tf.image_io import ImageInfo, read_image
 from zssr_tf.precision import device_name, resolve_precision
 from zssr_tf.tracking.buffer import MetricBuffer, log_params
 from zssr_tf.tracking.callback import MLflowLogger
-from zssr_tf.tracking.plots import plot_crop_comparison, plot_training_curves
 from zssr_tf.tracking.model import log_zssr_model
+from zssr_tf.tracking.plots import plot_crop_comparison, plot_training_curves, write_previews
 from zssr_tf.tracking.store import (check_reachable, http_retries_for_tracking, resolve_tracking_uri, start_run,
                                     ui_command, ui_url, use_tracking_uri)
 
@@ -132,7 +132,7 @@ class TrackedRun:
             z, b = outcome.metrics["zssr"], outcome.metrics["bicubic"]
             final.update({"final/psnr": z["psnr"], "final/ssim": z["ssim"], "final/psnr_gain": z["psnr"] - b["psnr"],
                           "final/ssim_gain": z["ssim"] - b["ssim"]})
-            final.update({f"final/{k}": v for k, v in z.items()})  # psnr_rgb, and lpips_like when computed
+            final.update({f"final/{k}": v for k, v in z.items()})  # psnr_rgb; psnr_16bit/ssim_16bit for 16-bit data; lpips_like when computed
             final.update({f"final/bicubic_{k}": v for k, v in b.items()})
             titles = {"zssr": f"{z['psnr']:.2f} dB", "bicubic": f"{b['psnr']:.2f} dB"}
         tests = result.steps[-1].reconstruction_errors
@@ -148,7 +148,10 @@ class TrackedRun:
             self.buffer.add("run/learning_rate_drop_iteration", iteration, number)
         self._safely("copy the outputs", self._copy_outputs, outcome.sr_path, outcome.bicubic_path)
         self._safely("draw the crop comparison", plot_crop_comparison, self.folder / "figures" / "crops.png",
-                     result.bicubic, result.sr, gt, titles, None, self.config.method_name)
+                     result.bicubic, result.sr, gt, titles, None, self.config.method_name, None, self.info.bit_depth)
+        self._safely("write display previews", write_previews, self.folder / "outputs" / "display",
+                     {f"{output_stem(self.info, self.config)}_{name}": image
+                      for name, image in (("zssr", result.sr), ("bicubic", result.bicubic))}, self.info.bit_depth)
 
     def ui_hint(self) -> str:
         """Where to look at this run in the MLflow UI: its address, after the exact command that
