@@ -32,7 +32,7 @@ shot() {  # name, page, height
   # A 64-colour palette keeps each PNG small (UI screenshots have few colours).
   "$PYTHON" -c "from PIL import Image; Image.open('$WORK/$1.png').convert('RGB').quantize(64).save('$REPO/docs/$1.png', optimize=True)"
 }
-shot mlflow_runs "#/experiments/1" 760
+shot mlflow_runs "#/experiments/1/runs?workflowType=machine_learning" 760
 shot mlflow_run "#/experiments/1/runs/$RUN" 1000
 shot mlflow_model "#/experiments/1/models/$MODEL" 1000
 ls -l "$REPO"/docs/mlflow_*.png
