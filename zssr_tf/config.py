@@ -373,7 +373,7 @@ def validate(config: Config) -> None:
     if unknown_base:
         raise ZSSRError(f"scale.base_change_sfs {unknown_base} must each be one of scale.scale_factors")
     first_check = first_policy_check(t)
-    if first_check >= t.max_iters:
+    if first_check >= t.max_iters and t.learning_rate_schedule == "policy":  # the step schedule has no checks
         short = dataclasses.replace(t, min_iters=t.max_iters // 4,
                                     learning_rate_policy_check_every=min(t.learning_rate_policy_check_every,
                                                                          max(1, t.max_iters // 10)))
