@@ -10,8 +10,9 @@ Sets (x2, generated here from ../shared/data, seeded):
   U(0, pi), each tap times U(0.75, 1.25), renormalised; correlated with the HR image after
   re-centring to the block centre and subsampled x2 (the block-centre convention of DIV2KRK and
   MATLAB's imresize: LR pixel i sits at the centre of HR block i).
-- g2direct5: Set5 blurred with an isotropic Gaussian of std 2.0 (15x15) and subsampled "directly"
-  (keep every 2nd pixel from 0, LR pixel i on HR pixel 2i), MZSR's g2.0 test set.
+- g2direct5: Set5 blurred with an isotropic Gaussian of variance 2.0 (21x21) and subsampled
+  "directly" (keep every 2nd pixel from 0, LR pixel i on HR pixel 2i), MZSR's g2.0 test set as
+  experiments/make_degraded_set.py makes it (without its 8-bit rounding).
 
 Methods per image: bicubic upscaling; ZSSR (the `blind` preset's training: no augmentation,
 gradient-weighted L1, 2 back-projections) with the bicubic kernel, with the KernelGAN estimate,
@@ -40,9 +41,10 @@ from results_io import RESULTS, write_json  # noqa: E402
 from zssr_tf.config import KEY_TO_SECTION, load_config  # noqa: E402
 from zssr_tf.image_io import read_image  # noqa: E402
 from zssr_tf.kernel_estimation import KernelEstimationError, estimate_kernel  # noqa: E402
-from zssr_tf.kernels import bicubic_kernel, gaussian_kernel, recenter_kernel  # noqa: E402
+from zssr_tf.degradation import degrade  # noqa: E402
+from zssr_tf.kernels import bicubic_kernel, gaussian_kernel  # noqa: E402
 from zssr_tf.metrics import evaluate  # noqa: E402
-from zssr_tf.resize import downscale_with_kernel, imresize  # noqa: E402
+from zssr_tf.resize import imresize  # noqa: E402
 from zssr_tf.trainer import ZSSR  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -60,14 +62,6 @@ def krk_kernel(rng: np.random.Generator, size: int = 11) -> np.ndarray:
     return kernel / kernel.sum()
 
 
-def degrade(hr: np.ndarray, kernel: np.ndarray, convention: str) -> np.ndarray:
-    """x2 LR image of `hr` (modcropped to even sizes) with `kernel` in the given convention."""
-    shape = (hr.shape[0] // 2, hr.shape[1] // 2)
-    if convention == "block_centre":
-        return np.clip(downscale_with_kernel(hr, recenter_kernel(kernel, (2, 2)), (0.5, 0.5), shape), 0, 1)
-    return np.clip(downscale_with_kernel(hr, kernel, (0.5, 0.5), shape), 0, 1)  # centred odd kernel: LR i on HR 2i
-
-
 def make_case(set_name: str, name: str, crop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(lr, gt, true kernel) of one image of a set; the kernel depends only on the set's seed
     and the image's name."""
@@ -80,8 +74,8 @@ def make_case(set_name: str, name: str, crop: int) -> tuple[np.ndarray, np.ndarr
     if set_name == "krk14":
         kernel = krk_kernel(np.random.default_rng([SEED, *name.encode()]))
     else:
-        kernel = gaussian_kernel(15, 2.0)
-    return degrade(hr, kernel, convention), hr, kernel
+        kernel = gaussian_kernel(21, np.sqrt(2.0))  # MZSR's "g2.0": variance 2 (experiments/make_degraded_set.py)
+    return degrade(hr, kernel, 2, convention), hr, kernel
 
 
 def kernel_distance(estimated: np.ndarray, true: np.ndarray, size: int = 41) -> float:
@@ -123,8 +117,11 @@ def run_case(set_name: str, name: str, crop: int, methods, overrides) -> dict:
             elif method == "zssr_estimated":
                 try:
                     estimate, history = estimate_kernel(lr, base)
-                except KernelEstimationError as err:
+                except KernelEstimationError as err:  # recorded: a collapse is a result too
                     result[method] = {"error": str(err)}
+                    cache.parent.mkdir(parents=True, exist_ok=True)
+                    cache.write_text(json.dumps(result, indent=2) + "\n")
+                    print(f"{set_name}/{name} {method}: {err}", flush=True)
                     continue
                 cache.parent.mkdir(parents=True, exist_ok=True)
                 np.save(cache.with_name(f"{cache.stem}_estimated_kernel.npy"), estimate)
