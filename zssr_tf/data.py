@@ -26,13 +26,15 @@ class PairMaker:
     noise_std: float
     upscale_method: str
     seed: int
+    upscale_offset: tuple[float, float] = (0.0, 0.0)
 
     def __call__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Pair number `index`: (interpolated son, father), both float32 (h, w, C) in [0, 1]."""
         rng = np.random.default_rng((self.seed, int(index)))
         hr_father = self.sampler.sample(list(self.sources), list(self.base_scales), rng)
         lr_son = father_to_son(hr_father, self.scale_factor, self.kernel, self.noise_std, rng)
-        return interpolate_son(lr_son, self.scale_factor, hr_father.shape[:2], self.upscale_method), hr_father
+        son = interpolate_son(lr_son, self.scale_factor, hr_father.shape[:2], self.upscale_method, self.upscale_offset)
+        return son, hr_father
 
 
 def make_dataset(pair_maker: PairMaker, channels: int, start_index: int = 0) -> tf.data.Dataset:

@@ -9,6 +9,7 @@ from typing import Sequence
 import keras
 import numpy as np
 
+from zssr_tf.augment import kernel_symmetries
 from zssr_tf.config import Config
 from zssr_tf.errors import ZSSRError
 from zssr_tf.image_io import ImageInfo, write_image
@@ -56,7 +57,8 @@ def super_resolve_with_models(config: Config, models: Sequence[keras.Model], ker
     """Super-resolve `image` (h, w, C) float32 in [0, 1] with networks trained earlier, one per
     scale step of `config`, without training: each step's final test as in training (tiled
     self-ensemble and back-projection with `config`'s settings, base changes). `kernels[i]`: step
-    i's re-centred numeric kernel, or None for scale.downscale_method. Writes and returns
+    i's numeric kernel as aligned for training (`kernels.align_kernel`), or None for
+    scale.downscale_method; its symmetries choose the ensemble's transforms as in training. Writes and returns
     `<stem>_zssr.png` in `out_dir`."""
     channels = models[0].input_shape[-1]
     if image.shape[2] != channels:
@@ -66,9 +68,13 @@ def super_resolve_with_models(config: Config, models: Sequence[keras.Model], ker
     steps = zip(config.scale.scale_factors, config.back_projection_per_step, models, kernels)
     for sf, bp_iters, model, kernel in steps:
         relative_sf = (sf[0] / base_sf[0], sf[1] / base_sf[1])
-        kernel = config.scale.downscale_method if kernel is None else kernel
+        symmetries = (0,)
+        if kernel is None:
+            kernel = config.scale.downscale_method
+        elif config.scale.kernel_symmetry:
+            symmetries = kernel_symmetries(kernel)  # about its centre of mass: the alignment shift does not matter
         output = final_test(_numpy_predict(model), config, base_input, relative_sf,
-                            step_output_shape(base_input.shape[:2], relative_sf), kernel, bp_iters)
+                            step_output_shape(base_input.shape[:2], relative_sf), kernel, bp_iters, symmetries)
         if sf in config.scale.base_change_sfs:
             base_input, base_sf = output, sf
     sr_path = Path(out_dir) / f"{output_stem(info, config)}_zssr.png"
