@@ -11,6 +11,10 @@ OUT ?= outputs
 ARGS ?=
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
+# The Set5/Set14 folder for the tests and benchmarks (see tests/data/README.md), when given.
+ifdef ZSSR_DATA
+export ZSSR_DATA
+endif
 
 .PHONY: install train sweep test bench ui clean
 
@@ -37,6 +41,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 # Default config on all of Set5 x2; writes experiments/results/. ARGS passes options through.
+# Data: ZSSR_DATA=/path/to/Set5_Set14 (else ../shared/data, else the Set5 shipped in tests/data).
 bench: $(STAMP)
 	$(BIN)/python experiments/bench_set5.py $(ARGS)
 

@@ -2,8 +2,8 @@
 
     python experiments/bench_set5.py [--config default] [--set set5] [--scale 2] [key=value ...]
 
-Reads ../shared/data/<set>/lr_x<scale> and hr (ground truth = top-left crop of hr to scale x LR
-size), scores by DESIGN §2 (Y channel, shave = scale) and writes
+Reads <set>/lr_x<scale> and hr of the benchmark folder ($ZSSR_DATA, else ../shared/data, else
+the Set5 shipped in tests/data; ground truth = top-left crop of hr to scale x LR size), scores by DESIGN §2 (Y channel, shave = scale) and writes
 experiments/results/<set>_x<scale>_<config>[_<images>][_<overrides>].{md,csv}: per image PSNR, SSIM, bicubic PSNR/SSIM,
 iterations and seconds, and the mean.
 """
@@ -24,8 +24,9 @@ from zssr_tf.config import load_config  # noqa: E402
 from zssr_tf.image_io import read_image  # noqa: E402
 from zssr_tf.metrics import evaluate  # noqa: E402
 from zssr_tf.trainer import ZSSR  # noqa: E402
+from benchmark_data import benchmark_data_dir  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = benchmark_data_dir()
 RESULTS = Path(__file__).resolve().parent / "results"
 COLUMNS = ["image", "psnr", "ssim", "bicubic_psnr", "bicubic_ssim", "iterations", "seconds"]
 

@@ -40,8 +40,9 @@ from zssr_tf.pipeline import super_resolve_file  # noqa: E402
 from zssr_tf.precision import device_name  # noqa: E402
 from zssr_tf.tracking import tracked_run  # noqa: E402
 from results_io import write_json  # noqa: E402
+from benchmark_data import benchmark_data_dir  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = benchmark_data_dir()
 
 
 def main() -> int:

@@ -67,9 +67,11 @@ def kernel_file(tmp_path, name, content):
     ("negative_noise", "noise_std is -1"),
     ("scale_not_up", "must upscale"),
     ("crop_vs_scale", "too small for scale"),
-    ("kernel_no_var", "no variable 'Kernel'"),
+    ("kernel_no_var", "several 2-D variables"),
     ("kernel_sum", "sums to 4"),
     ("kernel_count", "2 kernel"),
+    ("gt_size", "the ground truth"),
+    ("gt_channels", "is gray but the input is RGB"),
 ])
 def test_bad_input_gives_one_clear_error(tmp_path, capsys, case, message):
     image = write_png(tmp_path / "ok.png", np.full((16, 16, 3), 128, np.uint8))
@@ -82,12 +84,129 @@ def test_bad_input_gives_one_clear_error(tmp_path, capsys, case, message):
         "negative_noise": [image, "noise_std=-1"],
         "scale_not_up": [image, "scale_factors=[[1, 1]]"],
         "crop_vs_scale": [image, "scale_factors=[[8, 8]]", "crop_size=12"],
-        "kernel_no_var": [image, "--kernel", kernel_file(tmp_path, "k_novar.mat", {"K": good_kernel})],
+        "kernel_no_var": [image, "--kernel", kernel_file(tmp_path, "k_novar.mat", {"K": good_kernel, "K2": good_kernel})],
         "kernel_sum": [image, "--kernel", kernel_file(tmp_path, "k_sum.mat", {"Kernel": good_kernel * 4})],
         "kernel_count": [image, "--kernel", kernel_file(tmp_path, "k1.mat", {"Kernel": good_kernel}),
                          kernel_file(tmp_path, "k2.mat", {"Kernel": good_kernel})],
+        # A 16x16 input at x2 needs a 32x32 ground truth; 40x40 is another image's.
+        "gt_size": [image, "--gt", write_png(tmp_path / "big.png", np.zeros((40, 40, 3), np.uint8))],
+        "gt_channels": [image, "--gt", write_png(tmp_path / "gray.png", np.zeros((32, 32), np.uint8))],
     }[case]
-    code, _, err = run_cli(capsys, "--out", str(tmp_path / "out"), *QUICK, *args)  # args win
+    code, out, err = run_cli(capsys, "--out", str(tmp_path / "out"), *QUICK, *args)  # args win
     assert code == 2
     assert err.startswith("zssr: error: ") and message in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    # Found before training: nothing trained, written or tracked.
+    assert "iter" not in out and not (tmp_path / "out").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_wrong_size_ground_truth_names_sizes_and_scale(tmp_path, capsys):
+    image = write_png(tmp_path / "lr.png", np.full((20, 30, 3), 128, np.uint8))
+    gt = write_png(tmp_path / "hr.png", np.zeros((64, 64, 3), np.uint8))
+    code, _, err = run_cli(capsys, image, "--gt", gt, "--out", str(tmp_path / "out"), *QUICK)
+    assert code == 2
+    assert "64x64 pixels, but the x2 output of the 30x20 input is 60x40" in err
+    assert "(2.0, 2.0)" not in err and "Warning" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_divergence_fails_with_one_error_and_no_output(shared_data_dir, tmp_path, capsys):
+    """A learning rate of 50 makes the default net's loss explode to NaN within a few iterations
+    on Set5 bird: stop there, say why, save nothing, keep the run's curves, mark it FAILED."""
+    from mlflow import MlflowClient
+
+    bird = cv2.imread(str(shared_data_dir / "set5/lr_x2/bird.png"))[40:88, 40:88]
+    image = write_png(tmp_path / "bird.png", bird)
+    code, out, err = run_cli(capsys, image, "--out", str(tmp_path / "out"), *QUICK, "model.depth=8", "model.width=64",
+                             "crop_size=32", "learning_rate=50", "max_iters=12", "progress_every=1")
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert any(line.startswith("zssr: warning: train.learning_rate=50 is far outside") for line in lines)
+    errors = [line for line in lines if line.startswith("zssr: error: ")]
+    assert len(errors) == 1 and "training diverged" in errors[0] and "Lower train.learning_rate" in errors[0]
+    assert "Traceback" not in err and "saved" not in out
+    assert not list((tmp_path / "out").glob("*.png"))  # no output pretending to be a result
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = client.search_runs(client.search_experiments()[0].experiment_id)
+    assert run.info.status == "FAILED" and "diverged" in run.data.tags["error"]
+    losses = client.get_metric_history(run.info.run_id, "train/loss")
+    assert losses and all(np.isfinite(m.value) for m in losses)  # the curve up to the divergence is kept
+    stopped_at = int(errors[0].split("at iteration ")[1].split()[0])
+    assert stopped_at < 11 and len(losses) == stopped_at
+
+
+def tracked_run_of(tmp_path):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = client.search_runs(client.search_experiments()[0].experiment_id)
+    artifacts = [a.path for folder in ("outputs", "outputs/display", "figures")
+                 for a in client.list_artifacts(run.info.run_id, folder)]
+    return client, run, artifacts
+
+
+def test_phone_photo_is_super_resolved_as_displayed(tmp_path, capsys):
+    """A JPEG stored 128 wide x 100 high with EXIF orientation 6 is shown 100 wide x 128 high."""
+    from PIL import Image
+
+    stored = np.zeros((100, 128, 3), np.uint8)
+    stored[:50, :64] = (255, 0, 0)  # red top-left as stored: top-right once turned upright
+    stored[50:] = (0, 0, 255)
+    photo = Image.fromarray(stored)
+    exif = photo.getexif()
+    exif[0x0112] = 6
+    photo.save(tmp_path / "phone.jpg", exif=exif.tobytes(), quality=95)
+    code, out, err = run_cli(capsys, str(tmp_path / "phone.jpg"), "--out", str(tmp_path / "out"), *QUICK)
+    assert code == 0, err
+    sr = cv2.imread(str(tmp_path / "out/phone_x2_zssr.png"))[..., ::-1]
+    assert sr.shape == (256, 200, 3) and "(200x256)" in out
+    assert sr[10, 190, 0] > 200 and sr[10, 190, 2] < 60  # red at the top right
+    assert sr[10, 10, 2] > 200 and sr[245, 10, 2] > 200  # blue down the left side
+    client, run, artifacts = tracked_run_of(tmp_path)
+    assert run.data.params["image.exif_orientation"] == "6"
+    assert (run.data.params["image.width"], run.data.params["image.height"]) == ("100", "128")
+    assert "outputs/phone_x2_zssr.png" in artifacts
+
+
+@pytest.mark.parametrize("bit_depth", [8, 16])
+def test_gray_alpha_in_gray_alpha_out(tmp_path, capsys, bit_depth):
+    import png
+
+    rng = np.random.default_rng(bit_depth)
+    top = 2**bit_depth - 1
+    dtype = np.uint8 if bit_depth == 8 else np.uint16
+    gray = rng.integers(0, top + 1, (16, 18)).astype(dtype)
+    alpha = np.full((16, 18), top // 2, dtype)
+    with open(tmp_path / "la.png", "wb") as file:
+        png.Writer(18, 16, greyscale=True, alpha=True, bitdepth=bit_depth).write(file, np.dstack([gray, alpha]).reshape(16, 36))
+    code, _, err = run_cli(capsys, str(tmp_path / "la.png"), "--out", str(tmp_path / "out"), *QUICK)
+    assert code == 0, err
+    for name in ("la_x2_zssr.png", "la_x2_bicubic.png"):
+        reader = png.Reader(filename=str(tmp_path / "out" / name))
+        width, height, rows, meta = reader.read()
+        assert (width, height, meta["greyscale"], meta["alpha"], meta["bitdepth"]) == (36, 32, True, True, bit_depth)
+        pixels = np.vstack(list(rows)).reshape(32, 36, 2)
+        assert abs(pixels[..., 1].mean() - top // 2) <= 1  # a constant alpha stays that constant
+    _, run, _ = tracked_run_of(tmp_path)
+    assert run.data.params["image.channels"] == "2"
+
+
+def test_12_bit_frame_in_16_bits_is_exact_on_disk_and_visible_in_previews(tmp_path, capsys):
+    from zssr_tf.resize import imresize
+
+    y, x = np.mgrid[0:48, 0:48]
+    hr = np.round(2048 + 1500 * np.sin(x / 4.0) * np.cos(y / 5.0)).astype(np.uint16)  # levels 548..3548 of 65535
+    lr = np.round(imresize(hr.astype(np.float64), 0.5)).clip(0, 4095).astype(np.uint16)
+    image, gt = write_png(tmp_path / "frame.png", lr), write_png(tmp_path / "frame_hr.png", hr)
+    code, out, err = run_cli(capsys, image, "--gt", gt, "--out", str(tmp_path / "out"), *QUICK)
+    assert code == 0, err
+    assert "PSNR 16-bit  zssr" in out
+    sr = cv2.imread(str(tmp_path / "out/frame_x2_zssr.png"), cv2.IMREAD_UNCHANGED)
+    assert sr.dtype == np.uint16 and sr.shape == (48, 48) and 300 < sr.mean() < 4095  # not stretched on disk
+    client, run, artifacts = tracked_run_of(tmp_path)
+    assert run.data.metrics["final_psnr_16bit"] > run.data.metrics["final_psnr"]
+    previews = [a for a in artifacts if a.startswith("outputs/display/frame_x2_zssr_display_")]
+    assert len(previews) == 1 and "figures/crops.png" in artifacts
+    low, high = (int(v) for v in previews[0].rsplit("_", 1)[1].removesuffix(".png").split("-"))
+    assert 0 <= low < 1000 and 3000 < high <= 4095
+    preview = cv2.imread(client.download_artifacts(run.info.run_id, previews[0], str(tmp_path)), cv2.IMREAD_UNCHANGED)
+    assert preview.dtype == np.uint8 and preview.max() == 255 and preview.mean() > 60

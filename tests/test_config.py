@@ -1,5 +1,8 @@
 """Config loading: defaults, presets, bases, overrides, YAML number traps and validation errors."""
 
+import warnings
+from types import SimpleNamespace
+
 import pytest
 
 from zssr_tf.config import PRESETS_DIR, Config, load_config, save_config
@@ -70,10 +73,20 @@ def test_saved_config_reloads_equal(tmp_path):
     ("precision=fp8", "precision"),
     ("back_projection_iters=[1, 2]", "2 values for 1 scale steps"),
     ("noise_std", "key=value"),
+    ("learning_rate_schedule=linear", "learning_rate_schedule is 'linear'"),
+    ("reconstruction_test=tiles", "reconstruction_test is 'tiles'"),
+    ("reconstruction_test_pixels=100", "at least 4096"),
+    ("gt_test_every=-1", "gt_test_every must be >= 0"),
 ])
 def test_bad_values_name_the_key_and_fix(override, message):
     with pytest.raises(ZSSRError, match=message.replace("(", r"\(").replace("[", r"\[")):
         load_config(overrides=[override])
+
+
+def test_legacy_slope_std_needs_five_tests_in_the_fit():
+    assert load_config(overrides=["legacy_slope_std=true"]).train.legacy_slope_std  # 256 // 50 = 5 tests
+    with pytest.raises(ZSSRError, match="at least 5 tests"):
+        load_config(overrides=["legacy_slope_std=true", "learning_rate_slope_range=200"])
 
 
 def test_crop_too_small_for_scale():
@@ -108,3 +121,41 @@ def test_kernel_alignment_values_and_whole_factors_under_direct():
     with pytest.raises(ZSSRError, match="scale step 1 is \\[1.5, 1.5\\]"):
         load_config(overrides=["kernel_alignment=direct", "scale_factors=[[2, 2], [3, 3]]", "base_change_sfs=[[2, 2]]"])
     load_config(overrides=["kernel_alignment=direct", "scale_factors=[[2, 2], [4, 4]]", "base_change_sfs=[[2, 2]]"])
+@pytest.mark.parametrize("max_iters, warns", [(120, True), (299, True), (300, False), (3000, False)])
+def test_max_iters_before_the_first_policy_check_warns(max_iters, warns):
+    # With min_iters 256 and a check every 60 iterations the policy first acts at iteration 299.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_config(overrides=[f"max_iters={max_iters}"])
+    messages = [str(w.message) for w in caught if "learning-rate policy" in str(w.message)]
+    assert bool(messages) == warns
+    if warns:
+        assert f"max_iters is {max_iters}" in messages[0] and "iteration 299" in messages[0]
+        assert "min_iters=" in messages[0]  # the fix
+
+
+def test_first_policy_check_is_where_the_policy_first_can_drop():
+    from zssr_tf.callbacks import LearningRatePolicy
+    from zssr_tf.config import TrainConfig, first_policy_check
+
+    for min_iters, every in ((256, 60), (30, 12), (5, 5), (59, 60)):
+        policy = LearningRatePolicy(check_every=every, min_iters=min_iters, slope_range=4, run_test_every=1)
+        policy.set_model(SimpleNamespace(optimizer=SimpleNamespace(learning_rate=_Rate())))
+        policy.on_train_begin()
+        for batch in range(1000):  # a rising error: the policy drops at its first check
+            policy.on_train_batch_end(batch, {"reconstruction_error": float(batch)})
+            if policy.drops:
+                break
+        assert policy.drops[0] == first_policy_check(TrainConfig(min_iters=min_iters,
+                                                                 learning_rate_policy_check_every=every))
+
+
+class _Rate:
+    def __init__(self):
+        self.value = 1e-3
+
+    def __float__(self):
+        return self.value
+
+    def assign(self, value):
+        self.value = value

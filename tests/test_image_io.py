@@ -115,3 +115,151 @@ def test_set14_bridge_reads_as_gray(shared_data_dir):
     assert color.shape[2] == 1 and alpha is None
     assert (info.bit_depth, info.channels) == (8, 1)
     assert color.shape[:2] == (info.height, info.width)
+
+
+# --- EXIF orientation: images are read the way viewers display them ---------------------------
+
+def _quadrants(height: int, width: int) -> np.ndarray:
+    """An RGB image whose four quadrants have different colours: any rotation or mirror shows."""
+    image = np.zeros((height, width, 3), np.uint8)
+    image[: height // 2, : width // 2] = (255, 0, 0)
+    image[: height // 2, width // 2:] = (0, 255, 0)
+    image[height // 2:, : width // 2] = (0, 0, 255)
+    image[height // 2:, width // 2:] = (255, 255, 0)
+    return image
+
+
+def _save_with_orientation(image, path, orientation: int) -> None:
+    from PIL import Image
+
+    pil = Image.fromarray(image)
+    exif = pil.getexif()
+    exif[0x0112] = orientation
+    pil.save(path, exif=exif.tobytes(), **({"quality": 95} if path.suffix == ".jpg" else {}))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_exif_orientation_is_applied_like_viewers(tmp_path, orientation, suffix):
+    from PIL import Image, ImageOps
+
+    path = tmp_path / f"photo{suffix}"
+    _save_with_orientation(_quadrants(100, 128), path, orientation)  # stored 128 wide, 100 high
+    color, alpha, info = read_image(path)
+    with Image.open(path) as pil:
+        displayed = np.asarray(ImageOps.exif_transpose(pil), np.float32) / 255
+    sideways = orientation >= 5
+    assert color.shape == ((128, 100, 3) if sideways else (100, 128, 3)) == displayed.shape
+    assert (info.height, info.width) == color.shape[:2] and info.exif_orientation == orientation
+    # Lossless PNG matches Pillow exactly; JPEG decoders differ by a few levels at the edges.
+    np.testing.assert_allclose(color, displayed, atol=1e-6 if suffix == ".png" else 0.1)
+    assert np.mean(np.abs(color - displayed)) < 0.01
+
+
+def test_exif_orientation_keeps_16_bits(tmp_path):
+    from PIL import Image
+
+    levels = np.random.default_rng(5).integers(0, 65536, (10, 14)).astype(np.uint16)
+    path = tmp_path / "deep.png"
+    pil = Image.fromarray(levels)  # mode I;16
+    exif = pil.getexif()
+    exif[0x0112] = 6
+    pil.save(path, exif=exif.tobytes())
+    color, _, info = read_image(path)
+    assert (info.bit_depth, info.exif_orientation, color.shape) == (16, 6, (14, 10, 1))
+    np.testing.assert_array_equal(np.round(color[:, :, 0] * 65535), np.rot90(levels, -1))
+
+
+def test_tiff_orientation_tag_is_applied(tmp_path):
+    import tifffile
+
+    image = _quadrants(10, 14)
+    path = tmp_path / "turned.tif"
+    tifffile.imwrite(path, image, photometric="rgb", extratags=[(274, "H", 1, 8, True)])
+    color, _, info = read_image(path)
+    assert info.exif_orientation == 8
+    np.testing.assert_array_equal(np.round(color * 255), np.rot90(image, 1))
+
+
+# --- gray + transparency stays gray, alpha kept ------------------------------------------------
+
+def _gray_alpha_levels(bit_depth: int, seed: int = 6):
+    rng = np.random.default_rng(seed)
+    top = 2**bit_depth - 1
+    gray = rng.integers(0, top + 1, (9, 11)).astype(np.uint8 if bit_depth == 8 else np.uint16)
+    alpha = rng.integers(0, top + 1, (9, 11)).astype(gray.dtype)
+    return gray, alpha, top
+
+
+def _check_gray_alpha(path, gray, alpha, top, bit_depth):
+    color, read_alpha, info = read_image(path)
+    assert color.shape == (9, 11, 1) and read_alpha.shape == (9, 11, 1)
+    assert (info.channels, info.bit_depth) == (2, bit_depth)
+    np.testing.assert_array_equal(np.round(color[:, :, 0].astype(np.float64) * top), gray)
+    np.testing.assert_array_equal(np.round(read_alpha[:, :, 0].astype(np.float64) * top), alpha)
+
+
+def test_8_bit_gray_alpha_png_reads_as_gray_plus_alpha(tmp_path):
+    from PIL import Image
+
+    gray, alpha, top = _gray_alpha_levels(8)
+    path = tmp_path / "la.png"
+    Image.fromarray(np.dstack([gray, alpha]), "LA").save(path)
+    _check_gray_alpha(path, gray, alpha, top, 8)
+
+
+def test_16_bit_gray_alpha_png_reads_as_gray_plus_alpha(tmp_path):
+    import png
+
+    gray, alpha, top = _gray_alpha_levels(16)
+    path = tmp_path / "la16.png"
+    with open(path, "wb") as file:
+        png.Writer(11, 9, greyscale=True, alpha=True, bitdepth=16).write(file, np.dstack([gray, alpha]).reshape(9, 22))
+    _check_gray_alpha(path, gray, alpha, top, 16)
+
+
+@pytest.mark.parametrize("bit_depth", [8, 16])
+def test_gray_alpha_tiff_reads_as_gray_plus_alpha(tmp_path, bit_depth):
+    import tifffile
+
+    gray, alpha, top = _gray_alpha_levels(bit_depth)
+    path = tmp_path / "la.tif"
+    tifffile.imwrite(path, np.dstack([gray, alpha]), photometric="minisblack", extrasamples=["unassalpha"],
+                     compression="zlib")
+    _check_gray_alpha(path, gray, alpha, top, bit_depth)
+
+
+@pytest.mark.parametrize("bit_depth", [8, 16])
+def test_gray_png_with_transparent_level_reads_as_gray_plus_alpha(tmp_path, bit_depth):
+    import png
+
+    gray, _, top = _gray_alpha_levels(bit_depth)
+    gray[0, :3] = 7
+    path = tmp_path / "trns.png"
+    with open(path, "wb") as file:
+        png.Writer(11, 9, greyscale=True, bitdepth=bit_depth, transparent=7).write(file, gray)
+    _check_gray_alpha(path, gray, np.where(gray == 7, 0, top), top, bit_depth)
+
+
+@pytest.mark.parametrize("bit_depth", [8, 16])
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_gray_alpha_is_written_as_two_channels(tmp_path, bit_depth, suffix):
+    from PIL import Image
+
+    gray, alpha, top = _gray_alpha_levels(bit_depth, seed=7)
+    path = tmp_path / f"out{suffix}"
+    write_image(path, (gray[..., None] / top).astype(np.float32), _info(bit_depth, 2, 9, 11),
+                alpha=(alpha[..., None] / top).astype(np.float32))
+    _check_gray_alpha(path, gray, alpha, top, bit_depth)
+    if suffix == ".png":
+        import png
+
+        reader = png.Reader(filename=str(path))
+        reader.preamble()
+        assert (reader.color_type, reader.bitdepth) == (4, bit_depth)  # PNG gray + alpha
+        if bit_depth == 8:
+            assert Image.open(path).mode == "LA"
+    else:
+        import tifffile
+
+        assert tifffile.imread(path).shape == (9, 11, 2)

@@ -27,8 +27,10 @@ def _load(path) -> np.ndarray:
     ],
 )
 def test_bicubic_x2_baseline_matches_published_numbers(
-    shared_data_dir, dataset, names, psnr_range, ssim_expected
+    request, dataset, names, psnr_range, ssim_expected
 ):
+    # Set5 is shipped in tests/data; Set14 as a whole only in a full benchmark folder.
+    shared_data_dir = request.getfixturevalue("full_data_dir" if dataset == "set14" else "shared_data_dir")
     scores = []
     for name in names:
         low_res = Image.open(shared_data_dir / dataset / "lr_x2" / f"{name}.png")
@@ -101,3 +103,19 @@ def test_evaluate_crops_the_larger_image_top_left():
 def test_evaluate_rejects_sizes_the_scale_cannot_explain():
     with pytest.raises(ZSSRError, match="32x32 px.*64x64 px"):
         evaluate(np.zeros((32, 32, 3), np.float32), np.zeros((64, 64, 3), np.float32), 2)
+
+
+def test_16_bit_metrics_see_what_8_bit_rounding_hides():
+    """A 12-bit frame in 16 bits and two results 8 and 32 levels (of 65535) off everywhere: at 16
+    bits the PSNRs are exactly those of errors of 8 and 32 (12.04 dB apart); rounded to 8 bits,
+    rounding noise of the same size as the errors swamps the difference."""
+    rng = np.random.default_rng(4)
+    gt_levels = rng.integers(64, 4000, (40, 40, 1))
+    sign = np.where(rng.random((40, 40, 1)) < 0.5, -1, 1)
+    gt = (gt_levels / 65535).astype(np.float32)
+    close, far = (evaluate(((gt_levels + e * sign) / 65535).astype(np.float32), gt, 2, bit_depth=16) for e in (8, 32))
+    assert close["psnr_16bit"] == pytest.approx(10 * math.log10(65535**2 / 8**2))
+    assert far["psnr_16bit"] == pytest.approx(10 * math.log10(65535**2 / 32**2))
+    assert close["psnr"] - far["psnr"] < 8  # 8-bit: not the 12.04 dB the errors differ by
+    assert 0 < far["ssim_16bit"] < close["ssim_16bit"] < 1
+    assert "psnr_16bit" not in evaluate(gt, gt, 2)  # 8-bit data: the protocol's numbers only

@@ -16,6 +16,7 @@ from zssr_tf.errors import ZSSRError
 from zssr_tf.sweep import load_sweep
 from zssr_tf.sweep_engines import PointTask, localise
 from zssr_tf.sweep_runner import check_engine, check_store_for_workers, run_sweep
+from zssr_tf.sweep_summary import pareto_front
 
 QUICK = textwrap.dedent("""\
     overrides:
@@ -218,15 +219,19 @@ def test_local_sweep_nests_four_runs_under_one_parent_and_a_rerun_skips_them(lr_
     parent_id = parent_of(children)
     swept = {(r.data.tags["sweep.noise_std"], r.data.tags["sweep.learning_rate"]) for r in children}
     assert swept == {("0.0", "0.001"), ("0.0", "0.0001"), ("0.05", "0.001"), ("0.05", "0.0001")}
-    for run in children:  # the swept values reached each run's config
+    for run in children:  # the swept values reached each run's config, and its name
         assert run.data.params["augment.noise_std"] == run.data.tags["sweep.noise_std"]
         assert run.data.params["train.max_iters"] == "6"
-        assert run.data.metrics["final_psnr"] > 30
+        assert run.data.metrics["final/psnr"] > 30
+        assert run.info.run_name == (f"baby_x2 noise_std={run.data.tags['sweep.noise_std']} "
+                                     f"learning_rate={run.data.tags['sweep.learning_rate']}")
+    assert len({run.info.run_name for run in children}) == 4
 
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     parent = client.get_run(parent_id)
     assert parent.info.status == "FINISHED" and parent.info.run_name == "tiny"
-    assert {a.path for a in client.list_artifacts(parent_id)} >= {"summary.csv", "summary.md", "summary.png", "s.yaml"}
+    assert {a.path for a in client.list_artifacts(parent_id)} >= {"summary.csv", "summary.md", "summary.png",
+                                                                   "front.png", "s.yaml"}
     with open(tmp_path / "sweep_out/summary.csv") as f:
         rows = list(csv.DictReader(f))
     assert [(r["noise_std"], r["learning_rate"], r["finished"]) for r in rows] == [
@@ -234,7 +239,23 @@ def test_local_sweep_nests_four_runs_under_one_parent_and_a_rerun_skips_them(lr_
     by_values = {(r.data.tags["sweep.noise_std"], r.data.tags["sweep.learning_rate"]): r for r in children}
     for row in rows:  # one image per point: the mean is that run's score
         run = by_values[(row["noise_std"], row["learning_rate"])]
-        assert float(row["psnr"]) == pytest.approx(run.data.metrics["final_psnr"])
+        assert float(row["psnr"]) == pytest.approx(run.data.metrics["final/psnr"])
+        assert row["run_ids"] == run.info.run_id
+        assert float(row["iterations"]) == 6
+
+    # The parent holds the best point's scores and its run; summary.md links every run.
+    best = max(children, key=lambda r: r.data.metrics["final/psnr"])
+    assert parent.data.metrics["best/psnr"] == pytest.approx(best.data.metrics["final/psnr"])
+    assert parent.data.metrics["best/ssim"] == pytest.approx(best.data.metrics["final/ssim"])
+    assert parent.data.tags["zssr.best_run_id"] == best.info.run_id
+    assert parent.data.tags["zssr.best_point"] == (f"noise_std={best.data.tags['sweep.noise_std']} "
+                                                   f"learning_rate={best.data.tags['sweep.learning_rate']}")
+    assert (parent.data.metrics["runs/finished"], parent.data.metrics["runs/failed"]) == (4, 0)
+    summary = (tmp_path / "sweep_out/summary.md").read_text()
+    experiment_id = parent.info.experiment_id
+    assert summary.count("](http://127.0.0.1:5000/#/experiments/") == 5  # the best point's line, then each row
+    for run in children:
+        assert f"[baby](http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run.info.run_id})" in summary
 
     assert main(["sweep", str(path), "--out", "elsewhere", "max_iters=6"]) == 0
     assert "4 finished before, 0 to run" in capsys.readouterr().out
@@ -243,24 +264,41 @@ def test_local_sweep_nests_four_runs_under_one_parent_and_a_rerun_skips_them(lr_
 
 
 def test_a_failing_point_is_recorded_failed_while_two_workers_finish_the_others(lr_images, tmp_path, capsys):
-    cv2.imwrite(str(lr_images / "tiny.png"), np.zeros((4, 4, 3), np.uint8))  # too small for x2
-    path = sweep_file(tmp_path, "images: [lr/baby.png, lr/tiny.png]\n" + QUICK
-                      + "  max_iters: 6\ngrid: {noise_std: [0, 0.05]}\n")
+    # A learning rate of 1e38 overflows the weights at the first update: the network's output is
+    # NaN, which only training can find.
+    path = sweep_file(tmp_path, "images: [lr/baby.png, lr/bird.png]\n" + QUICK
+                      + "  max_iters: 6\ngrid: {learning_rate: [1.0e-3, 1.0e+38]}\n")
     assert main(["sweep", str(path), "--workers", "2"]) == 1
     out = capsys.readouterr().out
-    assert "tiny noise_std=0.0: FAILED (ZSSRError: the image is 4x4 pixels, too small" in out
+    assert "bird learning_rate=1e+38: FAILED (ZSSRError: training diverged" in out
     children = [r for r in runs() if "mlflow.parentRunId" in r.data.tags]
-    status = {(r.data.tags["image"], r.data.tags["sweep.noise_std"]): r.info.status for r in children}
-    assert status == {("baby", "0.0"): "FINISHED", ("baby", "0.05"): "FINISHED",
-                      ("tiny", "0.0"): "FAILED", ("tiny", "0.05"): "FAILED"}
+    status = {(r.data.tags["image"], r.data.tags["sweep.learning_rate"]): r.info.status for r in children}
+    assert status == {("baby", "0.001"): "FINISHED", ("bird", "0.001"): "FINISHED",
+                      ("baby", "1e+38"): "FAILED", ("bird", "1e+38"): "FAILED"}
     parent = MlflowClient(os.environ["MLFLOW_TRACKING_URI"]).get_run(parent_of(children))
     assert parent.info.status == "FAILED" and parent.data.tags["zssr.failed_runs"] == "2"
     summary = (tmp_path / "outputs/sweeps/s/summary.md").read_text()
-    assert "## Failed runs (2)" in summary and "- tiny noise_std=0.05: ZSSRError: the image is 4x4" in summary
-    assert "| 0.05 | 1/2 |" in summary
+    assert "## Failed runs (2)" in summary and "- baby learning_rate=1e+38: ZSSRError: training diverged" in summary
+    assert "| 0.001 | 2/2 |" in summary
 
     assert main(["sweep", str(path)]) == 1  # finished points are skipped, failed ones run again
     assert "2 finished before, 2 to run" in capsys.readouterr().out
+
+
+def test_a_bad_input_of_one_point_fails_before_any_point_trains(lr_images, tmp_path, capsys):
+    """baby's ground truth is 64x64, right for x2 of its 32x32 crop, wrong for the x3 point."""
+    path = sweep_file(tmp_path, "images: [lr/baby.png]\nground_truth: '{dir}/../hr/{name}'\n" + QUICK
+                      + "grid: {scale_factors: [[[2, 2]], [[3, 3]]]}\n")
+    assert main(["sweep", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("zssr: error: ") and len(err.strip().splitlines()) == 1
+    assert "point scale_factors=[[3.0,3.0]] on baby.png: the ground truth" in err
+    assert "is 64x64 pixels, but the x3 output of the 32x32 input is 96x96" in err
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "outputs").exists()
+    # The same for an image too small for the scale, found when the file is loaded.
+    cv2.imwrite(str(lr_images / "tiny.png"), np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(ZSSRError, match="tiny.png: the image .*tiny.png is 4x4 pixels, too small"):
+        load_sweep(sweep_file(tmp_path, "images: [lr/*.png]\n" + QUICK))
 
 
 def test_ray_sweep_on_a_local_cluster(lr_images, tmp_path):
@@ -274,8 +312,14 @@ def test_ray_sweep_on_a_local_cluster(lr_images, tmp_path):
     assert report.failures == [] and report.ran == 4
     children = runs(report.parent_run_id)
     assert len(children) == 4 and {r.info.status for r in children} == {"FINISHED"}
-    assert all("reconstruction_error" in r.data.metrics for r in children)  # no ground truth for bird
+    assert all("final/reconstruction_error" in r.data.metrics for r in children)  # no ground truth for bird
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     assert {a.path for a in client.list_artifacts(report.parent_run_id)} >= {"summary.csv", "summary.md"}
     with open(report.out_dir / "summary.csv") as f:
         assert [r["finished"] for r in csv.DictReader(f)] == ["1"] * 4
+
+
+def test_pareto_front_keeps_the_points_nothing_beats_on_both_axes():
+    # (seconds, psnr): 1 is beaten by 0 (faster and better), 3 ties 2's time with less PSNR.
+    points = [(10.0, 37.0), (12.0, 36.9), (20.0, 37.1), (20.0, 37.0), (5.0, 36.5), (30.0, 37.1)]
+    assert pareto_front(points) == [4, 0, 2]

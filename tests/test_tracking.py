@@ -28,7 +28,8 @@ from zssr_tf.metrics import evaluate
 from zssr_tf.pipeline import super_resolve_file
 
 TINY = ["model.depth=3", "model.width=8", "train.max_iters=30", "run_test_every=10", "crop_size=32",
-        "back_projection_iters=[2]", "progress_every=0", "precision=float32"]
+        "back_projection_iters=[2]", "progress_every=0", "precision=float32", "log_model=false",
+        "system_metrics=false"]
 GRADUAL = ["scale_factors=[[1.5, 1.5], [2.0, 2.0]]"]
 
 
@@ -71,7 +72,8 @@ def free_port() -> int:
 
 def test_train_run_is_complete_and_predict_reapplies_it(images, tmp_path, capsys):
     lr, hr = images
-    assert main(["train", str(lr), "--gt", str(hr), "--out", str(tmp_path / "out"), *TINY, *GRADUAL]) == 0
+    assert main(["train", str(lr), "--gt", str(hr), "--out", str(tmp_path / "out"), *TINY, *GRADUAL,
+                 "gt_test_every=20"]) == 0
     assert "MLflow run" in capsys.readouterr().out
     client = store()
     run = only_run(client)
@@ -79,24 +81,29 @@ def test_train_run_is_complete_and_predict_reapplies_it(images, tmp_path, capsys
     assert run.info.status == "FINISHED"
 
     # One loss and learning rate per iteration, numbered globally across the two scale steps.
-    assert metrics["iterations"] == 60
-    assert steps_of(client, run_id, "loss") == list(range(60))
-    assert steps_of(client, run_id, "learning_rate") == list(range(60))
-    tests = [0, 10, 20, 30, 40, 50]
-    for key in ("reconstruction_error", "psnr", "ssim", "true_error", "bicubic_psnr", "bicubic_ssim"):
-        assert steps_of(client, run_id, key) == tests, key
-    assert steps_of(client, run_id, "scale_step") == [0, 30]
-    assert steps_of(client, run_id, "step_psnr") == [0, 1]
+    assert metrics["final/iterations"] == 60
+    assert steps_of(client, run_id, "train/loss") == list(range(60))
+    assert steps_of(client, run_id, "train/learning_rate") == list(range(60))
+    assert steps_of(client, run_id, "test/reconstruction_error") == [0, 10, 20, 30, 40, 50]
+    # Ground-truth scores every gt_test_every iterations of each scale step.
+    for key in ("gt/psnr", "gt/ssim", "gt/true_error"):
+        assert steps_of(client, run_id, key) == [0, 20, 30, 50], key
+    assert steps_of(client, run_id, "train/scale_step") == [0, 30]
+    for key in ("step/psnr", "step/bicubic_psnr", "step/iterations"):
+        assert steps_of(client, run_id, key) == [0, 1], key
+    # Every metric name is grouped by a prefix the MLflow UI groups charts by.
+    assert {key.split("/")[0] for key in metrics} == {"final", "run", "gt", "step", "test", "train"}
 
     # Final metrics agree with the written image scored by the evaluation protocol.
     sr = read_image(tmp_path / "out/lr_x2_zssr.png")[0]
-    assert metrics["final_psnr"] == pytest.approx(evaluate(sr, read_image(hr)[0], 2)["psnr"], abs=1e-6)
-    assert metrics["final_psnr_gain"] == pytest.approx(metrics["final_psnr"] - metrics["final_bicubic_psnr"])
-    for key in ("final_ssim", "final_bicubic_ssim", "train_seconds", "test_seconds", "iterations_per_second",
-                "learning_rate_drops"):
+    assert metrics["final/psnr"] == pytest.approx(evaluate(sr, read_image(hr)[0], 2)["psnr"], abs=1e-6)
+    assert metrics["final/psnr_gain"] == pytest.approx(metrics["final/psnr"] - metrics["final/bicubic_psnr"])
+    assert metrics["final/reconstruction_error"] == client.get_metric_history(run_id, "test/reconstruction_error")[-1].value
+    for key in ("final/ssim", "final/bicubic_ssim", "run/train_seconds", "run/test_seconds",
+                "run/iterations_per_second", "run/learning_rate_drops"):
         assert key in metrics, key
 
-    config = load_config(overrides=TINY + GRADUAL)
+    config = load_config(overrides=TINY + GRADUAL + ["gt_test_every=20"])
     assert set(config.flat()) <= set(params)
     assert params["model.depth"] == "3" and params["scale.scale_factors"] == "[[1.5, 1.5], [2.0, 2.0]]"
     assert params["image.sha256"] == hashlib.sha256(lr.read_bytes()).hexdigest()
@@ -106,7 +113,7 @@ def test_train_run_is_complete_and_predict_reapplies_it(images, tmp_path, capsys
     assert run.data.tags["image"] == "lr" and run.data.tags["scale"] == "x2" and run.data.tags["has_gt"] == "true"
 
     assert artifact_paths(client, run_id) >= {
-        "config.yaml", "inputs/lr.png", "inputs/hr.png", "outputs/lr_x2_zssr.png", "outputs/lr_x2_bicubic.png",
+        "config.yaml", "inputs/image_lr.png", "inputs/gt_hr.png", "outputs/lr_x2_zssr.png", "outputs/lr_x2_bicubic.png",
         "outputs/step_0_x1.5x1.5.png", "figures/training_curves.png", "figures/crops.png",
         "model/step_0.keras", "model/step_1.keras"}
 
@@ -132,8 +139,10 @@ def test_interrupted_run_ends_with_its_status_and_keeps_its_curve(images, tmp_pa
     client = store()
     logged = client.get_run(run.run_id)
     assert logged.info.status == status == run.status
-    assert steps_of(client, run.run_id, "loss") == list(range(25))
-    assert artifact_paths(client, run.run_id) >= {"config.yaml", "inputs/lr.png", "figures/training_curves.png"}
+    assert steps_of(client, run.run_id, "train/loss") == list(range(25))
+    assert artifact_paths(client, run.run_id) >= {"config.yaml", "inputs/image_lr.png", "figures/training_curves.png"}
+    assert not any(key.startswith("system/") for key in logged.data.metrics)  # system_metrics=false
+    assert logged.outputs is None or not logged.outputs.model_outputs  # no model for an unfinished run
     assert (run.folder / "figures/training_curves.png").is_file()
     assert type(error).__name__ in logged.data.tags["error"]
     if status == "FAILED":
@@ -209,8 +218,8 @@ def test_two_processes_on_one_fresh_sqlite_store_lose_no_metric(images, tmp_path
     client = store()
     for run_id in run_ids:
         assert client.get_run(run_id).info.status == "FINISHED"
-        assert steps_of(client, run_id, "loss") == list(range(3000))
-        assert steps_of(client, run_id, "learning_rate") == list(range(3000))
+        assert steps_of(client, run_id, "train/loss") == list(range(3000))
+        assert steps_of(client, run_id, "train/learning_rate") == list(range(3000))
 
 
 def test_log_params_batches_and_truncates():
@@ -253,7 +262,7 @@ def test_a_real_server_receives_the_run_and_a_lost_server_loses_nothing(images, 
         runs = _rest(uri, "runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
         assert len(runs) == 1 and runs[0]["info"]["status"] == "FINISHED"
         run_id = runs[0]["info"]["run_id"]
-        history = _rest(uri, f"metrics/get-history?run_id={run_id}&metric_key=loss&max_results=1000")["metrics"]
+        history = _rest(uri, f"metrics/get-history?run_id={run_id}&metric_key=train%2Floss&max_results=1000")["metrics"]
         assert sorted(m["step"] for m in history) == list(range(30))
         files = _rest(uri, f"artifacts/list?run_id={run_id}&path=model")["files"]
         assert [f["path"] for f in files] == ["model/step_0.keras"]
@@ -270,8 +279,8 @@ def test_a_real_server_receives_the_run_and_a_lost_server_loses_nothing(images, 
                     server.wait(timeout=60)
 
         monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        monkeypatch.setattr(tracking, "RETRY_DELAYS_S", (0.1,))
-        monkeypatch.setattr(tracking, "FLUSH_AT_VALUES", 10)
+        monkeypatch.setattr(tracking.buffer, "RETRY_DELAYS_S", (0.1,))
+        monkeypatch.setattr(tracking.buffer, "FLUSH_AT_VALUES", 10)
         config = load_config(overrides=TINY + [f"tracking_uri={uri}", "experiment_name=lost"])
         image, alpha, info = read_image(lr)
         with warnings.catch_warnings(record=True) as caught:
@@ -284,11 +293,11 @@ def test_a_real_server_receives_the_run_and_a_lost_server_loses_nothing(images, 
         assert any("zssr upload-metrics" in str(w.message) for w in caught)
         spilled = [json.loads(line) for line in run.buffer.spill_path.read_text().splitlines()]
         stored = MlflowClient(f"sqlite:///{db}")  # the dead server's own store
-        sent_steps = set(steps_of(stored, run.run_id, "loss"))
-        spilled_steps = {r["step"] for r in spilled if r["key"] == "loss"}
+        sent_steps = set(steps_of(stored, run.run_id, "train/loss"))
+        spilled_steps = {r["step"] for r in spilled if r["key"] == "train/loss"}
         assert sent_steps and spilled_steps and sent_steps | spilled_steps == set(range(30))
         tracking.upload_metrics(run.buffer.spill_path, f"sqlite:///{db}")
-        assert steps_of(stored, run.run_id, "loss") == list(range(30))
+        assert steps_of(stored, run.run_id, "train/loss") == list(range(30))
     finally:
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGTERM)
@@ -318,7 +327,7 @@ def _rest(uri: str, endpoint: str, body: dict | None = None) -> dict:
 
 
 def test_figure_helpers_find_drops_and_detail():
-    from zssr_tf.plots import detail_window, learning_rate_drops
+    from zssr_tf.tracking.plots import detail_window, learning_rate_drops
 
     # A drop is counted at the last iteration of the old rate; a reset at a new scale step is not one.
     rates = [(0, 1e-3), (1, 1e-3), (2, 1e-4), (3, 1e-3), (4, 1e-4)]

@@ -89,3 +89,46 @@ def test_kernel_symmetries_reach_fathers_and_ensemble(capsys, kernel, father_tra
     off = load_config("given_kernel", TINY + ["kernel_symmetry=false"])
     ZSSR(off, verbose=True).run(smooth_image(24, 24), kernels=[kernel])
     assert "father transforms [0], self-ensemble [0]" in capsys.readouterr().out
+def test_cosine_schedule_stops_once_the_rate_falls_below_the_minimum():
+    config = load_config(overrides=[*TINY, "learning_rate_schedule=cosine", "max_iters=40", "run_test_every=10",
+                                    "learning_rate_slope_range=20"])
+    result = ZSSR(config, verbose=False).run(smooth_image(24, 24))
+    # 1e-3 * (1 + cos(pi * k / 40)) / 2 is first below 9e-6 at k = 38: iterations 0..38 run.
+    assert result.iterations == 39
+    assert result.steps[0].learning_rate_drops == []
+    assert [i for i, _ in result.steps[0].reconstruction_errors] == [0, 10, 20, 30]
+
+
+@pytest.mark.parametrize("what", ["image", "gt", "kernel"])
+def test_non_finite_inputs_are_refused_before_training(what):
+    image, gt, kernel = smooth_image(16, 16), smooth_image(32, 32), gaussian_kernel(9, 1.0)
+    {"image": image, "gt": gt, "kernel": kernel}[what][3, 4] = np.nan
+    zssr = ZSSR(load_config("given_kernel", TINY), verbose=False)
+    with pytest.raises(ZSSRError, match="NaN or infinite"):
+        zssr.run(image, gt=gt, kernels=[kernel])
+    assert zssr.model is None  # refused before any network was built
+
+
+def test_non_finite_final_test_output_is_an_error(monkeypatch):
+    import zssr_tf.trainer as trainer
+
+    monkeypatch.setattr(trainer, "final_test", lambda *args: np.full((32, 32, 3), np.nan, np.float32))
+    with pytest.raises(ZSSRError, match="final test .* NaN or infinite pixels, so there is no result"):
+        ZSSR(load_config(overrides=TINY), verbose=False).run(smooth_image(16, 16))
+
+
+def test_far_out_learning_rate_warns():
+    from zssr_tf.errors import ZSSRWarning
+
+    with pytest.warns(ZSSRWarning, match=r"learning_rate=0.5 is far outside .*1e-05 to 0.01"):
+        ZSSR(load_config(overrides=TINY + ["learning_rate=0.5", "max_iters=1"]), verbose=False).run(smooth_image(16, 16))
+
+
+def test_networks_with_nan_weights_give_an_error_not_an_image():
+    from zssr_tf.model import build_zssr_net
+    from zssr_tf.trainer import super_resolve_with_networks
+
+    network = build_zssr_net(3, 8, 3)
+    network.set_weights([np.full_like(w, np.nan) for w in network.get_weights()])
+    with pytest.raises(ZSSRError, match="NaN or infinite pixels, so there is no result"):
+        super_resolve_with_networks(load_config(overrides=TINY), [network], [None], smooth_image(16, 16))

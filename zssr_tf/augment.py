@@ -33,6 +33,8 @@ class FatherSampler:
     scale_diff_sigma: float = 0.25
     shear_sigma: float = 0.1
     allow_rotation: bool = True
+    min_father_side: int = 0
+    scale_distribution: str = "uniform"
     kernel_symmetries: tuple[int, ...] = (0,)
     kernel_isotropic: bool = False
 
@@ -46,6 +48,11 @@ class FatherSampler:
 
         `sources[i]` is the input upscaled by `base_scales[i]` (1.0 for the input itself, then
         the outputs of earlier gradual steps, in increasing scale).
+
+        `min_father_side` (pixels, 0 = off) raises the smallest drawn scale so that the input
+        downscaled to it keeps a short side of at least that many pixels (the input's own size
+        when it is smaller); `scale_distribution` "area" draws scales with density
+        proportional to scale^2, i.e. to the father's area, as ZSRGAN does (Lee et al. 2021).
         """
         chooser = rng.random()
         if chooser < self.leave_as_is_probability:
@@ -53,18 +60,33 @@ class FatherSampler:
         if chooser < self.leave_as_is_probability + self.no_interpolate_probability:
             # As in the paper's code, the drawn scale only picks the source here; the crop is
             # taken at the source's own resolution. With one source there is nothing to pick.
-            source = sources[self._draw_scale(base_scales, rng)[0]] if len(sources) > 1 else sources[0]
+            short_side = min(sources[0].shape[:2])
+            source = sources[self._draw_scale(base_scales, rng, short_side)[0]] if len(sources) > 1 else sources[0]
             father = random_crop(source, self.crop_size, rng)
             transforms = self.dihedral_transforms
             return dihedral(father, transforms[int(rng.integers(len(transforms)))]) if len(transforms) > 1 else father
-        index, scale = self._draw_scale(base_scales, rng)
+        index, scale = self._draw_scale(base_scales, rng, min(sources[0].shape[:2]))
         return self._affine(sources[index], scale / base_scales[index], rng)
 
-    def _draw_scale(self, base_scales: list[float], rng: np.random.Generator) -> tuple[int, float]:
+    def _draw_scale(self, base_scales: list[float], rng: np.random.Generator,
+                    short_side: int = 0) -> tuple[int, float]:
         """A scale in [min_scale, largest source scale] and the index of the smallest source at
         least that large, so that larger (better) fathers are favoured."""
-        scale = self.min_scale + rng.random() * max(base_scales[-1] - self.min_scale, 0.0)
+        low, high = self._min_scale_for(base_scales, short_side), base_scales[-1]
+        if self.scale_distribution == "area":
+            # Inverse CDF of the density 3 s^2 / (high^3 - low^3) on [low, high].
+            scale = (low**3 + rng.random() * max(high**3 - low**3, 0.0)) ** (1 / 3)
+        else:
+            scale = low + rng.random() * max(high - low, 0.0)
         return next(i for i, s in enumerate(base_scales) if s > scale - 1e-6), scale
+
+    def _min_scale_for(self, base_scales: list[float], short_side: int) -> float:
+        """The smallest scale to draw: min_scale, raised by min_father_side for an input whose
+        short side is `short_side` pixels (never above the largest source scale)."""
+        if not self.min_father_side or not short_side:
+            return self.min_scale
+        # Half a pixel of margin so that int(scale * short side) never rounds below the limit.
+        return max(self.min_scale, min(base_scales[-1], (self.min_father_side + 0.5) / short_side))
 
     def _affine(self, image: np.ndarray, scale: float, rng: np.random.Generator) -> np.ndarray:
         scale_diff = rng.normal() * self.scale_diff_sigma
@@ -116,6 +138,16 @@ def dihedral(image: np.ndarray, k: int) -> np.ndarray:
     """Transform k in 0..7 of the dihedral group: rotate by 90*k degrees, mirrored when k >= 4."""
     rotated = np.rot90(image, k % 4)
     return np.fliplr(rotated) if k >= 4 else rotated
+
+
+def dihedral_variants(image: np.ndarray) -> np.ndarray:
+    """The 8 distinct dihedral transforms of a square `image` (s, s, C), stacked as (8, s, s, C)
+    in the order of `dihedral`'s k. ZSRGAN trains on such a batch of one father/son pair (its
+    reference code repeats the 4 reflections to make 12; the 8 distinct ones carry the same
+    information)."""
+    if image.shape[0] != image.shape[1]:
+        raise ValueError(f"dihedral_variants needs a square image to stack, got {image.shape[:2]}")
+    return np.stack([dihedral(image, k) for k in range(8)])
 
 
 def undo_dihedral(image: np.ndarray, k: int) -> np.ndarray:

@@ -3,18 +3,26 @@ the slope/std learning-rate policy, stopping at the minimum learning rate, and p
 
 They share the batch `logs` dict: `IterationLogs` adds `iteration` (global across scale steps)
 and `learning_rate`, `ReconstructionTest` adds `reconstruction_error` on test iterations, and
-later callbacks read them. Order them as `training_callbacks` does.
+later callbacks read them; `NonFiniteCheck` stops training at the first NaN/inf among them.
+Order them as `trainer.ZSSR._run_step` does.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 import warnings
-from typing import Callable
+from typing import Callable, Sequence
 
 import keras
 import numpy as np
+from tqdm import tqdm
+
+from zssr_tf.checks import LEARNING_RATE_RANGE
+from zssr_tf.errors import ZSSRError
+
+from zssr_tf.config import RECONSTRUCTION_TEST_MODES
 
 
 class IterationLogs(keras.callbacks.Callback):
@@ -41,23 +49,100 @@ class IterationLogs(keras.callbacks.Callback):
 class ReconstructionTest(keras.callbacks.Callback):
     """Every `run_test_every` iterations (from 0), the MSE between the LR input `I` and the
     network's output on `interpolated_son` (I downscaled by sf, upscaled back): the only error
-    measurable without ground truth. Adds `reconstruction_error` to the logs.
+    measurable without ground truth. Adds `reconstruction_error` to the logs and keeps the
+    tested iterations and errors of the current `fit` in `iterations` and `errors`.
 
-    `predict` maps a [1, h, w, C] float32 array to the network output of the same shape.
+    `predict` maps a [1, h, w, C] float32 array to the network output of the same shape; pass
+    a tiled one (`ensemble.tiled_predict_for`) so memory stays bounded on large images.
+    `windows` (from `reconstruction_windows`) restricts the error to those (top, left, height,
+    width) boxes of `I`, each run with `margin` pixels of context per side (the network's
+    receptive-field radius, so every scored pixel sees what it would see in the whole image);
+    None scores the whole image.
     """
 
     def __init__(self, predict: Callable[[np.ndarray], np.ndarray], lr_image: np.ndarray,
-                 interpolated_son: np.ndarray, run_test_every: int = 50):
+                 interpolated_son: np.ndarray, run_test_every: int = 50,
+                 windows: Sequence[tuple[int, int, int, int]] | None = None, margin: int = 0):
         super().__init__()
         self.predict = predict
         self.lr_image = lr_image
         self.interpolated_son = interpolated_son
         self.run_test_every = run_test_every
+        self.windows = windows
+        self.margin = margin
+
+    def on_train_begin(self, logs=None):
+        self.iterations: list[int] = []
+        self.errors: list[float] = []
 
     def on_train_batch_end(self, batch, logs=None):
         if batch % self.run_test_every == 0 and logs is not None:
+            logs["reconstruction_error"] = self.error()
+            self.iterations.append(batch)
+            self.errors.append(logs["reconstruction_error"])
+
+    def error(self) -> float:
+        """The reconstruction MSE now (float, image values in [0, 1])."""
+        if self.windows is None:
             output = np.clip(self.predict(self.interpolated_son[None])[0], 0, 1)
-            logs["reconstruction_error"] = float(np.mean(np.square(output - self.lr_image)))
+            return float(np.mean(np.square(output - self.lr_image)))
+        height, width = self.lr_image.shape[:2]
+        total, count = 0.0, 0
+        for top, left, h, w in self.windows:
+            y0, x0 = max(top - self.margin, 0), max(left - self.margin, 0)
+            y1, x1 = min(top + h + self.margin, height), min(left + w + self.margin, width)
+            output = self.predict(self.interpolated_son[None, y0:y1, x0:x1])[0]
+            output = np.clip(output[top - y0:top - y0 + h, left - x0:left - x0 + w], 0, 1)
+            total += float(np.sum(np.square(output - self.lr_image[top:top + h, left:left + w])))
+            count += output.size
+        return total / count
+
+
+def reconstruction_windows(shape: tuple[int, int], mode: str = "auto", pixels: int = 512 * 512,
+                           seed: int = 0) -> list[tuple[int, int, int, int]] | None:
+    """Where the reconstruction test scores an (h, w) image: None for the whole image, else a
+    fixed list of (top, left, height, width) crops.
+
+    `mode` "full": the whole image. "crops": square crops of side min(256, h, w, sqrt(pixels)),
+    as many as fit in `pixels` and the image's area, at positions drawn once from `seed` so every test scores the
+    same pixels and the learning-rate policy sees one comparable series. "auto": "full" when
+    h * w <= `pixels`, else "crops". Raises ValueError for another mode.
+    """
+    if mode not in RECONSTRUCTION_TEST_MODES:
+        raise ValueError(f"reconstruction test mode {mode!r} is not one of {RECONSTRUCTION_TEST_MODES}")
+    height, width = shape
+    if mode == "full" or (mode == "auto" and height * width <= pixels):
+        return None
+    side = min(256, height, width, math.isqrt(pixels))
+    count = max(1, min(pixels, height * width) // (side * side))
+    rng = np.random.default_rng((seed, 2))
+    return [(int(rng.integers(height - side + 1)), int(rng.integers(width - side + 1)), side, side)
+            for _ in range(count)]
+
+
+class NonFiniteCheck(keras.callbacks.Callback):
+    """Stops training at the first iteration whose loss or reconstruction error is NaN or
+    infinite (the idea of `keras.callbacks.TerminateOnNaN`), by raising ZSSRError naming the
+    iteration, the learning rate and the fix. Raising, rather than setting `stop_training`, keeps
+    later callbacks (learning-rate policy, tracking) from acting on the non-finite values; what
+    they logged before stays. Place it after `IterationLogs` and `ReconstructionTest`.
+    `iteration_offset` is the number of iterations run in earlier scale steps.
+    """
+
+    def __init__(self, iteration_offset: int = 0):
+        super().__init__()
+        self.iteration_offset = iteration_offset
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        for key, what in (("loss", "the loss"), ("reconstruction_error", "the network's reconstruction error")):
+            if key in logs and not np.isfinite(float(logs[key])):
+                rate = float(self.model.optimizer.learning_rate)
+                low, high = LEARNING_RATE_RANGE
+                raise ZSSRError(
+                    f"training diverged: {what} is {float(logs[key])} at iteration {self.iteration_offset + batch} "
+                    f"(learning rate {rate:g}); no result was saved. Lower train.learning_rate (ZSSR trains with "
+                    f"{low:g} to {high:g}, default 1e-3) or check the input image and kernel for extreme values")
 
 
 class LearningRatePolicy(keras.callbacks.Callback):
@@ -67,10 +152,13 @@ class LearningRatePolicy(keras.callbacks.Callback):
     than `min_iters` iterations passed since the last change, fit a line to the last
     `slope_range // run_test_every` reconstruction errors; with slope `a` and `s` the standard
     error of the slope, drop when `-change_ratio * a < s`. Iterations of drops are in `drops`.
+    `legacy_slope_std` estimates `s` as NumPy < 1.16 did (see `slope_and_std`), as the
+    official code ran.
     """
 
     def __init__(self, check_every: int = 60, min_iters: int = 256, slope_range: int = 256,
-                 run_test_every: int = 50, change_ratio: float = 1.5, verbose: bool = False):
+                 run_test_every: int = 50, change_ratio: float = 1.5, verbose: bool = False,
+                 legacy_slope_std: bool = False):
         super().__init__()
         self.check_every = check_every
         self.min_iters = min_iters
@@ -78,6 +166,7 @@ class LearningRatePolicy(keras.callbacks.Callback):
         self.run_test_every = run_test_every
         self.change_ratio = change_ratio
         self.verbose = verbose
+        self.legacy_slope_std = legacy_slope_std
         self._reset()
 
     def _reset(self):
@@ -104,7 +193,7 @@ class LearningRatePolicy(keras.callbacks.Callback):
                               f"available logs: {sorted(logs)}", stacklevel=2)
                 self._warned = True
             return
-        slope, std = slope_and_std(self.test_iterations[-n:], self.test_errors[-n:])
+        slope, std = slope_and_std(self.test_iterations[-n:], self.test_errors[-n:], self.legacy_slope_std)
         if -self.change_ratio * slope < std:
             optimizer = self.model.optimizer
             new_rate = float(optimizer.learning_rate) / 10
@@ -115,10 +204,68 @@ class LearningRatePolicy(keras.callbacks.Callback):
                 print(f"  iteration {batch}: slope {slope:.3g}, std {std:.3g} -> learning rate {new_rate:.1e}")
 
 
-def slope_and_std(x, y) -> tuple[float, float]:
-    """Least-squares line fit of y on x: (slope, standard error of the slope), as `np.polyfit(cov=True)`."""
-    (slope, _), cov = np.polyfit(np.asarray(x, float), np.asarray(y, float), 1, cov=True)
-    return float(slope), float(np.sqrt(max(cov[0, 0], 0.0)))
+class CosineLearningRate(keras.callbacks.Callback):
+    """A fixed schedule in place of `LearningRatePolicy`: the learning rate at iteration k of
+    a `total`-iteration step is initial * (1 + cos(pi * k / total)) / 2 (Loshchilov & Hutter,
+    SGDR, ICLR 2017, without restarts). It reaches the small rates the policy ends with in a
+    known number of iterations; `StopAtMinLearningRate` ends training once it falls below
+    the minimum, about 6% of `total` before the end with the defaults.
+    """
+
+    def __init__(self, initial: float = 1e-3, total: int = 1000):
+        super().__init__()
+        self.initial = initial
+        self.total = total
+        self.drops: list[int] = []  # a continuous decay has no drops (cf. `LearningRatePolicy.drops`)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        rate = self.initial * (1 + math.cos(math.pi * min(batch, self.total) / self.total)) / 2
+        self.model.optimizer.learning_rate.assign(rate)
+
+
+def slope_and_std(x, y, legacy: bool = False) -> tuple[float, float]:
+    """Least-squares line fit of y on x: (slope, standard error of the slope), as `np.polyfit(cov=True)`.
+
+    NumPy scales the fit's covariance by residuals / (n - 2) (n points, degree 1). Before NumPy
+    1.16 it divided by n - 4 instead; `legacy=True` reproduces that, as the
+    paper's code ran: with its 5-point fits the slope's variance is 3x larger, so the policy
+    drops the learning rate sooner. Needs n >= 3 points (n >= 5 when `legacy`); ValueError else.
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if legacy and x.size < 5:
+        raise ValueError(f"slope_and_std with legacy=True needs at least 5 points, got {x.size}")
+    (slope, _), cov = np.polyfit(x, y, 1, cov=True)
+    variance = cov[0, 0] * ((x.size - 2) / (x.size - 4) if legacy else 1.0)
+    return float(slope), float(np.sqrt(max(variance, 0.0)))
+
+
+class StepLearningRate(keras.callbacks.Callback):
+    """The "step" learning-rate schedule: iteration k (0-based, within one `fit`) trains at the
+    starting rate times `factor ** (k // every)` (ZSRGAN, Lee et al. 2021: halved every 500).
+    Applies to `model.optimizer` and, when the model has one, `model.discriminator_optimizer`;
+    each starts from the rate it has when training begins. `drops` holds the last iteration
+    run at each old rate, as `LearningRatePolicy.drops` does."""
+
+    def __init__(self, every: int = 500, factor: float = 0.5):
+        super().__init__()
+        self.every = every
+        self.factor = factor
+        self._initial: list[tuple[object, float]] = []
+        self.drops: list[int] = []
+
+    def _optimizers(self):
+        return [o for o in (self.model.optimizer, getattr(self.model, "discriminator_optimizer", None)) if o is not None]
+
+    def on_train_begin(self, logs=None):
+        self._initial = [(o, float(o.learning_rate)) for o in self._optimizers()]
+        self.drops = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch % self.every == 0:
+            if batch and self.factor < 1:
+                self.drops.append(batch - 1)
+            for optimizer, rate in self._initial:
+                optimizer.learning_rate.assign(rate * self.factor ** (batch // self.every))
 
 
 class StopAtMinLearningRate(keras.callbacks.Callback):
@@ -140,36 +287,81 @@ class StopAtMinLearningRate(keras.callbacks.Callback):
 
 
 class ProgressLogger(keras.callbacks.Callback):
-    """A progress line every `every` iterations: step, iteration, loss, learning rate,
-    reconstruction error and speed. One line per update, so logs of non-interactive runs stay
-    readable; `every=0` prints nothing."""
+    """Progress of a scale step: iteration, loss, learning rate, the latest reconstruction error
+    and, when a callback before this one puts `psnr` into the logs (tracking does with a ground
+    truth), the latest PSNR in dB; then the speed, the elapsed time and an ETA. The ETA assumes the
+    current iteration rate runs on to `max_iters`: the learning-rate policy may stop sooner, so it
+    is an upper bound ("ETA <=").
 
-    def __init__(self, every: int = 50, label: str = "", max_iters: int | None = None, stream=None):
+    `bar`: a tqdm progress bar on `stream`, refreshed every iteration, with the values above as its
+    postfix (updated every `every` iterations); default: when `stream` is a terminal. Without a
+    bar, one line every `every` iterations, so logs of non-interactive runs stay readable.
+    `every=0` shows nothing.
+    """
+
+    def __init__(self, every: int = 50, label: str = "", max_iters: int | None = None, stream=None,
+                 bar: bool | None = None):
         super().__init__()
         self.every = every
         self.label = label
         self.max_iters = max_iters
         self.stream = stream
+        self.bar = bar
+        self._reset()
+
+    def _reset(self):
         self._last_error: float | None = None
-        self._start = 0.0
+        self._last_psnr: float | None = None
+        self._start = time.perf_counter()
+        self._tqdm = None
 
     def on_train_begin(self, logs=None):
-        self._start = time.perf_counter()
-        self._last_error = None
+        self._reset()
+        stream = self.stream or sys.stdout
+        bar = self.bar if self.bar is not None else _is_terminal(stream)
+        if self.every and bar:
+            self._tqdm = tqdm(total=self.max_iters, desc=self.label.strip(), file=stream, unit="it",
+                              dynamic_ncols=True, bar_format="{desc} {bar} {n_fmt}/{total_fmt} [{elapsed}<{remaining}]{postfix}")
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
         if "reconstruction_error" in logs:
             self._last_error = logs["reconstruction_error"]
-        if not self.every or batch % self.every:
+        if "psnr" in logs:
+            self._last_psnr = logs["psnr"]
+        if not self.every:
+            return
+        if self._tqdm is not None:
+            self._tqdm.update(1)
+        if batch % self.every:
+            return
+        values = f"loss {logs.get('loss', float('nan')):.4f}  lr {logs.get('learning_rate', float('nan')):.0e}"
+        if self._last_error is not None:
+            values += f"  rec.err {self._last_error:.3e}"
+        if self._last_psnr is not None:
+            values += f"  PSNR {self._last_psnr:.2f} dB"
+        if self._tqdm is not None:
+            self._tqdm.set_postfix_str(values, refresh=False)
             return
         elapsed = time.perf_counter() - self._start
         total = f"/{self.max_iters}" if self.max_iters else ""
-        error = f"  rec.err {self._last_error:.3e}" if self._last_error is not None else ""
-        speed = f"  {batch / elapsed:.1f} it/s" if batch and elapsed > 0 else ""
-        print(f"{self.label}iter {batch:5d}{total}  loss {logs.get('loss', float('nan')):.4f}  "
-              f"lr {logs.get('learning_rate', float('nan')):.0e}{error}{speed}",
-              file=self.stream or sys.stdout, flush=True)
+        timing = f"  elapsed {tqdm.format_interval(elapsed)}"
+        if batch and elapsed > 0:
+            rate = batch / elapsed
+            timing = f"  {rate:.1f} it/s" + timing
+            if self.max_iters:
+                timing += f"  ETA <= {tqdm.format_interval((self.max_iters - batch - 1) / rate)}"
+        print(f"{self.label}iter {batch:5d}{total}  {values}{timing}", file=self.stream or sys.stdout, flush=True)
+
+    def on_train_end(self, logs=None):
+        if self._tqdm is not None:
+            self._tqdm.close()
+            self._tqdm = None
+
+
+def _is_terminal(stream) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
 
 
 class ScaleStepCallback(keras.callbacks.Callback):

@@ -1,10 +1,15 @@
 """The `zssr` command.
 
-    zssr train IMAGE [--config YAML] [--gt GT] [--kernel FILE ...] [key=value ...]
-    zssr predict --run-id ID IMAGE [--out DIR]          re-apply a tracked run's networks
+    zssr train IMAGE [--config YAML] [--gt GT] [--kernel FILE ... | --estimate-kernel] [key=value ...]
+    zssr kernel IMAGE [--scale 2|4] [--out DIR] [--config YAML] [key=value ...]
+                                                        estimate the image's own downscaling kernel
+    zssr predict (--run-id ID | --model URI) IMAGE [--out DIR]   re-apply a tracked run's networks
     zssr upload-metrics FILE [--tracking-uri URI]       send metrics saved while the server was away
     zssr sweep FILE [--engine local|ray] [--workers N] [--address ADDR] [--out DIR] [--image GLOB]
                [--dry-run] [key=value ...]              a parameter sweep, one nested run per point
+
+TensorFlow's start-up messages are silenced unless `--verbose` is given or TF_CPP_MIN_LOG_LEVEL
+is set; warnings print as one `zssr: warning: ...` line.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from zssr_tf.errors import ZSSRError
@@ -31,16 +37,36 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--gt", help="ground-truth HR image: print PSNR/SSIM of ZSSR and bicubic")
     train.add_argument("--kernel", nargs="+", default=None, metavar="FILE",
                        help="downscaling kernel per scale step (.mat with variable Kernel, or .npy)")
+    train.add_argument("--estimate-kernel", action="store_true",
+                       help="estimate the image's own downscaling kernel first (KernelGAN), then run ZSSR with "
+                            "it; the same as kernel=estimate (the blind and blind_real presets set it)")
     train.add_argument("--out", default=None, help="output folder (default: run.output_dir)")
     train.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    train.add_argument("--verbose", action="store_true", help="show TensorFlow's own log messages")
+    kernel = commands.add_parser("kernel", help="estimate an image's own downscaling kernel (KernelGAN)",
+                                 description="Estimate the x2 downscaling kernel of IMAGE from the image itself "
+                                             "(KernelGAN, NeurIPS 2019) and write <name>_kernel_x2.npy/.mat/.png "
+                                             "(with --scale 4 also the analytic x4 kernel). Settings: the "
+                                             "kernel_estimation section of --config and key=value overrides.")
+    kernel.add_argument("inputs", nargs="*", metavar="IMAGE [key=value ...]",
+                        help="input image, then overrides such as estimation_iters=1500 or estimation_shave=0")
+    kernel.add_argument("--scale", type=int, choices=(2, 4), default=2, help="2: the x2 kernel; 4: also the x4 kernel")
+    kernel.add_argument("--config", help="YAML config file or preset name (its kernel_estimation section is used)")
+    kernel.add_argument("--out", default=None, help="output folder (default: run.output_dir)")
+    kernel.add_argument("--verbose", action="store_true", help="show TensorFlow's own log messages")
     predict = commands.add_parser("predict", help="super-resolve an image with the networks of a tracked run",
                                   description="Re-apply the networks an MLflow run of `zssr train` saved (no "
                                               "training): self-ensemble and back-projection with the run's config.")
     predict.add_argument("image", help="input image")
-    predict.add_argument("--run-id", required=True, help="MLflow run id (printed by zssr train, shown in the UI)")
+    source = predict.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run-id", help="MLflow run id (printed by zssr train, shown in the UI)")
+    source.add_argument("--model", metavar="URI",
+                        help="an MLflow model logged by zssr train: models:/NAME/VERSION (registered with "
+                             "run.register_model), models:/<model id> or runs:/<run id>/zssr")
     predict.add_argument("--out", default=None, help="output folder (default: the run's run.output_dir)")
     predict.add_argument("--tracking-uri", default=None,
                          help="MLflow store of the run (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)")
+    predict.add_argument("--verbose", action="store_true", help="show TensorFlow's own log messages")
     upload = commands.add_parser("upload-metrics", help="send metrics saved to a file while the server was away",
                                  description="Send the metric values zssr train saved to FILE (JSON lines) "
                                              "because the tracking server failed, to their run.")
@@ -67,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--image", action="append", default=None, metavar="PATH_OR_GLOB",
                        help="run on these images instead of the file's (repeat for several)")
     sweep.add_argument("--dry-run", action="store_true", help="print the runs the sweep expands to and exit")
+    sweep.add_argument("--verbose", action="store_true", help="show TensorFlow's own log messages")
     return parser
 
 
@@ -75,20 +102,22 @@ def main(argv: list[str] | None = None) -> int:
     # Overrides may come after options (zssr train a.png --out o noise_std=0.1): argparse
     # leaves those positionals over, so collect them here.
     args, extras = parser.parse_known_args(argv)
-    unknown = [e for e in extras if e.startswith("-")] if args.command in ("train", "sweep") else extras
+    unknown = [e for e in extras if e.startswith("-")] if args.command in ("train", "kernel", "sweep") else extras
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command == "sweep":
         args.overrides += extras
-    if args.command == "train":
+    if args.command in ("train", "kernel"):
         positionals = args.inputs + extras
         args.overrides = [p for p in positionals if "=" in p and not Path(p).exists()]
         images = [p for p in positionals if p not in args.overrides]
         if len(images) > 1:
             parser.error(f"one input image at a time, got {images}; overrides take the form key=value")
         args.image = images[0] if images else None
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    command = {"train": train, "predict": predict, "upload-metrics": upload_metrics, "sweep": sweep}[args.command]
+    args.quiet = quiet_tensorflow(getattr(args, "verbose", False))
+    default_formatwarning, warnings.formatwarning = warnings.formatwarning, _one_line_warning
+    command = {"train": train, "kernel": kernel, "predict": predict, "upload-metrics": upload_metrics,
+               "sweep": sweep}[args.command]
     try:
         return command(args)
     except ZSSRError as err:
@@ -97,47 +126,122 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("zssr: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = default_formatwarning
 
 
 def train(args: argparse.Namespace) -> int:
     import yaml
 
+    from zssr_tf.checks import check_inputs
     from zssr_tf.config import load_config
     from zssr_tf.image_io import read_image
     from zssr_tf.kernels import load_kernel
 
-    config = load_config(args.config, args.overrides)
+    config = load_config(args.config, args.overrides + (["kernel=estimate"] if args.estimate_kernel else []))
     if args.print_config:
         print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
         return 0
+    blind = config.kernel_estimation.kernel == "estimate"
+    if blind and args.kernel:
+        raise ZSSRError("--kernel gives the kernel and kernel=estimate (--estimate-kernel, --config blind) estimates "
+                        "it: use one of them")
     image_path = _input_path(args)
     image, alpha, info = read_image(image_path)
     gt = read_image(args.gt)[0] if args.gt else None
     kernels = [load_kernel(k) for k in args.kernel] if args.kernel else None
+    # Every check that needs no training, before TensorFlow is even imported.
+    check_inputs(config, image, gt, kernels, names={"image": f"the image {image_path}", "gt": f"the ground truth {args.gt}"})
 
-    from zssr_tf.pipeline import super_resolve_file  # imports TensorFlow: after the cheap checks
+    load_tensorflow(args.quiet)  # after the cheap checks
+    from zssr_tf.pipeline import blind_step_factors, estimate_blind_kernels, estimation_progress, super_resolve_file
     from zssr_tf.tracking import tracked_run
 
+    if blind:
+        blind_step_factors(config)  # unsupported scale steps fail before the estimation
     out_dir = Path(args.out or config.run.output_dir)
-    with tracked_run(config, info, out_dir, gt_path=args.gt, kernel_paths=args.kernel or (),
-                     tags={"config": Path(args.config).stem if args.config else "default"}) as run:
+    tags = {"config": Path(args.config).stem if args.config else "default"}
+    if blind:
+        tags["kernel"] = f"estimated ({config.kernel_estimation.method})"
+    with tracked_run(config, info, out_dir, gt_path=args.gt, kernel_paths=args.kernel or (), tags=tags,
+                     overrides=args.overrides) as run:
+        estimate = None
+        if blind:
+            from zssr_tf.tracking.kernel_estimation import KernelEstimationLogger
+
+            logger = KernelEstimationLogger(run)
+            progress = estimation_progress(config.run.progress_every, config.kernel_estimation.estimation_iters)
+
+            def report(iteration: int, values: dict) -> None:
+                progress(iteration, values)
+                logger(iteration, values)
+
+            estimate = estimate_blind_kernels(config, image, report)
+            kernels = estimate.per_step
+            kernel_paths = _write_estimated_kernels(estimate, out_dir, Path(info.path).stem)
+            logger.log_result(estimate.history, kernel_paths)
         outcome = super_resolve_file(config, image, alpha, info, out_dir, gt=gt, kernels=kernels,
                                      callbacks=[run.callback])
         run.log_outcome(outcome, gt)
+    if estimate is not None:
+        print(f"estimated kernel in {estimate.history.seconds:.1f} s: {', '.join(map(str, kernel_paths))}")
     print(f"saved {outcome.sr_path} ({outcome.result.sr.shape[1]}x{outcome.result.sr.shape[0]}) "
           f"and {outcome.bicubic_path}")
     if outcome.metrics:
         z, b = outcome.metrics["zssr"], outcome.metrics["bicubic"]
         print(f"PSNR-Y  zssr {z['psnr']:.2f} dB   bicubic {b['psnr']:.2f} dB   gain {z['psnr'] - b['psnr']:+.2f} dB")
         print(f"SSIM-Y  zssr {z['ssim']:.4f}     bicubic {b['ssim']:.4f}")
-    print(f"MLflow run {run.run_id} in {run.tracking_uri}; view it: {run.ui_hint()}")
+        if "psnr_16bit" in z:  # 16-bit data, compared at its own depth
+            print(f"PSNR 16-bit  zssr {z['psnr_16bit']:.2f} dB   bicubic {b['psnr_16bit']:.2f} dB   "
+                  f"gain {z['psnr_16bit'] - b['psnr_16bit']:+.2f} dB")
+    print(f"MLflow run {run.run_id} ({run.run_name()}) in {run.tracking_uri}")
+    if run.model_info is not None:
+        registered = run.model_info.registered_model_version
+        print(f"MLflow model {run.model_info.model_uri}" + (
+            f", registered as models:/{config.run.register_model}/{registered}" if registered else ""))
+    print(f"view it: {run.ui_hint()}")
     return 0
 
 
-def predict(args: argparse.Namespace) -> int:
-    from zssr_tf.predict import predict_from_run
+def kernel(args: argparse.Namespace) -> int:
+    from zssr_tf.config import load_config
+    from zssr_tf.image_io import read_image
 
-    sr_path = predict_from_run(args.run_id, args.image, args.out, args.tracking_uri)
+    scale = [[2.0, 2.0], [4.0, 4.0]] if args.scale == 4 else [[2.0, 2.0]]
+    config = load_config(args.config, args.overrides + ["kernel=estimate", f"scale_factors={scale}", "base_change_sfs=[]"])
+    image, _, info = read_image(_input_path(args))
+
+    load_tensorflow(args.quiet)
+    from zssr_tf.pipeline import estimate_blind_kernels, estimation_progress
+
+    estimate = estimate_blind_kernels(config, image, estimation_progress(
+        config.run.progress_every, config.kernel_estimation.estimation_iters))
+    paths = _write_estimated_kernels(estimate, Path(args.out or config.run.output_dir), Path(info.path).stem)
+    history = estimate.history
+    print(f"estimated the kernel of {info.path} in {history.seconds:.1f} s ({history.iterations} iterations, "
+          f"{history.ms_per_iteration:.0f} ms each); wrote {', '.join(map(str, paths))}")
+    return 0
+
+
+def _write_estimated_kernels(estimate, out_dir: Path, stem: str) -> list[Path]:
+    """`<stem>_kernel_x2.{npy,mat,png}` (and `_x4` when there is one); the written paths."""
+    from zssr_tf.kernel_estimation.files import write_kernel_files
+
+    paths = []
+    for factor, kernel in ((2, estimate.kernel_x2), (4, estimate.kernel_x4)):
+        if kernel is not None:
+            paths += write_kernel_files(kernel, out_dir, f"{stem}_kernel_x{factor}").values()
+    return paths
+
+
+def predict(args: argparse.Namespace) -> int:
+    load_tensorflow(args.quiet)
+    from zssr_tf.predict import predict_from_model, predict_from_run
+
+    if args.model:
+        sr_path = predict_from_model(args.model, args.image, args.out, args.tracking_uri)
+    else:
+        sr_path = predict_from_run(args.run_id, args.image, args.out, args.tracking_uri)
     print(f"saved {sr_path}")
     return 0
 
@@ -158,12 +262,57 @@ def sweep(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(describe(plan), end="")
         return 0
+    load_tensorflow(args.quiet)  # the runner loads it (tracking): quietly, after the checks
     report = run_sweep(plan, engine=args.engine, workers=args.workers, address=args.address, out_dir=args.out)
     return 1 if report.failures else 0
 
 
+def quiet_tensorflow(verbose: bool) -> bool:
+    """Before TensorFlow loads: hide its C++ log (oneDNN notes, CPU features, the `E0000 ...
+    cuInit` error of a machine without a GPU; TF_CPP_MIN_LOG_LEVEL=3 keeps fatal errors only),
+    its Python loggers below ERROR, MLflow's below WARNING and MLflow's download bars, unless `verbose` or the user set
+    TF_CPP_MIN_LOG_LEVEL. Returns True when quiet (then `load_tensorflow` also hides the lines
+    TensorFlow's libraries print while loading)."""
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        return False
+    if verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        return False
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    import logging
+
+    for name in ("absl", "tensorflow", "h5py"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # also when MLflow is already loaded
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when MLflow loads
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    return True
+
+
+def load_tensorflow(quiet: bool) -> None:
+    """Import TensorFlow; when `quiet`, with the process's stderr (file descriptor 2) sent to
+    /dev/null meanwhile: its CUDA stub logs "Could not find cuda drivers" through absl before
+    TF_CPP_MIN_LOG_LEVEL applies. A failed import still raises (its traceback prints after)."""
+    if not quiet or "tensorflow" in sys.modules:
+        import tensorflow  # noqa: F401
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"zssr: warning: {message}\n"
+
+
 def _input_path(args: argparse.Namespace) -> str:
-    if args.demo:
+    if getattr(args, "demo", False):
         import skimage
 
         return str(Path(skimage.__file__).parent / "data" / "chelsea.png")

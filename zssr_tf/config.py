@@ -1,7 +1,7 @@
 """Typed, frozen configuration loaded from YAML plus `key=value` overrides, validated once.
 
-A config file has one mapping per section (`model`, `scale`, `augment`, `train`, `test`, `run`)
-whose keys keep the paper's names (`scale_factors`, `noise_std`, `crop_size`, ...). Every key
+A config file has one mapping per section (`model`, `scale`, `augment`, `train`, `loss`, `test`,
+`kernel_estimation`, `run`) whose keys keep the paper's names (`scale_factors`, `noise_std`, `crop_size`, ...). Every key
 can also be given without its section (`noise_std: 0.02`, `noise_std=0.02` on the command
 line) because key names are unique across sections. A file may start from another with
 `base: other.yaml` (a path relative to the file, or the name of a shipped preset).
@@ -12,18 +12,30 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import TYPE_CHECKING, Any, get_type_hints
 
 import yaml
 
 from zssr_tf.errors import ZSSRError
 
+if TYPE_CHECKING:
+    from zssr_tf.image_io import ImageInfo
+
 PRESETS_DIR = Path(__file__).resolve().parent / "configs"
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 RESIZE_METHODS = ("cubic", "linear", "lanczos2", "lanczos3", "box")
 KERNEL_ALIGNMENTS = ("block_centre", "direct")
+LEARNING_RATE_SCHEDULES = ("policy", "step", "cosine")
+RECONSTRUCTION_TEST_MODES = ("auto", "full", "crops")
+SCALE_DISTRIBUTIONS = ("uniform", "area")
+LOSS_MAPS = ("none", "gradient")
+KERNEL_SOURCES = ("given", "estimate")
+KERNEL_ESTIMATION_METHODS = ("kernelgan",)
+BICUBIC_TARGETS = ("channel_sum", "per_channel")
+ESTIMATION_PRECISIONS = ("float32", "mixed_bfloat16")
 
 ScalePair = tuple[float, float]
 
@@ -35,6 +47,7 @@ class ModelConfig:
     depth: int = 8
     width: int = 64
     init_variance: float = 0.1
+    input_noise_std: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -66,6 +79,9 @@ class AugmentConfig:
     augment_scale_diff_sigma: float = 0.25
     augment_shear_sigma: float = 0.1
     augment_allow_rotation: bool = True
+    augment_min_father_side: int = 0
+    augment_scale_distribution: str = "uniform"
+    augment_dihedral_batch: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,6 +89,10 @@ class TrainConfig:
     """Optimiser, learning-rate policy and stopping rule."""
 
     learning_rate: float = 1e-3
+    adam_beta_1: float = 0.9
+    learning_rate_schedule: str = "policy"
+    learning_rate_step_every: int = 500
+    learning_rate_step_factor: float = 0.5
     min_learning_rate: float = 9e-6
     max_iters: int = 3000
     min_iters: int = 256
@@ -80,8 +100,36 @@ class TrainConfig:
     learning_rate_policy_check_every: int = 60
     learning_rate_slope_range: int = 256
     run_test_every: int = 50
+    legacy_slope_std: bool = False
+    reconstruction_test: str = "auto"
+    reconstruction_test_pixels: int = 512 * 512
+    gt_test_every: int = 200
     precision: str = "auto"
     jit_compile: bool = False
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """The training loss: L1 plus, for ZSRGAN, adversarial and VGG16 perceptual terms; the
+    discriminator's settings; the weight files of the perceptual network and of the optional
+    LPIPS-like metric; the per-pixel weighting of L1 (`loss_map`). With both extra weights at 0
+    the training is plain ZSSR."""
+
+    l1_weight: float = 1.0
+    adversarial_weight: float = 0.0
+    perceptual_weight: float = 0.0
+    perceptual_weights: str = "imagenet"
+    discriminator_width: int = 64
+    discriminator_learning_rate: float = 1e-3
+    discriminator_beta_1: float = 0.5
+    lpips_vgg_weights: str | None = None
+    lpips_heads: str | None = None
+    loss_map: str = "none"
+
+    @property
+    def gan(self) -> bool:
+        """True when the training needs the GAN path (an adversarial or perceptual term)."""
+        return self.adversarial_weight > 0 or self.perceptual_weight > 0
 
 
 @dataclass(frozen=True)
@@ -96,6 +144,41 @@ class TestConfig:
 
 
 @dataclass(frozen=True)
+class KernelEstimationConfig:
+    """Blind SR: the image's own x2 downscaling kernel, estimated from the image before ZSSR
+    (KernelGAN, Bell-Kligler, Shocher & Irani, NeurIPS 2019; values are the paper code's)."""
+
+    kernel: str = "given"  # "given": downscale_method or --kernel files; "estimate": estimate first
+    method: str = "kernelgan"
+    estimation_iters: int = 3000
+    estimation_learning_rate: float = 2e-4
+    estimation_beta_1: float = 0.5
+    estimation_learning_rate_drop_every: int = 750
+    estimation_shave: int = 10
+    estimation_precision: str = "float32"
+    generator_structure: tuple[int, ...] = (7, 5, 3, 1, 1, 1)
+    generator_width: int = 64
+    generator_crop_size: int = 64
+    init_gain: float = 0.1
+    patch_discriminator_layers: int = 7
+    patch_discriminator_width: int = 64
+    patch_discriminator_kernel_size: int = 7
+    bicubic_target: str = "channel_sum"
+    bicubic_weight: float = 5.0
+    bicubic_min_weight: float = 5e-6
+    bicubic_similar_threshold: float = 0.4
+    bicubic_decay_every: int = 200
+    bicubic_decay_factor: float = 100.0
+    sum_to_one_weight: float = 0.5
+    boundaries_weight: float = 0.5
+    centralization_weight: float = 1.0
+    sparsity_weight: float = 5.0
+    d_noise_std: float = 1 / 255
+    accumulate_d_noise: bool = False
+    kernel_keep_taps: int = 40
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Where results go, how they are tracked, reproducibility and display."""
 
@@ -104,6 +187,9 @@ class RunConfig:
     experiment_name: str = "zssr"
     tracking_uri: str | None = None
     progress_every: int = 50
+    log_model: bool = True
+    register_model: str | None = None
+    system_metrics: bool = True
 
 
 @dataclass(frozen=True)
@@ -114,8 +200,15 @@ class Config:
     scale: ScaleConfig = field(default_factory=ScaleConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
     test: TestConfig = field(default_factory=TestConfig)
+    kernel_estimation: KernelEstimationConfig = field(default_factory=KernelEstimationConfig)
     run: RunConfig = field(default_factory=RunConfig)
+
+    @property
+    def method_name(self) -> str:
+        """"ZSRGAN" when the loss has an adversarial or perceptual term, else "ZSSR" (labels)."""
+        return "ZSRGAN" if self.loss.gan else "ZSSR"
 
     @property
     def back_projection_per_step(self) -> tuple[int, ...]:
@@ -191,10 +284,12 @@ def save_config(config: Config, path: str | Path) -> None:
 def validate(config: Config) -> None:
     """Range and consistency checks; raises ZSSRError with the key and the fix."""
     m, s, a, t, r = config.model, config.scale, config.augment, config.train, config.run
+    loss = config.loss
     checks = [
         (m.depth >= 2, "model.depth must be at least 2 (first and last conv layers)"),
         (m.width >= 1, "model.width must be at least 1"),
         (m.init_variance > 0, "model.init_variance must be > 0"),
+        (m.input_noise_std >= 0, "model.input_noise_std must be >= 0 (0 adds no noise to the network input)"),
         (len(s.scale_factors) >= 1, "scale.scale_factors needs at least one step, e.g. [[2.0, 2.0]]"),
         (s.downscale_method in RESIZE_METHODS, f"scale.downscale_method must be one of {RESIZE_METHODS}"),
         (s.upscale_method in RESIZE_METHODS, f"scale.upscale_method must be one of {RESIZE_METHODS}"),
@@ -209,7 +304,15 @@ def validate(config: Config) -> None:
         (0 < a.augment_min_scale <= 1, "augment.augment_min_scale must be in (0, 1]"),
         (a.augment_scale_diff_sigma >= 0, "augment.augment_scale_diff_sigma must be >= 0"),
         (a.augment_shear_sigma >= 0, "augment.augment_shear_sigma must be >= 0"),
+        (a.augment_min_father_side >= 0, "augment.augment_min_father_side must be >= 0 pixels (0 = no limit)"),
+        (a.augment_scale_distribution in SCALE_DISTRIBUTIONS,
+         f"augment.augment_scale_distribution is {a.augment_scale_distribution!r}; use one of {SCALE_DISTRIBUTIONS}"),
         (t.learning_rate > 0, "train.learning_rate must be > 0"),
+        (0 <= t.adam_beta_1 < 1, "train.adam_beta_1 must be in [0, 1)"),
+        (t.learning_rate_schedule in LEARNING_RATE_SCHEDULES,
+         f"train.learning_rate_schedule is {t.learning_rate_schedule!r}; use one of {LEARNING_RATE_SCHEDULES}"),
+        (t.learning_rate_step_every >= 1, "train.learning_rate_step_every must be >= 1 iteration"),
+        (0 < t.learning_rate_step_factor <= 1, "train.learning_rate_step_factor must be in (0, 1]"),
         (t.min_learning_rate >= 0, "train.min_learning_rate must be >= 0"),
         (t.max_iters >= 1, "train.max_iters must be >= 1"),
         (t.min_iters >= 0, "train.min_iters must be >= 0"),
@@ -218,13 +321,39 @@ def validate(config: Config) -> None:
         (t.run_test_every >= 1, "train.run_test_every must be >= 1"),
         (t.learning_rate_slope_range >= 2 * t.run_test_every,
          "train.learning_rate_slope_range must cover at least two tests (>= 2 * run_test_every)"),
+        (not t.legacy_slope_std or t.learning_rate_slope_range >= 5 * t.run_test_every,
+         "train.legacy_slope_std needs a line fit of at least 5 tests: "
+         "learning_rate_slope_range >= 5 * run_test_every"),
+        (t.reconstruction_test in RECONSTRUCTION_TEST_MODES,
+         f"train.reconstruction_test is {t.reconstruction_test!r}; use one of {RECONSTRUCTION_TEST_MODES}"),
+        (t.reconstruction_test_pixels >= 64 * 64,
+         "train.reconstruction_test_pixels must be at least 4096 (one 64x64 crop)"),
+        (t.gt_test_every >= 0, "train.gt_test_every must be >= 0 (0: no ground-truth curves, final scores only)"),
         (t.precision in PRECISIONS, f"train.precision is {t.precision!r}; use one of {PRECISIONS}"),
+        (loss.l1_weight >= 0 and loss.adversarial_weight >= 0 and loss.perceptual_weight >= 0,
+         "loss.l1_weight, loss.adversarial_weight and loss.perceptual_weight must be >= 0"),
+        (loss.gan or loss.l1_weight == 1,
+         "loss.l1_weight weighs L1 against the adversarial and perceptual terms: with both at 0 keep it at 1"),
+        (loss.discriminator_width >= 1, "loss.discriminator_width must be >= 1"),
+        (loss.discriminator_learning_rate > 0, "loss.discriminator_learning_rate must be > 0"),
+        (0 <= loss.discriminator_beta_1 < 1, "loss.discriminator_beta_1 must be in [0, 1)"),
+        (bool(loss.perceptual_weights.strip()),
+         "loss.perceptual_weights must be 'imagenet' or the path of a VGG16 weights file"),
+        ((loss.lpips_vgg_weights is None) == (loss.lpips_heads is None),
+         "loss.lpips_vgg_weights and loss.lpips_heads go together: give both files for the LPIPS-like metric, "
+         "or neither"),
+        (loss.loss_map in LOSS_MAPS, f"loss.loss_map is {loss.loss_map!r}; use one of {LOSS_MAPS}"),
+        (loss.loss_map == "none" or not loss.gan,
+         "loss.loss_map: gradient weights ZSSR's L1 loss, which the GAN training (adversarial or perceptual "
+         "weight > 0) does not use: set loss_map=none or both weights to 0"),
         (all(n >= 0 for n in config.test.back_projection_iters), "test.back_projection_iters must be >= 0"),
         (config.test.tile_size == 0 or config.test.tile_size >= 32,
          "test.tile_size must be 0 (chosen from available memory) or at least 32 pixels"),
         (r.progress_every >= 0, "run.progress_every must be >= 0 (0 turns the progress display off)"),
+        (r.register_model is None or (r.register_model.strip() and r.log_model),
+         "run.register_model must be a model name (and needs run.log_model: true), or null"),
     ]
-    for ok, message in checks:
+    for ok, message in checks + _kernel_estimation_checks(config.kernel_estimation):
         if not ok:
             raise ZSSRError(message)
     for i, (sy, sx) in enumerate(s.scale_factors):
@@ -244,11 +373,84 @@ def validate(config: Config) -> None:
             f"test.back_projection_iters has {n_bp} values for {n_steps} scale steps: "
             f"give one value, or one per step"
         )
+    if loss.adversarial_weight > 0 and (a.crop_size < 64 or a.augment_min_father_side < 64):
+        raise ZSSRError(f"the discriminator (loss.adversarial_weight > 0) needs fathers of at least 64 pixels "
+                        f"(four stride-2 blocks and a 4x4 head): set augment.crop_size >= 64 (now {a.crop_size}) and "
+                        f"augment.augment_min_father_side >= 64 (now {a.augment_min_father_side}), as the zsrgan "
+                        f"preset does")
     unknown_base = [list(b) for b in s.base_change_sfs if b not in s.scale_factors]
     if unknown_base:
         raise ZSSRError(f"scale.base_change_sfs {unknown_base} must each be one of scale.scale_factors")
     if s.kernel_alignment == "direct":
         _check_direct_steps(s)
+    first_check = first_policy_check(t)
+    if first_check >= t.max_iters:
+        short = dataclasses.replace(t, min_iters=t.max_iters // 4,
+                                    learning_rate_policy_check_every=min(t.learning_rate_policy_check_every,
+                                                                         max(1, t.max_iters // 10)))
+        fix = (f"; for short runs lower them too, e.g. min_iters={short.min_iters} "
+               f"learning_rate_policy_check_every={short.learning_rate_policy_check_every}"
+               if first_policy_check(short) < t.max_iters else "")
+        warnings.warn(f"train.max_iters is {t.max_iters} but the learning-rate policy first checks at iteration "
+                      f"{first_check} (train.min_iters {t.min_iters}, learning_rate_policy_check_every "
+                      f"{t.learning_rate_policy_check_every}): the learning rate stays at {t.learning_rate:g}{fix}",
+                      UserWarning, stacklevel=3)
+
+
+def first_policy_check(train: TrainConfig) -> int:
+    """The first iteration (from 0) at which `callbacks.LearningRatePolicy` may drop the learning
+    rate: the first k > min_iters with (k + 1) % learning_rate_policy_check_every == 0."""
+    every = train.learning_rate_policy_check_every
+    return (train.min_iters + 1 + every) // every * every - 1
+
+
+def format_scale(sf) -> str:
+    """'x2' for a square factor (2, 2), 'x1.5x2' for (1.5, 2): in labels, tags and file names."""
+    return f"x{sf[0]:g}" if sf[0] == sf[1] else f"x{sf[0]:g}x{sf[1]:g}"
+
+
+def output_stem(info: ImageInfo, config: Config) -> str:
+    """`<input stem>_x<scale>`, e.g. baby_x2 or baby_x1.5x2 for a non-square final step."""
+    return f"{Path(info.path).stem}_{format_scale(config.scale.scale_factors[-1])}"
+
+
+def _kernel_estimation_checks(k: KernelEstimationConfig) -> list[tuple[bool, str]]:
+    section = "kernel_estimation"
+    receptive_field = sum(k.generator_structure) - len(k.generator_structure) + 1
+    return [
+        (k.kernel in KERNEL_SOURCES, f"{section}.kernel is {k.kernel!r}; use one of {KERNEL_SOURCES}"),
+        (k.method in KERNEL_ESTIMATION_METHODS,
+         f"{section}.method is {k.method!r}; use one of {KERNEL_ESTIMATION_METHODS}"),
+        (k.estimation_iters >= 1, f"{section}.estimation_iters must be >= 1 (3000 in the paper)"),
+        (k.estimation_learning_rate > 0, f"{section}.estimation_learning_rate must be > 0"),
+        (0 <= k.estimation_beta_1 < 1, f"{section}.estimation_beta_1 must be in [0, 1)"),
+        (k.estimation_learning_rate_drop_every >= 1, f"{section}.estimation_learning_rate_drop_every must be >= 1"),
+        (k.estimation_shave >= 0, f"{section}.estimation_shave must be >= 0 (0 for real images)"),
+        (k.estimation_precision in ESTIMATION_PRECISIONS,
+         f"{section}.estimation_precision is {k.estimation_precision!r}; use one of {ESTIMATION_PRECISIONS}"),
+        (len(k.generator_structure) >= 2 and all(n >= 1 and n % 2 == 1 for n in k.generator_structure),
+         f"{section}.generator_structure must list >= 2 odd kernel sizes, e.g. [7, 5, 3, 1, 1, 1]"),
+        (k.generator_structure[-1:] == (1,), f"{section}.generator_structure must end with a 1x1 layer (the strided one)"),
+        (k.generator_width >= 1, f"{section}.generator_width must be >= 1"),
+        (k.generator_crop_size % 2 == 0 and k.generator_crop_size >= receptive_field + 2,
+         f"{section}.generator_crop_size must be even and at least the generator's kernel size + 2 "
+         f"({receptive_field + 2})"),
+        (k.init_gain > 0, f"{section}.init_gain must be > 0"),
+        (k.patch_discriminator_layers >= 2, f"{section}.patch_discriminator_layers must be >= 2"),
+        (k.patch_discriminator_width >= 1, f"{section}.patch_discriminator_width must be >= 1"),
+        (k.patch_discriminator_kernel_size >= 1
+         and (k.generator_crop_size - receptive_field + 1) // 2 >= k.patch_discriminator_kernel_size,
+         f"{section}.patch_discriminator_kernel_size must be >= 1 and fit in the generator's output"),
+        (k.bicubic_target in BICUBIC_TARGETS, f"{section}.bicubic_target is {k.bicubic_target!r}; use one of {BICUBIC_TARGETS}"),
+        (k.bicubic_weight >= 0 and k.bicubic_min_weight >= 0, f"{section}.bicubic_weight and bicubic_min_weight must be >= 0"),
+        (k.bicubic_similar_threshold > 0, f"{section}.bicubic_similar_threshold must be > 0"),
+        (k.bicubic_decay_every >= 1, f"{section}.bicubic_decay_every must be >= 1"),
+        (k.bicubic_decay_factor > 1, f"{section}.bicubic_decay_factor must be > 1"),
+        (min(k.sum_to_one_weight, k.boundaries_weight, k.centralization_weight, k.sparsity_weight) >= 0,
+         f"{section}: the constraint weights must be >= 0"),
+        (k.d_noise_std >= 0, f"{section}.d_noise_std must be >= 0"),
+        (k.kernel_keep_taps >= 1, f"{section}.kernel_keep_taps must be >= 1 (40 in the paper)"),
+    ]
 
 
 def _check_direct_steps(s: ScaleConfig) -> None:

@@ -10,13 +10,48 @@ from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
+from scipy import ndimage
 
-from zssr_tf.augment import FatherSampler, father_to_son, interpolate_son
+from zssr_tf.augment import FatherSampler, dihedral_variants, father_to_son, interpolate_son, random_crop
+
+GRAY_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)  # BT.601 luma
+GRADIENT_WINDOW = 5  # box-sum window of the gradient loss map
+GRADIENT_BORDER = 3  # pixels zeroed at every border of the gradient loss map
+
+
+def gradient_loss_map(image: np.ndarray) -> np.ndarray:
+    """Per-pixel L1 weights that favour edges (the ZSSR variant of KernelGAN, Bell-Kligler et al.
+    2019): gray gradient magnitude of `image` (h, w, C) in [0, 1], summed over 5x5 windows, a
+    3-px border zeroed, scaled to mean 1 over the image. (h, w) float32; all ones for a flat image.
+    """
+    gray = image[..., :3] @ GRAY_WEIGHTS if image.shape[2] == 3 else image[..., 0]
+    gy, gx = np.gradient(gray.astype(np.float64))
+    weights = ndimage.uniform_filter(np.hypot(gx, gy), GRADIENT_WINDOW, mode="reflect") * GRADIENT_WINDOW**2
+    weights[:GRADIENT_BORDER], weights[-GRADIENT_BORDER:] = 0, 0
+    weights[:, :GRADIENT_BORDER], weights[:, -GRADIENT_BORDER:] = 0, 0
+    weights = np.clip(weights, 0, None)
+    mean = weights.mean()
+    return (weights / mean if mean > 0 else np.ones_like(weights)).astype(np.float32)
+
+
+def with_loss_maps(sources: tuple[np.ndarray, ...]) -> tuple[tuple[np.ndarray, ...], float]:
+    """Each source (h, w, C) with its `gradient_loss_map` as an extra last channel, so that every
+    crop and augmentation of a father applies to its weights too. The maps are divided by their
+    common maximum to stay in [0, 1] (augmentation clips to it); returns the sources and that
+    maximum, which `PairMaker(loss_map_scale=...)` multiplies back."""
+    maps = [gradient_loss_map(source) for source in sources]
+    scale = float(max(m.max() for m in maps))
+    return tuple(np.concatenate([s, (m / scale)[..., None]], axis=2) for s, m in zip(sources, maps)), scale
 
 
 @dataclass(frozen=True)
 class PairMaker:
-    """Everything needed to turn an index into one (network input, target) pair."""
+    """Everything needed to turn an index into one (network input, target) pair, or with
+    `dihedral_batch` into the 8 dihedral variants of one square pair (ZSRGAN's batch).
+
+    With `loss_map_scale` > 0 the sources carry a loss map as their last channel (see
+    `with_loss_maps`) and a pair also has the father's per-pixel loss weights.
+    """
 
     sources: tuple[np.ndarray, ...]
     base_scales: tuple[float, ...]
@@ -27,28 +62,51 @@ class PairMaker:
     upscale_method: str
     seed: int
     upscale_offset: tuple[float, float] = (0.0, 0.0)
+    dihedral_batch: bool = False
+    loss_map_scale: float = 0.0
 
-    def __call__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Pair number `index`: (interpolated son, father), both float32 (h, w, C) in [0, 1]."""
+    def __call__(self, index: int) -> tuple[np.ndarray, ...]:
+        """Pair number `index`: (interpolated son, father), both float32 (h, w, C) in [0, 1], and
+        with a loss map the father's weights (h, w, 1) float32; with `dihedral_batch`, each
+        (8, s, s, .): a square father cut to its short side s, its son, and their 8 dihedral
+        transforms (the son is made once, then transformed alike)."""
         rng = np.random.default_rng((self.seed, int(index)))
         hr_father = self.sampler.sample(list(self.sources), list(self.base_scales), rng)
+        if self.dihedral_batch:
+            hr_father = random_crop(hr_father, min(hr_father.shape[:2]), rng)
+        weights = None
+        if self.loss_map_scale:
+            weights = hr_father[..., -1:] * np.float32(self.loss_map_scale)
+            hr_father = np.ascontiguousarray(hr_father[..., :-1])
         lr_son = father_to_son(hr_father, self.scale_factor, self.kernel, self.noise_std, rng)
-        son = interpolate_son(lr_son, self.scale_factor, hr_father.shape[:2], self.upscale_method, self.upscale_offset)
-        return son, hr_father
+        son = interpolate_son(lr_son, self.scale_factor, hr_father.shape[:2], self.upscale_method,
+                              self.upscale_offset)
+        pair = (son, hr_father) if weights is None else (son, hr_father, weights)
+        if self.dihedral_batch:
+            return tuple(dihedral_variants(array) for array in pair)
+        return pair
 
 
 def make_dataset(pair_maker: PairMaker, channels: int, start_index: int = 0) -> tf.data.Dataset:
-    """An endless dataset of batches of one pair: ([1, h, w, C] son, [1, h, w, C] father).
+    """An endless dataset of batches of one pair: ([1, h, w, C] son, [1, h, w, C] father), or
+    of its 8 dihedral variants ([8, s, s, C] each) when `pair_maker.dihedral_batch` is set;
+    with a loss map also the father's per-pixel weights ([1, h, w] or [8, s, s]), which Keras
+    takes as sample weights.
 
     Pairs are made by `num_parallel_calls=AUTOTUNE` workers and prefetched, so training never
     waits on augmentation. `start_index` continues the random streams (e.g. in a later step).
     """
+    weighted = bool(pair_maker.loss_map_scale)
 
     def make(index):
-        son, father = tf.numpy_function(pair_maker, [index], (tf.float32, tf.float32), stateful=False)
-        son.set_shape([None, None, channels])
-        father.set_shape([None, None, channels])
-        return son[tf.newaxis], father[tf.newaxis]
+        types = (tf.float32,) * (3 if weighted else 2)
+        arrays = tf.numpy_function(pair_maker, [index], types, stateful=False)
+        batch = [8] if pair_maker.dihedral_batch else []
+        for array, depth in zip(arrays, (channels, channels, 1)):
+            array.set_shape(batch + [None, None, depth])
+        if not pair_maker.dihedral_batch:
+            arrays = [array[tf.newaxis] for array in arrays]
+        return tuple(arrays[:2]) + ((arrays[2][..., 0],) if weighted else ())
 
     return (
         tf.data.Dataset.counter(start=start_index)

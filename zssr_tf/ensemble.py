@@ -9,6 +9,7 @@ import numpy as np
 
 from zssr_tf.augment import dihedral, undo_dihedral
 from zssr_tf.kernels import upscale_offset
+from zssr_tf.config import Config
 from zssr_tf.resize import imresize
 
 Predict = Callable[[np.ndarray], np.ndarray]
@@ -72,6 +73,12 @@ def _available_memory() -> int:
     except OSError:
         pass
     return 8 << 30  # no /proc (macOS, Windows): assume a modest machine
+
+
+def tiled_predict_for(predict: Predict, config: Config) -> Predict:
+    """`predict` run in tiles of config.test.tile_size (0: sized from free memory), seamless."""
+    # A margin of `depth` pixels covers the receptive field of depth 3x3 convs.
+    return tiled_predict(predict, config.test.tile_size or auto_tile_size(config.model.width), config.model.depth)
 
 
 def ensemble_transforms(scale_factor, output_flip: bool, kernel_symmetries=(0,)) -> list[int]:

@@ -1,5 +1,11 @@
-"""The one exception type for mistakes a user can make (bad path, bad config, bad image)."""
+"""The exception type for mistakes a user can make (bad path, bad config, bad image), and the
+warning type for settings that are valid but unlikely to work."""
 
 
 class ZSSRError(Exception):
     """A user-facing error: the message names the input and the fix; no traceback is shown."""
+
+
+class ZSSRWarning(UserWarning):
+    """A user-facing warning: a setting or input that is valid but likely not what was meant.
+    The command line prints it as one `zssr: warning: ...` line."""

@@ -5,6 +5,10 @@ Protocol: round the images to 8 bits, convert RGB to the Y channel of MATLAB's `
 then PSNR with peak 255 and SSIM of Wang et al. (11x11 Gaussian window, sigma 1.5, K1 = 0.01,
 K2 = 0.03, population covariance) on the 0..255 scale. Gray images are compared on their gray
 levels as they are. Numbers from this module are comparable with published Set5/Set14 tables.
+
+For 16-bit data `evaluate` adds PSNR/SSIM at the data's own bit depth (`psnr_16bit`,
+`ssim_16bit`): rounding to 8 bits first would leave a 12-bit frame stored in 16 bits with 16
+gray levels and hide most of the difference between two results.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import numpy as np
 from skimage.metrics import structural_similarity
 
 from zssr_tf.errors import ZSSRError
-from zssr_tf.image_io import to_uint8
+from zssr_tf.image_io import to_levels
 
 # MATLAB rgb2ycbcr's Y row for R, G, B in [0, 1].
 _Y_WEIGHTS = np.array([65.481, 128.553, 24.966])
@@ -61,11 +65,16 @@ def calculate_ssim(
     images.
     """
     first, second = _prepare(img, img2, crop_border, test_y_channel)
+    return _ssim(first, second, 255)
+
+
+def _ssim(first: np.ndarray, second: np.ndarray, peak: float) -> float:
+    """SSIM of Wang et al. as the MATLAB scripts compute it, on levels with the given peak."""
     return float(
         structural_similarity(
             first,
             second,
-            data_range=255,
+            data_range=peak,
             gaussian_weights=True,
             sigma=1.5,
             use_sample_covariance=False,
@@ -75,7 +84,7 @@ def calculate_ssim(
 
 
 def evaluate(
-    sr: np.ndarray, gt: np.ndarray, scale: float | tuple[float, float]
+    sr: np.ndarray, gt: np.ndarray, scale: float | tuple[float, float], bit_depth: int = 8
 ) -> dict[str, float]:
     """Score a super-resolved float [0, 1] image against its ground truth (HxWxC or HxW).
 
@@ -85,6 +94,10 @@ def evaluate(
     ground truth's sides are not multiples of the scale the two images differ by a few pixels: the
     larger one is then cropped from the top-left to the smaller one's size, as the benchmarks'
     `modcrop` does. A difference larger than the shave raises ZSSRError.
+
+    With `bit_depth` 16 (the data's own depth) it also returns 'psnr_16bit' (dB, peak 65535) and
+    'ssim_16bit' over all channels of the images rounded to 16-bit levels (gray as it is), with
+    the same shave; the 8-bit numbers above stay the protocol's.
     """
     crop_border = int(np.ceil(max(np.atleast_1d(scale))))
     height = min(sr.shape[0], gt.shape[0])
@@ -93,38 +106,62 @@ def evaluate(
     if size_gap > crop_border:
         raise ZSSRError(
             f"The SR output is {sr.shape[1]}x{sr.shape[0]} px but the ground truth is "
-            f"{gt.shape[1]}x{gt.shape[0]} px, more than the x{scale} rounding can explain; pass "
+            f"{gt.shape[1]}x{gt.shape[0]} px, more than the x{_format_scale(scale)} rounding can explain; pass "
             "the high-resolution image that the low-resolution input was made from."
         )
     sr = sr[:height, :width]
     gt = gt[:height, :width]
-    return {
+    scores = {
         "psnr": calculate_psnr(sr, gt, crop_border),
         "ssim": calculate_ssim(sr, gt, crop_border),
         "psnr_rgb": calculate_psnr(sr, gt, crop_border, test_y_channel=False),
     }
+    if bit_depth == 16:
+        first, second = (_shave(_levels(image, 16), crop_border) for image in _same_shape(sr, gt))
+        mse = np.mean((first - second) ** 2)
+        scores["psnr_16bit"] = float("inf") if mse == 0 else float(10.0 * np.log10(65535.0**2 / mse))
+        scores["ssim_16bit"] = _ssim(first, second, 65535)
+    elif bit_depth != 8:
+        raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth}")
+    return scores
+
+
+def _format_scale(scale) -> str:
+    """'2' for 2 or (2, 2), '1.5x2' for (1.5, 2)."""
+    factors = [float(f) for f in np.atleast_1d(scale)]
+    return f"{factors[0]:g}" if len(set(factors)) == 1 else "x".join(f"{f:g}" for f in factors)
 
 
 def _eight_bit_levels(image: np.ndarray) -> np.ndarray:
+    return _levels(image, 8)
+
+
+def _levels(image: np.ndarray, bit_depth: int) -> np.ndarray:
     # Integer images would be scaled by 255 a second time and score as garbage without an error.
     if not np.issubdtype(image.dtype, np.floating):
         raise ValueError(f"expected a float image in [0, 1], got dtype {image.dtype}")
-    return to_uint8(image).astype(np.float64)
+    return to_levels(image, bit_depth).astype(np.float64)
 
 
-def _prepare(
-    img: np.ndarray, img2: np.ndarray, crop_border: int, test_y_channel: bool
-) -> tuple[np.ndarray, np.ndarray]:
+def _same_shape(img: np.ndarray, img2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if img.shape != img2.shape:
         raise ZSSRError(
             f"Cannot compare images of different shapes {img.shape} and {img2.shape}; pass the "
             "output and the ground truth at the same size and with the same channels."
         )
+    return img, img2
+
+
+def _shave(levels: np.ndarray, crop_border: int) -> np.ndarray:
+    return levels[crop_border:-crop_border, crop_border:-crop_border] if crop_border > 0 else levels
+
+
+def _prepare(
+    img: np.ndarray, img2: np.ndarray, crop_border: int, test_y_channel: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    _same_shape(img, img2)
     convert = to_y_channel if test_y_channel else _eight_bit_levels
-    first, second = convert(img), convert(img2)
-    if crop_border > 0:
-        first = first[crop_border:-crop_border, crop_border:-crop_border]
-        second = second[crop_border:-crop_border, crop_border:-crop_border]
+    first, second = _shave(convert(img), crop_border), _shave(convert(img2), crop_border)
     if first.size == 0:
         raise ZSSRError(
             f"Shaving {crop_border} px from each border of a {img.shape[1]}x{img.shape[0]} px "

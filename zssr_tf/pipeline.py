@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import keras
 import numpy as np
 
-from zssr_tf.augment import kernel_symmetries
-from zssr_tf.config import Config
+from zssr_tf.config import Config, output_stem
 from zssr_tf.errors import ZSSRError
+from zssr_tf.gan.lpips import LpipsLike
 from zssr_tf.image_io import ImageInfo, write_image
 from zssr_tf.metrics import evaluate
 from zssr_tf.resize import imresize
-from zssr_tf.trainer import ZSSR, ZSSRResult, final_test, format_scale, step_output_shape
+from zssr_tf.kernel_estimation import KernelEstimationHistory, analytic_x4_kernel, estimate_kernel
+from zssr_tf.trainer import ZSSR, ZSSRResult, super_resolve_with_networks
 
 
 @dataclass
@@ -28,16 +30,69 @@ class Outcome:
     metrics: dict[str, dict[str, float]] | None
 
 
-def output_stem(info: ImageInfo, config: Config) -> str:
-    """`<input stem>_x<scale>`, e.g. baby_x2 or baby_x1.5x2 for a non-square final step."""
-    return f"{Path(info.path).stem}_{format_scale(config.scale.scale_factors[-1])}"
+@dataclass
+class BlindKernels:
+    """Kernels estimated from the image: the x2 estimate, the analytic x4 kernel when a step
+    needs it, one kernel per scale step of the config, and the estimation's history."""
+
+    kernel_x2: np.ndarray
+    kernel_x4: np.ndarray | None
+    per_step: list[np.ndarray]
+    history: KernelEstimationHistory
+
+
+def blind_step_factors(config: Config) -> list[int]:
+    """The factor (2 or 4) each scale step downscales its input by, relative to the step's input
+    (after base changes). Blind SR estimates x2 kernels and derives x4 from them, so any other
+    step raises ZSSRError, before any long work."""
+    factors, base = [], (1.0, 1.0)
+    for sf in config.scale.scale_factors:
+        relative = (sf[0] / base[0], sf[1] / base[1])
+        if relative not in ((2.0, 2.0), (4.0, 4.0)):
+            raise ZSSRError(f"scale step {list(sf)} is x{relative[0]:g} x x{relative[1]:g} relative to its input; "
+                            "an estimated kernel (kernel=estimate) supports x2 and x4 steps only, e.g. "
+                            "scale_factors=[[2,2]] or [[2,2],[4,4]]")
+        factors.append(int(relative[0]))
+        if sf in config.scale.base_change_sfs:
+            base = sf
+    return factors
+
+
+def estimate_blind_kernels(config: Config, image: np.ndarray,
+                           callback: Callable[[int, dict], None] | None = None) -> BlindKernels:
+    """Estimate `image`'s x2 kernel (config.kernel_estimation) and give every scale step its
+    kernel: the estimate for x2 steps, the analytic x4 kernel for x4 steps (KernelGAN's x4 is
+    gradual [[2, 2], [4, 4]] with kernels [k2, k4]). The kernels are in the block-centre
+    convention; the trainer re-centres them for the step like any given kernel."""
+    factors = blind_step_factors(config)
+    kernel_x2, history = estimate_kernel(image, config, callback=callback)
+    kernel_x4 = analytic_x4_kernel(kernel_x2) if 4 in factors else None
+    return BlindKernels(kernel_x2, kernel_x4, [kernel_x2 if f == 2 else kernel_x4 for f in factors], history)
+
+
+def estimation_progress(every: int, total: int, stream=None) -> Callable[[int, dict], None]:
+    """A kernel-estimation callback printing one line every `every` iterations (0: none)."""
+
+    def report(iteration: int, values: dict) -> None:
+        if every and (iteration % every == 0 or iteration == total - 1):
+            print(f"[kernel estimation] iter {iteration:5d}/{total}  G {values['g_loss']:.4f}  "
+                  f"D {values['d_loss']:.4f}  bicubic {values['bicubic']:.4f} (weight {values['bicubic_weight']:.0e})  "
+                  f"kernel sum {values['kernel_sum']:.3f}", file=stream or sys.stdout, flush=True)
+
+    return report
 
 
 def super_resolve_file(config: Config, image: np.ndarray, alpha: np.ndarray | None, info: ImageInfo,
                        out_dir: Path, gt: np.ndarray | None = None, kernels: Sequence[np.ndarray] | None = None,
                        callbacks: Sequence[keras.callbacks.Callback] = ()) -> Outcome:
     """Run ZSSR on `image` (h, w, C) and write `<stem>_zssr.png` and `<stem>_bicubic.png` to
-    `out_dir` with the input's bit depth and channel layout (alpha upscaled with bicubic)."""
+    `out_dir` with the input's bit depth and channel layout (alpha upscaled with bicubic).
+    With `gt`, metrics hold PSNR/SSIM (metrics.evaluate at `info.bit_depth`: 16-bit data adds
+    `*_16bit`) and, when loss.lpips_heads is set, `lpips_like` (gan.lpips). Errors (ZSSRError)
+    are raised before anything is written."""
+    # Built before training so that a missing weight file stops the run before any work.
+    lpips = (LpipsLike(config.loss.lpips_vgg_weights, config.loss.lpips_heads)
+             if gt is not None and config.loss.lpips_heads else None)
     result = ZSSR(config, callbacks=callbacks).run(image, gt=gt, kernels=kernels)
     stem = output_stem(info, config)
     big_alpha = _upscale_alpha(alpha, config, result.sr.shape[:2])
@@ -48,35 +103,24 @@ def super_resolve_file(config: Config, image: np.ndarray, alpha: np.ndarray | No
     metrics = None
     if gt is not None:
         scale = config.scale.scale_factors[-1]
-        metrics = {"zssr": evaluate(result.sr, gt, scale), "bicubic": evaluate(result.bicubic, gt, scale)}
+        metrics = {name: evaluate(output, gt, scale, info.bit_depth)
+                   for name, output in (("zssr", result.sr), ("bicubic", result.bicubic))}
+        if lpips is not None:
+            for key, sr in (("zssr", result.sr), ("bicubic", result.bicubic)):
+                height, width = min(sr.shape[0], gt.shape[0]), min(sr.shape[1], gt.shape[1])
+                metrics[key]["lpips_like"] = lpips.distance(sr[:height, :width], gt[:height, :width])
     return Outcome(result, sr_path, bicubic_path, metrics)
 
 
 def super_resolve_with_models(config: Config, models: Sequence[keras.Model], kernels: Sequence[np.ndarray | None],
                               image: np.ndarray, alpha: np.ndarray | None, info: ImageInfo, out_dir: Path) -> Path:
-    """Super-resolve `image` (h, w, C) float32 in [0, 1] with networks trained earlier, one per
-    scale step of `config`, without training: each step's final test as in training (tiled
-    self-ensemble and back-projection with `config`'s settings, base changes). `kernels[i]`: step
-    i's numeric kernel as aligned for training (`kernels.align_kernel`), or None for
-    scale.downscale_method; its symmetries choose the ensemble's transforms as in training. Writes and returns
-    `<stem>_zssr.png` in `out_dir`."""
-    channels = models[0].input_shape[-1]
-    if image.shape[2] != channels:
-        raise ZSSRError(f"{info.path} has {image.shape[2]} channel(s) but the networks were trained on "
-                        f"{channels}-channel images; convert the image first")
-    base_input, base_sf = np.clip(image, 0, 1).astype(np.float32), (1.0, 1.0)
-    steps = zip(config.scale.scale_factors, config.back_projection_per_step, models, kernels)
-    for sf, bp_iters, model, kernel in steps:
-        relative_sf = (sf[0] / base_sf[0], sf[1] / base_sf[1])
-        symmetries = (0,)
-        if kernel is None:
-            kernel = config.scale.downscale_method
-        elif config.scale.kernel_symmetry:
-            symmetries = kernel_symmetries(kernel)  # about its centre of mass: the alignment shift does not matter
-        output = final_test(_numpy_predict(model), config, base_input, relative_sf,
-                            step_output_shape(base_input.shape[:2], relative_sf), kernel, bp_iters, symmetries)
-        if sf in config.scale.base_change_sfs:
-            base_input, base_sf = output, sf
+    """Super-resolve `image` (h, w, C) float32 in [0, 1] with networks trained earlier (see
+    `trainer.super_resolve_with_networks`) and write `<stem>_zssr.png` to `out_dir` with the
+    input's bit depth and channel layout; returns its path."""
+    try:
+        output = super_resolve_with_networks(config, models, kernels, image)
+    except ZSSRError as err:
+        raise ZSSRError(f"{info.path}: {err}") from None
     sr_path = Path(out_dir) / f"{output_stem(info, config)}_zssr.png"
     write_image(sr_path, output, info, alpha=_upscale_alpha(alpha, config, output.shape[:2]))
     return sr_path
@@ -87,7 +131,3 @@ def _upscale_alpha(alpha: np.ndarray | None, config: Config, shape: tuple[int, i
     if alpha is None:
         return None
     return np.clip(imresize(alpha, scale_factor=config.scale.scale_factors[-1], output_shape=shape), 0, 1)
-
-
-def _numpy_predict(model: keras.Model):
-    return lambda batch: keras.ops.convert_to_numpy(model(np.asarray(batch, np.float32), training=False))

@@ -22,7 +22,9 @@ Points are the grid's product times the zip rows (one point when both are empty)
 runs on every image. Settings apply in this order, later ones winning: base config, `overrides`,
 `key=value` on the command line, the point's values (a swept key may not also be set in
 `overrides` or on the command line, so no setting is silently ignored). Every point's config is
-validated when the file is loaded, before anything runs. Running points is `sweep_engines`'
+validated when the file is loaded, before anything runs, and so is every (image, point)'s input:
+the image and ground truth are read and checked against the point's scale steps (GT size and
+channels), and the kernels against its steps (`checks.check_inputs`). Running points is `sweep_engines`'
 job; resume, progress and the parent run are `sweep_runner`'s; the summary `sweep_summary`'s.
 """
 
@@ -38,6 +40,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 
+from zssr_tf.checks import check_inputs
 from zssr_tf.config import KEY_TO_SECTION, PRESETS_DIR, Config, load_config, parse_overrides, read_yaml_mapping, suggest
 from zssr_tf.errors import ZSSRError
 from zssr_tf.hashing import file_sha256
@@ -175,6 +178,7 @@ def load_sweep(path: str | Path, overrides: Sequence[str] = (), images: Sequence
             files = [image, ground_truths[image], *kernels[image]]
             key = _point_key(Path(image).name, [_digest(f, digests) if f else None for f in files], resolved)
             points.append(Point(index, swept, image, ground_truths[image], kernels[image], config, key))
+    _check_point_inputs(points, where)
     keys = [p.key for p in points]
     if len(set(keys)) < len(keys):
         raise ZSSRError(f"{where}: some points are the same run (a value is listed twice in grid or zip); "
@@ -183,6 +187,34 @@ def load_sweep(path: str | Path, overrides: Sequence[str] = (), images: Sequence
                  axes=tuple(key for (key, _), _ in [*grid, *zipped]), points=tuple(points),
                  resources=_resources(spec, where), base_config=base_config, settings=tuple(settings),
                  sweep_id=_hash([name, *sorted(keys)]))
+
+
+def _check_point_inputs(points: Sequence[Point], where: str) -> None:
+    """Read every image, ground truth and kernel once and check them against each point's config,
+    so a bad (image, point) fails before any point trains. Raises ZSSRError naming both."""
+    from zssr_tf.image_io import read_image
+    from zssr_tf.kernels import load_kernel
+
+    files: dict[str, Any] = {}
+
+    def load(path: str, reader):
+        if path not in files:
+            try:
+                files[path] = reader(path)
+            except ZSSRError as err:
+                raise ZSSRError(f"{where}: {err}") from None
+        return files[path]
+
+    for point in points:
+        image = load(point.image, lambda p: read_image(p)[0])
+        gt = load(point.ground_truth, lambda p: read_image(p)[0]) if point.ground_truth else None
+        kernels = [load(k, load_kernel) for k in point.kernels] or None
+        try:
+            check_inputs(point.config, image, gt, kernels,
+                         names={"image": f"the image {point.image}", "gt": f"the ground truth {point.ground_truth}"})
+        except ZSSRError as err:
+            label = f"point {point.label} on {Path(point.image).name}" if point.label else Path(point.image).name
+            raise ZSSRError(f"{where}: {label}: {err}") from None
 
 
 def _read_spec(path: Path) -> dict[str, Any]:

@@ -46,8 +46,9 @@ class PointTask:
 @dataclass(frozen=True)
 class PointResult:
     """How one run ended. `status`: FINISHED or FAILED; `seconds`: wall time; `metrics`:
-    `reconstruction_error` (MSE of the last test) and, with a ground truth, `final_psnr` (dB),
-    `final_ssim`, `final_psnr_gain` (dB over bicubic); `run_id` is None when no run was recorded."""
+    `final/reconstruction_error` (MSE of the last test) and, with a ground truth, `final/psnr` (dB),
+    `final/ssim`, `final/psnr_gain` (dB over bicubic), as the run logs them; `run_id` is None when
+    no run was recorded."""
 
     key: str
     status: str
@@ -217,11 +218,11 @@ def _tracked(task: PointTask, recorded: dict[str, str]) -> dict[str, float]:
                                      callbacks=[run.callback])
         run.log_outcome(outcome, gt)
     tests = outcome.result.steps[-1].reconstruction_errors
-    metrics = {"reconstruction_error": tests[-1][1]} if tests else {}
+    metrics = {"final/reconstruction_error": tests[-1][1]} if tests else {}
     if outcome.metrics:
         zssr, bicubic = outcome.metrics["zssr"], outcome.metrics["bicubic"]
-        metrics.update(final_psnr=zssr["psnr"], final_ssim=zssr["ssim"],
-                       final_psnr_gain=zssr["psnr"] - bicubic["psnr"])
+        metrics.update({"final/psnr": zssr["psnr"], "final/ssim": zssr["ssim"],
+                        "final/psnr_gain": zssr["psnr"] - bicubic["psnr"]})
     return metrics
 
 

@@ -4,12 +4,16 @@ resume, progress lines and the summary.
 Parent: run name = the sweep's name; tag `zssr.sweep_id` = a hash of the name and every point's
 key, so running the same sweep on the same inputs again finds it (the latest one, when several
 match). Params `sweep.*`: the base, fixed settings, swept values, counts. Artifacts: the sweep
-file, and at the end `summary.csv`, `summary.md`, `summary.png` (also written to the output
-folder). It ends FINISHED when every run of the sweep has finished, else FAILED with tag
-`zssr.failed_runs` (how many); KILLED when interrupted.
+file, and at the end `summary.csv`, `summary.md` (with links to every run in the MLflow UI),
+`summary.png` and `front.png` (also written to the output folder). Metrics: `runs/finished`, `runs/failed`, and
+the best point's means (`sweep_summary.best_row`) as `best/psnr`, `best/ssim`,
+`best/psnr_gain`, `best/reconstruction_error`, `best/iterations`, `best/seconds`; tags `zssr.best_point` (its
+values) and `zssr.best_run_id` (its best run). It ends FINISHED when every run of the sweep has
+finished, else FAILED with tag `zssr.failed_runs` (how many); KILLED when interrupted.
 
-Children: what `zssr train` logs, plus tags `mlflow.parentRunId`, `zssr.sweep_key` (the point
-key) and `sweep.<key>` = each swept value, for filtering in the UI.
+Children: what `zssr train` logs, named `<image>_x<scale> [preset] key=value ...` after the
+swept values, plus tags `mlflow.parentRunId`, `zssr.sweep_key` (the point key) and
+`sweep.<key>` = each swept value, for filtering in the UI.
 
 Resume: a point whose key has a FINISHED child under the parent is skipped; FAILED, KILLED and
 RUNNING ones (a crashed sweep leaves RUNNING) run again.
@@ -31,9 +35,10 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from zssr_tf.errors import ZSSRError
-from zssr_tf.sweep import Point, Sweep, format_value
+from zssr_tf.sweep import Point, Sweep, format_value, format_values
 from zssr_tf.sweep_engines import PointResult, PointTask, import_ray, run_local, run_ray
-from zssr_tf.sweep_summary import Failure, RunRecord, markdown, record_from_run, summarize, write_summary
+from zssr_tf.sweep_summary import (COLUMNS, Failure, RunRecord, best_row, best_run_id, markdown, record_from_run,
+                                   summarize, write_summary)
 
 ENGINES = ("local", "ray")
 BAR_WIDTH = 30
@@ -88,7 +93,7 @@ def run_sweep(sweep: Sweep, engine: str = "local", workers: int = 1, address: st
     from mlflow import MlflowClient
 
     # Loads TensorFlow: after the checks.
-    from zssr_tf.tracking import check_reachable, experiment_id_for, resolve_tracking_uri
+    from zssr_tf.tracking.store import check_reachable, experiment_id_for, resolve_tracking_uri, ui_url
 
     uri = resolve_tracking_uri(sweep.base_config.run.tracking_uri)
     check_store_for_workers(address, uri)
@@ -130,8 +135,10 @@ def run_sweep(sweep: Sweep, engine: str = "local", workers: int = 1, address: st
 
     records = _records(client, experiment_id, parent_id, results)
     rows, failures = summarize(sweep.points, records)
-    paths = write_summary(out, sweep.name, sweep.axes, rows, failures)
+    paths = write_summary(out, sweep.name, sweep.axes, rows, failures,
+                          run_url=lambda run_id: ui_url(uri, f"#/experiments/{experiment_id}/runs/{run_id}"))
     print("\n" + markdown(sweep.name, sweep.axes, rows, failures), end="")
+    _safely(f"log the best point to the parent run {parent_id}", _log_best, client, parent_id, sweep, rows, records)
     _safely(f"log the summary to the parent run {parent_id}", _finish_parent, client, parent_id, paths,
             len(sweep.points) - len(failures), len(failures))
     print(f"summary: {out / 'summary.md'}; parent run {parent_id} "
@@ -153,10 +160,10 @@ class Progress:
         metrics = result.metrics
         if result.status != "FINISHED":
             score = f"FAILED ({(result.error or 'no error').splitlines()[0][:200]})"
-        elif "final_psnr" in metrics:
-            score = f"{metrics['final_psnr']:.2f} dB"
+        elif "final/psnr" in metrics:
+            score = f"{metrics['final/psnr']:.2f} dB"
         else:
-            score = f"reconstruction error {metrics.get('reconstruction_error', float('nan')):.3g}"
+            score = f"reconstruction error {metrics.get('final/reconstruction_error', float('nan')):.3g}"
         print(f"[{self.done}/{self.total}] {point.image_name} {point.label}: {score}, {result.seconds:.0f} s")
         eta = (time.monotonic() - self.start) / self.done * (self.total - self.done)
         filled = round(BAR_WIDTH * self.done / self.total)
@@ -234,11 +241,27 @@ def _records(client, experiment_id: str, parent_id: str, results: list[PointResu
     return records
 
 
+def _log_best(client, parent_id: str, sweep: Sweep, rows, records: dict[str, RunRecord]) -> None:
+    """The best point's means as `best/<column>` metrics of the parent, its values as tag
+    `zssr.best_point` and its best run as tag `zssr.best_run_id` (see sweep_summary.best_row)."""
+    from mlflow.entities import Metric, RunTag
+
+    best = best_row(rows)
+    if best is None:
+        return
+    now = int(time.time() * 1000)
+    metrics = [Metric(f"best/{column}", best.means[column], now, 0) for column, _, _ in COLUMNS if column in best.means]
+    tags = [RunTag("zssr.best_point", format_values({a: best.values[a] for a in sweep.axes}) or "base")]
+    if (run_id := best_run_id(best, records)) is not None:
+        tags.append(RunTag("zssr.best_run_id", run_id))
+    client.log_batch(parent_id, metrics=metrics, tags=tags)
+
+
 def _finish_parent(client, parent_id: str, paths: list[Path], finished: int, failed: int) -> None:
     for path in paths:
         client.log_artifact(parent_id, str(path))
-    client.log_metric(parent_id, "runs_finished", finished)
-    client.log_metric(parent_id, "runs_failed", failed)
+    client.log_metric(parent_id, "runs/finished", finished)
+    client.log_metric(parent_id, "runs/failed", failed)
     client.set_tag(parent_id, "zssr.failed_runs", str(failed))
     client.set_terminated(parent_id, "FAILED" if failed else "FINISHED")
 

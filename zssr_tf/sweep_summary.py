@@ -1,6 +1,11 @@
 """A sweep's summary: per point, the mean over its images of the final scores and run time, as
-`summary.csv`, `summary.md` (with the failed runs and why) and `summary.png` (the score against
-the first swept key, one line per value of the others)."""
+`summary.csv`, `summary.md` (the best point first, links to every run, the failed runs and why),
+`summary.png` (the score against the first swept key, one line per value of the others) and
+`front.png` (mean PSNR against mean seconds per point, the Pareto front of quality against run
+time drawn through them).
+
+The best point (`best_row`) has the highest mean PSNR-Y when some image has a ground truth, else
+the lowest mean reconstruction error; the parent run logs its means as `best/<column>`."""
 
 from __future__ import annotations
 
@@ -8,16 +13,18 @@ import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from matplotlib.figure import Figure
 
 from zssr_tf.sweep import Point, format_value, format_values
 
-# (column, MLflow metric, Markdown format). Seconds come from the run's start and end times.
-COLUMNS = (("psnr", "final_psnr", "{:.2f}"), ("ssim", "final_ssim", "{:.4f}"),
-           ("psnr_gain", "final_psnr_gain", "{:+.2f}"), ("reconstruction_error", "reconstruction_error", "{:.3e}"),
-           ("seconds", None, "{:.1f}"))
+# (column, MLflow metric of a child run, Markdown format). Seconds come from the run's start and
+# end times.
+COLUMNS = (("psnr", "final/psnr", "{:.2f}"), ("ssim", "final/ssim", "{:.4f}"),
+           ("psnr_gain", "final/psnr_gain", "{:+.2f}"),
+           ("reconstruction_error", "final/reconstruction_error", "{:.3e}"),
+           ("iterations", "final/iterations", "{:.0f}"), ("seconds", None, "{:.1f}"))
 
 
 @dataclass(frozen=True)
@@ -33,14 +40,16 @@ class RunRecord:
 
 @dataclass(frozen=True)
 class Row:
-    """One point: its swept values, how many of its images finished, and the column means
-    (over the finished runs that have the metric; PSNR/SSIM/gain only exist with ground truth)."""
+    """One point: its swept values, how many of its images finished, the column means (over the
+    finished runs that have the metric; PSNR/SSIM/gain only exist with ground truth), and
+    (image name, run id) of its finished runs."""
 
     index: int
     values: dict[str, Any]
     images: int
     finished: int
     means: dict[str, float]
+    runs: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,11 +74,13 @@ def summarize(points: Sequence[Point], records: dict[str, RunRecord]) -> tuple[l
     rows, failures = [], []
     for index in dict.fromkeys(p.index for p in points):
         mine = [p for p in points if p.index == index]
-        finished = []
+        finished, run_ids = [], []
         for point in mine:
             record = records.get(point.key)
             if record is not None and record.status == "FINISHED":
                 finished.append(record)
+                if record.run_id:
+                    run_ids.append((point.image_name, record.run_id))
                 continue
             error = (record.error if record else None) or (f"run ended {record.status}" if record else "never ran")
             failures.append(Failure(index, point.image_name, point.label, error, record.run_id if record else None))
@@ -79,14 +90,36 @@ def summarize(points: Sequence[Point], records: dict[str, RunRecord]) -> tuple[l
             found = [v for v in found if v is not None and math.isfinite(v)]
             if found:
                 means[column] = sum(found) / len(found)
-        rows.append(Row(index, mine[0].values, len(mine), len(finished), means))
+        rows.append(Row(index, mine[0].values, len(mine), len(finished), means, tuple(run_ids)))
     return rows, failures
 
 
+def best_row(rows: Sequence[Row]) -> Row | None:
+    """The point with the highest mean PSNR when some point has one, else the lowest mean
+    reconstruction error; None when no point has either."""
+    if any("psnr" in r.means for r in rows):
+        return max((r for r in rows if "psnr" in r.means), key=lambda r: r.means["psnr"])
+    scored = [r for r in rows if "reconstruction_error" in r.means]
+    return min(scored, key=lambda r: r.means["reconstruction_error"]) if scored else None
+
+
+def best_run_id(row: Row, records: dict[str, RunRecord]) -> str | None:
+    """The run of `row`'s point with the best score of its images (PSNR, else reconstruction
+    error), by the records of its runs."""
+    scored = [(r.metrics, run_id) for _, run_id in row.runs
+              for r in records.values() if r.run_id == run_id]
+    with_psnr = [(m["final/psnr"], run_id) for m, run_id in scored if "final/psnr" in m]
+    if with_psnr:
+        return max(with_psnr)[1]
+    with_error = [(m["final/reconstruction_error"], run_id) for m, run_id in scored if "final/reconstruction_error" in m]
+    return min(with_error)[1] if with_error else (row.runs[0][1] if row.runs else None)
+
+
 def write_summary(out_dir: str | Path, name: str, axes: Sequence[str], rows: Sequence[Row],
-                  failures: Sequence[Failure]) -> list[Path]:
+                  failures: Sequence[Failure], run_url: Callable[[str], str] | None = None) -> list[Path]:
     """Write summary.csv, summary.md and (when something was swept and scored) summary.png to
-    `out_dir`; returns their paths."""
+    `out_dir`; returns their paths. `run_url` maps a run id to its address in the MLflow UI (the
+    Markdown links to the runs)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     columns = _columns(rows)
@@ -96,32 +129,45 @@ def write_summary(out_dir: str | Path, name: str, axes: Sequence[str], rows: Seq
     csv_path = out_dir / "summary.csv"
     with open(csv_path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow([*axes, "images", "finished", *(c[0] for c in columns), "errors"])
+        writer.writerow([*axes, "images", "finished", *(c[0] for c in columns), "run_ids", "errors"])
         for row in rows:
             writer.writerow([*(format_value(row.values[a]) for a in axes), row.images, row.finished,
-                             *(row.means.get(c[0], "") for c in columns), "; ".join(errors.get(row.index, []))])
+                             *(row.means.get(c[0], "") for c in columns), " ".join(rid for _, rid in row.runs),
+                             "; ".join(errors.get(row.index, []))])
     md_path = out_dir / "summary.md"
-    md_path.write_text(markdown(name, axes, rows, failures))
+    md_path.write_text(markdown(name, axes, rows, failures, run_url))
     paths = [csv_path, md_path]
-    plot = plot_summary(out_dir / "summary.png", axes, rows)
-    return paths + ([plot] if plot else [])
+    plots = [plot_summary(out_dir / "summary.png", axes, rows), plot_front(out_dir / "front.png", rows)]
+    return paths + [plot for plot in plots if plot]
 
 
-def markdown(name: str, axes: Sequence[str], rows: Sequence[Row], failures: Sequence[Failure]) -> str:
-    """The summary as a Markdown table (means over each point's finished images), then the
-    failed runs with their errors."""
+def markdown(name: str, axes: Sequence[str], rows: Sequence[Row], failures: Sequence[Failure],
+             run_url: Callable[[str], str] | None = None) -> str:
+    """The summary in Markdown: the best point, a table of means over each point's finished
+    images with links to its runs (`run_url(run_id)`; without it, no links column and plain run
+    ids), then the failed runs with their errors."""
     columns = _columns(rows)
-    header = [*axes, "images", *(c[0] for c in columns)]
-    lines = [f"# Sweep {name}", "", "Means over each point's finished images (PSNR-Y in dB, SSIM-Y and the gain over "
-             "bicubic: over those with a ground truth); seconds: wall time per run.", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    link = (lambda text, run_id: f"[{text}]({run_url(run_id)})") if run_url else (lambda text, run_id: run_id)
+    header = [*axes, "images", *(c[0] for c in columns), *(["runs"] if run_url else [])]
+    lines = [f"# Sweep {name}", ""]
+    best = best_row(rows)
+    if best is not None:
+        metric = "psnr" if "psnr" in best.means else "reconstruction_error"
+        score = f"{best.means['psnr']:.2f} dB" if metric == "psnr" else f"{best.means[metric]:.3e} reconstruction error"
+        lines += [f"Best point: {format_values({a: best.values[a] for a in axes}) or 'the base settings'}, mean "
+                  f"{score} (runs: {', '.join(link(image, rid) for image, rid in best.runs)}).", ""]
+    lines += ["Means over each point's finished images (PSNR-Y in dB, SSIM-Y and the gain over "
+              "bicubic: over those with a ground truth); seconds: wall time per run.", "",
+              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [*(format_value(row.values[a]) for a in axes), f"{row.finished}/{row.images}",
-                 *(fmt.format(row.means[c]) if c in row.means else "" for c, _, fmt in columns)]
+                 *(fmt.format(row.means[c]) if c in row.means else "" for c, _, fmt in columns),
+                 *([", ".join(link(image, rid) for image, rid in row.runs)] if run_url else [])]
         lines.append("| " + " | ".join(cells) + " |")
     if failures:
         lines += ["", f"## Failed runs ({len(failures)})", ""]
-        lines += [f"- {f.image} {f.label}: {f.error}" + (f" (run {f.run_id})" if f.run_id else "") for f in failures]
+        lines += [f"- {f.image} {f.label}: {f.error}" + (f" (run {link(f.run_id, f.run_id)})" if f.run_id else "")
+                  for f in failures]
     return "\n".join(lines) + "\n"
 
 
@@ -152,6 +198,38 @@ def plot_summary(path: str | Path, axes: Sequence[str], rows: Sequence[Row]) -> 
     ax.set_ylabel("mean PSNR-Y (dB)" if metric == "psnr" else "mean reconstruction error (MSE)")
     if others:
         ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the (seconds, psnr) points no other point beats on both axes (fewer or equal
+    seconds and higher or equal PSNR, one of them strictly), ordered by seconds."""
+    front = [i for i, (t, q) in enumerate(points)
+             if not any(t2 <= t and q2 >= q and (t2, q2) != (t, q) for t2, q2 in points)]
+    return sorted(front, key=lambda i: points[i])
+
+
+def plot_front(path: str | Path, rows: Sequence[Row]) -> Path | None:
+    """Mean PSNR-Y against mean seconds, one labelled dot per point, the Pareto front as a line.
+    None when fewer than two points have both."""
+    scored = [r for r in rows if "psnr" in r.means and "seconds" in r.means]
+    if len(scored) < 2:
+        return None
+    points = [(r.means["seconds"], r.means["psnr"]) for r in scored]
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    ax.scatter(*zip(*points), color="tab:gray")
+    for row, (t, q) in zip(scored, points):
+        ax.annotate(format_values(row.values) or str(row.index), (t, q), fontsize=7, xytext=(4, 4),
+                    textcoords="offset points")
+    front = [points[i] for i in pareto_front(points)]
+    ax.plot(*zip(*front), color="tab:blue", marker="o", label="Pareto front")
+    ax.set_xlabel("mean seconds per run")
+    ax.set_ylabel("mean PSNR-Y (dB)")
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     path = Path(path)
     fig.savefig(path, dpi=100)

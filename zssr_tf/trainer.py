@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import math
+import contextlib
+import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -12,18 +14,19 @@ import numpy as np
 import tensorflow as tf
 
 from zssr_tf.augment import FatherSampler, father_to_son, interpolate_son, kernel_symmetries
-from zssr_tf.callbacks import (IterationLogs, LearningRatePolicy, ProgressLogger, ReconstructionTest,
-                               ScaleStepCallback, StopAtMinLearningRate)
-from zssr_tf.config import Config
-from zssr_tf.data import PairMaker, make_dataset
-from zssr_tf.ensemble import auto_tile_size, ensemble_transforms, geometric_self_ensemble, tiled_predict
-from zssr_tf.errors import ZSSRError
+from zssr_tf.callbacks import (CosineLearningRate, IterationLogs, LearningRatePolicy, NonFiniteCheck,
+                               ProgressLogger, ReconstructionTest, ScaleStepCallback, StepLearningRate,
+                               StopAtMinLearningRate, reconstruction_windows)
+from zssr_tf.checks import check_inputs, setting_warnings, step_output_shape
+from zssr_tf.config import Config, format_scale
+from zssr_tf.data import PairMaker, make_dataset, with_loss_maps
+from zssr_tf.ensemble import ensemble_transforms, geometric_self_ensemble, tiled_predict_for
+from zssr_tf.errors import ZSSRError, ZSSRWarning
+from zssr_tf.gan.build import build_zsrgan
 from zssr_tf.kernels import align_kernel, is_isotropic, upscale_offset
 from zssr_tf.model import build_zssr_net
 from zssr_tf.precision import resolve_precision
 from zssr_tf.resize import imresize
-
-MIN_INPUT_SIDE = 8
 
 
 @dataclass(frozen=True)
@@ -106,15 +109,20 @@ class ZSSR:
 
         `gt`: optional ground truth (H, W, C) for the final scale, for per-step evaluation.
         `kernels`: optional numeric downscaling kernels, one per scale step (raw; aligned here for
-        scale.kernel_alignment). Raises ZSSRError for a wrong number of kernels, or none under
-        kernel_alignment "direct" (method names like 'cubic' follow MATLAB's block-centre grid).
+        scale.kernel_alignment; none under "direct", whose grid needs a numeric kernel, is an error).
+        Raises ZSSRError before training for inputs `checks.check_inputs` rejects, and during
+        training when the loss or the network's output stops being finite (`NonFiniteCheck`) or a
+        step's final output has NaN/inf pixels. Warns (ZSSRWarning) for settings unlikely to train.
         """
         cfg = self.config
         scale_factors = cfg.scale.scale_factors
-        image = _check_image(image, scale_factors)
-        if kernels is not None and len(kernels) != len(scale_factors):
-            raise ZSSRError(f"{len(kernels)} kernel(s) given for {len(scale_factors)} scale step(s): "
-                            "give one kernel per step in scale.scale_factors, or none")
+        image, gt, kernels = check_inputs(cfg, image, gt, kernels)
+        for message in setting_warnings(cfg):
+            warnings.warn(message, ZSSRWarning, stacklevel=2)
+        if cfg.loss.adversarial_weight > 0 and min(image.shape[:2]) < 64:
+            raise ZSSRError(f"the image is {image.shape[1]}x{image.shape[0]} pixels: the discriminator "
+                            "(loss.adversarial_weight > 0) needs fathers of at least 64 pixels per side; "
+                            "use a larger image or loss.adversarial_weight=0")
         alignment = cfg.scale.kernel_alignment
         if kernels is None and alignment != "block_centre":
             raise ZSSRError(f"scale.kernel_alignment {alignment!r} applies to a numeric kernel: pass one with "
@@ -156,14 +164,24 @@ class ZSSR:
         return ZSSRResult(sr=steps[-1].output, bicubic=bicubic, steps=steps, precision=self.precision)
 
     def _build_model(self, channels: int) -> keras.Model:
-        m, t = self.config.model, self.config.train
-        model = build_zssr_net(m.depth, m.width, channels, m.init_variance, dtype_policy=self.precision)
-        optimizer = keras.optimizers.Adam(learning_rate=t.learning_rate)
-        if self.precision == "mixed_float16":
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        model.compile(optimizer=optimizer, loss="mean_absolute_error", jit_compile=t.jit_compile)
+        m, t, loss = self.config.model, self.config.train, self.config.loss
+        model = build_zssr_net(m.depth, m.width, channels, m.init_variance, dtype_policy=self.precision,
+                               input_noise_std=m.input_noise_std)
+        optimizer = self._adam(t.learning_rate, t.adam_beta_1)
+        if loss.gan:
+            model = build_zsrgan(model, loss, channels, self.precision)
+            model.compile(optimizer, self._adam(loss.discriminator_learning_rate, loss.discriminator_beta_1),
+                          jit_compile=t.jit_compile)
+        else:
+            model.compile(optimizer=optimizer, loss="mean_absolute_error", jit_compile=t.jit_compile)
         self._predict = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
         return model
+
+    def _adam(self, learning_rate: float, beta_1: float) -> keras.optimizers.Optimizer:
+        optimizer = keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1)
+        if self.precision == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        return optimizer
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """The network's output for a [N, H, W, C] float32 batch of interpolated images."""
@@ -173,24 +191,37 @@ class ZSSR:
         cfg = self.config
         a, t = cfg.augment, cfg.train
         self.model.optimizer.learning_rate.assign(t.learning_rate)
+        if getattr(self.model, "discriminator_optimizer", None) is not None:
+            self.model.discriminator_optimizer.learning_rate.assign(cfg.loss.discriminator_learning_rate)
         rng = np.random.default_rng((cfg.run.seed, step.index, 1))
         offset = upscale_offset(step.relative_sf, cfg.scale.kernel_alignment)
         lr_son = father_to_son(step.input_image, step.relative_sf, step.kernel, a.noise_std, rng)
         interpolated_son = interpolate_son(lr_son, step.relative_sf, step.input_image.shape[:2],
                                            cfg.scale.upscale_method, offset)
+        father_sources, loss_map_scale = tuple(sources), 0.0
+        if cfg.loss.loss_map == "gradient":
+            father_sources, loss_map_scale = with_loss_maps(father_sources)
         pairs = PairMaker(
-            sources=tuple(sources), base_scales=tuple(base_scales),
+            sources=father_sources, base_scales=tuple(base_scales),
             sampler=FatherSampler(a.crop_size, a.augment_leave_as_is_probability,
                                   a.augment_no_interpolate_probability, a.augment_min_scale,
                                   a.augment_scale_diff_sigma, a.augment_shear_sigma, a.augment_allow_rotation,
+                                  a.augment_min_father_side, a.augment_scale_distribution,
                                   step.kernel_symmetries, step.kernel_isotropic),
             scale_factor=step.relative_sf, kernel=step.kernel, noise_std=a.noise_std,
-            upscale_method=cfg.scale.upscale_method, seed=cfg.run.seed, upscale_offset=offset)
+            upscale_method=cfg.scale.upscale_method, seed=cfg.run.seed, dihedral_batch=a.augment_dihedral_batch,
+            loss_map_scale=loss_map_scale, upscale_offset=offset)
         dataset = make_dataset(pairs, channels=step.input_image.shape[2], start_index=step.iteration_offset)
 
         history = IterationCount()
-        policy = LearningRatePolicy(t.learning_rate_policy_check_every, t.min_iters, t.learning_rate_slope_range,
-                                    t.run_test_every, t.learning_rate_change_ratio)
+        if t.learning_rate_schedule == "step":
+            schedule = StepLearningRate(t.learning_rate_step_every, t.learning_rate_step_factor)
+        elif t.learning_rate_schedule == "cosine":
+            schedule = CosineLearningRate(t.learning_rate, t.max_iters)
+        else:
+            schedule = LearningRatePolicy(t.learning_rate_policy_check_every, t.min_iters, t.learning_rate_slope_range,
+                                          t.run_test_every, t.learning_rate_change_ratio,
+                                          legacy_slope_std=t.legacy_slope_std)
         label = f"[step {step.index + 1}/{len(cfg.scale.scale_factors)} {format_scale(step.scale_factor)}] "
         if self.verbose and isinstance(step.kernel, np.ndarray):
             print(f"{label}kernel {cfg.scale.kernel_alignment}; symmetric under dihedral transforms "
@@ -198,29 +229,38 @@ class ZSSR:
                   f"father transforms {list(pairs.sampler.dihedral_transforms)}, self-ensemble "
                   f"{ensemble_transforms(step.relative_sf, cfg.test.output_flip, step.kernel_symmetries)}",
                   flush=True)
+        # A tiled predict, and on large images a fixed set of crops: the test's cost and memory
+        # do not grow with the image.
+        windows = reconstruction_windows(step.input_image.shape[:2], t.reconstruction_test,
+                                         t.reconstruction_test_pixels, cfg.run.seed)
+        reconstruction = ReconstructionTest(tiled_predict_for(self.predict, cfg), step.input_image, interpolated_son,
+                                            t.run_test_every, windows, margin=cfg.model.depth)
         # Order matters: later callbacks read the logs earlier ones add (see callbacks.py).
-        callbacks = [history, IterationLogs(step.iteration_offset),
-                     ReconstructionTest(self.predict, step.input_image, interpolated_son, t.run_test_every),
-                     policy, StopAtMinLearningRate(t.min_learning_rate),
-                     ProgressLogger(cfg.run.progress_every if self.verbose else 0, label, t.max_iters),
-                     *self.callbacks]
+        callbacks = [history, IterationLogs(step.iteration_offset), reconstruction,
+                     NonFiniteCheck(step.iteration_offset), schedule, StopAtMinLearningRate(t.min_learning_rate),
+                     *self.callbacks, ProgressLogger(cfg.run.progress_every if self.verbose else 0, label, t.max_iters)]
         for callback in self.callbacks:
             if isinstance(callback, ScaleStepCallback):
                 callback.on_scale_step_begin(step, self.predict)
 
         start = time.perf_counter()
-        self.model.fit(dataset, epochs=1, steps_per_epoch=t.max_iters, callbacks=callbacks, verbose=0, shuffle=False)
+        with _autolog_paused():
+            self.model.fit(dataset, epochs=1, steps_per_epoch=t.max_iters, callbacks=callbacks, verbose=0, shuffle=False)
         train_seconds = time.perf_counter() - start
 
         start = time.perf_counter()
         output = final_test(self.predict, cfg, step.input_image, step.relative_sf, step.output_shape, step.kernel,
                             step.back_projection_iters, step.kernel_symmetries)
         test_seconds = time.perf_counter() - start
+        if not np.isfinite(output).all():
+            raise ZSSRError(f"{label.strip()} the final test (self-ensemble and back-projection) gave NaN or infinite "
+                            "pixels, so there is no result to save: lower train.learning_rate or check the "
+                            "input image and kernel")
         offset = step.iteration_offset
         result = StepResult(
             scale_factor=step.scale_factor, output=output, iterations=history.iterations,
-            learning_rate_drops=[offset + i for i in policy.drops],
-            reconstruction_errors=[(offset + i, e) for i, e in zip(policy.test_iterations, policy.test_errors)],
+            learning_rate_drops=[offset + i for i in schedule.drops],
+            reconstruction_errors=[(offset + i, e) for i, e in zip(reconstruction.iterations, reconstruction.errors)],
             train_seconds=train_seconds, test_seconds=test_seconds)
         if self.verbose:
             print(f"{label}done: {result.iterations} iterations in {train_seconds:.1f} s, "
@@ -229,17 +269,6 @@ class ZSSR:
             if isinstance(callback, ScaleStepCallback):
                 callback.on_scale_step_end(step, result)
         return result
-
-
-def step_output_shape(input_shape: tuple[int, int], relative_sf: tuple[float, float]) -> tuple[int, int]:
-    """(H, W) of a scale step's output: the input's (h, w) times the step's factors, rounded up."""
-    return tuple(int(math.ceil(n * s - 1e-9)) for n, s in zip(input_shape, relative_sf))
-
-
-def tiled_predict_for(predict, config: Config):
-    """`predict` run in tiles of config.test.tile_size (0: sized from free memory), seamless."""
-    # A margin of `depth` pixels covers the receptive field of depth 3x3 convs.
-    return tiled_predict(predict, config.test.tile_size or auto_tile_size(config.model.width), config.model.depth)
 
 
 def final_test(predict, config: Config, lr_image: np.ndarray, relative_sf, output_shape, kernel,
@@ -252,6 +281,53 @@ def final_test(predict, config: Config, lr_image: np.ndarray, relative_sf, outpu
                                    config.scale.kernel_alignment, kernel_symmetries)
 
 
+def super_resolve_with_networks(config: Config, networks: Sequence[keras.Model],
+                                kernels: Sequence[np.ndarray | None], image: np.ndarray) -> np.ndarray:
+    """Super-resolve `image` (h, w, C) float32 in [0, 1] with networks trained earlier, one per
+    scale step of `config`, without training: each step's `final_test` as in training (tiled
+    self-ensemble and back-projection with `config`'s settings, base changes). `kernels[i]`: step
+    i's numeric kernel as aligned for training (`kernels.align_kernel`), or None for
+    scale.downscale_method; its symmetries pick the ensemble's transforms as in training. Returns the last step's
+    output (H, W, C) float32 in [0, 1]. Raises ZSSRError when the channel count differs from the
+    networks' or the output has NaN/inf pixels."""
+    channels = networks[0].input_shape[-1]
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[2] != channels:
+        raise ZSSRError(f"the image has shape {image.shape} but the networks were trained on {channels}-channel "
+                        f"images (h, w, {channels}); convert the image first")
+    base_input, base_sf = np.clip(image, 0, 1).astype(np.float32), (1.0, 1.0)
+    for sf, bp_iters, network, kernel in zip(config.scale.scale_factors, config.back_projection_per_step,
+                                             networks, kernels):
+        relative_sf = (sf[0] / base_sf[0], sf[1] / base_sf[1])
+        symmetries = (0,)
+        if kernel is None:
+            kernel = config.scale.downscale_method
+        elif config.scale.kernel_symmetry:
+            symmetries = kernel_symmetries(kernel)  # about its centre of mass: the alignment shift does not matter
+        predict = lambda batch, net=network: keras.ops.convert_to_numpy(net(np.asarray(batch, np.float32),
+                                                                               training=False))
+        output = final_test(predict, config, base_input, relative_sf,
+                            step_output_shape(base_input.shape[:2], relative_sf), kernel, bp_iters, symmetries)
+        if sf in config.scale.base_change_sfs:
+            base_input, base_sf = output, sf
+    if not np.isfinite(output).all():
+        raise ZSSRError("the networks gave NaN or infinite pixels, so there is no result to save: they come from a "
+                        "training that diverged; train again with a lower train.learning_rate")
+    return output
+
+
+def _autolog_paused():
+    """MLflow autologging paused around `fit` (see `tracking.autolog`). Imported only when MLflow
+    is loaded: autologging cannot be on otherwise, and the trainer itself never needs MLflow."""
+    if "mlflow" not in sys.modules:
+        return contextlib.nullcontext()
+    from zssr_tf.tracking.autolog import autolog_paused
+
+    return autolog_paused()
+
+
 class IterationCount(keras.callbacks.Callback):
     """Counts the iterations `fit` actually ran (it may stop early)."""
 
@@ -262,32 +338,12 @@ class IterationCount(keras.callbacks.Callback):
         self.iterations = batch + 1
 
 
-def _check_image(image: np.ndarray, scale_factors) -> np.ndarray:
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = image[..., None]
-    if image.ndim != 3 or image.shape[2] not in (1, 3):
-        raise ZSSRError(f"the image must be (h, w), (h, w, 1) or (h, w, 3), got shape {image.shape}")
-    needed = max(MIN_INPUT_SIDE, 2 * math.ceil(max(max(sf) for sf in scale_factors)))
-    if min(image.shape[:2]) < needed:
-        raise ZSSRError(f"the image is {image.shape[1]}x{image.shape[0]} pixels, too small for scale "
-                        f"{list(scale_factors[-1])}: each side needs at least {needed} pixels")
-    return np.clip(image.astype(np.float32), 0, 1)
-
-
 def _gt_for_step(gt, sf, final_sf, output_shape) -> np.ndarray | None:
-    """The ground truth at this step's scale: itself for the last scale, else downscaled."""
+    """The ground truth (H, W, C), already checked against the input by `checks.check_ground_truth`,
+    at this step's scale: itself for the last scale, else resized to the step's output shape."""
     if gt is None:
         return None
-    gt = np.asarray(gt, np.float32)
-    if gt.ndim == 2:
-        gt = gt[..., None]
     if np.allclose(sf, final_sf, atol=0.01):
         return gt
     ratio = (sf[0] / final_sf[0], sf[1] / final_sf[1])
     return imresize(gt, scale_factor=ratio, output_shape=output_shape)
-
-
-def format_scale(sf) -> str:
-    """'x2' for a square factor (2, 2), 'x1.5x2' for (1.5, 2): in labels, tags and file names."""
-    return f"x{sf[0]:g}" if sf[0] == sf[1] else f"x{sf[0]:g}x{sf[1]:g}"

@@ -1,0 +1,193 @@
+"""Blind SR benchmark: ZSSR with a kernel estimated from the image (KernelGAN) against ZSSR with the
+bicubic kernel and with the true kernel, on LR images made with known non-bicubic kernels.
+
+    python experiments/bench_blind.py [--sets krk14 g2direct5] [--images 3] [--crop 0]
+                                      [--methods bicubic zssr_bicubic zssr_estimated zssr_true] [key=value ...]
+
+Sets (x2, generated here from ../shared/data, seeded):
+- krk14: a DIV2KRK-like set from Set14 `hr` (the KernelGAN paper's recipe for DIV2KRK, as far as
+  it is described): per image an 11x11 anisotropic Gaussian, axis stds U(0.6, 5) px, angle
+  U(0, pi), each tap times U(0.75, 1.25), renormalised; correlated with the HR image after
+  re-centring to the block centre and subsampled x2 (the block-centre convention of DIV2KRK and
+  MATLAB's imresize: LR pixel i sits at the centre of HR block i).
+- g2direct5: Set5 blurred with an isotropic Gaussian of std 2.0 (15x15) and subsampled "directly"
+  (keep every 2nd pixel from 0, LR pixel i on HR pixel 2i), MZSR's g2.0 test set.
+
+Methods per image: bicubic upscaling; ZSSR (the `blind` preset's training: no augmentation,
+gradient-weighted L1, 2 back-projections) with the bicubic kernel, with the KernelGAN estimate,
+with the true kernel. Scores by DESIGN §2 (Y, shave 2). The distance between the estimated and
+the true kernel is the L2 norm of their difference after moving both centres of mass to the same
+point. Every (image, method) result is cached in experiments/results/blind/<set>/<image>.json,
+so an interrupted run resumes; the summary goes to experiments/results/blind_x2.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+from scipy import ndimage  # noqa: E402
+
+from results_io import RESULTS, write_json  # noqa: E402
+from zssr_tf.config import KEY_TO_SECTION, load_config  # noqa: E402
+from zssr_tf.image_io import read_image  # noqa: E402
+from zssr_tf.kernel_estimation import KernelEstimationError, estimate_kernel  # noqa: E402
+from zssr_tf.kernels import bicubic_kernel, gaussian_kernel, recenter_kernel  # noqa: E402
+from zssr_tf.metrics import evaluate  # noqa: E402
+from zssr_tf.resize import downscale_with_kernel, imresize  # noqa: E402
+from zssr_tf.trainer import ZSSR  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+METHODS = ("bicubic", "zssr_bicubic", "zssr_estimated", "zssr_true")
+SETS = {"krk14": ("set14", "block_centre"), "g2direct5": ("set5", "direct")}
+SEED = 2019
+
+
+def krk_kernel(rng: np.random.Generator, size: int = 11) -> np.ndarray:
+    """A DIV2KRK-like x2 kernel: anisotropic Gaussian, stds U(0.6, 5), angle U(0, pi), each tap
+    times U(0.75, 1.25), sum 1."""
+    sigma_1, sigma_2 = rng.uniform(0.6, 5.0, size=2)
+    kernel = gaussian_kernel(size, sigma_1, sigma_2, rng.uniform(0, np.pi))
+    kernel = kernel * rng.uniform(0.75, 1.25, size=kernel.shape)
+    return kernel / kernel.sum()
+
+
+def degrade(hr: np.ndarray, kernel: np.ndarray, convention: str) -> np.ndarray:
+    """x2 LR image of `hr` (modcropped to even sizes) with `kernel` in the given convention."""
+    shape = (hr.shape[0] // 2, hr.shape[1] // 2)
+    if convention == "block_centre":
+        return np.clip(downscale_with_kernel(hr, recenter_kernel(kernel, (2, 2)), (0.5, 0.5), shape), 0, 1)
+    return np.clip(downscale_with_kernel(hr, kernel, (0.5, 0.5), shape), 0, 1)  # centred odd kernel: LR i on HR 2i
+
+
+def make_case(set_name: str, name: str, crop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lr, gt, true kernel) of one image of a set; the kernel depends only on the set's seed
+    and the image's name."""
+    folder, convention = SETS[set_name]
+    hr = read_image(DATA / folder / "hr" / f"{name}.png")[0]
+    if crop:
+        top, left = max(0, (hr.shape[0] - crop) // 2), max(0, (hr.shape[1] - crop) // 2)
+        hr = hr[top:top + crop, left:left + crop]
+    hr = hr[:hr.shape[0] - hr.shape[0] % 2, :hr.shape[1] - hr.shape[1] % 2]
+    if set_name == "krk14":
+        kernel = krk_kernel(np.random.default_rng([SEED, *name.encode()]))
+    else:
+        kernel = gaussian_kernel(15, 2.0)
+    return degrade(hr, kernel, convention), hr, kernel
+
+
+def kernel_distance(estimated: np.ndarray, true: np.ndarray, size: int = 41) -> float:
+    """L2 norm of the difference of two kernels, each normalised to sum 1 and moved (cubic
+    spline) so its centre of mass is the middle of a common size x size grid."""
+    def centred(kernel):
+        kernel = np.asarray(kernel, np.float64) / np.sum(kernel)
+        top, left = (size - kernel.shape[0]) // 2, (size - kernel.shape[1]) // 2
+        canvas = np.zeros((size, size))
+        canvas[top:top + kernel.shape[0], left:left + kernel.shape[1]] = kernel
+        return ndimage.shift(canvas, (size - 1) / 2 - np.array(ndimage.center_of_mass(canvas)), order=3)
+
+    return float(np.linalg.norm(centred(estimated) - centred(true)))
+
+
+def alignment_overrides(convention: str) -> list[str]:
+    """The setting that tells ZSSR how the image was subsampled, where the package has it."""
+    return [f"kernel_alignment={convention}"] if "kernel_alignment" in KEY_TO_SECTION else []
+
+
+def run_case(set_name: str, name: str, crop: int, methods, overrides) -> dict:
+    cache = RESULTS / "blind" / set_name / f"{name}{f'_crop{crop}' if crop else ''}.json"
+    result = json.loads(cache.read_text()) if cache.is_file() else {}
+    lr, gt, true_kernel = make_case(set_name, name, crop)
+    convention = SETS[set_name][1]
+    base = load_config("blind", [*alignment_overrides(convention), *overrides])
+    given = load_config("blind", ["kernel=given", *alignment_overrides(convention), *overrides])
+    for method in methods:
+        if method in result:
+            continue
+        start = time.perf_counter()
+        entry: dict = {}
+        if method == "bicubic":
+            sr = np.clip(imresize(lr, scale_factor=2, output_shape=gt.shape[:2]), 0, 1)
+        else:
+            kernels = None
+            if method == "zssr_true":
+                kernels = [true_kernel]
+            elif method == "zssr_estimated":
+                try:
+                    estimate, history = estimate_kernel(lr, base)
+                except KernelEstimationError as err:
+                    result[method] = {"error": str(err)}
+                    continue
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                np.save(cache.with_name(f"{cache.stem}_estimated_kernel.npy"), estimate)
+                kernels = [estimate]
+                entry.update(kernel_distance=kernel_distance(estimate, true_kernel),
+                             bicubic_kernel_distance=kernel_distance(bicubic_kernel(2), true_kernel),
+                             estimation_seconds=history.seconds, estimation_ms_per_iteration=history.ms_per_iteration,
+                             similar_to_bicubic_at=history.similar_to_bicubic_at,
+                             constraints_on_at=history.constraints_on_at,
+                             raw_kernel_sum=float(history.raw_kernel.sum()))
+            zssr = ZSSR(given if method != "zssr_estimated" else base, verbose=False)
+            run = zssr.run(lr, kernels=kernels)
+            sr = run.sr
+            entry.update(iterations=run.iterations, zssr_seconds=run.train_seconds + run.test_seconds)
+        entry.update(evaluate(sr, gt, 2), seconds=time.perf_counter() - start)
+        result[method] = entry
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"{set_name}/{name} {method}: " + ", ".join(
+            f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in entry.items()), flush=True)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
+    parser.add_argument("--images", nargs="+", default=["3"],
+                        help="image names, or one number N: the first N images of each set (alphabetical)")
+    parser.add_argument("--crop", type=int, default=0, help="centre-crop the HR images to this side (0: whole)")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every ZSSR run")
+    args = parser.parse_args()
+    report = {"crop": args.crop, "overrides": args.overrides, "sets": {}}
+    for set_name in args.sets:
+        names = sorted(p.stem for p in (DATA / SETS[set_name][0] / "hr").glob("*.png"))
+        names = names[:int(args.images[0])] if args.images[0].isdigit() else [n for n in args.images if n in names]
+        report["sets"][set_name] = {n: run_case(set_name, n, args.crop, args.methods, args.overrides) for n in names}
+    write_json("blind_x2", report)
+    (RESULTS / "blind_x2.md").write_text(summary_table(report))
+    print(summary_table(report))
+    return 0
+
+
+def summary_table(report: dict) -> str:
+    lines = []
+    for set_name, cases in report["sets"].items():
+        lines += [f"### {set_name} x2 (PSNR-Y dB / SSIM-Y)", "",
+                  "| image | " + " | ".join(METHODS) + " | kernel distance (est / bicubic) |",
+                  "|---|" + "---|" * (len(METHODS) + 1)]
+        for name, result in cases.items():
+            cells = [f"{result[m]['psnr']:.2f} / {result[m]['ssim']:.4f}" if "psnr" in result.get(m, {})
+                     else result.get(m, {}).get("error", "—")[:40] for m in METHODS]
+            est = result.get("zssr_estimated", {})
+            dist = (f"{est['kernel_distance']:.4f} / {est['bicubic_kernel_distance']:.4f}"
+                    if "kernel_distance" in est else "—")
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {dist} |")
+        means = []
+        for m in METHODS:
+            scores = [r[m]["psnr"] for r in cases.values() if "psnr" in r.get(m, {})]
+            means.append(f"{np.mean(scores):.2f} (n={len(scores)})" if scores else "—")
+        lines += [f"| mean | " + " | ".join(means) + " | |", ""]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""Kernel estimation (KernelGAN): networks, kernel extraction, constraints, schedule, post-processing."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from scipy import ndimage, signal
+
+from zssr_tf.config import load_config
+from zssr_tf.errors import ZSSRError
+from zssr_tf.kernel_estimation import constraints as C
+from zssr_tf.kernel_estimation.crops import FlatImageWarning, gradient_map, sample_crop_positions
+from zssr_tf.kernel_estimation.estimator import KernelEstimationError, check_and_post_process, prepare_image
+from zssr_tf.kernel_estimation.files import write_kernel_files
+from zssr_tf.kernel_estimation.networks import (build_linear_generator, build_patch_discriminator,
+                                                downscale_with_generator_kernel, extract_kernel, generate)
+from zssr_tf.kernel_estimation.postprocess import (analytic_x4_kernel, post_process, shift_to_centre,
+                                                   zero_negligible_taps)
+from zssr_tf.kernel_estimation.schedule import ConstraintSchedule
+from zssr_tf.kernels import gaussian_kernel, load_kernel
+
+
+def _random_images(shape, seed=0):
+    return np.random.default_rng(seed).random(shape).astype(np.float32)
+
+
+def test_generator_discriminator_and_kernel_shapes():
+    generator = build_linear_generator(seed=0)
+    generated = generate(generator, tf.constant(_random_images((1, 64, 64, 3))))
+    assert generated.shape == (1, 26, 26, 3)
+    assert build_patch_discriminator(seed=0)(generated, training=True).shape == (1, 20, 20, 1)
+    assert extract_kernel(generator).shape == (13, 13)
+
+
+def test_extracted_kernel_reproduces_the_generator():
+    # A large init gain gives the random linear net outputs of order 0.1, so 1e-5 is a real bound.
+    generator = build_linear_generator(init_gain=1.0, seed=3)
+    images = _random_images((1, 64, 64, 3), seed=1)
+    generated = generate(generator, tf.constant(images)).numpy()[0]
+    kernel = extract_kernel(generator).numpy().astype(np.float64)
+    assert np.abs(generated).max() > 0.01
+    for channel in range(3):
+        # Valid correlation output j covers input rows j..j+12 = scipy's same-size output j+6.
+        full = ndimage.correlate(images[0, :, :, channel].astype(np.float64), kernel, mode="constant")
+        np.testing.assert_allclose(generated[:, :, channel], full[6:58:2, 6:58:2], atol=1e-5)
+    fast = downscale_with_generator_kernel(tf.constant(images), tf.constant(kernel, tf.float32)).numpy()[0]
+    np.testing.assert_allclose(fast, generated, atol=1e-5)
+
+
+def test_gradients_through_the_kernel_equal_gradients_through_the_layers():
+    generator = build_linear_generator(width=8, init_gain=1.0, seed=5)
+    images = tf.constant(_random_images((1, 32, 32, 3), seed=2))
+    with tf.GradientTape(persistent=True) as tape:
+        by_layers = tf.reduce_sum(tf.square(generate(generator, images)))
+        by_kernel = tf.reduce_sum(tf.square(downscale_with_generator_kernel(images, extract_kernel(generator))))
+    for a, b in zip(tape.gradient(by_layers, generator.trainable_variables),
+                    tape.gradient(by_kernel, generator.trainable_variables)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-6 * float(tf.reduce_max(tf.abs(a))))
+
+
+def _correlate_subsample(image, kernel, step):
+    return signal.correlate2d(image, kernel, mode="valid")[::step, ::step]
+
+
+def test_analytic_x4_kernel_is_x2_twice():
+    rng = np.random.default_rng(4)
+    k2 = rng.random((7, 7))
+    k2 /= k2.sum()
+    image = rng.random((80, 80))
+    twice = _correlate_subsample(_correlate_subsample(image, k2, 2), k2, 2)
+    once = _correlate_subsample(image, analytic_x4_kernel(k2, crop=False), 4)
+    assert analytic_x4_kernel(k2, crop=False).shape == (19, 19)
+    n = min(twice.shape[0], once.shape[0])
+    np.testing.assert_allclose(once[:n, :n], twice[:n, :n], atol=1e-12)
+    cropped = analytic_x4_kernel(k2)
+    assert cropped.shape == (13, 13) and cropped.sum() == pytest.approx(1.0)
+    assert analytic_x4_kernel(np.ones((17, 17)) / 289).shape == (33, 33)
+
+
+def test_post_processing_is_non_negative_and_centred():
+    rng = np.random.default_rng(7)
+    raw = gaussian_kernel(13, 1.5, 0.8, 0.4) + rng.normal(0, 0.002, (13, 13))
+    raw = np.roll(raw, (1, -2), axis=(0, 1))  # off-centre
+    cleaned = zero_negligible_taps(raw, keep=40)
+    assert cleaned.min() >= 0 and cleaned.sum() == pytest.approx(1.0)
+    assert np.count_nonzero(cleaned) >= 41
+    shifted = shift_to_centre(cleaned, scale=2)
+    wanted = shifted.shape[0] // 2 + 0.5 * (2 - shifted.shape[0] % 2)
+    np.testing.assert_allclose(ndimage.center_of_mass(shifted), (wanted, wanted), atol=0.05)
+    assert shifted.shape[0] > 13
+    assert post_process(raw).shape == shifted.shape
+
+
+def test_constraint_values_on_hand_made_kernels():
+    delta = np.zeros((13, 13), np.float32)
+    delta[6, 6] = 1
+    delta = tf.constant(delta)
+    assert float(C.centralization_loss(delta, C.kernel_centre(13, 2))) == pytest.approx(0.25)
+    assert float(C.sum_to_one_loss(delta)) == 0
+    assert float(C.sum_to_one_loss(2 * delta)) == pytest.approx(1.0)
+    mask = C.boundary_mask(13)
+    assert np.all(mask[2:11, 2:11] == 0)
+    ring = mask[np.pad(np.zeros((9, 9), bool), 2, constant_values=True)]
+    assert ring.min() == pytest.approx(2.14, abs=0.01) and ring.max() == pytest.approx(5.76, abs=0.01)
+    assert float(C.boundaries_loss(delta, tf.constant(mask))) == 0
+    corner = np.zeros((13, 13), np.float32)
+    corner[0, 0] = 1
+    assert float(C.boundaries_loss(tf.constant(corner), tf.constant(mask))) == pytest.approx(mask[0, 0] / 169)
+    assert float(C.sparsity_loss(delta)) == pytest.approx((1 + 168 * 1e-8**0.2) / 169, rel=1e-4)
+
+
+def test_bicubic_targets_per_channel_and_channel_sum():
+    flat = np.ones((1, 64, 64, 3), np.float32) * np.array([0.1, 0.2, 0.3], np.float32)
+    per_channel = C.bicubic_downscale(tf.constant(flat), 26, "per_channel").numpy()
+    channel_sum = C.bicubic_downscale(tf.constant(flat), 26, "channel_sum").numpy()
+    assert per_channel.shape == channel_sum.shape == (1, 26, 26, 3)
+    # The 26x26 crop stays clear of the zero padding: a constant image keeps its values.
+    np.testing.assert_allclose(per_channel[0], np.broadcast_to([0.1, 0.2, 0.3], (26, 26, 3)), atol=1e-6)
+    np.testing.assert_allclose(channel_sum[0], 0.6, atol=1e-6)
+
+
+def test_schedule_on_a_scripted_bicubic_loss():
+    schedule = ConstraintSchedule(load_config().kernel_estimation)
+    # Under the threshold at 5, 6, (7 is over), 8, 9, 10: the third in a row is iteration 10.
+    losses = {i: 0.3 for i in (5, 6, 8, 9, 10)}
+    weights, rates = {}, {}
+    for iteration in range(3000):
+        schedule.update(iteration, losses.get(iteration, 0.3 if iteration > 10 else 0.5))
+        weights[iteration], rates[iteration] = schedule.bicubic_weight, schedule.learning_rate
+    assert schedule.similar_to_bicubic_at == 10
+    assert [weights[i] for i in (199, 200, 399, 400, 599, 600, 2999)] == [5, 0.05, 0.05, 5e-4, 5e-4, 5e-6, 5e-6]
+    assert schedule.constraints_on_at == 400
+    assert (schedule.centralization_weight, schedule.sparsity_weight) == (1.0, 5.0)
+    drops = [i for i in range(1, 3000) if rates[i] < rates[i - 1]]
+    assert drops == [750, 1500, 2250] and rates[2999] == pytest.approx(2e-7)
+
+
+def test_schedule_never_set_keeps_the_constraints_off():
+    schedule = ConstraintSchedule(load_config().kernel_estimation)
+    for iteration in range(1000):
+        schedule.update(iteration, 0.3 if iteration % 3 else 0.5)  # never three in a row
+    assert schedule.similar_to_bicubic_at is None and schedule.bicubic_weight == 5.0
+    assert schedule.constraints_on_at is None and schedule.sparsity_weight == 0
+
+
+def test_kernel_files_use_the_mat_variable_kernel(tmp_path):
+    kernel = post_process(gaussian_kernel(13, 1.2, 2.0, 0.3))
+    paths = write_kernel_files(kernel, tmp_path, "photo_kernel_x2")
+    assert {p.name for p in paths.values()} == {"photo_kernel_x2.npy", "photo_kernel_x2.mat", "photo_kernel_x2.png"}
+    for suffix in ("mat", "npy"):
+        np.testing.assert_allclose(load_kernel(paths[suffix]), kernel / kernel.sum(), atol=1e-12)
+    assert paths["png"].stat().st_size > 1000
+
+
+def test_crops_follow_edges_and_stay_on_the_x2_grid():
+    image = np.zeros((120, 160, 3), np.float32)
+    image[:, 100:] = 1.0  # one vertical edge at column 100
+    g_corners, d_corners = sample_crop_positions(image, 64, 26, 500, np.random.default_rng(0))
+    assert g_corners.shape == d_corners.shape == (500, 2)
+    assert np.all(g_corners % 2 == 0) and np.all(d_corners % 2 == 0)
+    assert np.all(g_corners <= [120 - 64, 160 - 64]) and np.all(d_corners >= 0)
+    d_columns = d_corners[:, 1] + 13
+    assert np.all(np.abs(d_columns - 100) <= 20)  # every D crop centre near the edge
+    assert gradient_map(image).mean() == pytest.approx(1.0)
+
+
+def test_flat_image_warns_and_samples_uniformly():
+    with pytest.warns(FlatImageWarning, match="bicubic"):
+        g_corners, _ = sample_crop_positions(np.full((100, 100, 3), 0.5, np.float32), 64, 26, 300,
+                                             np.random.default_rng(0))
+    assert len(np.unique(g_corners[:, 0])) > 5
+
+
+def test_too_small_image_is_a_clear_error():
+    with pytest.raises(ZSSRError, match="at least 64 pixels.*estimation_shave=0"):
+        prepare_image(np.zeros((70, 90, 3), np.float32), shave=10, crop_size=64)
+    prepared = prepare_image(np.ones((71, 90), np.float32), shave=0, crop_size=64)
+    assert prepared.shape == (70, 90, 1) and prepared.max() == 1.0
+
+
+@pytest.mark.parametrize("raw, message", [
+    (np.full((13, 13), np.nan), "NaN"),
+    (np.full((13, 13), 0.0001), "collapsed: its taps sum to 0.0169"),
+    (np.full((13, 13), -0.005), "collapsed"),
+])
+def test_collapsed_estimates_are_errors_naming_the_bicubic_fallback(raw, message):
+    with pytest.raises(KernelEstimationError, match=message) as error:
+        check_and_post_process(raw, keep=40)
+    assert "bicubic kernel (kernel=given)" in str(error.value)

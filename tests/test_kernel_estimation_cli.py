@@ -1,0 +1,142 @@
+"""Blind SR end to end: `zssr kernel`, `zssr train --config blind`, the gradient loss map."""
+
+import cv2
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+from scipy import ndimage
+
+from zssr_tf.cli import main
+from zssr_tf.config import load_config
+from zssr_tf.augment import FatherSampler
+from zssr_tf.data import PairMaker, gradient_loss_map, make_dataset, with_loss_maps
+from zssr_tf.degradation import degrade
+from zssr_tf.image_io import read_image, write_image
+from zssr_tf.kernel_estimation import KernelEstimationHistory
+from zssr_tf.kernel_estimation.estimator import VALUE_NAMES
+from zssr_tf.kernel_estimation.postprocess import post_process
+from zssr_tf.kernels import bicubic_kernel, gaussian_kernel, load_kernel
+
+QUICK = ["model.depth=3", "model.width=8", "max_iters=3", "run_test_every=1", "learning_rate_slope_range=2",
+         "crop_size=16", "back_projection_iters=[1]", "progress_every=0"]
+TRUE_KERNEL = gaussian_kernel(13, 2.5, 0.8, 0.6)  # strongly anisotropic, far from bicubic
+
+
+def _blurred_lr(shared_data_dir, tmp_path, size=192):
+    """A (size/2)^2 LR image: a crop of Set5 butterfly degraded with TRUE_KERNEL (block centre)."""
+    hr, _, info = read_image(shared_data_dir / "set5/hr/butterfly.png")
+    lr = degrade(hr[:size, :size], TRUE_KERNEL, 2, "block_centre")
+    path = tmp_path / "blurred.png"
+    write_image(path, lr, info)
+    return path
+
+
+def _distance(a, b, size=41):
+    """L2 distance of two kernels with sums 1 and centres of mass on the same grid point."""
+    def centred(kernel):
+        canvas = np.zeros((size, size))
+        top = (size - kernel.shape[0]) // 2
+        canvas[top:top + kernel.shape[0], top:top + kernel.shape[1]] = kernel / kernel.sum()
+        return ndimage.shift(canvas, (size - 1) / 2 - np.array(ndimage.center_of_mass(canvas)), order=3)
+
+    return float(np.linalg.norm(centred(a) - centred(b)))
+
+
+def test_kernel_command_recovers_a_known_kernel_roughly(shared_data_dir, tmp_path, capsys):
+    # A short estimation (300 of 3000 iterations): the estimate is already much closer to the true
+    # kernel than the bicubic kernel is; the full comparison is experiments/bench_blind.py's.
+    image = _blurred_lr(shared_data_dir, tmp_path)
+    code = main(["kernel", str(image), "--scale", "4", "--out", str(tmp_path / "k"), "estimation_iters=300",
+                 "estimation_shave=0", "progress_every=100"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "[kernel estimation] iter   100/300" in out and "estimated the kernel of" in out
+    names = {p.name for p in (tmp_path / "k").iterdir()}
+    assert names == {f"blurred_kernel_x{s}.{e}" for s in (2, 4) for e in ("npy", "mat", "png")}
+    k2 = load_kernel(tmp_path / "k/blurred_kernel_x2.mat")
+    k4 = load_kernel(tmp_path / "k/blurred_kernel_x4.npy")
+    assert k2.min() > -0.01 and k4.shape[0] > k2.shape[0]
+    assert _distance(k2, TRUE_KERNEL) < 0.6 * _distance(bicubic_kernel(2), TRUE_KERNEL)
+
+
+def _fake_estimate(kernel):
+    def estimate(image, config, callback=None):
+        for iteration in range(3):
+            callback(iteration, {**{name: 0.5 for name in VALUE_NAMES}, "bicubic_weight": 5.0, "learning_rate": 2e-4})
+        return kernel, KernelEstimationHistory(raw_kernel=kernel, seconds=1.5, iterations=3, similar_to_bicubic_at=1)
+
+    return estimate
+
+
+def test_train_blind_estimates_first_and_tracks_the_estimation(shared_data_dir, tmp_path, monkeypatch, capsys):
+    # The estimation itself is tested above; here its place in the pipeline and the run.
+    kernel = post_process(TRUE_KERNEL)
+    monkeypatch.setattr("zssr_tf.pipeline.estimate_kernel", _fake_estimate(kernel))
+    image = _blurred_lr(shared_data_dir, tmp_path, size=96)
+    code = main(["train", str(image), "--config", "blind", "--out", str(tmp_path / "out"), *QUICK,
+                 "scale_factors=[[2,2],[4,4]]"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert (tmp_path / "out/blurred_x4_zssr.png").is_file()
+    np.testing.assert_allclose(np.load(tmp_path / "out/blurred_kernel_x2.npy"), kernel)
+    assert (tmp_path / "out/blurred_kernel_x4.mat").is_file()
+    client = MlflowClient()
+    run = client.search_runs([client.get_experiment_by_name("zssr").experiment_id])[0]
+    assert run.data.tags["kernel"] == "estimated (kernelgan)"
+    assert run.data.params["kernel_estimation.kernel"] == "estimate"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "kernel_estimation/g_loss")] == [0, 1, 2]
+    assert run.data.metrics["kernel_estimation/seconds"] == 1.5
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "kernel_estimation")}
+    assert "kernel_estimation/blurred_kernel_x2.png" in artifacts
+
+
+def test_estimate_kernel_flag_sets_kernel_estimate(capsys):
+    assert main(["train", "--estimate-kernel", "--print-config"]) == 0
+    assert "kernel: estimate" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--estimate-kernel", "--kernel", "k.npy"], "use one of them"),
+    (["--config", "blind", "scale_factors=[[3,3]]"], "supports x2 and x4 steps only"),
+])
+def test_blind_input_errors_come_before_any_work(shared_data_dir, tmp_path, capsys, args, message):
+    np.save(tmp_path / "k.npy", bicubic_kernel(2))
+    code = main(["train", str(shared_data_dir / "set5/lr_x2/baby.png"), *args, *QUICK])
+    assert code == 2 and message in capsys.readouterr().err
+
+
+def test_kernel_command_too_small_image_is_one_clear_error(tmp_path, capsys):
+    cv2.imwrite(str(tmp_path / "tiny.png"), np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8))
+    assert main(["kernel", str(tmp_path / "tiny.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("zssr: error: the image is 70x50 pixels") and "bicubic kernel (kernel=given)" in err
+
+
+def test_gradient_loss_map_weights_edges():
+    image = np.zeros((40, 50, 3), np.float32)
+    image[:, 25:] = 1.0
+    weights = gradient_loss_map(image)
+    assert weights.shape == (40, 50) and weights.mean() == pytest.approx(1.0, rel=1e-5)
+    assert weights[20, 25] > 10 and weights[20, 10] == 0 and np.all(weights[:3] == 0)
+    assert np.all(gradient_loss_map(np.full((20, 20, 1), 0.3, np.float32)) == 1)
+
+
+def test_pairs_carry_the_fathers_own_weights():
+    image = np.random.default_rng(1).random((48, 48, 3)).astype(np.float32)
+    sources, scale = with_loss_maps((image,))
+    maker = PairMaker(sources, (1.0,), FatherSampler(crop_size=48, leave_as_is_probability=1.0), (2.0, 2.0),
+                      "cubic", 0.0, "cubic", seed=0, loss_map_scale=scale)
+    son, father, weights = next(iter(make_dataset(maker, channels=3)))
+    assert son.shape == father.shape == (1, 48, 48, 3) and weights.shape == (1, 48, 48)
+    np.testing.assert_allclose(father.numpy()[0], image, atol=1e-6)
+    np.testing.assert_allclose(weights.numpy()[0], gradient_loss_map(image), rtol=1e-5, atol=1e-6)
+
+
+def test_blind_preset_is_augmentation_free_with_the_gradient_loss_map():
+    config = load_config("blind")
+    assert config.kernel_estimation.kernel == "estimate" and config.loss.loss_map == "gradient"
+    assert config.augment.augment_leave_as_is_probability == 1.0 and not config.augment.augment_allow_rotation
+    assert (config.test.output_flip, config.test.back_projection_iters) == (False, (2,))
+    real = load_config("blind_real")
+    assert (real.augment.noise_std, real.test.back_projection_iters, real.kernel_estimation.estimation_shave) == (
+        0.0125, (0,), 0)

@@ -1,0 +1,124 @@
+"""Checks of a run's inputs that can be made before any training: the image, the ground truth
+against the image and the scale steps, the kernels against the steps, and settings that are
+valid but unlikely to train. Cheap (NumPy only, no TensorFlow), so the command line and sweeps
+run them before the first network is built.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from zssr_tf.config import Config, format_scale
+from zssr_tf.errors import ZSSRError
+from zssr_tf.kernels import check_kernel
+
+MIN_INPUT_SIDE = 8
+# Adam learning rates ZSSR is known to train with: the paper's 1e-3 and its drops to 1e-5 (below
+# that the policy stops); beyond 1e-2 the loss of the 8-layer net diverges within a few
+# iterations, below 1e-5 it hardly moves in max_iters iterations.
+LEARNING_RATE_RANGE = (1e-5, 1e-2)
+LEARNING_RATE_FAR_FACTOR = 10  # warn only when the rate is this far outside the range
+
+
+def step_output_shape(input_shape: tuple[int, int], relative_sf: tuple[float, float]) -> tuple[int, int]:
+    """(H, W) of a scale step's output: the input's (h, w) times the step's factors, rounded up."""
+    return tuple(int(math.ceil(n * s - 1e-9)) for n, s in zip(input_shape, relative_sf))
+
+
+def final_output_shape(input_shape: tuple[int, int], config: Config) -> tuple[int, int]:
+    """(H, W) of the last scale step's output for an input of (h, w) pixels, following the steps
+    and base changes of `config.scale` as `trainer.ZSSR.run` does."""
+    base_shape, base_sf = tuple(input_shape), (1.0, 1.0)
+    shape = base_shape
+    for sf in config.scale.scale_factors:
+        shape = step_output_shape(base_shape, (sf[0] / base_sf[0], sf[1] / base_sf[1]))
+        if sf in config.scale.base_change_sfs:
+            base_shape, base_sf = shape, sf
+    return shape
+
+
+def check_image(image: np.ndarray, scale_factors, name: str = "the image") -> np.ndarray:
+    """The input as float32 (h, w, C) clipped to [0, 1]. Raises ZSSRError when it is not (h, w),
+    (h, w, 1) or (h, w, 3), has NaN or infinite values, or is too small for the scale factors
+    (each side at least 8 pixels and twice the largest factor)."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3):
+        raise ZSSRError(f"{name} must be (h, w), (h, w, 1) or (h, w, 3), got shape {image.shape}")
+    _check_finite(image, name)
+    needed = max(MIN_INPUT_SIDE, 2 * math.ceil(max(max(sf) for sf in scale_factors)))
+    if min(image.shape[:2]) < needed:
+        raise ZSSRError(f"{name} is {image.shape[1]}x{image.shape[0]} pixels, too small for scale "
+                        f"{format_scale(scale_factors[-1])}: each side needs at least {needed} pixels")
+    return np.clip(image.astype(np.float32), 0, 1)
+
+
+def check_ground_truth(gt: np.ndarray, image_shape: tuple[int, int, int], config: Config,
+                       name: str = "the ground truth") -> np.ndarray:
+    """The ground truth as float32 (H, W, C). Raises ZSSRError when it has NaN or infinite values,
+    other channels than the input (shape (h, w, C)), or a size that differs from the final
+    output's (the input's size times the scale) by more than the evaluation's shave of
+    ceil(scale) pixels, the most that rounding to whole pixels explains."""
+    gt = np.asarray(gt)
+    if gt.ndim == 2:
+        gt = gt[..., None]
+    if gt.ndim != 3 or gt.shape[2] not in (1, 3):
+        raise ZSSRError(f"{name} must be (H, W), (H, W, 1) or (H, W, 3), got shape {gt.shape}")
+    _check_finite(gt, name)
+    kinds = {1: "gray", 3: "RGB"}
+    if gt.shape[2] != image_shape[2]:
+        raise ZSSRError(f"{name} is {kinds[gt.shape[2]]} but the input is {kinds[image_shape[2]]}: "
+                        "pass a ground truth with the input's channels (both gray or both RGB)")
+    scale = config.scale.scale_factors[-1]
+    height, width = final_output_shape(image_shape[:2], config)
+    shave = int(math.ceil(max(scale)))
+    if abs(gt.shape[0] - height) > shave or abs(gt.shape[1] - width) > shave:
+        raise ZSSRError(f"{name} is {gt.shape[1]}x{gt.shape[0]} pixels, but the {format_scale(scale)} output of "
+                        f"the {image_shape[1]}x{image_shape[0]} input is {width}x{height}: pass the high-resolution "
+                        f"image the input was made from (about {width}x{height}), or set scale_factors to match it")
+    return gt.astype(np.float32)
+
+
+def check_kernels(kernels: Sequence[np.ndarray] | None, config: Config) -> list[np.ndarray] | None:
+    """One valid numeric kernel per scale step (see `kernels.check_kernel`), or None. Raises
+    ZSSRError naming the kernel for a wrong count, shape, NaN/inf values or a sum other than 1."""
+    if kernels is None:
+        return None
+    steps = len(config.scale.scale_factors)
+    if len(kernels) != steps:
+        raise ZSSRError(f"{len(kernels)} kernel(s) given for {steps} scale step(s): "
+                        "give one kernel per step in scale.scale_factors, or none")
+    return [check_kernel(kernel, f"kernel {i + 1}") for i, kernel in enumerate(kernels)]
+
+
+def check_inputs(config: Config, image: np.ndarray, gt: np.ndarray | None = None,
+                 kernels: Sequence[np.ndarray] | None = None, names: dict[str, str] | None = None):
+    """Every check of a run's inputs: `check_image`, `check_ground_truth` (when `gt` is given)
+    and `check_kernels`. Returns (image, gt, kernels) as the run uses them. `names` maps "image"
+    and "gt" to how messages name them (e.g. their file paths)."""
+    names = names or {}
+    image = check_image(image, config.scale.scale_factors, names.get("image", "the image"))
+    if gt is not None:
+        gt = check_ground_truth(gt, image.shape, config, names.get("gt", "the ground truth"))
+    return image, gt, check_kernels(kernels, config)
+
+
+def setting_warnings(config: Config) -> list[str]:
+    """Settings that are valid but unlikely to train, each as one sentence naming the fix:
+    today a learning rate more than 10x outside LEARNING_RATE_RANGE."""
+    low, high = LEARNING_RATE_RANGE
+    rate = config.train.learning_rate
+    if rate > high * LEARNING_RATE_FAR_FACTOR or rate < low / LEARNING_RATE_FAR_FACTOR:
+        return [f"train.learning_rate={rate:g} is far outside the range ZSSR trains with ({low:g} to {high:g}; "
+                f"default 1e-3): training will likely {'diverge' if rate > high else 'not move'}"]
+    return []
+
+
+def _check_finite(array: np.ndarray, name: str) -> None:
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+        raise ZSSRError(f"{name} has {bad} NaN or infinite value(s): pass finite pixel values in [0, 1]")

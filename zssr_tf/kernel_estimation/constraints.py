@@ -1,0 +1,89 @@
+"""KernelGAN's losses on the generator's output and on its kernel (Bell-Kligler et al. 2019, Sec. 3).
+
+All functions are TensorFlow ops on float32 tensors and differentiable, so they run inside the
+generator's gradient tape. Kernels are K x K correlation kernels (see `networks.extract_kernel`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from zssr_tf.kernels import bicubic_kernel
+
+BOUNDARY_SIGMA = 13.0  # std (pixels) of the Gaussian the boundary mask is made from
+BOUNDARY_RING = 2  # width (pixels) of the penalised outer ring
+BOUNDARY_SCALE = 30.0
+SPARSITY_POWER = 0.2
+SPARSITY_EPSILON = 1e-8  # |k|^0.2 has an infinite slope at 0
+
+
+def kernel_centre(kernel_size: int, scale: int = 2) -> float:
+    """Where the centre of mass of a kernel that aligns with the x`scale` grid lies (row = column):
+    K//2 + (scale - K mod 2) / 2, i.e. 6.5 for K = 13 at x2, between the two middle HR pixels of
+    each block (the block-centre convention of MATLAB's imresize)."""
+    return kernel_size // 2 + 0.5 * (scale - kernel_size % 2)
+
+
+def bicubic_downscale(images: tf.Tensor, out_size: int, target: str = "channel_sum") -> tf.Tensor:
+    """The bicubic x2 reference for G's output: (1, H, W, C) -> (1, out_size, out_size, C) float32.
+
+    MATLAB's antialiased 8x8 bicubic kernel as a stride-2 correlation with zero padding 3, the
+    result centre-cropped to `out_size` (26 for a 64 input), which puts it on the same grid as
+    G's output. `target`: "per_channel" downscales each channel alone; "channel_sum" gives every
+    channel the *sum* of the three downscales, as the paper's code does (its dense 3x3-channel
+    conv weight carries the kernel in every channel pair).
+    """
+    weight = tf.constant(bicubic_kernel(2)[:, :, None, None], tf.float32)
+    as_batch = tf.transpose(images, [3, 1, 2, 0])
+    padded = tf.pad(as_batch, [[0, 0], [3, 3], [3, 3], [0, 0]])
+    down = tf.transpose(tf.nn.conv2d(padded, weight, strides=2, padding="VALID"), [3, 1, 2, 0])
+    crop = (down.shape[1] - out_size) // 2
+    down = down[:, crop:crop + out_size, crop:crop + out_size, :]
+    if target == "channel_sum":
+        down = tf.broadcast_to(tf.reduce_sum(down, axis=-1, keepdims=True), tf.shape(down))
+    return down
+
+
+def bicubic_loss(generated: tf.Tensor, inputs: tf.Tensor, target: str = "channel_sum") -> tf.Tensor:
+    """MSE between G's output (1, h, w, C) and the bicubic x2 downscale of G's input (1, H, W, C)."""
+    return tf.reduce_mean(tf.square(generated - bicubic_downscale(inputs, generated.shape[1], target)))
+
+
+def sum_to_one_loss(kernel: tf.Tensor) -> tf.Tensor:
+    """|1 - sum(k)|: a downscaling kernel keeps the mean brightness."""
+    return tf.abs(1.0 - tf.reduce_sum(kernel))
+
+
+def boundary_mask(kernel_size: int) -> np.ndarray:
+    """(K, K) float32 weights penalising the kernel's outer 2-pixel ring, zero inside it.
+
+    30 * (1 - g / max g) for a separable Gaussian g of std 13 px: about 2.1 in the middle of
+    the inner ring's sides up to 5.8 in the corners (K = 13).
+    """
+    offsets = np.arange(kernel_size) - (kernel_size - 1) / 2
+    gauss = np.exp(-offsets**2 / (2 * BOUNDARY_SIGMA**2))
+    mask = 1 - np.outer(gauss, gauss) / np.outer(gauss, gauss).max()
+    mask[BOUNDARY_RING:kernel_size - BOUNDARY_RING, BOUNDARY_RING:kernel_size - BOUNDARY_RING] = 0
+    return (BOUNDARY_SCALE * mask).astype(np.float32)
+
+
+def boundaries_loss(kernel: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Mean of |k * mask| over the K x K taps: mass near the border is penalised."""
+    return tf.reduce_mean(tf.abs(kernel * mask))
+
+
+def centralization_loss(kernel: tf.Tensor, centre: float) -> tf.Tensor:
+    """Mean of the squared errors of the (row, column) centre of mass of the signed kernel
+    against (`centre`, `centre`), in pixels^2; a delta at (6, 6) of a 13 x 13 kernel gives 0.25."""
+    size = kernel.shape[0]
+    index = tf.range(size, dtype=tf.float32)
+    total = tf.reduce_sum(kernel)
+    row = tf.reduce_sum(index * tf.reduce_sum(kernel, axis=1)) / total
+    col = tf.reduce_sum(index * tf.reduce_sum(kernel, axis=0)) / total
+    return 0.5 * (tf.square(row - centre) + tf.square(col - centre))
+
+
+def sparsity_loss(kernel: tf.Tensor) -> tf.Tensor:
+    """Mean of |k|^0.2: favours few non-zero taps (epsilon keeps the gradient finite at 0)."""
+    return tf.reduce_mean(tf.pow(tf.abs(kernel) + SPARSITY_EPSILON, SPARSITY_POWER))

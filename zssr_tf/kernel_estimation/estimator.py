@@ -1,0 +1,221 @@
+"""Estimate an image's own x2 downscaling kernel with KernelGAN (Bell-Kligler, Shocher & Irani,
+"Blind Super-Resolution Kernel Estimation using an Internal-GAN", NeurIPS 2019).
+
+A linear generator learns to downscale 64x64 crops of the image so that a patch discriminator
+cannot tell its 26x26 outputs from real 26x26 crops of the same image: the generator's
+equivalent kernel is then the one that made the image from its (unknown) HR version.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zssr_tf.config import Config
+from zssr_tf.errors import ZSSRError
+from zssr_tf.kernel_estimation import constraints as C
+from zssr_tf.kernel_estimation.crops import sample_crop_positions
+from zssr_tf.kernel_estimation.networks import (build_linear_generator, build_patch_discriminator,
+                                                downscale_with_generator_kernel, extract_kernel,
+                                                generator_kernel_size)
+from zssr_tf.kernel_estimation.postprocess import post_process
+from zssr_tf.kernel_estimation.schedule import ConstraintSchedule
+
+# Per-iteration values, in the order the training step returns them.
+VALUE_NAMES = ("g_loss", "g_adversarial", "bicubic", "sum_to_one", "boundaries", "centralization", "sparsity",
+               "d_loss", "kernel_sum")
+# The raw kernel's sum is held near 1 by the sum-to-one loss (near 2-3 while the channel-summed
+# bicubic target dominates); outside this range the estimate has collapsed or diverged.
+RAW_SUM_RANGE = (0.25, 4.0)
+
+IterationCallback = Callable[[int, dict], None]
+
+
+class KernelEstimationError(ZSSRError):
+    """The estimate is unusable (NaN, a sum far from 1, no positive taps)."""
+
+
+@dataclass
+class KernelEstimationHistory:
+    """Per-iteration values of one estimation and what happened when.
+
+    `values[name]` lists one float per iteration for every name in VALUE_NAMES plus
+    "bicubic_weight" and "learning_rate" (the values used in that iteration).
+    """
+
+    values: dict[str, list[float]] = field(default_factory=dict)
+    similar_to_bicubic_at: int | None = None
+    constraints_on_at: int | None = None
+    raw_kernel: np.ndarray | None = None
+    seconds: float = 0.0
+    iterations: int = 0
+
+    @property
+    def ms_per_iteration(self) -> float:
+        return 1000 * self.seconds / max(self.iterations, 1)
+
+
+def prepare_image(image: np.ndarray, shave: int, crop_size: int) -> np.ndarray:
+    """The image as the estimator sees it: (h, w, C) float32 in [-1, 1], `shave` pixels dropped
+    from every border (synthetic benchmarks have border artefacts), bottom/right cropped to even
+    sizes. Raises ZSSRError when a side is then smaller than `crop_size`."""
+    image = np.asarray(image, np.float32)
+    if image.ndim == 2:
+        image = image[..., None]
+    h, w = image.shape[:2]
+    shaved = image[shave:h - shave, shave:w - shave] if shave else image
+    hs, ws = shaved.shape[:2]
+    if min(hs, ws) < crop_size:
+        hint = f", or estimation_shave=0 (it is {shave})" if shave and min(h, w) >= crop_size else ""
+        raise ZSSRError(f"the image is {w}x{h} pixels ({ws}x{hs} after shaving {shave} px per border); kernel "
+                        f"estimation needs at least {crop_size} pixels per side for its crops: use a larger "
+                        f"image, the bicubic kernel (kernel=given){hint}")
+    shaved = shaved[:hs - hs % 2, :ws - ws % 2]
+    return np.clip(shaved, 0, 1) * 2 - 1
+
+
+class KernelGAN:
+    """The generator, discriminator, their optimisers and one compiled training step."""
+
+    def __init__(self, config: Config, channels: int):
+        c = self.config = config.kernel_estimation
+        seed = config.run.seed
+        keras.utils.set_random_seed(seed)
+        policy = c.estimation_precision
+        self.generator = build_linear_generator(c.generator_structure, c.generator_width, c.init_gain, seed, policy)
+        self.discriminator = build_patch_discriminator(c.patch_discriminator_layers, c.patch_discriminator_width,
+                                                       c.patch_discriminator_kernel_size, channels, c.init_gain, seed,
+                                                       policy)
+        self.kernel_size = generator_kernel_size(c.generator_structure)
+        self.g_optimizer = keras.optimizers.Adam(c.estimation_learning_rate, beta_1=c.estimation_beta_1, beta_2=0.999)
+        self.d_optimizer = keras.optimizers.Adam(c.estimation_learning_rate, beta_1=c.estimation_beta_1, beta_2=0.999)
+        self.g_optimizer.build(self.generator.trainable_variables)
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.mask = tf.constant(C.boundary_mask(self.kernel_size))
+        self.centre = C.kernel_centre(self.kernel_size, 2)
+        self.train_step = tf.function(self._train_step)
+
+    @property
+    def d_crop_size(self) -> int:
+        """The generator's output side for a generator_crop_size input: the discriminator's crops."""
+        return (self.config.generator_crop_size - self.kernel_size + 1 + 1) // 2
+
+    def set_learning_rate(self, rate: float) -> None:
+        self.g_optimizer.learning_rate.assign(rate)
+        self.d_optimizer.learning_rate.assign(rate)
+
+    def _train_step(self, g_input, d_real, fake_noise, bicubic_weight, centralization_weight, sparsity_weight):
+        """One G step then one D step (the paper code's order). Returns the VALUE_NAMES vector
+        and the kernel of the G step (before its update). G's output is computed through its
+        equivalent kernel (`downscale_with_generator_kernel`): the same function of G's weights
+        as running its layers, far cheaper."""
+        c = self.config
+        G, D = self.generator, self.discriminator
+        with tf.GradientTape() as tape:
+            kernel = extract_kernel(G)
+            generated = downscale_with_generator_kernel(g_input, kernel)
+            adversarial = tf.reduce_mean(tf.abs(tf.cast(D(generated, training=True), tf.float32) - 1))
+            terms = [C.bicubic_loss(generated, g_input, c.bicubic_target), C.sum_to_one_loss(kernel),
+                     C.boundaries_loss(kernel, self.mask), C.centralization_loss(kernel, self.centre),
+                     C.sparsity_loss(kernel)]
+            weights = [bicubic_weight, c.sum_to_one_weight, c.boundaries_weight, centralization_weight,
+                       sparsity_weight]
+            g_loss = adversarial + tf.add_n([w * t for w, t in zip(weights, terms)])
+        grads = tape.gradient(g_loss, G.trainable_variables)
+        self.g_optimizer.apply_gradients(zip(grads, G.trainable_variables))
+
+        fake = downscale_with_generator_kernel(g_input, tf.stop_gradient(extract_kernel(G))) + fake_noise
+        with tf.GradientTape() as tape:
+            d_fake = tf.cast(D(fake, training=True), tf.float32)
+            d_true = tf.cast(D(d_real, training=True), tf.float32)
+            d_loss = 0.5 * (tf.reduce_mean(tf.abs(d_fake)) + tf.reduce_mean(tf.abs(d_true - 1)))
+        grads = tape.gradient(d_loss, D.trainable_variables)
+        self.d_optimizer.apply_gradients(zip(grads, D.trainable_variables))
+        values = tf.stack([g_loss, adversarial, *terms, d_loss, tf.reduce_sum(kernel)])
+        return values, kernel
+
+
+def estimate_kernel(lr_image: np.ndarray, config: Config,
+                    callback: IterationCallback | None = None) -> tuple[np.ndarray, KernelEstimationHistory]:
+    """Estimate the x2 downscaling kernel of `lr_image` with KernelGAN.
+
+    `lr_image`: (h, w), (h, w, 1) or (h, w, 3) float in [0, 1]; after `estimation_shave` it
+    needs at least `generator_crop_size` (64) pixels per side. `config.kernel_estimation` holds
+    every setting, `config.run.seed` the seed (crops, noise and weights are reproducible).
+    `callback(iteration, values)` is called after every iteration with that iteration's
+    VALUE_NAMES, "bicubic_weight" and "learning_rate" floats (e.g. for tracking and progress).
+
+    Returns (kernel, history): the post-processed float64 correlation kernel (about 15x15 to
+    17x17, sum ~1, centre of mass at the x2 block centre, i.e. the block-centre convention of
+    MATLAB's imresize) and a KernelEstimationHistory.
+    Raises ZSSRError for a too-small image and KernelEstimationError when the estimate collapses
+    (NaN, raw sum far from 1, no positive taps); warns (crops.FlatImageWarning) for a flat image.
+    """
+    c = config.kernel_estimation
+    image = prepare_image(lr_image, c.estimation_shave, c.generator_crop_size)
+    # One generator for the crops and noise, one for nothing else: reproducible per seed.
+    rng = np.random.default_rng((config.run.seed, 10))
+    gan = KernelGAN(config, image.shape[2])
+    g_size, d_size = c.generator_crop_size, gan.d_crop_size
+    g_corners, d_corners = sample_crop_positions((image + 1) / 2, g_size, d_size, c.estimation_iters, rng)
+    noise_std = 2 * c.d_noise_std  # the real crops' noise is 1/255 in [0, 1] units
+    schedule = ConstraintSchedule(c)
+    history = KernelEstimationHistory(values={name: [] for name in (*VALUE_NAMES, "bicubic_weight", "learning_rate")})
+    learning_rate = schedule.learning_rate
+    start = time.perf_counter()
+    kernel = None
+    for iteration in range(c.estimation_iters):
+        (gy, gx), (dy, dx) = g_corners[iteration], d_corners[iteration]
+        g_input = image[None, gy:gy + g_size, gx:gx + g_size]
+        real_view = image[dy:dy + d_size, dx:dx + d_size]
+        real_noise = rng.normal(0, noise_std, real_view.shape).astype(np.float32)
+        if c.accumulate_d_noise:
+            real_view += real_noise  # the paper code's behaviour: the noise stays in the image
+            d_real = real_view[None].copy()
+        else:
+            d_real = (real_view + real_noise)[None]
+        fake_noise = rng.normal(0, c.d_noise_std, (1, d_size, d_size, image.shape[2])).astype(np.float32)
+        values, kernel = gan.train_step(g_input, d_real, fake_noise, np.float32(schedule.bicubic_weight),
+                                        np.float32(schedule.centralization_weight),
+                                        np.float32(schedule.sparsity_weight))
+        row = dict(zip(VALUE_NAMES, values.numpy().tolist()))
+        row.update(bicubic_weight=schedule.bicubic_weight, learning_rate=learning_rate)
+        for name, value in row.items():
+            history.values[name].append(value)
+        if callback is not None:
+            callback(iteration, row)
+        if not math.isfinite(row["g_loss"] + row["d_loss"] + row["kernel_sum"]):
+            raise KernelEstimationError(
+                f"kernel estimation diverged at iteration {iteration} (a loss or the kernel is NaN/inf); "
+                f"try another run.seed or use the bicubic kernel (kernel=given)")
+        schedule.update(iteration, row["bicubic"])
+        if schedule.learning_rate != learning_rate:
+            learning_rate = schedule.learning_rate
+            gan.set_learning_rate(learning_rate)
+    history.seconds = time.perf_counter() - start
+    history.iterations = c.estimation_iters
+    history.similar_to_bicubic_at = schedule.similar_to_bicubic_at
+    history.constraints_on_at = schedule.constraints_on_at
+    history.raw_kernel = kernel.numpy().astype(np.float64)
+    return check_and_post_process(history.raw_kernel, c.kernel_keep_taps), history
+
+
+def check_and_post_process(raw_kernel: np.ndarray, keep: int) -> np.ndarray:
+    """`post_process` after checking that the raw kernel did not collapse; KernelEstimationError
+    (naming the bicubic fallback) otherwise."""
+    total = float(raw_kernel.sum())
+    fallback = "try another run.seed, more estimation_iters, or use the bicubic kernel (kernel=given)"
+    if not np.all(np.isfinite(raw_kernel)):
+        raise KernelEstimationError(f"the estimated kernel has NaN or infinite taps; {fallback}")
+    if not RAW_SUM_RANGE[0] <= total <= RAW_SUM_RANGE[1]:
+        raise KernelEstimationError(f"the estimated kernel collapsed: its taps sum to {total:.3g}, far from 1; "
+                                    f"{fallback}")
+    if raw_kernel.max() <= 0:
+        raise KernelEstimationError(f"the estimated kernel has no positive taps; {fallback}")
+    return post_process(raw_kernel, keep, scale=2)

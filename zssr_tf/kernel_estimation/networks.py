@@ -1,0 +1,112 @@
+"""The two image-specific networks of KernelGAN (Bell-Kligler, Shocher & Irani, NeurIPS 2019).
+
+The generator is a deep *linear* network that downscales x2: it is equivalent to one small
+kernel followed by stride-2 subsampling, and that kernel is the estimate. The discriminator is
+a fully convolutional patch discriminator that judges 7x7 patches of LR-sized images.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+
+def glorot_normal(gain: float, seed: int | None = None) -> keras.initializers.Initializer:
+    """Xavier/Glorot normal with a `gain` (std = gain * sqrt(2 / (fan_in + fan_out))), untruncated."""
+    return keras.initializers.VarianceScaling(scale=gain**2, mode="fan_avg", distribution="untruncated_normal",
+                                              seed=seed)
+
+
+def build_linear_generator(structure=(7, 5, 3, 1, 1, 1), width: int = 64, init_gain: float = 0.1,
+                           seed: int | None = None, dtype_policy: str = "float32") -> keras.Sequential:
+    """The linear generator G on single-channel images: (N, H, W, 1) -> (N, (H-K+1)//2, .., 1).
+
+    One conv per entry of `structure` (kernel sizes), `width` channels, VALID padding, no bias,
+    no activation; the last layer (1x1, one output channel) has stride 2. Its receptive field
+    K = sum(structure) - len(structure) + 1 (13 for the default) is the kernel size. A 64x64
+    input gives 26x26. Colour images go through `generate`, which treats channels as a batch.
+    """
+    layers = []
+    for i, size in enumerate(structure):
+        last = i == len(structure) - 1
+        layers.append(keras.layers.Conv2D(
+            1 if last else width, size, strides=2 if last else 1, padding="valid", use_bias=False,
+            kernel_initializer=glorot_normal(init_gain, None if seed is None else seed + i),
+            dtype=dtype_policy, name=f"g_conv_{i + 1}"))
+    return keras.Sequential([keras.Input((None, None, 1)), *layers], name="linear_generator")
+
+
+def generator_kernel_size(structure) -> int:
+    """The generator's receptive field = the side of the kernel it is equivalent to."""
+    return sum(structure) - len(structure) + 1
+
+
+def generate(generator: keras.Model, images: tf.Tensor) -> tf.Tensor:
+    """G applied to every channel of (1, H, W, C) images with one shared kernel: (1, h, w, C) float32.
+    The definition of G's output; training computes the same through `downscale_with_generator_kernel`.
+
+    The channels become the batch (C, H, W, 1) so that the single-channel G cannot mix them,
+    then they are swapped back.
+    """
+    as_batch = tf.transpose(images, [3, 1, 2, 0])
+    return tf.cast(tf.transpose(generator(as_batch), [3, 1, 2, 0]), tf.float32)
+
+
+def downscale_with_generator_kernel(images: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+    """What `generate` computes, through G's K x K kernel: (1, H, W, C) -> (1, (H-K)//2+1, .., C).
+
+    G is linear, so G(x) = correlate_valid(x, k)[::2, ::2] with k = `extract_kernel(G)`, and
+    the gradients with respect to G's weights are the same through either path (the chain rule
+    through a linear map). This path costs ~1000x fewer multiply-adds per crop than running G's
+    64-channel layers (13x13 taps per output pixel against ~1.3 GMAC per 64x64 crop), which is
+    why training uses it.
+    """
+    as_batch = tf.transpose(images, [3, 1, 2, 0])
+    out = tf.nn.conv2d(as_batch, kernel[:, :, None, None], strides=2, padding="VALID")
+    return tf.transpose(out, [3, 1, 2, 0])
+
+
+def extract_kernel(generator: keras.Model) -> tf.Tensor:
+    """The K x K float32 correlation kernel k with G(x) = correlate_valid(x, k)[::2, ::2].
+
+    A delta in the middle of a (2K - 1)^2 zero canvas is passed through G's layers without the
+    stride; a chain of cross-correlations maps a delta to the *flipped* combined kernel, so the
+    result is flipped back. Differentiable: call it inside the gradient tape so the kernel
+    constraints train G. Uses the float32 weights whatever the layers' compute dtype.
+    """
+    size = generator_kernel_size([layer.kernel.shape[0] for layer in generator.layers])
+    canvas = tf.pad(tf.ones((1, 1, 1, 1), tf.float32), [[0, 0], [size - 1, size - 1], [size - 1, size - 1], [0, 0]])
+    x = canvas
+    for layer in generator.layers:
+        x = tf.nn.conv2d(x, tf.cast(layer.kernel, tf.float32), strides=1, padding="VALID")
+    return tf.reverse(x[0, :, :, 0], axis=[0, 1])
+
+
+def build_patch_discriminator(layers: int = 7, width: int = 64, kernel_size: int = 7, channels: int = 3,
+                              init_gain: float = 0.1, seed: int | None = None,
+                              dtype_policy: str = "float32") -> keras.Sequential:
+    """The patch discriminator D: (1, s, s, C) in [-1, 1] -> (1, s-kernel_size+1, .., 1) in (0, 1).
+
+    A `kernel_size` conv (no activation), then `layers` - 2 blocks of 1x1 conv + BatchNorm +
+    ReLU, then a 1x1 conv to one channel and a sigmoid: each output judges one
+    kernel_size x kernel_size patch (26 -> 20 for the default). Every conv has a bias and
+    spectral normalisation (one power iteration per training call). Call it with
+    `training=True` always: with a batch of one, BatchNorm's statistics are spatial.
+    """
+
+    def conv(filters: int, size: int, index: int) -> keras.layers.Layer:
+        return keras.layers.SpectralNormalization(keras.layers.Conv2D(
+            filters, size, padding="valid",
+            kernel_initializer=glorot_normal(init_gain, None if seed is None else seed + 100 + index),
+            bias_initializer="zeros", dtype=dtype_policy), power_iterations=1, dtype=dtype_policy,
+            name=f"d_conv_{index + 1}")
+
+    stack = [keras.Input((None, None, channels)), conv(width, kernel_size, 0)]
+    for i in range(1, layers - 1):
+        stack += [conv(width, 1, i),
+                  keras.layers.BatchNormalization(
+                      gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02, seed=None if seed is None else seed + 200 + i),
+                      dtype=dtype_policy, name=f"d_norm_{i}"),
+                  keras.layers.ReLU(dtype=dtype_policy)]
+    stack += [conv(1, 1, layers - 1), keras.layers.Activation("sigmoid", dtype="float32")]
+    return keras.Sequential(stack, name="patch_discriminator")

@@ -1,0 +1,70 @@
+"""From the generator's raw kernel to the kernels ZSSR uses: cleaning, re-centring, analytic x4.
+
+Follows the KernelGAN paper's code (Bell-Kligler et al. 2019): negligible taps are zeroed, the
+centre of mass is moved to the x2 block centre, and the x4 kernel is derived as "x2 twice".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage, signal
+
+from zssr_tf.kernel_estimation.constraints import kernel_centre
+
+
+def zero_negligible_taps(kernel: np.ndarray, keep: int = 40) -> np.ndarray:
+    """k - t clipped at 0, with t = 0.75 x the (keep + 1)-th largest tap, then normalised to sum 1.
+
+    Every tap above t survives, so at least `keep` + 1 taps stay non-zero when that tap is
+    positive. Returns float64 of the same shape. Raises ValueError when nothing is left
+    (a kernel with no positive tap).
+    """
+    kernel = np.asarray(kernel, np.float64)
+    ranked = np.sort(kernel.ravel())[::-1]
+    threshold = 0.75 * ranked[min(keep, ranked.size - 1)]
+    cleaned = np.clip(kernel - threshold, 0, None)
+    total = cleaned.sum()
+    if not total > 0:
+        raise ValueError("the kernel has no positive taps")
+    return cleaned / total
+
+
+def shift_to_centre(kernel: np.ndarray, scale: int = 2) -> np.ndarray:
+    """The kernel moved (cubic spline, zero padding) so its centre of mass is at the x`scale`
+    block centre: K//2 + (scale - K mod 2)/2 of the *padded* kernel, i.e. (6.5, 6.5) for an
+    unpadded 13 x 13 at x2. Padded by ceil(max |shift|) + 1 on every side first, so the result is
+    larger than the input (15 x 15 to 17 x 17 for 13 x 13) and, as in the paper's code, not
+    renormalised (the spline may leave tiny negative taps). Returns float64.
+    """
+    kernel = np.asarray(kernel, np.float64)
+    wanted = np.array([kernel_centre(n, scale) for n in kernel.shape])
+    shift = wanted - np.array(ndimage.center_of_mass(kernel))
+    pad = int(np.ceil(np.max(np.abs(shift)))) + 1
+    # Padding both sides by `pad` keeps the wanted position at K//2 + pad + offset.
+    return ndimage.shift(np.pad(kernel, pad), shift, order=3, mode="constant")
+
+
+def post_process(kernel: np.ndarray, keep: int = 40, scale: int = 2) -> np.ndarray:
+    """The paper code's post-processing of the extracted x2 kernel: `zero_negligible_taps`, then
+    `shift_to_centre`. (K, K) -> (K + 2p, K + 2p) float64 with p >= 1."""
+    return shift_to_centre(zero_negligible_taps(kernel, keep), scale)
+
+
+def analytic_x4_kernel(kernel_x2: np.ndarray, crop: bool = True) -> np.ndarray:
+    """The x4 kernel equivalent to downscaling x2 twice with `kernel_x2` (s x s).
+
+    Correlating with k2 and keeping every 2nd pixel, twice, is correlating once with
+    k4 = full convolution of k2 with k2 upsampled x2 by zero insertion, (3s - 2) x (3s - 2),
+    and keeping every 4th pixel. With `crop`, s // 2 pixels are cut from every border (the
+    tails are tiny) and the result is normalised to sum 1, as in the paper's code.
+    Returns float64.
+    """
+    k2 = np.asarray(kernel_x2, np.float64)
+    dilated = np.zeros((2 * k2.shape[0] - 1, 2 * k2.shape[1] - 1))
+    dilated[::2, ::2] = k2
+    k4 = signal.convolve2d(k2, dilated, mode="full")
+    if not crop:
+        return k4
+    cy, cx = k2.shape[0] // 2, k2.shape[1] // 2
+    k4 = k4[cy:k4.shape[0] - cy, cx:k4.shape[1] - cx]
+    return k4 / k4.sum()

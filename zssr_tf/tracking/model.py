@@ -1,0 +1,111 @@
+"""A run's trained networks as an MLflow model: a `pyfunc` that maps an LR image to its SR image.
+
+    model = mlflow.pyfunc.load_model("models:/bird_zssr/1")      # or runs:/..., models:/<model id>
+    sr = model.predict(lr)          # lr: (h, w, C) float32 in [0, 1] -> sr: (H, W, C) float32 in [0, 1]
+
+`predict` runs exactly the final test of `zssr predict` (`trainer.super_resolve_with_networks`:
+tiled self-ensemble, back-projection, base changes and the re-centred kernels of the run), so the
+two give the same pixels. The model's artifacts are the run's `config.yaml`, one
+`step_<i>.keras` per scale step and `step_<i>_kernel.npy` where a numeric kernel was given. Its
+signature is a float32 tensor (-1, -1, C) in and out; the input example is a small crop of the
+run's input. Loading it needs this package installed (`pip install zssr-tf`) beside MLflow.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import keras
+import mlflow
+import numpy as np
+from mlflow.models import Model, ModelSignature
+from mlflow.types import Schema, TensorSpec
+
+from zssr_tf.config import Config, load_config
+from zssr_tf.errors import ZSSRError
+from zssr_tf.trainer import super_resolve_with_networks
+
+MODEL_CODE = Path(__file__).with_name("model_code.py")  # MLflow's "models from code" entry point
+MODEL_NAME = "zssr"  # the logged model's name within its run
+EXAMPLE_SIDE = 16  # pixels: the input example is at most this many pixels on a side
+# Distributions a serving environment needs (zssr-tf itself is installed from its source).
+REQUIREMENTS = ("tensorflow", "keras", "numpy", "scipy", "opencv-python-headless", "scikit-image", "PyYAML",
+                "mlflow", "matplotlib")
+
+
+class ZSSRModel(mlflow.pyfunc.PythonModel):
+    """The pyfunc of a ZSSR run. After `load_context`: `config` (the run's `Config`),
+    `networks` (one Keras model per scale step), `kernels` (per step a re-centred kernel array,
+    or None for scale.downscale_method)."""
+
+    # MLflow would wrap `predict` for validation by type hints and warn that there are none; the
+    # logged signature (float32 tensors of any height and width) is what MLflow validates inputs by.
+    _skip_type_hint_validation = True
+
+    def load_context(self, context) -> None:
+        """Load the config, networks and kernels from the model's artifacts."""
+        self.config = load_config(context.artifacts["config"])
+        self.networks, self.kernels = load_networks(Path(context.artifacts["config"]).parent, self.config,
+                                                    context.artifacts)
+
+    def predict(self, context, model_input, params=None):
+        """The SR image (H, W, C) float32 in [0, 1] of `model_input`, an LR image (h, w, C) or
+        (h, w) float32 in [0, 1] (a leading batch axis of 1 is accepted). Raises ZSSRError for
+        another channel count than the networks were trained on."""
+        image = np.asarray(model_input, dtype=np.float32)
+        if image.ndim == 4 and image.shape[0] == 1:
+            image = image[0]
+        return super_resolve_with_networks(self.config, self.networks, self.kernels, image)
+
+
+def load_networks(model_dir: Path, config: Config, artifacts: dict[str, str] | None = None):
+    """The networks and kernels of every scale step of `config`: `step_<i>.keras` and
+    `step_<i>_kernel.npy` in `model_dir`, or at the paths `artifacts` names (pyfunc artifact
+    keys `step_<i>`, `step_<i>_kernel`). Raises ZSSRError naming the missing steps."""
+    artifacts = artifacts or {}
+    steps = range(len(config.scale.scale_factors))
+    paths = {key: Path(artifacts.get(key, model_dir / f"{key}.{ext}"))
+             for i in steps for key, ext in ((f"step_{i}", "keras"), (f"step_{i}_kernel", "npy"))}
+    missing = [i for i in steps if not paths[f"step_{i}"].is_file()]
+    if missing:
+        raise ZSSRError(f"no trained network for scale step(s) {missing} in {model_dir} (the run ended before "
+                        "them); re-apply a finished run")
+    networks = [keras.saving.load_model(paths[f"step_{i}"], compile=False) for i in steps]
+    kernels = [np.load(p) if (p := paths[f"step_{i}_kernel"]).is_file() else None for i in steps]
+    return networks, kernels
+
+
+def log_zssr_model(run_id: str, folder: Path, config: Config, image: np.ndarray,
+                   registered_model_name: str | None = None):
+    """Log the networks the run `run_id` saved in `folder` (`config.yaml`, `model/step_<i>.keras`,
+    kernels) as the MLflow model `zssr` of that run, with a signature and an input example (a
+    crop of at most EXAMPLE_SIDE pixels of `image`, (h, w, C) float32 in [0, 1]); register it as
+    a new version of `registered_model_name` when given. Uses MLflow's current tracking URI
+    (`store.use_tracking_uri`). Returns MLflow's `ModelInfo`."""
+    model_dir = folder / "model"
+    steps = range(len(config.scale.scale_factors))
+    artifacts = {"config": str(folder / "config.yaml")}
+    for i in steps:
+        artifacts[f"step_{i}"] = str(model_dir / f"step_{i}.keras")
+        if (kernel := model_dir / f"step_{i}_kernel.npy").is_file():
+            artifacts[f"step_{i}_kernel"] = str(kernel)
+    channels = image.shape[2]
+    tensor = TensorSpec(np.dtype(np.float32), (-1, -1, channels))
+    signature = ModelSignature(inputs=Schema([tensor]), outputs=Schema([tensor]))
+    example = np.ascontiguousarray(image[:EXAMPLE_SIDE, :EXAMPLE_SIDE], dtype=np.float32)
+    # Model.log, unlike mlflow.pyfunc.log_model, takes the run explicitly: no fluent run is needed.
+    return Model.log(artifact_path=None, name=MODEL_NAME, flavor=mlflow.pyfunc, run_id=run_id,
+                     python_model=str(MODEL_CODE), artifacts=artifacts, signature=signature, input_example=example,
+                     registered_model_name=registered_model_name, pip_requirements=_requirements())
+
+
+def _requirements() -> list[str]:
+    """The installed versions of REQUIREMENTS, pinned (a serving environment then matches this one)."""
+    found = []
+    for name in REQUIREMENTS:
+        try:
+            found.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            continue
+    return found
