@@ -1,7 +1,9 @@
 """Speed of ZSSR training and inference, measured side by side in one process run.
 
     python experiments/bench_speed.py [--iters 60] [--repeats 3] [--full IMAGE ...] [--skip-full] [--skip-memory]
-    python experiments/bench_speed.py --gan [--iters 10] [--repeats 2]
+    python experiments/bench_speed.py --side-by-side [--images baby butterfly]
+    python experiments/bench_speed.py --gan [--iters 10] [--repeats 2] [--gan-crops 64 128]
+        [--gan-precisions float32 mixed_bfloat16]
 
 1. ms per training iteration on 128x128 crops, variants alternated in each repeat: a plain-Keras
    baseline (float32 `train_on_batch` fed from NumPy) and our `fit` path over the tf.data
@@ -16,11 +18,17 @@
 
 Prints a table and writes experiments/results/bench_speed_<device>.json.
 
+`--side-by-side` runs only this instead: today's default config (as it was before the `fast`
+preset: slope/std policy with NumPy's current slope std), the shipped default and the `fast`
+preset on Set5 x2 images, alternating (image by image, the order of the three rotating from one
+image to the next) in this one process, so machine load hits all three alike: wall seconds,
+iterations, seconds per iteration and PSNR-Y. Writes results/side_by_side_<device>.json.
+
 With --gan, only the ZSRGAN training step instead: ms per iteration of the zsrgan preset (a batch
 of 8 dihedral variants, discriminator and VGG16 relu3_1 perceptual loss; VGG weights random,
 which costs the same as ImageNet ones) for crops 64 and 128 in float32 and mixed_bfloat16, the
 same without the perceptual term, and plain ZSSR on one crop for scale; written to
-experiments/results/bench_speed_gan_<device>.json.
+experiments/results/bench_speed_gan_<device>_crop<crops>_<precisions>.json.
 """
 
 from __future__ import annotations
@@ -147,6 +155,32 @@ def full_run(name: str, precision: str) -> dict:
             "psnr": evaluate(result.sr, hr, 2)["psnr"]}
 
 
+# Today's default before the speed work, pinned so that it stays reachable when defaults move.
+TODAYS_DEFAULT = ["learning_rate_schedule=policy", "legacy_slope_std=false", "max_iters=3000", "min_iters=256"]
+SIDE_BY_SIDE = {"today's default": (None, TODAYS_DEFAULT), "default": (None, []), "fast": ("fast", [])}
+
+
+def side_by_side(images: list[str]) -> list[dict]:
+    """Each of SIDE_BY_SIDE's configs on each Set5 x2 image, alternating; one row per run."""
+    rows = []
+    names = list(SIDE_BY_SIDE)
+    for turn, image in enumerate(images):
+        lr, _, _ = read_image(DATA / "set5/lr_x2" / f"{image}.png")
+        hr, _, _ = read_image(DATA / "set5/hr" / f"{image}.png")
+        for name in names[turn % len(names):] + names[:turn % len(names)]:
+            preset, overrides = SIDE_BY_SIDE[name]
+            start = time.perf_counter()
+            result = ZSSR(load_config(preset, [*overrides, "progress_every=0"]), verbose=False).run(lr)
+            wall = time.perf_counter() - start
+            rows.append({"image": image, "config": name, "wall_s": wall, "iterations": result.iterations,
+                         "train_s": result.train_seconds, "test_s": result.test_seconds,
+                         "ms_per_iteration": 1000 * result.train_seconds / result.iterations,
+                         "psnr": evaluate(result.sr, hr, 2)["psnr"]})
+            print(f"| {image} | {name} | {wall:.0f} | {result.iterations} | {rows[-1]['ms_per_iteration']:.0f} | "
+                  f"{rows[-1]['psnr']:.2f} |", flush=True)
+    return rows
+
+
 GAN_WARMUP = 3  # the GAN step traces once; its iterations are seconds long on a CPU
 
 
@@ -161,7 +195,8 @@ def gan_ms(image: np.ndarray, vgg_weights: Path, crop: int, precision: str, perc
     return timer.ms_per_iteration()
 
 
-def gan_section(image: np.ndarray, iters: int, repeats: int) -> dict:
+def gan_section(image: np.ndarray, iters: int, repeats: int, crops=(64, 128),
+                precisions=("float32", "mixed_bfloat16")) -> dict:
     """ms per ZSRGAN iteration for crops 64 and 128 in float32 and mixed_bfloat16 (variants
     alternated in each repeat, medians), with random VGG16 weights saved and loaded as a user's."""
     import tempfile
@@ -172,8 +207,8 @@ def gan_section(image: np.ndarray, iters: int, repeats: int) -> dict:
     vgg_weights = Path(tempfile.mkdtemp()) / "vgg16_relu3_1_random.weights.h5"
     build_vgg16(PERCEPTUAL_LAYER).save_weights(vgg_weights)
     variants = {}
-    for crop in (64, 128):
-        for precision in ("float32", "mixed_bfloat16"):
+    for crop in crops:
+        for precision in precisions:
             for perceptual in (True, False):
                 name = f"zsrgan crop {crop} {precision}{'' if perceptual else ' no perceptual'}"
                 variants[name] = lambda c=crop, p=precision, q=perceptual: gan_ms(image, vgg_weights, c, p, q, iters)
@@ -226,18 +261,40 @@ def main() -> int:
                         help="Set5 images for the full runs (default: baby butterfly)")
     parser.add_argument("--skip-full", action="store_true", help="no full runs (they take ~10 min per image)")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--side-by-side", action="store_true",
+                        help="only today's default, the default and fast on --images, alternating")
+    parser.add_argument("--images", nargs="+", default=["baby", "butterfly"], metavar="IMAGE",
+                        help="Set5 images for --side-by-side (default: baby butterfly)")
     parser.add_argument("--gan", action="store_true", help="only the ZSRGAN step timings (see above)")
+    parser.add_argument("--gan-crops", type=int, nargs="+", default=[64, 128], help="crop sides for --gan")
+    parser.add_argument("--gan-precisions", nargs="+", default=["float32", "mixed_bfloat16"],
+                        help="precisions for --gan (bf16 is emulated, very slow, on CPUs without AVX-512 BF16/AMX)")
     args = parser.parse_args()
+    if args.side_by_side:
+        print("| image | config | wall s | iterations | train ms / iteration | PSNR-Y |\n|---|---|---|---|---|---|")
+        rows = side_by_side(args.images)
+        summary = {}
+        for name in SIDE_BY_SIDE:
+            mine = [r for r in rows if r["config"] == name]
+            summary[name] = {key: float(np.mean([r[key] for r in mine]))
+                             for key in ("wall_s", "iterations", "ms_per_iteration", "psnr")}
+        base = summary["today's default"]["wall_s"]
+        print("\n| config | mean wall s | vs today's default | mean iterations | mean PSNR-Y |\n|---|---|---|---|---|")
+        for name, m in summary.items():
+            print(f"| {name} | {m['wall_s']:.0f} | {m['wall_s'] / base:.2f} | {m['iterations']:.0f} | {m['psnr']:.2f} |")
+        write_json(f"side_by_side_{device_kind()}", {"device": device_name(), "rows": rows, "summary": summary})
+        return 0
     report: dict = {"device": device_name(), "auto_precision": resolve_precision("auto")}
     print(f"device: {report['device']}; precision auto -> {report['auto_precision']}", flush=True)
 
     image, _, _ = read_image(DATA / "set5/lr_x2/baby.png")
     if args.gan:
-        report["gan_step_ms"] = gan_section(image, args.iters, args.repeats)
+        report["gan_step_ms"] = gan_section(image, args.iters, args.repeats, args.gan_crops, args.gan_precisions)
         print("\n| variant | ms / iteration (median) |\n|---|---|")
         for name, ms in report["gan_step_ms"].items():
             print(f"| {name} | {ms:.0f} |")
-        write_json(f"bench_speed_gan_{device_kind()}", report)
+        crops = "_".join(map(str, args.gan_crops))
+        write_json(f"bench_speed_gan_{device_kind()}_crop{crops}_{'_'.join(args.gan_precisions)}", report)
         return 0
     precisions = ["float32", "mixed_bfloat16"] + (["mixed_float16"] if tf.config.list_physical_devices("GPU") else [])
     variants = {"baseline float32 train_on_batch": lambda: baseline_ms(args.iters)}

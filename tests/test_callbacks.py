@@ -1,12 +1,14 @@
 import io
+from types import SimpleNamespace
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from zssr_tf.callbacks import (IterationLogs, LearningRatePolicy, NonFiniteCheck, ProgressLogger,
-                               StopAtMinLearningRate, slope_and_std)
+from zssr_tf.callbacks import (CosineLearningRate, IterationLogs, LearningRatePolicy, NonFiniteCheck,
+                               ProgressLogger, ReconstructionTest, StopAtMinLearningRate, reconstruction_windows,
+                               slope_and_std)
 from zssr_tf.errors import ZSSRError
 from zssr_tf.model import build_zssr_net
 
@@ -65,6 +67,84 @@ def test_slope_and_std_on_noisy_line():
     textbook = np.sqrt(np.sum(residuals**2) / (x.size - 2) / np.sum((x - x.mean()) ** 2))
     assert std == pytest.approx(textbook, rel=1e-9)
     assert slope == pytest.approx(-3e-3, abs=3 * std)
+
+
+def test_legacy_slope_std_scales_the_residuals_by_n_minus_4():
+    x = np.arange(0, 250, 50, dtype=float)  # the policy's 5-point fit
+    y = 0.01 - 1e-6 * x + np.random.default_rng(1).normal(0, 1e-4, x.size)
+    slope, std = slope_and_std(x, y)
+    legacy_slope, legacy_std = slope_and_std(x, y, legacy=True)
+    residuals = y - np.polyval(np.polyfit(x, y, 1), x)
+    # NumPy < 1.16: covariance = inv(V'V) * sum(residuals^2) / (n - deg - 3).
+    old_numpy = np.sqrt(np.sum(residuals**2) / (x.size - 4) / np.sum((x - x.mean()) ** 2))
+    assert legacy_slope == slope
+    assert legacy_std == pytest.approx(old_numpy, rel=1e-9)
+    assert legacy_std == pytest.approx(np.sqrt(3) * std, rel=1e-9)
+    with pytest.raises(ValueError, match="at least 5 points"):
+        slope_and_std(x[:4], y[:4], legacy=True)
+
+
+def test_legacy_slope_std_drops_where_the_current_one_holds(model):
+    # A falling curve whose slope is between 1 and sqrt(3) standard errors times the ratio.
+    wiggle = [0.0, 2e-5, -2e-5, 0.0, 0.0, 0.0]
+    curve = lambda i: 0.01 - 5e-8 * i + wiggle[(i // 50) % 6]  # noqa: E731
+    x = np.arange(50, 300, 50)
+    slope, std = slope_and_std(x, [curve(i) for i in x])
+    assert std < -1.5 * slope < np.sqrt(3) * std
+    current, legacy = LearningRatePolicy(), LearningRatePolicy(legacy_slope_std=True)
+    _drive(current, model, curve, 300)
+    assert current.drops == []
+    _drive(legacy, model, curve, 300)
+    assert legacy.drops == [299]
+
+
+def test_cosine_learning_rate_decays_to_zero_over_total(model):
+    schedule = CosineLearningRate(initial=1e-3, total=100)
+    schedule.set_model(model)
+    rates = []
+    for batch in range(101):
+        schedule.on_train_batch_begin(batch)
+        rates.append(_lr(model))
+    assert rates[0] == pytest.approx(1e-3, rel=1e-6)
+    assert rates[50] == pytest.approx(5e-4, rel=1e-5)
+    assert rates[100] == pytest.approx(0, abs=1e-12)
+    assert all(a > b for a, b in zip(rates[:100], rates[1:]))
+    # The default minimum learning rate (9e-6) is reached in the last ~6% of the iterations.
+    assert next(i for i, r in enumerate(rates) if r < 9e-6) == 94
+
+
+def test_reconstruction_windows_auto_full_when_small_and_fixed_crops_when_large():
+    assert reconstruction_windows((256, 256), "auto", 512 * 512) is None
+    assert reconstruction_windows((2000, 3000), "full", 512 * 512) is None
+    windows = reconstruction_windows((2000, 3000), "auto", 512 * 512, seed=3)
+    assert windows == reconstruction_windows((2000, 3000), "crops", 512 * 512, seed=3)
+    assert len(windows) == 4 and sum(h * w for _, _, h, w in windows) <= 512 * 512
+    assert all(0 <= t and t + h <= 2000 and 0 <= l and l + w <= 3000 for t, l, h, w in windows)
+    assert windows != reconstruction_windows((2000, 3000), "crops", 512 * 512, seed=4)
+    # A forced crop test on a small image: one crop of the whole short side.
+    assert [w[2:] for w in reconstruction_windows((100, 180), "crops", 512 * 512)] == [(100, 100)]
+    # A budget below one 256x256 crop: one crop of sqrt(budget) per side.
+    assert [w[2:] for w in reconstruction_windows((1000, 1000), "auto", 100 * 100)] == [(100, 100)]
+    with pytest.raises(ValueError, match="not one of"):
+        reconstruction_windows((10, 10), "some")
+
+
+def test_reconstruction_error_on_crops_equals_the_whole_image_error_there():
+    net = build_zssr_net(depth=3, width=8)
+    rng = np.random.default_rng(0)
+    lr_image = rng.random((90, 120, 3)).astype(np.float32)
+    son = np.clip(lr_image + rng.normal(0, 0.05, lr_image.shape), 0, 1).astype(np.float32)
+    predict = lambda batch: net(batch, training=False).numpy()  # noqa: E731
+    windows = [(0, 0, 40, 40), (50, 80, 40, 40), (20, 30, 40, 40)]
+    whole = np.clip(predict(son[None])[0], 0, 1)
+    expected = np.mean([np.square(whole[t:t + h, l:l + w] - lr_image[t:t + h, l:l + w]) for t, l, h, w in windows])
+    on_crops = ReconstructionTest(predict, lr_image, son, 50, windows, margin=3).error()
+    assert on_crops == pytest.approx(expected, rel=1e-5)
+    # Without context around each crop the border pixels see zero padding instead: a different error.
+    no_margin = ReconstructionTest(predict, lr_image, son, 50, windows, margin=0).error()
+    assert abs(no_margin - expected) > 1e-4 * expected
+    full = ReconstructionTest(predict, lr_image, son, 50).error()
+    assert full == pytest.approx(float(np.mean(np.square(whole - lr_image))), rel=1e-6)
 
 
 def test_stop_at_min_learning_rate(model):
@@ -140,13 +220,14 @@ def test_fit_stops_at_min_learning_rate(model):
 
 
 def test_progress_lines_show_psnr_elapsed_time_and_an_eta_bounded_by_the_cap(model, monkeypatch):
-    clock = iter(np.arange(0.0, 100.0, 0.5))  # 0.5 s per call of perf_counter: 2 iterations per second
-    monkeypatch.setattr("zssr_tf.callbacks.time.perf_counter", lambda: next(clock))
+    now = [0.0]  # seconds; 2 iterations per second below
+    monkeypatch.setattr("zssr_tf.callbacks.time", SimpleNamespace(perf_counter=lambda: now[0]))
     stream = io.StringIO()
     logger = ProgressLogger(every=10, max_iters=100, stream=stream)
     logger.set_model(model)
     logger.on_train_begin()
     for batch in range(21):
+        now[0] = batch / 2
         logs = {"loss": 0.25, "learning_rate": 1e-3}
         if batch % 10 == 0:
             logs.update(reconstruction_error=1e-3, psnr=30.0 + batch / 10)

@@ -73,10 +73,20 @@ def test_saved_config_reloads_equal(tmp_path):
     ("precision=fp8", "precision"),
     ("back_projection_iters=[1, 2]", "2 values for 1 scale steps"),
     ("noise_std", "key=value"),
+    ("learning_rate_schedule=linear", "learning_rate_schedule is 'linear'"),
+    ("reconstruction_test=tiles", "reconstruction_test is 'tiles'"),
+    ("reconstruction_test_pixels=100", "at least 4096"),
+    ("gt_test_every=-1", "gt_test_every must be >= 0"),
 ])
 def test_bad_values_name_the_key_and_fix(override, message):
     with pytest.raises(ZSSRError, match=message.replace("(", r"\(").replace("[", r"\[")):
         load_config(overrides=[override])
+
+
+def test_legacy_slope_std_needs_five_tests_in_the_fit():
+    assert load_config(overrides=["legacy_slope_std=true"]).train.legacy_slope_std  # 256 // 50 = 5 tests
+    with pytest.raises(ZSSRError, match="at least 5 tests"):
+        load_config(overrides=["legacy_slope_std=true", "learning_rate_slope_range=200"])
 
 
 def test_crop_too_small_for_scale():

@@ -187,10 +187,10 @@ def test_zsrgan_preset_end_to_end_through_the_cli(random_vgg, shared_data_dir, t
     client = MlflowClient()
     (run,) = client.search_runs([client.get_experiment_by_name("zssr").experiment_id])
     metrics = run.data.metrics
-    assert run.info.status == "FINISHED" and metrics["iterations"] == 4
-    history = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "learning_rate")}
+    assert run.info.status == "FINISHED" and metrics["final/iterations"] == 4
+    history = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "train/learning_rate")}
     assert history == pytest.approx({0: 1e-3, 1: 1e-3, 2: 5e-4, 3: 5e-4})
-    assert 0 < metrics["final_lpips_like"] and 0 < metrics["final_bicubic_lpips_like"]
+    assert 0 < metrics["final/lpips_like"] and 0 < metrics["final/bicubic_lpips_like"]
     # The network `zssr predict` re-applies is the generator alone.
     model_dir = client.download_artifacts(run.info.run_id, "model", str(tmp_path / "artifacts"))
     generator = keras.saving.load_model(f"{model_dir}/step_0.keras", compile=False)
@@ -200,7 +200,7 @@ def test_zsrgan_preset_end_to_end_through_the_cli(random_vgg, shared_data_dir, t
     # Every GAN term, the discriminator's outputs and its learning rate, at every iteration.
     for key in ("l1_loss", "adversarial_loss", "perceptual_loss", "discriminator_loss", "discriminator_real",
                 "discriminator_fake", "discriminator_learning_rate"):
-        assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0, 1, 2, 3], key
+        assert [m.step for m in client.get_metric_history(run.info.run_id, f"train/{key}")] == [0, 1, 2, 3], key
 
 
 def test_crop_figure_shows_bicubic_zssr_zsrgan_and_gt(baby, tmp_path):

@@ -16,6 +16,7 @@ from zssr_tf.errors import ZSSRError
 from zssr_tf.sweep import load_sweep
 from zssr_tf.sweep_engines import PointTask, localise
 from zssr_tf.sweep_runner import check_engine, check_store_for_workers, run_sweep
+from zssr_tf.sweep_summary import pareto_front
 
 QUICK = textwrap.dedent("""\
     overrides:
@@ -229,7 +230,8 @@ def test_local_sweep_nests_four_runs_under_one_parent_and_a_rerun_skips_them(lr_
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     parent = client.get_run(parent_id)
     assert parent.info.status == "FINISHED" and parent.info.run_name == "tiny"
-    assert {a.path for a in client.list_artifacts(parent_id)} >= {"summary.csv", "summary.md", "summary.png", "s.yaml"}
+    assert {a.path for a in client.list_artifacts(parent_id)} >= {"summary.csv", "summary.md", "summary.png",
+                                                                   "front.png", "s.yaml"}
     with open(tmp_path / "sweep_out/summary.csv") as f:
         rows = list(csv.DictReader(f))
     assert [(r["noise_std"], r["learning_rate"], r["finished"]) for r in rows] == [
@@ -239,6 +241,7 @@ def test_local_sweep_nests_four_runs_under_one_parent_and_a_rerun_skips_them(lr_
         run = by_values[(row["noise_std"], row["learning_rate"])]
         assert float(row["psnr"]) == pytest.approx(run.data.metrics["final/psnr"])
         assert row["run_ids"] == run.info.run_id
+        assert float(row["iterations"]) == 6
 
     # The parent holds the best point's scores and its run; summary.md links every run.
     best = max(children, key=lambda r: r.data.metrics["final/psnr"])
@@ -314,3 +317,9 @@ def test_ray_sweep_on_a_local_cluster(lr_images, tmp_path):
     assert {a.path for a in client.list_artifacts(report.parent_run_id)} >= {"summary.csv", "summary.md"}
     with open(report.out_dir / "summary.csv") as f:
         assert [r["finished"] for r in csv.DictReader(f)] == ["1"] * 4
+
+
+def test_pareto_front_keeps_the_points_nothing_beats_on_both_axes():
+    # (seconds, psnr): 1 is beaten by 0 (faster and better), 3 ties 2's time with less PSNR.
+    points = [(10.0, 37.0), (12.0, 36.9), (20.0, 37.1), (20.0, 37.0), (5.0, 36.5), (30.0, 37.1)]
+    assert pareto_front(points) == [4, 0, 2]

@@ -169,14 +169,13 @@ def test_active_autolog_is_paused_around_zssr_and_leaves_one_run_in_bounded_memo
 def test_console_is_quiet_unless_asked(tmp_path, monkeypatch):
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "MLFLOW_LOGGING_LEVEL")}
-    cv2.imwrite(str(tmp_path / "x.png"), np.zeros((16, 16, 3), np.uint8))
-    # Loads TensorFlow and MLflow (a fresh SQLite store), then fails: one line on stderr, nothing else.
-    done = subprocess.run([sys.executable, "-m", "zssr_tf.cli", "predict", "--run-id", "0" * 32, "x.png"],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    # Loads TensorFlow and MLflow, then fails on the missing image: one line on stderr, nothing else.
+    done = subprocess.run([sys.executable, "-m", "zssr_tf.cli", "predict", "--run-id", "0" * 32, "missing.png"],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path,
                           env={**env, "PYTHONPATH": str(REPO)})
     assert done.returncode == 2
-    assert done.stderr.splitlines() == [done.stderr.strip()] and done.stderr.startswith("zssr: error: run ")
-    assert done.stdout == ""
+    assert done.stderr.splitlines() == [done.stderr.strip()] and done.stderr.startswith("zssr: error: ")
+    assert "missing.png" in done.stderr and done.stdout == ""
 
     quiet_tensorflow(verbose=True)
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"  # --verbose shows TensorFlow's own log

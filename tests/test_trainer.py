@@ -67,6 +67,16 @@ def test_same_seed_same_result():
     np.testing.assert_array_equal(a, b)
 
 
+def test_cosine_schedule_stops_once_the_rate_falls_below_the_minimum():
+    config = load_config(overrides=[*TINY, "learning_rate_schedule=cosine", "max_iters=40", "run_test_every=10",
+                                    "learning_rate_slope_range=20"])
+    result = ZSSR(config, verbose=False).run(smooth_image(24, 24))
+    # 1e-3 * (1 + cos(pi * k / 40)) / 2 is first below 9e-6 at k = 38: iterations 0..38 run.
+    assert result.iterations == 39
+    assert result.steps[0].learning_rate_drops == []
+    assert [i for i, _ in result.steps[0].reconstruction_errors] == [0, 10, 20, 30]
+
+
 @pytest.mark.parametrize("what", ["image", "gt", "kernel"])
 def test_non_finite_inputs_are_refused_before_training(what):
     image, gt, kernel = smooth_image(16, 16), smooth_image(32, 32), gaussian_kernel(9, 1.0)

@@ -9,10 +9,11 @@ Order them as `trainer.ZSSR._run_step` does.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 import warnings
-from typing import Callable
+from typing import Callable, Sequence
 
 import keras
 import numpy as np
@@ -20,6 +21,8 @@ from tqdm import tqdm
 
 from zssr_tf.checks import LEARNING_RATE_RANGE
 from zssr_tf.errors import ZSSRError
+
+from zssr_tf.config import RECONSTRUCTION_TEST_MODES
 
 
 class IterationLogs(keras.callbacks.Callback):
@@ -49,16 +52,24 @@ class ReconstructionTest(keras.callbacks.Callback):
     measurable without ground truth. Adds `reconstruction_error` to the logs and keeps the
     tested iterations and errors of the current `fit` in `iterations` and `errors`.
 
-    `predict` maps a [1, h, w, C] float32 array to the network output of the same shape.
+    `predict` maps a [1, h, w, C] float32 array to the network output of the same shape; pass
+    a tiled one (`ensemble.tiled_predict_for`) so memory stays bounded on large images.
+    `windows` (from `reconstruction_windows`) restricts the error to those (top, left, height,
+    width) boxes of `I`, each run with `margin` pixels of context per side (the network's
+    receptive-field radius, so every scored pixel sees what it would see in the whole image);
+    None scores the whole image.
     """
 
     def __init__(self, predict: Callable[[np.ndarray], np.ndarray], lr_image: np.ndarray,
-                 interpolated_son: np.ndarray, run_test_every: int = 50):
+                 interpolated_son: np.ndarray, run_test_every: int = 50,
+                 windows: Sequence[tuple[int, int, int, int]] | None = None, margin: int = 0):
         super().__init__()
         self.predict = predict
         self.lr_image = lr_image
         self.interpolated_son = interpolated_son
         self.run_test_every = run_test_every
+        self.windows = windows
+        self.margin = margin
 
     def on_train_begin(self, logs=None):
         self.iterations: list[int] = []
@@ -66,10 +77,47 @@ class ReconstructionTest(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if batch % self.run_test_every == 0 and logs is not None:
-            output = np.clip(self.predict(self.interpolated_son[None])[0], 0, 1)
-            logs["reconstruction_error"] = float(np.mean(np.square(output - self.lr_image)))
+            logs["reconstruction_error"] = self.error()
             self.iterations.append(batch)
             self.errors.append(logs["reconstruction_error"])
+
+    def error(self) -> float:
+        """The reconstruction MSE now (float, image values in [0, 1])."""
+        if self.windows is None:
+            output = np.clip(self.predict(self.interpolated_son[None])[0], 0, 1)
+            return float(np.mean(np.square(output - self.lr_image)))
+        height, width = self.lr_image.shape[:2]
+        total, count = 0.0, 0
+        for top, left, h, w in self.windows:
+            y0, x0 = max(top - self.margin, 0), max(left - self.margin, 0)
+            y1, x1 = min(top + h + self.margin, height), min(left + w + self.margin, width)
+            output = self.predict(self.interpolated_son[None, y0:y1, x0:x1])[0]
+            output = np.clip(output[top - y0:top - y0 + h, left - x0:left - x0 + w], 0, 1)
+            total += float(np.sum(np.square(output - self.lr_image[top:top + h, left:left + w])))
+            count += output.size
+        return total / count
+
+
+def reconstruction_windows(shape: tuple[int, int], mode: str = "auto", pixels: int = 512 * 512,
+                           seed: int = 0) -> list[tuple[int, int, int, int]] | None:
+    """Where the reconstruction test scores an (h, w) image: None for the whole image, else a
+    fixed list of (top, left, height, width) crops.
+
+    `mode` "full": the whole image. "crops": square crops of side min(256, h, w, sqrt(pixels)),
+    as many as fit in `pixels` and the image's area, at positions drawn once from `seed` so every test scores the
+    same pixels and the learning-rate policy sees one comparable series. "auto": "full" when
+    h * w <= `pixels`, else "crops". Raises ValueError for another mode.
+    """
+    if mode not in RECONSTRUCTION_TEST_MODES:
+        raise ValueError(f"reconstruction test mode {mode!r} is not one of {RECONSTRUCTION_TEST_MODES}")
+    height, width = shape
+    if mode == "full" or (mode == "auto" and height * width <= pixels):
+        return None
+    side = min(256, height, width, math.isqrt(pixels))
+    count = max(1, min(pixels, height * width) // (side * side))
+    rng = np.random.default_rng((seed, 2))
+    return [(int(rng.integers(height - side + 1)), int(rng.integers(width - side + 1)), side, side)
+            for _ in range(count)]
 
 
 class NonFiniteCheck(keras.callbacks.Callback):
@@ -104,10 +152,13 @@ class LearningRatePolicy(keras.callbacks.Callback):
     than `min_iters` iterations passed since the last change, fit a line to the last
     `slope_range // run_test_every` reconstruction errors; with slope `a` and `s` the standard
     error of the slope, drop when `-change_ratio * a < s`. Iterations of drops are in `drops`.
+    `legacy_slope_std` estimates `s` as NumPy < 1.16 did (see `slope_and_std`), as the
+    official code ran.
     """
 
     def __init__(self, check_every: int = 60, min_iters: int = 256, slope_range: int = 256,
-                 run_test_every: int = 50, change_ratio: float = 1.5, verbose: bool = False):
+                 run_test_every: int = 50, change_ratio: float = 1.5, verbose: bool = False,
+                 legacy_slope_std: bool = False):
         super().__init__()
         self.check_every = check_every
         self.min_iters = min_iters
@@ -115,6 +166,7 @@ class LearningRatePolicy(keras.callbacks.Callback):
         self.run_test_every = run_test_every
         self.change_ratio = change_ratio
         self.verbose = verbose
+        self.legacy_slope_std = legacy_slope_std
         self._reset()
 
     def _reset(self):
@@ -141,7 +193,7 @@ class LearningRatePolicy(keras.callbacks.Callback):
                               f"available logs: {sorted(logs)}", stacklevel=2)
                 self._warned = True
             return
-        slope, std = slope_and_std(self.test_iterations[-n:], self.test_errors[-n:])
+        slope, std = slope_and_std(self.test_iterations[-n:], self.test_errors[-n:], self.legacy_slope_std)
         if -self.change_ratio * slope < std:
             optimizer = self.model.optimizer
             new_rate = float(optimizer.learning_rate) / 10
@@ -152,10 +204,39 @@ class LearningRatePolicy(keras.callbacks.Callback):
                 print(f"  iteration {batch}: slope {slope:.3g}, std {std:.3g} -> learning rate {new_rate:.1e}")
 
 
-def slope_and_std(x, y) -> tuple[float, float]:
-    """Least-squares line fit of y on x: (slope, standard error of the slope), as `np.polyfit(cov=True)`."""
-    (slope, _), cov = np.polyfit(np.asarray(x, float), np.asarray(y, float), 1, cov=True)
-    return float(slope), float(np.sqrt(max(cov[0, 0], 0.0)))
+class CosineLearningRate(keras.callbacks.Callback):
+    """A fixed schedule in place of `LearningRatePolicy`: the learning rate at iteration k of
+    a `total`-iteration step is initial * (1 + cos(pi * k / total)) / 2 (Loshchilov & Hutter,
+    SGDR, ICLR 2017, without restarts). It reaches the small rates the policy ends with in a
+    known number of iterations; `StopAtMinLearningRate` ends training once it falls below
+    the minimum, about 6% of `total` before the end with the defaults.
+    """
+
+    def __init__(self, initial: float = 1e-3, total: int = 1000):
+        super().__init__()
+        self.initial = initial
+        self.total = total
+        self.drops: list[int] = []  # a continuous decay has no drops (cf. `LearningRatePolicy.drops`)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        rate = self.initial * (1 + math.cos(math.pi * min(batch, self.total) / self.total)) / 2
+        self.model.optimizer.learning_rate.assign(rate)
+
+
+def slope_and_std(x, y, legacy: bool = False) -> tuple[float, float]:
+    """Least-squares line fit of y on x: (slope, standard error of the slope), as `np.polyfit(cov=True)`.
+
+    NumPy scales the fit's covariance by residuals / (n - 2) (n points, degree 1). Before NumPy
+    1.16 it divided by n - 4 instead; `legacy=True` reproduces that, as the
+    paper's code ran: with its 5-point fits the slope's variance is 3x larger, so the policy
+    drops the learning rate sooner. Needs n >= 3 points (n >= 5 when `legacy`); ValueError else.
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if legacy and x.size < 5:
+        raise ValueError(f"slope_and_std with legacy=True needs at least 5 points, got {x.size}")
+    (slope, _), cov = np.polyfit(x, y, 1, cov=True)
+    variance = cov[0, 0] * ((x.size - 2) / (x.size - 4) if legacy else 1.0)
+    return float(slope), float(np.sqrt(max(variance, 0.0)))
 
 
 class StepLearningRate(keras.callbacks.Callback):

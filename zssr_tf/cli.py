@@ -262,6 +262,7 @@ def sweep(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(describe(plan), end="")
         return 0
+    load_tensorflow(args.quiet)  # the runner loads it (tracking): quietly, after the checks
     report = run_sweep(plan, engine=args.engine, workers=args.workers, address=args.address, out_dir=args.out)
     return 1 if report.failures else 0
 

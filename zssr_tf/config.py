@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 PRESETS_DIR = Path(__file__).resolve().parent / "configs"
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 RESIZE_METHODS = ("cubic", "linear", "lanczos2", "lanczos3", "box")
-LEARNING_RATE_SCHEDULES = ("policy", "step")
+LEARNING_RATE_SCHEDULES = ("policy", "step", "cosine")
+RECONSTRUCTION_TEST_MODES = ("auto", "full", "crops")
 SCALE_DISTRIBUTIONS = ("uniform", "area")
 LOSS_MAPS = ("none", "gradient")
 KERNEL_SOURCES = ("given", "estimate")
@@ -92,6 +93,10 @@ class TrainConfig:
     learning_rate_policy_check_every: int = 60
     learning_rate_slope_range: int = 256
     run_test_every: int = 50
+    legacy_slope_std: bool = False
+    reconstruction_test: str = "auto"
+    reconstruction_test_pixels: int = 512 * 512
+    gt_test_every: int = 200
     precision: str = "auto"
     jit_compile: bool = False
 
@@ -307,6 +312,14 @@ def validate(config: Config) -> None:
         (t.run_test_every >= 1, "train.run_test_every must be >= 1"),
         (t.learning_rate_slope_range >= 2 * t.run_test_every,
          "train.learning_rate_slope_range must cover at least two tests (>= 2 * run_test_every)"),
+        (not t.legacy_slope_std or t.learning_rate_slope_range >= 5 * t.run_test_every,
+         "train.legacy_slope_std needs a line fit of at least 5 tests: "
+         "learning_rate_slope_range >= 5 * run_test_every"),
+        (t.reconstruction_test in RECONSTRUCTION_TEST_MODES,
+         f"train.reconstruction_test is {t.reconstruction_test!r}; use one of {RECONSTRUCTION_TEST_MODES}"),
+        (t.reconstruction_test_pixels >= 64 * 64,
+         "train.reconstruction_test_pixels must be at least 4096 (one 64x64 crop)"),
+        (t.gt_test_every >= 0, "train.gt_test_every must be >= 0 (0: no ground-truth curves, final scores only)"),
         (t.precision in PRECISIONS, f"train.precision is {t.precision!r}; use one of {PRECISIONS}"),
         (loss.l1_weight >= 0 and loss.adversarial_weight >= 0 and loss.perceptual_weight >= 0,
          "loss.l1_weight, loss.adversarial_weight and loss.perceptual_weight must be >= 0"),
@@ -360,7 +373,7 @@ def validate(config: Config) -> None:
     if unknown_base:
         raise ZSSRError(f"scale.base_change_sfs {unknown_base} must each be one of scale.scale_factors")
     first_check = first_policy_check(t)
-    if first_check >= t.max_iters:
+    if first_check >= t.max_iters and t.learning_rate_schedule == "policy":  # the step schedule has no checks
         short = dataclasses.replace(t, min_iters=t.max_iters // 4,
                                     learning_rate_policy_check_every=min(t.learning_rate_policy_check_every,
                                                                          max(1, t.max_iters // 10)))

@@ -5,9 +5,9 @@ Parent: run name = the sweep's name; tag `zssr.sweep_id` = a hash of the name an
 key, so running the same sweep on the same inputs again finds it (the latest one, when several
 match). Params `sweep.*`: the base, fixed settings, swept values, counts. Artifacts: the sweep
 file, and at the end `summary.csv`, `summary.md` (with links to every run in the MLflow UI),
-`summary.png` (also written to the output folder). Metrics: `runs/finished`, `runs/failed`, and
+`summary.png` and `front.png` (also written to the output folder). Metrics: `runs/finished`, `runs/failed`, and
 the best point's means (`sweep_summary.best_row`) as `best/psnr`, `best/ssim`,
-`best/psnr_gain`, `best/reconstruction_error`, `best/seconds`; tags `zssr.best_point` (its
+`best/psnr_gain`, `best/reconstruction_error`, `best/iterations`, `best/seconds`; tags `zssr.best_point` (its
 values) and `zssr.best_run_id` (its best run). It ends FINISHED when every run of the sweep has
 finished, else FAILED with tag `zssr.failed_runs` (how many); KILLED when interrupted.
 

@@ -1,6 +1,8 @@
 """A sweep's summary: per point, the mean over its images of the final scores and run time, as
-`summary.csv`, `summary.md` (the best point first, links to every run, the failed runs and why)
-and `summary.png` (the score against the first swept key, one line per value of the others).
+`summary.csv`, `summary.md` (the best point first, links to every run, the failed runs and why),
+`summary.png` (the score against the first swept key, one line per value of the others) and
+`front.png` (mean PSNR against mean seconds per point, the Pareto front of quality against run
+time drawn through them).
 
 The best point (`best_row`) has the highest mean PSNR-Y when some image has a ground truth, else
 the lowest mean reconstruction error; the parent run logs its means as `best/<column>`."""
@@ -21,7 +23,8 @@ from zssr_tf.sweep import Point, format_value, format_values
 # end times.
 COLUMNS = (("psnr", "final/psnr", "{:.2f}"), ("ssim", "final/ssim", "{:.4f}"),
            ("psnr_gain", "final/psnr_gain", "{:+.2f}"),
-           ("reconstruction_error", "final/reconstruction_error", "{:.3e}"), ("seconds", None, "{:.1f}"))
+           ("reconstruction_error", "final/reconstruction_error", "{:.3e}"),
+           ("iterations", "final/iterations", "{:.0f}"), ("seconds", None, "{:.1f}"))
 
 
 @dataclass(frozen=True)
@@ -134,8 +137,8 @@ def write_summary(out_dir: str | Path, name: str, axes: Sequence[str], rows: Seq
     md_path = out_dir / "summary.md"
     md_path.write_text(markdown(name, axes, rows, failures, run_url))
     paths = [csv_path, md_path]
-    plot = plot_summary(out_dir / "summary.png", axes, rows)
-    return paths + ([plot] if plot else [])
+    plots = [plot_summary(out_dir / "summary.png", axes, rows), plot_front(out_dir / "front.png", rows)]
+    return paths + [plot for plot in plots if plot]
 
 
 def markdown(name: str, axes: Sequence[str], rows: Sequence[Row], failures: Sequence[Failure],
@@ -195,6 +198,38 @@ def plot_summary(path: str | Path, axes: Sequence[str], rows: Sequence[Row]) -> 
     ax.set_ylabel("mean PSNR-Y (dB)" if metric == "psnr" else "mean reconstruction error (MSE)")
     if others:
         ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the (seconds, psnr) points no other point beats on both axes (fewer or equal
+    seconds and higher or equal PSNR, one of them strictly), ordered by seconds."""
+    front = [i for i, (t, q) in enumerate(points)
+             if not any(t2 <= t and q2 >= q and (t2, q2) != (t, q) for t2, q2 in points)]
+    return sorted(front, key=lambda i: points[i])
+
+
+def plot_front(path: str | Path, rows: Sequence[Row]) -> Path | None:
+    """Mean PSNR-Y against mean seconds, one labelled dot per point, the Pareto front as a line.
+    None when fewer than two points have both."""
+    scored = [r for r in rows if "psnr" in r.means and "seconds" in r.means]
+    if len(scored) < 2:
+        return None
+    points = [(r.means["seconds"], r.means["psnr"]) for r in scored]
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    ax.scatter(*zip(*points), color="tab:gray")
+    for row, (t, q) in zip(scored, points):
+        ax.annotate(format_values(row.values) or str(row.index), (t, q), fontsize=7, xytext=(4, 4),
+                    textcoords="offset points")
+    front = [points[i] for i in pareto_front(points)]
+    ax.plot(*zip(*front), color="tab:blue", marker="o", label="Pareto front")
+    ax.set_xlabel("mean seconds per run")
+    ax.set_ylabel("mean PSNR-Y (dB)")
+    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     path = Path(path)
     fig.savefig(path, dpi=100)

@@ -14,8 +14,9 @@ import numpy as np
 import tensorflow as tf
 
 from zssr_tf.augment import FatherSampler, father_to_son, interpolate_son
-from zssr_tf.callbacks import (IterationLogs, LearningRatePolicy, NonFiniteCheck, ProgressLogger, ReconstructionTest,
-                               ScaleStepCallback, StepLearningRate, StopAtMinLearningRate)
+from zssr_tf.callbacks import (CosineLearningRate, IterationLogs, LearningRatePolicy, NonFiniteCheck,
+                               ProgressLogger, ReconstructionTest, ScaleStepCallback, StepLearningRate,
+                               StopAtMinLearningRate, reconstruction_windows)
 from zssr_tf.checks import check_inputs, setting_warnings, step_output_shape
 from zssr_tf.config import Config, format_scale
 from zssr_tf.data import PairMaker, make_dataset, with_loss_maps
@@ -196,12 +197,20 @@ class ZSSR:
         history = IterationCount()
         if t.learning_rate_schedule == "step":
             schedule = StepLearningRate(t.learning_rate_step_every, t.learning_rate_step_factor)
+        elif t.learning_rate_schedule == "cosine":
+            schedule = CosineLearningRate(t.learning_rate, t.max_iters)
         else:
             schedule = LearningRatePolicy(t.learning_rate_policy_check_every, t.min_iters, t.learning_rate_slope_range,
-                                          t.run_test_every, t.learning_rate_change_ratio)
+                                          t.run_test_every, t.learning_rate_change_ratio,
+                                          legacy_slope_std=t.legacy_slope_std)
         label = f"[step {step.index + 1}/{len(cfg.scale.scale_factors)} {format_scale(step.scale_factor)}] "
+        # A tiled predict, and on large images a fixed set of crops: the test's cost and memory
+        # do not grow with the image.
+        windows = reconstruction_windows(step.input_image.shape[:2], t.reconstruction_test,
+                                         t.reconstruction_test_pixels, cfg.run.seed)
+        reconstruction = ReconstructionTest(tiled_predict_for(self.predict, cfg), step.input_image, interpolated_son,
+                                            t.run_test_every, windows, margin=cfg.model.depth)
         # Order matters: later callbacks read the logs earlier ones add (see callbacks.py).
-        reconstruction = ReconstructionTest(self.predict, step.input_image, interpolated_son, t.run_test_every)
         callbacks = [history, IterationLogs(step.iteration_offset), reconstruction,
                      NonFiniteCheck(step.iteration_offset), schedule, StopAtMinLearningRate(t.min_learning_rate),
                      *self.callbacks, ProgressLogger(cfg.run.progress_every if self.verbose else 0, label, t.max_iters)]

@@ -34,10 +34,10 @@ What a run holds
     gets its curve with no change here (`callback.MLflowLogger`). With several scale steps,
     `train/scale_step`: the step index, logged at each step's first iteration.
   - `test/reconstruction_error` (MSE) every `run_test_every` iterations.
-  - `gt/` with a ground truth, at the same iterations: `gt/psnr`, `gt/ssim` (dB / unitless, Y,
-    shaved) and `gt/true_error` (MSE, all channels) of the current network's output without
-    ensemble or back-projection (earlier steps of a gradual run score against the ground truth
-    resized to that step).
+  - `gt/` with a ground truth, every `gt_test_every` iterations of each scale step: `gt/psnr`,
+    `gt/ssim` (dB / unitless, Y, shaved) and `gt/true_error` (MSE, all channels) of the current
+    network's output without ensemble or back-projection (earlier steps of a gradual run score
+    against the ground truth resized to that step).
   - `step/` (step = the scale-step index), with several scale steps only: `step/iterations`,
     `step/train_seconds`, `step/test_seconds`, and with a ground truth `step/psnr`, `step/ssim` of
     the step's ensembled output and `step/bicubic_psnr`, `step/bicubic_ssim` of its bicubic input.

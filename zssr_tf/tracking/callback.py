@@ -85,7 +85,8 @@ class MLflowLogger(ScaleStepCallback):
             for key, value in list(logs.items()):
                 if key not in NOT_LOGGED and isinstance(value, (int, float, np.number)):
                     self._add(GROUPS.get(key, f"train/{key}"), value, iteration)
-            if "reconstruction_error" in logs and self._interpolated is not None:
+            every = self.run.config.train.gt_test_every
+            if self._interpolated is not None and every and batch % every == 0:
                 logs["psnr"] = self.evaluate_against_gt(iteration)
 
     def on_scale_step_end(self, step, result) -> None:

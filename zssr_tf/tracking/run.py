@@ -30,8 +30,8 @@ from zssr_tf.image_io import ImageInfo, read_image
 from zssr_tf.precision import device_name, resolve_precision
 from zssr_tf.tracking.buffer import MetricBuffer, log_params
 from zssr_tf.tracking.callback import MLflowLogger
-from zssr_tf.tracking.plots import plot_crop_comparison, plot_training_curves, write_previews
 from zssr_tf.tracking.model import log_zssr_model
+from zssr_tf.tracking.plots import plot_crop_comparison, plot_training_curves, write_previews
 from zssr_tf.tracking.store import (check_reachable, http_retries_for_tracking, resolve_tracking_uri, start_run,
                                     ui_command, ui_url, use_tracking_uri)
 
@@ -88,7 +88,9 @@ class TrackedRun:
         (tags `sweep.<key>`), else the command line's overrides but those of the `run` section
         other than `seed` (where outputs go, tracking, display: they do not change the result)."""
         swept = [f"{key[len('sweep.'):]}={value}" for key, value in self.tags.items() if key.startswith("sweep.")]
-        return swept or [o for o in self.overrides if _section_of(o.split("=", 1)[0]) != "run" or "seed=" in o]
+        keys = [override.split("=", 1)[0] for override in self.overrides]
+        return swept or [override for override, key in zip(self.overrides, keys)
+                         if _section_of(key) != "run" or key.rsplit(".", 1)[-1] == "seed"]
 
     def run_name(self) -> str:
         """`<image>_x<scale>`, the preset unless it is `default`, then `distinguishing_values()`,
@@ -105,7 +107,7 @@ class TrackedRun:
         super-resolved, with which preset and settings, against which ground truth."""
         config, info = self.config, self.info
         steps = " > ".join(format_scale(sf) for sf in config.scale.scale_factors)
-        lines = [f"ZSSR {steps} of `{Path(info.path).name}` ({info.width}x{info.height}, {info.channels} channel(s), "
+        lines = [f"{config.method_name} {steps} of `{Path(info.path).name}` ({info.width}x{info.height}, {info.channels} channel(s), "
                  f"{info.bit_depth}-bit), preset `{self.tags.get('config', 'default')}`."]
         values = self.distinguishing_values()
         if "zssr.sweep_key" in self.tags:
