@@ -8,7 +8,7 @@ Default data: MZSR-style Set5 x2 "g2.0 direct" (21x21 Gaussian of variance 2.0, 
 from (0, 0)), made by
     python experiments/make_degraded_set.py ../shared/data/set5/hr experiments/data/set5_g2.0_direct \\
         --scale 2 --alignment direct --variance 2.0 --size 21
-Ground truth: the top-left 2x LR size of ../shared/data/set5/hr. Methods:
+Ground truth: the top-left 2x LR size of set5/hr in the benchmark folder (experiments/benchmark_data.py). Methods:
 - bicubic: the LR upscaled with MATLAB-style bicubic;
 - zssr: the default config (bicubic sons, as ZSRGAN's report ran it);
 - zsrgan_l1_adv: the zsrgan preset without the perceptual term (loss.perceptual_weight=0);
@@ -47,10 +47,10 @@ from zssr_tf.metrics import evaluate  # noqa: E402
 from zssr_tf.tracking.plots import plot_crop_comparison  # noqa: E402
 from zssr_tf.resize import imresize  # noqa: E402
 from zssr_tf.trainer import ZSSR  # noqa: E402
+from benchmark_data import benchmark_data_dir  # noqa: E402
 from results_io import write_json  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-DATA = HERE.parents[0].parent / "shared" / "data"
 METHODS = ("zssr", "zsrgan_l1_adv", "zsrgan")
 # The report's Table 1 (Set5, PSNR / SSIM / LPIPS, its own protocol and LPIPS-best checkpoints).
 REPORT_SET5 = {"bicubic": (27.1920, 0.8294, 0.2164), "zssr": (27.4566, 0.8400, 0.2029),
@@ -77,7 +77,7 @@ def scores(sr: np.ndarray, gt: np.ndarray, lpips) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lr-dir", type=Path, default=HERE / "data/set5_g2.0_direct/lr_x2")
-    parser.add_argument("--hr-dir", type=Path, default=DATA / "set5/hr")
+    parser.add_argument("--hr-dir", type=Path, default=benchmark_data_dir() / "set5/hr")
     parser.add_argument("--images", nargs="*", help="only these image names")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--vgg-weights", default="imagenet", help="VGG16 weights for the full ZSRGAN")
