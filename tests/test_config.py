@@ -138,16 +138,20 @@ def test_first_policy_check_is_where_the_policy_first_can_drop():
     from zssr_tf.callbacks import LearningRatePolicy
     from zssr_tf.config import TrainConfig, first_policy_check
 
-    for min_iters, every in ((256, 60), (30, 12), (5, 5), (59, 60)):
-        policy = LearningRatePolicy(check_every=every, min_iters=min_iters, slope_range=4, run_test_every=1)
+    # (min_iters, check every, slope range, test every): the last two cases wait for enough tests.
+    for min_iters, every, slope_range, test_every in ((256, 60, 4, 1), (30, 12, 4, 1), (5, 5, 4, 1), (59, 60, 4, 1),
+                                                      (20, 30, 256, 50), (5, 5, 100, 10)):
+        policy = LearningRatePolicy(check_every=every, min_iters=min_iters, slope_range=slope_range,
+                                    run_test_every=test_every)
         policy.set_model(SimpleNamespace(optimizer=SimpleNamespace(learning_rate=_Rate())))
         policy.on_train_begin()
         for batch in range(1000):  # a rising error: the policy drops at its first check
-            policy.on_train_batch_end(batch, {"reconstruction_error": float(batch)})
+            policy.on_train_batch_end(batch, {"reconstruction_error": float(batch)} if batch % test_every == 0 else {})
             if policy.drops:
                 break
-        assert policy.drops[0] == first_policy_check(TrainConfig(min_iters=min_iters,
-                                                                 learning_rate_policy_check_every=every))
+        assert policy.drops[0] == first_policy_check(TrainConfig(
+            min_iters=min_iters, learning_rate_policy_check_every=every, learning_rate_slope_range=slope_range,
+            run_test_every=test_every))
 
 
 class _Rate:

@@ -23,6 +23,13 @@ from pathlib import Path
 from zssr_tf.errors import ZSSRError
 
 
+def preset_names() -> list[str]:
+    """The shipped presets (zssr_tf/configs/*.yaml), `default` first."""
+    from zssr_tf.config import PRESETS_DIR
+
+    return sorted((p.stem for p in PRESETS_DIR.glob("*.yaml")), key=lambda name: (name != "default", name))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zssr", description="Zero-Shot Super-Resolution of one image.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -33,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="input image (PNG, JPEG, TIFF; 8/16-bit, gray/RGB/RGBA), then config overrides "
                             "such as noise_std=0.02 or train.max_iters=500")
     train.add_argument("--demo", action="store_true", help="run on a small demo image shipped with scikit-image")
-    train.add_argument("--config", help="YAML config file or preset name (default, gradual_x2, x4, given_kernel, real)")
+    train.add_argument("--config", help=f"YAML config file or preset name ({', '.join(preset_names())})")
     train.add_argument("--gt", help="ground-truth HR image: print PSNR/SSIM of ZSSR and bicubic")
     train.add_argument("--kernel", nargs="+", default=None, metavar="FILE",
                        help="downscaling kernel per scale step (.mat with variable Kernel, or .npy)")
@@ -107,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command == "sweep":
         args.overrides += extras
+    if args.command == "train" and args.kernel:
+        # `--kernel FILE ...` takes every word after it: settings written after the files are settings.
+        extras += [k for k in args.kernel if "=" in k and not Path(k).exists()]
+        args.kernel = [k for k in args.kernel if k not in extras]
     if args.command in ("train", "kernel"):
         positionals = args.inputs + extras
         args.overrides = [p for p in positionals if "=" in p and not Path(p).exists()]
@@ -115,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"one input image at a time, got {images}; overrides take the form key=value")
         args.image = images[0] if images else None
     args.quiet = quiet_tensorflow(getattr(args, "verbose", False))
-    default_formatwarning, warnings.formatwarning = warnings.formatwarning, _one_line_warning
+    default_showwarning, warnings.showwarning = warnings.showwarning, _show_one_line_warning
     command = {"train": train, "kernel": kernel, "predict": predict, "upload-metrics": upload_metrics,
                "sweep": sweep}[args.command]
     try:
@@ -127,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         print("zssr: interrupted", file=sys.stderr)
         return 130
     finally:
-        warnings.formatwarning = default_formatwarning
+        warnings.showwarning = default_showwarning
 
 
 def train(args: argparse.Namespace) -> int:
@@ -307,8 +318,9 @@ def load_tensorflow(quiet: bool) -> None:
         os.close(saved)
 
 
-def _one_line_warning(message, category, filename, lineno, line=None) -> str:
-    return f"zssr: warning: {message}\n"
+def _show_one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Every warning as one `zssr: warning: ...` line on stderr, without source lines."""
+    print(f"zssr: warning: {message}", file=file or sys.stderr, flush=True)
 
 
 def _input_path(args: argparse.Namespace) -> str:

@@ -384,24 +384,36 @@ def validate(config: Config) -> None:
     if s.kernel_alignment == "direct":
         _check_direct_steps(s)
     first_check = first_policy_check(t)
-    if first_check >= t.max_iters and t.learning_rate_schedule == "policy":  # the step schedule has no checks
-        short = dataclasses.replace(t, min_iters=t.max_iters // 4,
-                                    learning_rate_policy_check_every=min(t.learning_rate_policy_check_every,
-                                                                         max(1, t.max_iters // 10)))
-        fix = (f"; for short runs lower them too, e.g. min_iters={short.min_iters} "
-               f"learning_rate_policy_check_every={short.learning_rate_policy_check_every}"
-               if first_policy_check(short) < t.max_iters else "")
+    if first_check >= t.max_iters and t.learning_rate_schedule == "policy":  # the other schedules have no checks
+        test_every = min(t.run_test_every, max(1, t.max_iters // 20))
+        short = dataclasses.replace(
+            t, min_iters=t.max_iters // 4, run_test_every=test_every,
+            learning_rate_slope_range=min(t.learning_rate_slope_range, 5 * test_every),
+            learning_rate_policy_check_every=min(t.learning_rate_policy_check_every, max(1, t.max_iters // 10)))
+        changed = " ".join(f"{key}={getattr(short, key)}" for key in
+                           ("min_iters", "learning_rate_policy_check_every", "run_test_every", "learning_rate_slope_range")
+                           if getattr(short, key) != getattr(t, key))
+        fix = f"; for short runs lower them too, e.g. {changed}" if first_policy_check(short) < t.max_iters else ""
         warnings.warn(f"train.max_iters is {t.max_iters} but the learning-rate policy first checks at iteration "
                       f"{first_check} (train.min_iters {t.min_iters}, learning_rate_policy_check_every "
-                      f"{t.learning_rate_policy_check_every}): the learning rate stays at {t.learning_rate:g}{fix}",
+                      f"{t.learning_rate_policy_check_every}, and {_tests_needed(t)} reconstruction tests every "
+                      f"run_test_every {t.run_test_every} to fit learning_rate_slope_range "
+                      f"{t.learning_rate_slope_range}): the learning rate stays at {t.learning_rate:g}{fix}",
                       UserWarning, stacklevel=3)
 
 
 def first_policy_check(train: TrainConfig) -> int:
     """The first iteration (from 0) at which `callbacks.LearningRatePolicy` may drop the learning
-    rate: the first k > min_iters with (k + 1) % learning_rate_policy_check_every == 0."""
+    rate: the first k > min_iters with (k + 1) % learning_rate_policy_check_every == 0 by which the
+    reconstruction tests (at 0, run_test_every, ...) number enough for the slope fit."""
     every = train.learning_rate_policy_check_every
-    return (train.min_iters + 1 + every) // every * every - 1
+    earliest = max(train.min_iters + 1, (_tests_needed(train) - 1) * train.run_test_every)
+    return -(-(earliest + 1) // every) * every - 1
+
+
+def _tests_needed(train: TrainConfig) -> int:
+    """How many reconstruction errors the policy's line fit uses (at least 2)."""
+    return max(train.learning_rate_slope_range // train.run_test_every, 2)
 
 
 def format_scale(sf) -> str:

@@ -13,6 +13,7 @@ run's input. Loading it needs this package installed (`pip install zssr-tf`) bes
 
 from __future__ import annotations
 
+import warnings
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -45,7 +46,9 @@ class ZSSRModel(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context) -> None:
         """Load the config, networks and kernels from the model's artifacts."""
-        self.config = load_config(context.artifacts["config"])
+        with warnings.catch_warnings():  # the config's setting warnings were shown when it trained
+            warnings.simplefilter("ignore", UserWarning)
+            self.config = load_config(context.artifacts["config"])
         self.networks, self.kernels = load_networks(Path(context.artifacts["config"]).parent, self.config,
                                                     context.artifacts)
 
