@@ -2,7 +2,7 @@
 bicubic kernel and with the true kernel, on LR images made with known non-bicubic kernels.
 
     python experiments/bench_blind.py [--sets krk14 g2direct5] [--images 3] [--crop 0]
-                                      [--methods bicubic zssr_bicubic zssr_estimated zssr_true] [key=value ...]
+                                      [--methods bicubic kernel zssr_bicubic zssr_estimated zssr_true] [key=value ...]
 
 Sets (x2, generated here from ../shared/data, seeded):
 - krk14: a DIV2KRK-like set from Set14 `hr` (the KernelGAN paper's recipe for DIV2KRK, as far as
@@ -10,10 +10,12 @@ Sets (x2, generated here from ../shared/data, seeded):
   U(0, pi), each tap times U(0.75, 1.25), renormalised; correlated with the HR image after
   re-centring to the block centre and subsampled x2 (the block-centre convention of DIV2KRK and
   MATLAB's imresize: LR pixel i sits at the centre of HR block i).
-- g2direct5: Set5 blurred with an isotropic Gaussian of std 2.0 (15x15) and subsampled "directly"
-  (keep every 2nd pixel from 0, LR pixel i on HR pixel 2i), MZSR's g2.0 test set.
+- g2direct5: Set5 blurred with an isotropic Gaussian of variance 2.0 (21x21) and subsampled
+  "directly" (keep every 2nd pixel from 0, LR pixel i on HR pixel 2i), MZSR's g2.0 test set as
+  experiments/make_degraded_set.py makes it (without its 8-bit rounding).
 
-Methods per image: bicubic upscaling; ZSSR (the `blind` preset's training: no augmentation,
+Methods per image: bicubic upscaling; the KernelGAN estimate ("kernel": its distance to the true
+kernel and its time, the kernel saved next to the results); ZSSR (the `blind` preset's training: no augmentation,
 gradient-weighted L1, 2 back-projections) with the bicubic kernel, with the KernelGAN estimate,
 with the true kernel. Scores by DESIGN §2 (Y, shave 2). The distance between the estimated and
 the true kernel is the L2 norm of their difference after moving both centres of mass to the same
@@ -40,13 +42,14 @@ from results_io import RESULTS, write_json  # noqa: E402
 from zssr_tf.config import KEY_TO_SECTION, load_config  # noqa: E402
 from zssr_tf.image_io import read_image  # noqa: E402
 from zssr_tf.kernel_estimation import KernelEstimationError, estimate_kernel  # noqa: E402
-from zssr_tf.kernels import bicubic_kernel, gaussian_kernel, recenter_kernel  # noqa: E402
+from zssr_tf.degradation import degrade  # noqa: E402
+from zssr_tf.kernels import bicubic_kernel, gaussian_kernel  # noqa: E402
 from zssr_tf.metrics import evaluate  # noqa: E402
-from zssr_tf.resize import downscale_with_kernel, imresize  # noqa: E402
+from zssr_tf.resize import imresize  # noqa: E402
 from zssr_tf.trainer import ZSSR  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-METHODS = ("bicubic", "zssr_bicubic", "zssr_estimated", "zssr_true")
+METHODS = ("bicubic", "kernel", "zssr_bicubic", "zssr_estimated", "zssr_true")
 SETS = {"krk14": ("set14", "block_centre"), "g2direct5": ("set5", "direct")}
 SEED = 2019
 
@@ -58,14 +61,6 @@ def krk_kernel(rng: np.random.Generator, size: int = 11) -> np.ndarray:
     kernel = gaussian_kernel(size, sigma_1, sigma_2, rng.uniform(0, np.pi))
     kernel = kernel * rng.uniform(0.75, 1.25, size=kernel.shape)
     return kernel / kernel.sum()
-
-
-def degrade(hr: np.ndarray, kernel: np.ndarray, convention: str) -> np.ndarray:
-    """x2 LR image of `hr` (modcropped to even sizes) with `kernel` in the given convention."""
-    shape = (hr.shape[0] // 2, hr.shape[1] // 2)
-    if convention == "block_centre":
-        return np.clip(downscale_with_kernel(hr, recenter_kernel(kernel, (2, 2)), (0.5, 0.5), shape), 0, 1)
-    return np.clip(downscale_with_kernel(hr, kernel, (0.5, 0.5), shape), 0, 1)  # centred odd kernel: LR i on HR 2i
 
 
 def make_case(set_name: str, name: str, crop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -80,8 +75,8 @@ def make_case(set_name: str, name: str, crop: int) -> tuple[np.ndarray, np.ndarr
     if set_name == "krk14":
         kernel = krk_kernel(np.random.default_rng([SEED, *name.encode()]))
     else:
-        kernel = gaussian_kernel(15, 2.0)
-    return degrade(hr, kernel, convention), hr, kernel
+        kernel = gaussian_kernel(21, np.sqrt(2.0))  # MZSR's "g2.0": variance 2 (experiments/make_degraded_set.py)
+    return degrade(hr, kernel, 2, convention), hr, kernel
 
 
 def kernel_distance(estimated: np.ndarray, true: np.ndarray, size: int = 41) -> float:
@@ -109,6 +104,8 @@ def run_case(set_name: str, name: str, crop: int, methods, overrides) -> dict:
     convention = SETS[set_name][1]
     base = load_config("blind", [*alignment_overrides(convention), *overrides])
     given = load_config("blind", ["kernel=given", *alignment_overrides(convention), *overrides])
+    estimate_path = cache.with_name(f"{cache.stem}_estimated_kernel.npy")
+    cache.parent.mkdir(parents=True, exist_ok=True)
     for method in methods:
         if method in result:
             continue
@@ -116,30 +113,33 @@ def run_case(set_name: str, name: str, crop: int, methods, overrides) -> dict:
         entry: dict = {}
         if method == "bicubic":
             sr = np.clip(imresize(lr, scale_factor=2, output_shape=gt.shape[:2]), 0, 1)
+        elif method == "kernel":
+            try:
+                estimate, history = estimate_kernel(lr, base)
+            except KernelEstimationError as err:  # recorded: a collapse is a result too
+                estimate, history, entry = None, None, {"error": str(err)}
+            if estimate is not None:
+                np.save(estimate_path, estimate)
+                entry.update(kernel_distance=kernel_distance(estimate, true_kernel),
+                             bicubic_kernel_distance=kernel_distance(bicubic_kernel(2), true_kernel),
+                             estimation_seconds=history.seconds, estimation_ms_per_iteration=history.ms_per_iteration,
+                             similar_to_bicubic_at=history.similar_to_bicubic_at,
+                             constraints_on_at=history.constraints_on_at, raw_kernel_sum=float(history.raw_kernel.sum()))
         else:
             kernels = None
             if method == "zssr_true":
                 kernels = [true_kernel]
             elif method == "zssr_estimated":
-                try:
-                    estimate, history = estimate_kernel(lr, base)
-                except KernelEstimationError as err:
-                    result[method] = {"error": str(err)}
-                    continue
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                np.save(cache.with_name(f"{cache.stem}_estimated_kernel.npy"), estimate)
-                kernels = [estimate]
-                entry.update(kernel_distance=kernel_distance(estimate, true_kernel),
-                             bicubic_kernel_distance=kernel_distance(bicubic_kernel(2), true_kernel),
-                             estimation_seconds=history.seconds, estimation_ms_per_iteration=history.ms_per_iteration,
-                             similar_to_bicubic_at=history.similar_to_bicubic_at,
-                             constraints_on_at=history.constraints_on_at,
-                             raw_kernel_sum=float(history.raw_kernel.sum()))
+                if not estimate_path.is_file():
+                    continue  # needs an estimate: the "kernel" method (first in METHODS) makes it
+                kernels = [np.load(estimate_path)]
             zssr = ZSSR(given if method != "zssr_estimated" else base, verbose=False)
             run = zssr.run(lr, kernels=kernels)
             sr = run.sr
             entry.update(iterations=run.iterations, zssr_seconds=run.train_seconds + run.test_seconds)
-        entry.update(evaluate(sr, gt, 2), seconds=time.perf_counter() - start)
+        if method != "kernel":
+            entry.update(evaluate(sr, gt, 2))
+        entry["seconds"] = time.perf_counter() - start
         result[method] = entry
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(result, indent=2) + "\n")
@@ -169,23 +169,24 @@ def main() -> int:
 
 
 def summary_table(report: dict) -> str:
+    scored = [m for m in METHODS if m != "kernel"]
     lines = []
     for set_name, cases in report["sets"].items():
         lines += [f"### {set_name} x2 (PSNR-Y dB / SSIM-Y)", "",
-                  "| image | " + " | ".join(METHODS) + " | kernel distance (est / bicubic) |",
-                  "|---|" + "---|" * (len(METHODS) + 1)]
+                  "| image | " + " | ".join(scored) + " | kernel distance: estimate / bicubic |",
+                  "|---|" + "---|" * (len(scored) + 1)]
         for name, result in cases.items():
             cells = [f"{result[m]['psnr']:.2f} / {result[m]['ssim']:.4f}" if "psnr" in result.get(m, {})
-                     else result.get(m, {}).get("error", "—")[:40] for m in METHODS]
-            est = result.get("zssr_estimated", {})
+                     else result.get(m, {}).get("error", "—")[:40] for m in scored]
+            est = result.get("kernel", {})
             dist = (f"{est['kernel_distance']:.4f} / {est['bicubic_kernel_distance']:.4f}"
-                    if "kernel_distance" in est else "—")
+                    if "kernel_distance" in est else est.get("error", "—")[:40])
             lines.append(f"| {name} | " + " | ".join(cells) + f" | {dist} |")
         means = []
-        for m in METHODS:
+        for m in scored:
             scores = [r[m]["psnr"] for r in cases.values() if "psnr" in r.get(m, {})]
             means.append(f"{np.mean(scores):.2f} (n={len(scores)})" if scores else "—")
-        lines += [f"| mean | " + " | ".join(means) + " | |", ""]
+        lines += ["| mean | " + " | ".join(means) + " | |", ""]
     return "\n".join(lines) + "\n"
 
 

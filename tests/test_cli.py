@@ -203,7 +203,7 @@ def test_12_bit_frame_in_16_bits_is_exact_on_disk_and_visible_in_previews(tmp_pa
     sr = cv2.imread(str(tmp_path / "out/frame_x2_zssr.png"), cv2.IMREAD_UNCHANGED)
     assert sr.dtype == np.uint16 and sr.shape == (48, 48) and 300 < sr.mean() < 4095  # not stretched on disk
     client, run, artifacts = tracked_run_of(tmp_path)
-    assert run.data.metrics["final_psnr_16bit"] > run.data.metrics["final_psnr"]
+    assert run.data.metrics["final/psnr_16bit"] > run.data.metrics["final/psnr"]
     previews = [a for a in artifacts if a.startswith("outputs/display/frame_x2_zssr_display_")]
     assert len(previews) == 1 and "figures/crops.png" in artifacts
     low, high = (int(v) for v in previews[0].rsplit("_", 1)[1].removesuffix(".png").split("-"))

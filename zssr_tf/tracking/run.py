@@ -30,8 +30,8 @@ from zssr_tf.image_io import ImageInfo, read_image
 from zssr_tf.precision import device_name, resolve_precision
 from zssr_tf.tracking.buffer import MetricBuffer, log_params
 from zssr_tf.tracking.callback import MLflowLogger
-from zssr_tf.tracking.plots import plot_crop_comparison, plot_training_curves, write_previews
 from zssr_tf.tracking.model import log_zssr_model
+from zssr_tf.tracking.plots import plot_crop_comparison, plot_training_curves, write_previews
 from zssr_tf.tracking.store import (check_reachable, http_retries_for_tracking, resolve_tracking_uri, start_run,
                                     ui_command, ui_url, use_tracking_uri)
 
