@@ -229,7 +229,7 @@ def test_zsrgan_preset_has_the_reports_settings_and_loss_keys_are_validated():
     assert config.method_name == "ZSRGAN" and load_config().method_name == "ZSSR"
     for overrides, message in [
         (["adversarial_weight=1"], "augment_min_father_side >= 64"),
-        (["learning_rate_schedule=cosine"], "learning_rate_schedule"),
+        (["learning_rate_schedule=exponential"], "learning_rate_schedule"),
         (["lpips_heads=h.npz"], "go together"),
         (["perceptual_weight=-1"], "must be >= 0"),
         (["l1_weight=2"], "keep it at 1"),
