@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates the MLflow UI screenshots of the README (docs/mlflow_*.png): a tiny 2x2 sweep and
 # one registered run on Set5 bird in a fresh SQLite store, the MLflow UI on it, headless Chromium
-# (Debian package `chromium`). Run from the repository root; needs ../shared/data. A few minutes.
+# (Debian package `chromium`) driven by docs/screenshot.py. Run from the repository root; needs
+# ../shared/data. A few minutes (more on a busy machine: raise WAIT, seconds per page).
 #   docs/make_screenshots.sh [PYTHON] [WORK_DIR]     (runs already in WORK_DIR are reused)
 set -euo pipefail
 PYTHON=${1:-python}
@@ -9,6 +10,7 @@ REPO=$(pwd)
 WORK=${2:-$(mktemp -d)}
 mkdir -p "$WORK"
 PORT=5055
+WAIT=${WAIT:-60}
 LR=$REPO/../shared/data/set5/lr_x2/bird.png
 HR=$REPO/../shared/data/set5/hr/bird.png
 TINY="model.depth=3 model.width=16 max_iters=50 min_iters=10 learning_rate_policy_check_every=10 run_test_every=10 learning_rate_slope_range=30"
@@ -20,14 +22,13 @@ if [ ! -s train.log ]; then
 fi
 RUN=$(sed -n 's/^MLflow run \([0-9a-f]*\) .*/\1/p' train.log)
 MODEL=$(sed -n 's|^MLflow model models:/\(m-[0-9a-f]*\).*|\1|p' train.log)
-"$PYTHON" -m mlflow ui --backend-store-uri "$MLFLOW_TRACKING_URI" --port $PORT > ui.log 2>&1 &
+# One worker: under load the supervisor of several restarts them before they answer.
+"$PYTHON" -m mlflow ui --backend-store-uri "$MLFLOW_TRACKING_URI" --port $PORT --workers 1 > ui.log 2>&1 &
 UI=$!
 trap 'kill $UI' EXIT
 until curl -sf "http://127.0.0.1:$PORT/health" > /dev/null; do sleep 1; done
 shot() {  # name, page, height
-  timeout 300 chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --hide-scrollbars \
-    --window-size=1400,"$3" --virtual-time-budget=30000 --screenshot="$WORK/$1.png" \
-    "http://127.0.0.1:$PORT/$2" 2> /dev/null
+  "$PYTHON" "$REPO/docs/screenshot.py" "http://127.0.0.1:$PORT/$2" "$WORK/$1.png" --height "$3" --wait "$WAIT"
   # A 64-colour palette keeps each PNG small (UI screenshots have few colours).
   "$PYTHON" -c "from PIL import Image; Image.open('$WORK/$1.png').convert('RGB').quantize(64).save('$REPO/docs/$1.png', optimize=True)"
 }

@@ -2,8 +2,8 @@
 
     python docs/screenshot.py URL OUT.png [--width 1400] [--height 900] [--wait 40]
 
-Chromium's own `--screenshot --virtual-time-budget` never returns on MLflow 3.17's UI here (an
-open request holds virtual time), and without the budget it captures the loading placeholders.
+Chromium 150's own `--screenshot --virtual-time-budget=30000` did not return within minutes on
+MLflow 3.17's UI on a busy machine, and without the budget it captures the loading placeholders.
 This drives Chromium through its DevTools protocol instead: open the page, wait, capture. Written
 by hand over aiohttp's websocket client (already installed with MLflow) because the browser
 automation libraries (Playwright, Selenium) download their own browsers.
@@ -27,7 +27,7 @@ async def capture(url: str, out: str, width: int, height: int, wait_s: float) ->
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:  # Chromium helpers may linger
         browser = subprocess.Popen(
             ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
              f"--remote-debugging-port={port}", f"--user-data-dir={profile}", f"--window-size={width},{height}",

@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 from scipy.optimize import least_squares
 
-from zssr_tf.augment import (FatherSampler, dihedral, father_to_son, interpolate_son, random_crop,
-                             undo_dihedral)
+from zssr_tf.augment import (FatherSampler, dihedral, father_to_son, interpolate_son, kernel_symmetries,
+                             random_crop, undo_dihedral)
+from zssr_tf.degradation import random_anisotropic_kernel
+from zssr_tf.kernels import bicubic_kernel, gaussian_kernel, is_isotropic
 
 AFFINE_ONLY = dict(leave_as_is_probability=0.0, no_interpolate_probability=0.0)
 
@@ -164,3 +166,41 @@ def test_interpolate_son_restores_odd_father_shape():
         son = father_to_son(father, 2, "cubic", 0.0, np.random.default_rng(0))
         assert son.shape[:2] == tuple(math.ceil(n / 2) for n in father_shape)
         assert interpolate_son(son, 2, father_shape).shape == (*father_shape, 3)
+
+
+@pytest.mark.parametrize("kernel, symmetries, isotropic", [
+    (gaussian_kernel(21, 2.0), tuple(range(8)), True),
+    (gaussian_kernel(12, 1.0), tuple(range(8)), None),          # even size: centred between taps
+    (bicubic_kernel(2), tuple(range(8)), False),                # square symmetry, not isotropic
+    (gaussian_kernel(11, 1.0, 2.0), (0, 2, 4, 6), False),       # axis-aligned ellipse: mirrors, 180
+    (gaussian_kernel(11, 1.0, 2.0, 0.3), (0, 2), False),        # rotated ellipse: 180 degrees only
+    (random_anisotropic_kernel(np.random.default_rng(0))[0], (0,), False),  # DIV2KRK-style: none
+])
+def test_kernel_symmetries_and_isotropy(kernel, symmetries, isotropic):
+    assert kernel_symmetries(kernel) == symmetries
+    if isotropic is not None:  # a narrow even kernel's half-pixel spline shift may exceed the 2% tolerance
+        assert is_isotropic(kernel) == isotropic
+
+
+def test_father_transforms_follow_kernel_symmetries():
+    image = np.arange(40 * 40 * 3, dtype=np.float32).reshape(40, 40, 3) / (40 * 40 * 3)
+    sampler = FatherSampler(crop_size=16, leave_as_is_probability=0.0, no_interpolate_probability=1.0,
+                            allow_rotation=False, kernel_symmetries=(0, 2, 4, 6))
+    used = set()
+    for seed in range(24):
+        father = sampler.sample([image], [1.0], np.random.default_rng(seed))
+        for k in range(8):
+            top, left = _crop_position(image, undo_dihedral(father, k))
+            if np.array_equal(father, dihedral(image[top:top + 16, left:left + 16], k)):
+                used.add(k)
+    assert used == {0, 2, 4, 6}
+
+
+def test_default_sampler_draws_are_unchanged():
+    """Fathers with rotations allowed do not depend on the kernel fields: the bicubic path's
+    random streams are the ones it had before kernel symmetries existed."""
+    image = np.random.default_rng(1).random((60, 60, 3)).astype(np.float32)
+    plain, with_fields = FatherSampler(crop_size=24), FatherSampler(crop_size=24, kernel_symmetries=(0, 2))
+    for seed in range(10):
+        np.testing.assert_array_equal(plain.sample([image], [1.0], np.random.default_rng(seed)),
+                                      with_fields.sample([image], [1.0], np.random.default_rng(seed)))

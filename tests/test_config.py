@@ -110,6 +110,17 @@ def test_config_is_frozen():
         load_config().train.max_iters = 5
 
 
+def test_kernel_alignment_values_and_whole_factors_under_direct():
+    assert load_config().scale.kernel_alignment == "block_centre" and load_config().scale.kernel_symmetry
+    assert load_config(overrides=["kernel_alignment=direct", "scale_factors=[[2, 3]]"]).scale.kernel_alignment == "direct"
+    with pytest.raises(ZSSRError, match="kernel_alignment is 'centre'; use one of"):
+        load_config(overrides=["kernel_alignment=centre"])
+    with pytest.raises(ZSSRError, match="whole-number factors; scale step 0 is \\[1.0, 1.5\\]"):
+        load_config("gradual_x2", ["kernel_alignment=direct"])
+    # After a base change at x2, a x3 step is x1.5 of its input: refused; x4 is x2: fine.
+    with pytest.raises(ZSSRError, match="scale step 1 is \\[1.5, 1.5\\]"):
+        load_config(overrides=["kernel_alignment=direct", "scale_factors=[[2, 2], [3, 3]]", "base_change_sfs=[[2, 2]]"])
+    load_config(overrides=["kernel_alignment=direct", "scale_factors=[[2, 2], [4, 4]]", "base_change_sfs=[[2, 2]]"])
 @pytest.mark.parametrize("max_iters, warns", [(120, True), (299, True), (300, False), (3000, False)])
 def test_max_iters_before_the_first_policy_check_warns(max_iters, warns):
     # With min_iters 256 and a check every 60 iterations the policy first acts at iteration 299.

@@ -255,7 +255,8 @@ def test_local_sweep_nests_four_runs_under_one_parent_and_a_rerun_skips_them(lr_
     experiment_id = parent.info.experiment_id
     assert summary.count("](http://127.0.0.1:5000/#/experiments/") == 5  # the best point's line, then each row
     for run in children:
-        assert f"[baby](http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run.info.run_id})" in summary
+        assert (f"[baby](http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run.info.run_id}"
+                "?workflowType=machine_learning)") in summary
 
     assert main(["sweep", str(path), "--out", "elsewhere", "max_iters=6"]) == 0
     assert "4 finished before, 0 to run" in capsys.readouterr().out

@@ -91,7 +91,8 @@ def test_input_and_ground_truth_of_one_name_are_both_logged_writable_with_name_d
     assert f"mlflow ui --backend-store-uri {uri} --port 5000, then open http://127.0.0.1:5000/#/experiments/" in out
     assert "make ui" not in out
 
-    # The experiment opens on the runs page of the MLflow UI.
+    # The address opens the UI in its "Model training" mode; the experiment is of that kind.
+    assert f"/runs/{run_id}?workflowType=machine_learning" in out
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 

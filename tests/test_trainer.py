@@ -67,6 +67,28 @@ def test_same_seed_same_result():
     np.testing.assert_array_equal(a, b)
 
 
+def test_direct_alignment_needs_a_numeric_kernel():
+    config = load_config("given_kernel", TINY + ["kernel_alignment=direct"])
+    with pytest.raises(ZSSRError, match="applies to a numeric kernel"):
+        ZSSR(config, verbose=False).run(smooth_image(16, 16))
+
+
+@pytest.mark.parametrize("kernel, father_transforms, ensemble", [
+    (gaussian_kernel(9, 1.2), list(range(8)), list(range(8))),            # isotropic: everything back
+    (gaussian_kernel(9, 0.8, 1.6), [0, 2, 4, 6], [0, 2, 4, 6]),            # axis-aligned: flips and 180
+    (gaussian_kernel(9, 0.8, 1.6, 0.5), [0, 2], [0, 2]),                   # rotated: only 180 degrees
+])
+def test_kernel_symmetries_reach_fathers_and_ensemble(capsys, kernel, father_transforms, ensemble):
+    """The given_kernel preset turns rotations off; the kernel's own symmetries come back, and
+    the trainer says which (its log line)."""
+    config = load_config("given_kernel", TINY + ["kernel_alignment=direct", "progress_every=50"])
+    result = ZSSR(config, verbose=True).run(smooth_image(24, 24), kernels=[kernel])
+    assert result.sr.shape == (48, 48, 3)
+    log = capsys.readouterr().out
+    assert f"father transforms {father_transforms}, self-ensemble {ensemble}" in log
+    off = load_config("given_kernel", TINY + ["kernel_symmetry=false"])
+    ZSSR(off, verbose=True).run(smooth_image(24, 24), kernels=[kernel])
+    assert "father transforms [0], self-ensemble [0]" in capsys.readouterr().out
 def test_cosine_schedule_stops_once_the_rate_falls_below_the_minimum():
     config = load_config(overrides=[*TINY, "learning_rate_schedule=cosine", "max_iters=40", "run_test_every=10",
                                     "learning_rate_slope_range=20"])

@@ -18,7 +18,13 @@ from zssr_tf.resize import imresize
 
 @dataclass(frozen=True)
 class FatherSampler:
-    """The augmentation settings of DESIGN §1.1 (names as in the paper's code)."""
+    """The augmentation settings of DESIGN §1.1 (names as in the paper's code).
+
+    `allow_rotation` False keeps fathers upright (a given kernel need not be symmetric), except
+    for the dihedral transforms in `kernel_symmetries` (those the kernel is symmetric under) and,
+    when `kernel_isotropic`, any rotation angle and mirror of affine fathers: turning a father
+    under which the kernel does not change keeps the degradation the same.
+    """
 
     crop_size: int = 128
     leave_as_is_probability: float = 0.05
@@ -29,6 +35,13 @@ class FatherSampler:
     allow_rotation: bool = True
     min_father_side: int = 0
     scale_distribution: str = "uniform"
+    kernel_symmetries: tuple[int, ...] = (0,)
+    kernel_isotropic: bool = False
+
+    @property
+    def dihedral_transforms(self) -> tuple[int, ...]:
+        """The dihedral transforms (as `dihedral`) drawn for no-interpolation fathers."""
+        return tuple(range(8)) if self.allow_rotation else self.kernel_symmetries
 
     def sample(self, sources: list[np.ndarray], base_scales: list[float], rng: np.random.Generator) -> np.ndarray:
         """Draw one HR father (float32 h x w x C, h, w <= crop_size) from the sources.
@@ -50,7 +63,8 @@ class FatherSampler:
             short_side = min(sources[0].shape[:2])
             source = sources[self._draw_scale(base_scales, rng, short_side)[0]] if len(sources) > 1 else sources[0]
             father = random_crop(source, self.crop_size, rng)
-            return dihedral(father, int(rng.integers(8))) if self.allow_rotation else father
+            transforms = self.dihedral_transforms
+            return dihedral(father, transforms[int(rng.integers(len(transforms)))]) if len(transforms) > 1 else father
         index, scale = self._draw_scale(base_scales, rng, min(sources[0].shape[:2]))
         return self._affine(sources[index], scale / base_scales[index], rng)
 
@@ -77,8 +91,9 @@ class FatherSampler:
     def _affine(self, image: np.ndarray, scale: float, rng: np.random.Generator) -> np.ndarray:
         scale_diff = rng.normal() * self.scale_diff_sigma
         shear_x, shear_y = rng.normal(size=2) * self.shear_sigma
-        angle = rng.random() * 2 * math.pi if self.allow_rotation else 0.0
-        mirror = -1.0 if (self.allow_rotation and rng.random() < 0.5) else 1.0
+        rotate = self.allow_rotation or self.kernel_isotropic
+        angle = rng.random() * 2 * math.pi if rotate else 0.0
+        mirror = -1.0 if (rotate and rng.random() < 0.5) else 1.0
         # The x/y scales differ by scale_diff; the scale never drops to zero or flips sign.
         sx, sy = max(scale + scale_diff / 2, 0.05), max(scale - scale_diff / 2, 0.05)
         h, w = image.shape[:2]
@@ -155,7 +170,8 @@ def kernel_symmetries(kernel: np.ndarray, tolerance: float = SYMMETRY_TOLERANCE)
 def father_to_son(hr_father: np.ndarray, scale_factor, kernel, noise_std: float,
                   rng: np.random.Generator) -> np.ndarray:
     """Degrade an HR father into its LR son: downscale by 1/scale_factor with `kernel`
-    ('cubic' or a re-centred numeric kernel), add Gaussian noise of std `noise_std`, clip to [0,1].
+    ('cubic' or a numeric kernel aligned by `kernels.align_kernel`, which fixes where LR pixel i
+    sits), add Gaussian noise of std `noise_std`, clip to [0,1].
 
     `scale_factor` is (sy, sx) >= 1. Returns float32 (ceil(h/sy), ceil(w/sx), C).
     """
@@ -167,6 +183,10 @@ def father_to_son(hr_father: np.ndarray, scale_factor, kernel, noise_std: float,
 
 
 def interpolate_son(lr_son: np.ndarray, scale_factor, father_shape: tuple[int, int],
-                    method: str = "cubic") -> np.ndarray:
-    """Upscale a son back to its father's exact (h, w) at exactly `scale_factor`: the network input."""
-    return imresize(lr_son, scale_factor=scale_factor, output_shape=father_shape, kernel=method)
+                    method: str = "cubic", offset=(0.0, 0.0)) -> np.ndarray:
+    """Upscale a son back to its father's exact (h, w) at exactly `scale_factor`: the network input.
+
+    `offset`: the sample grid of `kernels.upscale_offset` ((0, 0): MATLAB's block-centre grid),
+    so that the son's pixels land where the degradation took them from.
+    """
+    return imresize(lr_son, scale_factor=scale_factor, output_shape=father_shape, kernel=method, offset=offset)

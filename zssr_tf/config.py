@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 PRESETS_DIR = Path(__file__).resolve().parent / "configs"
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 RESIZE_METHODS = ("cubic", "linear", "lanczos2", "lanczos3", "box")
+KERNEL_ALIGNMENTS = ("block_centre", "direct")
 LEARNING_RATE_SCHEDULES = ("policy", "step", "cosine")
 RECONSTRUCTION_TEST_MODES = ("auto", "full", "crops")
 SCALE_DISTRIBUTIONS = ("uniform", "area")
@@ -51,13 +52,19 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class ScaleConfig:
-    """Scale steps (gradual SR when more than one), resize methods, base changes."""
+    """Scale steps (gradual SR when more than one), resize methods, base changes, and how a
+    given numeric kernel degrades: `kernel_alignment` "block_centre" (LR pixel i at the centre of
+    HR block i: MATLAB imresize, the official ZSSR, DIV2KRK) or "direct" (LR pixel i on HR pixel
+    s*i: MZSR's test sets, ZSRGAN's data; whole factors only); `kernel_symmetry` lets rotations
+    and the self-ensemble use the dihedral transforms a given kernel is symmetric under."""
 
     scale_factors: tuple[ScalePair, ...] = ((2.0, 2.0),)
     base_change_sfs: tuple[ScalePair, ...] = ()
     downscale_method: str = "cubic"
     upscale_method: str = "cubic"
     init_net_for_each_sf: bool = False
+    kernel_alignment: str = "block_centre"
+    kernel_symmetry: bool = True
 
 
 @dataclass(frozen=True)
@@ -286,6 +293,8 @@ def validate(config: Config) -> None:
         (len(s.scale_factors) >= 1, "scale.scale_factors needs at least one step, e.g. [[2.0, 2.0]]"),
         (s.downscale_method in RESIZE_METHODS, f"scale.downscale_method must be one of {RESIZE_METHODS}"),
         (s.upscale_method in RESIZE_METHODS, f"scale.upscale_method must be one of {RESIZE_METHODS}"),
+        (s.kernel_alignment in KERNEL_ALIGNMENTS,
+         f"scale.kernel_alignment is {s.kernel_alignment!r}; use one of {KERNEL_ALIGNMENTS}"),
         (a.noise_std >= 0, f"augment.noise_std is {a.noise_std}; it must be >= 0 (0 for clean images)"),
         (a.crop_size >= 8, f"augment.crop_size is {a.crop_size}; use at least 8 (128 is the default)"),
         (0 <= a.augment_leave_as_is_probability <= 1, "augment.augment_leave_as_is_probability must be in [0, 1]"),
@@ -372,6 +381,8 @@ def validate(config: Config) -> None:
     unknown_base = [list(b) for b in s.base_change_sfs if b not in s.scale_factors]
     if unknown_base:
         raise ZSSRError(f"scale.base_change_sfs {unknown_base} must each be one of scale.scale_factors")
+    if s.kernel_alignment == "direct":
+        _check_direct_steps(s)
     first_check = first_policy_check(t)
     if first_check >= t.max_iters and t.learning_rate_schedule == "policy":  # the step schedule has no checks
         short = dataclasses.replace(t, min_iters=t.max_iters // 4,
@@ -440,6 +451,20 @@ def _kernel_estimation_checks(k: KernelEstimationConfig) -> list[tuple[bool, str
         (k.d_noise_std >= 0, f"{section}.d_noise_std must be >= 0"),
         (k.kernel_keep_taps >= 1, f"{section}.kernel_keep_taps must be >= 1 (40 in the paper)"),
     ]
+
+
+def _check_direct_steps(s: ScaleConfig) -> None:
+    """Under "direct" every step downscales its input by whole factors (after base changes)."""
+    base = (1.0, 1.0)
+    for i, sf in enumerate(s.scale_factors):
+        relative = (sf[0] / base[0], sf[1] / base[1])
+        if any(abs(f - round(f)) > 1e-9 for f in relative):
+            raise ZSSRError(
+                f"scale.kernel_alignment 'direct' puts LR pixel i on HR pixel s*i, which needs whole-number "
+                f"factors; scale step {i} is {[round(f, 6) for f in relative]} relative to its input. Use whole "
+                "factors (e.g. [[2, 2]] or [[2, 2], [4, 4]]) or kernel_alignment: block_centre")
+        if sf in s.base_change_sfs:
+            base = sf
 
 
 def _resolve_config_path(path: str | Path, relative_to: Path | None = None) -> Path:

@@ -61,6 +61,7 @@ class PairMaker:
     noise_std: float
     upscale_method: str
     seed: int
+    upscale_offset: tuple[float, float] = (0.0, 0.0)
     dihedral_batch: bool = False
     loss_map_scale: float = 0.0
 
@@ -78,7 +79,8 @@ class PairMaker:
             weights = hr_father[..., -1:] * np.float32(self.loss_map_scale)
             hr_father = np.ascontiguousarray(hr_father[..., :-1])
         lr_son = father_to_son(hr_father, self.scale_factor, self.kernel, self.noise_std, rng)
-        son = interpolate_son(lr_son, self.scale_factor, hr_father.shape[:2], self.upscale_method)
+        son = interpolate_son(lr_son, self.scale_factor, hr_father.shape[:2], self.upscale_method,
+                              self.upscale_offset)
         pair = (son, hr_father) if weights is None else (son, hr_father, weights)
         if self.dihedral_batch:
             return tuple(dihedral_variants(array) for array in pair)

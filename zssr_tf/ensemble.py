@@ -8,6 +8,7 @@ from typing import Callable
 import numpy as np
 
 from zssr_tf.augment import dihedral, undo_dihedral
+from zssr_tf.kernels import upscale_offset
 from zssr_tf.config import Config
 from zssr_tf.resize import imresize
 
@@ -15,15 +16,18 @@ Predict = Callable[[np.ndarray], np.ndarray]
 
 
 def back_projection(sr: np.ndarray, lr: np.ndarray, scale_factor, down_kernel="cubic",
-                    up_method: str = "cubic") -> np.ndarray:
+                    up_method: str = "cubic", up_offset=(0.0, 0.0)) -> np.ndarray:
     """One back-projection step: SR + up(LR - down(SR)), clipped to [0, 1].
 
     `sr` (H, W, C) and `lr` (h, w, C) float32; `scale_factor` (sy, sx) maps lr to sr.
+    `down_kernel` a method name or an aligned numeric kernel; `up_offset` the upscaling grid of the
+    same alignment (`kernels.upscale_offset`), so the correction lands where the error came from.
     Reduces the error between down(SR) and the LR input.
     """
     sy, sx = scale_factor
     down = imresize(sr, scale_factor=(1 / sy, 1 / sx), output_shape=lr.shape[:2], kernel=down_kernel)
-    correction = imresize(lr - down, scale_factor=(sy, sx), output_shape=sr.shape[:2], kernel=up_method)
+    correction = imresize(lr - down, scale_factor=(sy, sx), output_shape=sr.shape[:2], kernel=up_method,
+                          offset=up_offset)
     return np.clip(sr + correction, 0, 1)
 
 
@@ -77,36 +81,53 @@ def tiled_predict_for(predict: Predict, config: Config) -> Predict:
     return tiled_predict(predict, config.test.tile_size or auto_tile_size(config.model.width), config.model.depth)
 
 
-def ensemble_transforms(scale_factor, output_flip: bool) -> list[int]:
-    """Dihedral transforms used by the self-ensemble: all 8; only 0/180-degree ones (with
-    mirrors) when sy != sx, since a 90-degree turn would swap the factors; [0] without flip."""
-    if not output_flip:
-        return [0]
-    return [0, 2, 4, 6] if scale_factor[0] != scale_factor[1] else list(range(8))
+def ensemble_transforms(scale_factor, output_flip: bool, kernel_symmetries=(0,)) -> list[int]:
+    """Dihedral transforms used by the self-ensemble: all 8 with `output_flip`, else only those
+    in `kernel_symmetries` (the transforms a given kernel is symmetric under; (0,) when none);
+    of those, only 0/180-degree ones (with mirrors) when sy != sx, since a 90-degree turn would
+    swap the factors."""
+    transforms = range(8) if output_flip else kernel_symmetries
+    return [k for k in transforms if k % 2 == 0 or scale_factor[0] == scale_factor[1]]
+
+
+def reversed_axes(k: int) -> tuple[bool, bool]:
+    """Whether each axis of `dihedral(image, k)` runs against the original axis it came from."""
+    y, x = np.indices((2, 2))
+    ty, tx = dihedral(y, k), dihedral(x, k)
+    return (bool(ty[1, 0] + tx[1, 0] < ty[0, 0] + tx[0, 0]), bool(ty[0, 1] + tx[0, 1] < ty[0, 0] + tx[0, 0]))
 
 
 def geometric_self_ensemble(predict: Predict, lr_image: np.ndarray, scale_factor, output_shape,
                             down_kernel="cubic", up_method: str = "cubic", back_projection_iters: int = 10,
-                            output_flip: bool = True) -> np.ndarray:
+                            output_flip: bool = True, alignment: str = "block_centre",
+                            kernel_symmetries=(0,)) -> np.ndarray:
     """Super-resolve `lr_image` (h, w, C) to `output_shape` (H, W).
 
-    For each transform: transform the input, upscale it with `up_method`, run `predict`
-    ([1, H', W', C] -> same), undo the transform, back-project `back_projection_iters` times.
-    The per-pixel median of the variants is back-projected again. Returns float32 (H, W, C).
+    For each transform (`ensemble_transforms`): transform the input, upscale it with `up_method`,
+    run `predict` ([1, H', W', C] -> same), undo the transform, back-project
+    `back_projection_iters` times. The per-pixel median of the variants is back-projected again.
+    `alignment` ("block_centre" or "direct", see `kernels.align_kernel`) sets the upscaling grid.
+    Under "direct" a transform that reverses an axis moves the LR grid's phase by s - 1 HR pixels
+    (HR pixel s*i becomes s*(h-1-i) + s - 1), so each variant is upscaled on the grid that lands
+    back on HR pixels s*i after the transform is undone (`kernels.upscale_offset`): an identity
+    network returns the same upscale from every variant. Returns float32 (H, W, C).
     """
+    up_offset = upscale_offset(scale_factor, alignment)
     outputs = []
-    for k in ensemble_transforms(scale_factor, output_flip):
+    for k in ensemble_transforms(scale_factor, output_flip, kernel_symmetries):
         variant = dihedral(lr_image, k)
         variant_shape = output_shape if k % 2 == 0 else output_shape[::-1]
         variant_scale = scale_factor if k % 2 == 0 else scale_factor[::-1]
-        interpolated = imresize(variant, scale_factor=variant_scale, output_shape=variant_shape, kernel=up_method)
+        interpolated = imresize(variant, scale_factor=variant_scale, output_shape=variant_shape, kernel=up_method,
+                                offset=upscale_offset(variant_scale, alignment, reversed_axes(k)))
         sr = undo_dihedral(np.clip(predict(interpolated[None])[0], 0, 1), k)
-        outputs.append(_back_project(sr, lr_image, scale_factor, down_kernel, up_method, back_projection_iters))
+        outputs.append(_back_project(sr, lr_image, scale_factor, down_kernel, up_method, up_offset,
+                                     back_projection_iters))
     median = np.median(np.stack(outputs), axis=0).astype(np.float32)
-    return _back_project(median, lr_image, scale_factor, down_kernel, up_method, back_projection_iters)
+    return _back_project(median, lr_image, scale_factor, down_kernel, up_method, up_offset, back_projection_iters)
 
 
-def _back_project(sr, lr, scale_factor, down_kernel, up_method, iterations: int) -> np.ndarray:
+def _back_project(sr, lr, scale_factor, down_kernel, up_method, up_offset, iterations: int) -> np.ndarray:
     for _ in range(iterations):
-        sr = back_projection(sr, lr, scale_factor, down_kernel, up_method)
+        sr = back_projection(sr, lr, scale_factor, down_kernel, up_method, up_offset)
     return sr

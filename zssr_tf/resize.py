@@ -189,9 +189,12 @@ def _kept_pixels(in_length: int, scale: float, out_length: int) -> np.ndarray:
 
 
 def _separable_factors(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(column, row) 1-D kernels whose outer product is `kernel`, when it has rank 1 to float
-    precision (second singular value below 1e-7 of the first); else None."""
-    u, singular, vt = np.linalg.svd(kernel)
-    if len(singular) > 1 and singular[1] > 1e-7 * singular[0]:
+    """(column, row) 1-D kernels whose outer product is `kernel` to float precision (1e-7 of its
+    largest tap), else None. Built from the row and column through the largest tap, without
+    LAPACK: this runs in tf.data's worker threads, where a threaded SVD per son stalls training.
+    """
+    i, j = np.unravel_index(np.argmax(np.abs(kernel)), kernel.shape)
+    column, row = kernel[:, j], kernel[i] / kernel[i, j]
+    if np.max(np.abs(np.outer(column, row) - kernel)) > 1e-7 * abs(kernel[i, j]):
         return None
-    return u[:, 0] * np.sqrt(singular[0]), vt[0] * np.sqrt(singular[0])
+    return column, row

@@ -13,17 +13,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zssr_tf.augment import FatherSampler, father_to_son, interpolate_son
+from zssr_tf.augment import FatherSampler, father_to_son, interpolate_son, kernel_symmetries
 from zssr_tf.callbacks import (CosineLearningRate, IterationLogs, LearningRatePolicy, NonFiniteCheck,
                                ProgressLogger, ReconstructionTest, ScaleStepCallback, StepLearningRate,
                                StopAtMinLearningRate, reconstruction_windows)
 from zssr_tf.checks import check_inputs, setting_warnings, step_output_shape
 from zssr_tf.config import Config, format_scale
 from zssr_tf.data import PairMaker, make_dataset, with_loss_maps
-from zssr_tf.ensemble import geometric_self_ensemble, tiled_predict_for
+from zssr_tf.ensemble import ensemble_transforms, geometric_self_ensemble, tiled_predict_for
 from zssr_tf.errors import ZSSRError, ZSSRWarning
 from zssr_tf.gan.build import build_zsrgan
-from zssr_tf.kernels import recenter_kernel
+from zssr_tf.kernels import align_kernel, is_isotropic, upscale_offset
 from zssr_tf.model import build_zssr_net
 from zssr_tf.precision import resolve_precision
 from zssr_tf.resize import imresize
@@ -32,8 +32,11 @@ from zssr_tf.resize import imresize
 @dataclass(frozen=True)
 class ScaleStep:
     """One scale step: `scale_factor` is relative to the original input, `relative_sf` to
-    `input_image` (they differ after a base change). `gt` is the ground truth resized to
-    `output_shape` (H, W) when one was given."""
+    `input_image` (they differ after a base change). `kernel`: a method name or the numeric
+    kernel aligned by `kernels.align_kernel`. `gt` is the ground truth resized to `output_shape`
+    (H, W) when one was given. `kernel_symmetries`: the dihedral transforms a numeric kernel is
+    symmetric under (when scale.kernel_symmetry is on; (0,) otherwise), `kernel_isotropic`
+    whether it is also the same under any rotation."""
 
     index: int
     scale_factor: tuple[float, float]
@@ -44,6 +47,8 @@ class ScaleStep:
     back_projection_iters: int
     iteration_offset: int
     gt: np.ndarray | None = None
+    kernel_symmetries: tuple[int, ...] = (0,)
+    kernel_isotropic: bool = False
 
 
 @dataclass
@@ -103,7 +108,8 @@ class ZSSR:
         """Super-resolve `image` (h, w, C) float32 in [0, 1] through every scale step.
 
         `gt`: optional ground truth (H, W, C) for the final scale, for per-step evaluation.
-        `kernels`: optional numeric downscaling kernels, one per scale step (raw; re-centred here).
+        `kernels`: optional numeric downscaling kernels, one per scale step (raw; aligned here for
+        scale.kernel_alignment; none under "direct", whose grid needs a numeric kernel, is an error).
         Raises ZSSRError before training for inputs `checks.check_inputs` rejects, and during
         training when the loss or the network's output stops being finite (`NonFiniteCheck`) or a
         step's final output has NaN/inf pixels. Warns (ZSSRWarning) for settings unlikely to train.
@@ -117,6 +123,11 @@ class ZSSR:
             raise ZSSRError(f"the image is {image.shape[1]}x{image.shape[0]} pixels: the discriminator "
                             "(loss.adversarial_weight > 0) needs fathers of at least 64 pixels per side; "
                             "use a larger image or loss.adversarial_weight=0")
+        alignment = cfg.scale.kernel_alignment
+        if kernels is None and alignment != "block_centre":
+            raise ZSSRError(f"scale.kernel_alignment {alignment!r} applies to a numeric kernel: pass one with "
+                            f"--kernel FILE, or use kernel_alignment: block_centre with "
+                            f"downscale_method {cfg.scale.downscale_method!r} (MATLAB's grid)")
         keras.utils.set_random_seed(cfg.run.seed)
         self.model = None  # every run starts from fresh weights
         channels = image.shape[2]
@@ -126,13 +137,17 @@ class ZSSR:
         iteration_offset = 0
         for index, (sf, bp_iters) in enumerate(zip(scale_factors, cfg.back_projection_per_step)):
             relative_sf = (sf[0] / base_sf[0], sf[1] / base_sf[1])
+            symmetries, isotropic = (0,), False
             if kernels is not None:
-                kernel = recenter_kernel(kernels[index], relative_sf)
+                kernel = align_kernel(kernels[index], relative_sf, alignment)
+                if cfg.scale.kernel_symmetry:
+                    symmetries = kernel_symmetries(kernels[index])
+                    isotropic = len(symmetries) == 8 and is_isotropic(kernels[index])
             else:
                 kernel = cfg.scale.downscale_method
             output_shape = step_output_shape(base_input.shape[:2], relative_sf)
             step = ScaleStep(index, sf, relative_sf, base_input, output_shape, kernel, bp_iters, iteration_offset,
-                             _gt_for_step(gt, sf, scale_factors[-1], output_shape))
+                             _gt_for_step(gt, sf, scale_factors[-1], output_shape), symmetries, isotropic)
             if self.model is None or cfg.scale.init_net_for_each_sf:
                 self.model = self._build_model(channels)
             result = self._run_step(step, sources, base_scales)
@@ -142,8 +157,10 @@ class ZSSR:
             base_scales.append(min(sf))
             if sf in cfg.scale.base_change_sfs:
                 base_input, base_sf = result.output, sf
+        # Under "direct" the plain upscale on the same grid (what an identity network returns).
         bicubic = np.clip(imresize(image, scale_factor=scale_factors[-1], output_shape=steps[-1].output.shape[:2],
-                                   kernel=cfg.scale.upscale_method), 0, 1)
+                                   kernel=cfg.scale.upscale_method,
+                                   offset=upscale_offset(scale_factors[-1], alignment)), 0, 1)
         return ZSSRResult(sr=steps[-1].output, bicubic=bicubic, steps=steps, precision=self.precision)
 
     def _build_model(self, channels: int) -> keras.Model:
@@ -177,9 +194,10 @@ class ZSSR:
         if getattr(self.model, "discriminator_optimizer", None) is not None:
             self.model.discriminator_optimizer.learning_rate.assign(cfg.loss.discriminator_learning_rate)
         rng = np.random.default_rng((cfg.run.seed, step.index, 1))
+        offset = upscale_offset(step.relative_sf, cfg.scale.kernel_alignment)
         lr_son = father_to_son(step.input_image, step.relative_sf, step.kernel, a.noise_std, rng)
         interpolated_son = interpolate_son(lr_son, step.relative_sf, step.input_image.shape[:2],
-                                           cfg.scale.upscale_method)
+                                           cfg.scale.upscale_method, offset)
         father_sources, loss_map_scale = tuple(sources), 0.0
         if cfg.loss.loss_map == "gradient":
             father_sources, loss_map_scale = with_loss_maps(father_sources)
@@ -188,10 +206,11 @@ class ZSSR:
             sampler=FatherSampler(a.crop_size, a.augment_leave_as_is_probability,
                                   a.augment_no_interpolate_probability, a.augment_min_scale,
                                   a.augment_scale_diff_sigma, a.augment_shear_sigma, a.augment_allow_rotation,
-                                  a.augment_min_father_side, a.augment_scale_distribution),
+                                  a.augment_min_father_side, a.augment_scale_distribution,
+                                  step.kernel_symmetries, step.kernel_isotropic),
             scale_factor=step.relative_sf, kernel=step.kernel, noise_std=a.noise_std,
             upscale_method=cfg.scale.upscale_method, seed=cfg.run.seed, dihedral_batch=a.augment_dihedral_batch,
-            loss_map_scale=loss_map_scale)
+            loss_map_scale=loss_map_scale, upscale_offset=offset)
         dataset = make_dataset(pairs, channels=step.input_image.shape[2], start_index=step.iteration_offset)
 
         history = IterationCount()
@@ -204,6 +223,12 @@ class ZSSR:
                                           t.run_test_every, t.learning_rate_change_ratio,
                                           legacy_slope_std=t.legacy_slope_std)
         label = f"[step {step.index + 1}/{len(cfg.scale.scale_factors)} {format_scale(step.scale_factor)}] "
+        if self.verbose and isinstance(step.kernel, np.ndarray):
+            print(f"{label}kernel {cfg.scale.kernel_alignment}; symmetric under dihedral transforms "
+                  f"{list(step.kernel_symmetries)}{' (isotropic)' if step.kernel_isotropic else ''}: "
+                  f"father transforms {list(pairs.sampler.dihedral_transforms)}, self-ensemble "
+                  f"{ensemble_transforms(step.relative_sf, cfg.test.output_flip, step.kernel_symmetries)}",
+                  flush=True)
         # A tiled predict, and on large images a fixed set of crops: the test's cost and memory
         # do not grow with the image.
         windows = reconstruction_windows(step.input_image.shape[:2], t.reconstruction_test,
@@ -225,7 +250,7 @@ class ZSSR:
 
         start = time.perf_counter()
         output = final_test(self.predict, cfg, step.input_image, step.relative_sf, step.output_shape, step.kernel,
-                            step.back_projection_iters)
+                            step.back_projection_iters, step.kernel_symmetries)
         test_seconds = time.perf_counter() - start
         if not np.isfinite(output).all():
             raise ZSSRError(f"{label.strip()} the final test (self-ensemble and back-projection) gave NaN or infinite "
@@ -246,14 +271,14 @@ class ZSSR:
         return result
 
 
-
-
 def final_test(predict, config: Config, lr_image: np.ndarray, relative_sf, output_shape, kernel,
-               back_projection_iters: int) -> np.ndarray:
+               back_projection_iters: int, kernel_symmetries=(0,)) -> np.ndarray:
     """A scale step's output (H, W, C) float32: `predict` ([N, H, W, C] -> same) run in tiles under
-    the self-ensemble with back-projection, with `config`'s test and scale settings."""
-    return geometric_self_ensemble(tiled_predict_for(predict, config), lr_image, relative_sf, output_shape, kernel, config.scale.upscale_method,
-                                   back_projection_iters, config.test.output_flip)
+    the self-ensemble with back-projection, with `config`'s test and scale settings (the kernel's
+    alignment; without output_flip, the ensemble uses the `kernel_symmetries` transforms)."""
+    return geometric_self_ensemble(tiled_predict_for(predict, config), lr_image, relative_sf, output_shape, kernel,
+                                   config.scale.upscale_method, back_projection_iters, config.test.output_flip,
+                                   config.scale.kernel_alignment, kernel_symmetries)
 
 
 def super_resolve_with_networks(config: Config, networks: Sequence[keras.Model],
@@ -261,7 +286,8 @@ def super_resolve_with_networks(config: Config, networks: Sequence[keras.Model],
     """Super-resolve `image` (h, w, C) float32 in [0, 1] with networks trained earlier, one per
     scale step of `config`, without training: each step's `final_test` as in training (tiled
     self-ensemble and back-projection with `config`'s settings, base changes). `kernels[i]`: step
-    i's re-centred numeric kernel, or None for scale.downscale_method. Returns the last step's
+    i's numeric kernel as aligned for training (`kernels.align_kernel`), or None for
+    scale.downscale_method; its symmetries pick the ensemble's transforms as in training. Returns the last step's
     output (H, W, C) float32 in [0, 1]. Raises ZSSRError when the channel count differs from the
     networks' or the output has NaN/inf pixels."""
     channels = networks[0].input_shape[-1]
@@ -275,11 +301,15 @@ def super_resolve_with_networks(config: Config, networks: Sequence[keras.Model],
     for sf, bp_iters, network, kernel in zip(config.scale.scale_factors, config.back_projection_per_step,
                                              networks, kernels):
         relative_sf = (sf[0] / base_sf[0], sf[1] / base_sf[1])
-        kernel = config.scale.downscale_method if kernel is None else kernel
+        symmetries = (0,)
+        if kernel is None:
+            kernel = config.scale.downscale_method
+        elif config.scale.kernel_symmetry:
+            symmetries = kernel_symmetries(kernel)  # about its centre of mass: the alignment shift does not matter
         predict = lambda batch, net=network: keras.ops.convert_to_numpy(net(np.asarray(batch, np.float32),
                                                                                training=False))
         output = final_test(predict, config, base_input, relative_sf,
-                            step_output_shape(base_input.shape[:2], relative_sf), kernel, bp_iters)
+                            step_output_shape(base_input.shape[:2], relative_sf), kernel, bp_iters, symmetries)
         if sf in config.scale.base_change_sfs:
             base_input, base_sf = output, sf
     if not np.isfinite(output).all():

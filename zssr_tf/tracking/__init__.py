@@ -2,7 +2,9 @@
 
 Store: `run.tracking_uri` from the config, else `$MLFLOW_TRACKING_URI`, else the SQLite file
 `./mlflow.db` in the working directory (MLflow 3's own default). Experiment: `run.experiment_name`,
-tagged `mlflow.experimentKind: custom_model_development` so the MLflow UI opens on its runs page.
+tagged `mlflow.experimentKind: custom_model_development`. MLflow 3.17's UI starts in its GenAI mode
+whatever the experiment; the addresses zssr prints (`store.ui_url`) carry
+`?workflowType=machine_learning`, which opens it in its "Model training" mode (runs, charts).
 
 What a run holds
 - Name: `<image>_x<scale>`, the preset unless it is `default`, then what sets the run apart: the

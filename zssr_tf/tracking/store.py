@@ -23,10 +23,11 @@ REACHABILITY_TIMEOUT_S = 5.0
 # MLflow's own HTTP policy (7 retries, up to ~4 minutes per request) would hold the end of a run
 # for minutes once the server is gone; the MetricBuffer retries on its own schedule instead.
 # Applied during a tracked run only where the user has not set these variables.
-# The experiment tag MLflow 3's UI reads to choose an experiment's start page; "custom model
-# development" opens the runs table (without it, a new experiment opens on the GenAI page).
+# The kind of experiment MLflow 3's UI records (its GenAI / model-training selector on the
+# experiment page); the UI's start mode is set by the address (UI_MODE).
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 UI_PORT = 5000
+UI_MODE = "?workflowType=machine_learning"  # the query MLflow 3.17's UI reads to open in "Model training" mode
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 
@@ -50,9 +51,11 @@ def ui_command(uri: str) -> str:
 
 
 def ui_url(uri: str, page: str = "") -> str:
-    """The browser address of `page` (e.g. `#/experiments/1/runs/<id>`) in the UI for `uri`."""
+    """The browser address of `page` (e.g. `#/experiments/1/runs/<id>`) in the UI for `uri`, in
+    the UI's "Model training" mode: MLflow 3.17's UI starts in its GenAI mode unless the address
+    asks otherwise (or the browser remembers a choice made with its GenAI / Model training switch)."""
     base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else f"http://127.0.0.1:{UI_PORT}"
-    return f"{base}/{page}"
+    return f"{base}/{page}{UI_MODE}" if page else f"{base}/"
 
 
 @contextmanager
@@ -108,8 +111,7 @@ def start_run(uri: str, experiment_name: str, run_name: str, tags: dict[str, str
 
 def experiment_id_for(client: MlflowClient, name: str) -> str:
     """The id of the experiment `name`, created when missing; ZSSRError when it is deleted. An
-    experiment without the `mlflow.experimentKind` tag gets EXPERIMENT_KIND, so the MLflow UI
-    opens it on its runs page rather than its GenAI page."""
+    experiment without the `mlflow.experimentKind` tag gets EXPERIMENT_KIND (model training)."""
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         experiment_id = _create_experiment(client, name)
