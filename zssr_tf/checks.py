@@ -44,12 +44,7 @@ def check_image(image: np.ndarray, scale_factors, name: str = "the image") -> np
     """The input as float32 (h, w, C) clipped to [0, 1]. Raises ZSSRError when it is not (h, w),
     (h, w, 1) or (h, w, 3), has NaN or infinite values, or is too small for the scale factors
     (each side at least 8 pixels and twice the largest factor)."""
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = image[..., None]
-    if image.ndim != 3 or image.shape[2] not in (1, 3):
-        raise ZSSRError(f"{name} must be (h, w), (h, w, 1) or (h, w, 3), got shape {image.shape}")
-    _check_finite(image, name)
+    image = _gray_or_rgb(image, name, "h, w")
     needed = max(MIN_INPUT_SIDE, 2 * math.ceil(max(max(sf) for sf in scale_factors)))
     if min(image.shape[:2]) < needed:
         raise ZSSRError(f"{name} is {image.shape[1]}x{image.shape[0]} pixels, too small for scale "
@@ -63,12 +58,7 @@ def check_ground_truth(gt: np.ndarray, image_shape: tuple[int, int, int], config
     other channels than the input (shape (h, w, C)), or a size that differs from the final
     output's (the input's size times the scale) by more than the evaluation's shave of
     ceil(scale) pixels, the most that rounding to whole pixels explains."""
-    gt = np.asarray(gt)
-    if gt.ndim == 2:
-        gt = gt[..., None]
-    if gt.ndim != 3 or gt.shape[2] not in (1, 3):
-        raise ZSSRError(f"{name} must be (H, W), (H, W, 1) or (H, W, 3), got shape {gt.shape}")
-    _check_finite(gt, name)
+    gt = _gray_or_rgb(gt, name, "H, W")
     kinds = {1: "gray", 3: "RGB"}
     if gt.shape[2] != image_shape[2]:
         raise ZSSRError(f"{name} is {kinds[gt.shape[2]]} but the input is {kinds[image_shape[2]]}: "
@@ -116,6 +106,17 @@ def setting_warnings(config: Config) -> list[str]:
         return [f"train.learning_rate={rate:g} is far outside the range ZSSR trains with ({low:g} to {high:g}; "
                 f"default 1e-3): training will likely {'diverge' if rate > high else 'not move'}"]
     return []
+
+
+def _gray_or_rgb(array, name: str, dims: str) -> np.ndarray:
+    """`array` as (rows, cols, 1 or 3) with finite values; ZSSRError naming `name` otherwise."""
+    array = np.asarray(array)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3):
+        raise ZSSRError(f"{name} must be ({dims}), ({dims}, 1) or ({dims}, 3), got shape {array.shape}")
+    _check_finite(array, name)
+    return array
 
 
 def _check_finite(array: np.ndarray, name: str) -> None:
