@@ -265,6 +265,7 @@ def test_zsrgan_preset_has_the_reports_settings_and_loss_keys_are_validated():
     assert (train.learning_rate_schedule, train.learning_rate_step_every, train.max_iters) == ("step", 500, 2000)
     assert augment.augment_dihedral_batch and augment.augment_min_father_side == 64
     assert (config.test.output_flip, config.test.back_projection_iters) == (False, (0,))
+    assert not config.scale.kernel_symmetry  # one plain pass and no free rotation, even with --kernel
     assert config.method_name == "ZSRGAN" and load_config().method_name == "ZSSR"
     for overrides, message in [
         (["adversarial_weight=1"], "augment_min_father_side >= 64"),
