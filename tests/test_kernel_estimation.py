@@ -1,5 +1,7 @@
 """Kernel estimation (KernelGAN): networks, kernel extraction, constraints, schedule, post-processing."""
 
+import warnings
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -7,8 +9,10 @@ from scipy import ndimage, signal
 
 from zssr_tf.config import load_config
 from zssr_tf.errors import ZSSRError
+from zssr_tf.image_io import read_image
 from zssr_tf.kernel_estimation import constraints as C
-from zssr_tf.kernel_estimation.crops import FlatImageWarning, gradient_map, sample_crop_positions
+from zssr_tf.kernel_estimation.crops import (FlatImageWarning, crop_probability, draw_top_lefts, gradient_map,
+                                             sample_crop_positions)
 from zssr_tf.kernel_estimation.estimator import KernelEstimationError, check_and_post_process, prepare_image
 from zssr_tf.kernel_estimation.files import write_kernel_files
 from zssr_tf.kernel_estimation.networks import (build_linear_generator, build_patch_discriminator,
@@ -168,6 +172,31 @@ def test_flat_image_warns_and_samples_uniformly():
         g_corners, _ = sample_crop_positions(np.full((100, 100, 3), 0.5, np.float32), 64, 26, 300,
                                              np.random.default_rng(0))
     assert len(np.unique(g_corners[:, 0])) > 5
+
+
+@pytest.mark.parametrize("crop", [64, 26, 13])
+def test_crop_centres_are_exactly_those_whose_crop_fits(crop):
+    """Every centre draw_top_lefts can place without clamping keeps its probability, the rest
+    get none: rows crop//2 .. h - crop + crop//2 (columns alike)."""
+    image = np.random.default_rng(1).random((70, 90, 3))
+    prob = crop_probability(gradient_map(image), crop)
+    rows, cols = np.nonzero(prob.sum(axis=1))[0], np.nonzero(prob.sum(axis=0))[0]
+    half = crop // 2
+    np.testing.assert_array_equal(rows, np.arange(half, 70 - crop + half + 1))
+    np.testing.assert_array_equal(cols, np.arange(half, 90 - crop + half + 1))
+    corners = draw_top_lefts(prob, crop, 400, np.random.default_rng(0))
+    assert corners.min() >= 0 and np.all(corners <= [70 - crop, 90 - crop])
+
+
+def test_image_as_large_as_the_generator_crop_is_not_flat(shared_data_dir):
+    """An image whose side equals generator_crop_size has one crop position: it gets the whole
+    probability, and no flat-image warning."""
+    image = read_image(shared_data_dir / "set5/hr/bird.png")[0][60:124, 80:144]
+    assert crop_probability(gradient_map(image), 64)[32, 32] == 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FlatImageWarning)
+        g_corners, d_corners = sample_crop_positions(image, 64, 26, 50, np.random.default_rng(0))
+    assert np.all(g_corners == 0) and len(np.unique(d_corners, axis=0)) > 3
 
 
 def test_too_small_image_is_a_clear_error():
