@@ -199,8 +199,10 @@ def test_image_as_large_as_the_generator_crop_is_not_flat(shared_data_dir):
 
 
 def test_too_small_image_is_a_clear_error():
-    with pytest.raises(ZSSRError, match="at least 64 pixels.*estimation_shave=0"):
+    with pytest.raises(ZSSRError, match=r"at least 64 pixels.*\(kernel=given\) or estimation_shave=0"):
         prepare_image(np.zeros((70, 90, 3), np.float32), shave=10, crop_size=64)
+    with pytest.raises(ZSSRError, match=r"use a larger image or the bicubic kernel \(kernel=given\)$"):
+        prepare_image(np.zeros((60, 90, 3), np.float32), shave=0, crop_size=64)
     prepared = prepare_image(np.ones((71, 90), np.float32), shave=0, crop_size=64)
     assert prepared.shape == (70, 90, 1) and prepared.max() == 1.0
 
