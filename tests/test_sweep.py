@@ -23,7 +23,7 @@ QUICK = textwrap.dedent("""\
       model.depth: 3
       model.width: 8
       run_test_every: 2
-      learning_rate_slope_range: 4
+      learning_rate_slope_range: 6
       crop_size: 16
       back_projection_iters: [1]
       output_flip: false

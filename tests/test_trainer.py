@@ -8,7 +8,7 @@ from zssr_tf.errors import ZSSRError
 from zssr_tf.kernels import gaussian_kernel
 from zssr_tf.trainer import ZSSR
 
-TINY = ["model.depth=3", "model.width=8", "max_iters=4", "run_test_every=2", "learning_rate_slope_range=4",
+TINY = ["model.depth=3", "model.width=8", "max_iters=4", "run_test_every=2", "learning_rate_slope_range=6",
         "crop_size=16", "back_projection_iters=[1]", "progress_every=0", "precision=float32"]
 
 
@@ -91,7 +91,7 @@ def test_kernel_symmetries_reach_fathers_and_ensemble(capsys, kernel, father_tra
     assert "father transforms [0], self-ensemble [0]" in capsys.readouterr().out
 def test_cosine_schedule_stops_once_the_rate_falls_below_the_minimum():
     config = load_config(overrides=[*TINY, "learning_rate_schedule=cosine", "max_iters=40", "run_test_every=10",
-                                    "learning_rate_slope_range=20"])
+                                    "learning_rate_slope_range=30"])
     result = ZSSR(config, verbose=False).run(smooth_image(24, 24))
     # 1e-3 * (1 + cos(pi * k / 40)) / 2 is first below 9e-6 at k = 38: iterations 0..38 run.
     assert result.iterations == 39

@@ -217,7 +217,7 @@ class ZSSR:
         if t.learning_rate_schedule == "step":
             schedule = StepLearningRate(t.learning_rate_step_every, t.learning_rate_step_factor)
         elif t.learning_rate_schedule == "cosine":
-            schedule = CosineLearningRate(t.learning_rate, t.max_iters)
+            schedule = CosineLearningRate(t.max_iters)
         else:
             schedule = LearningRatePolicy(t.learning_rate_policy_check_every, t.min_iters, t.learning_rate_slope_range,
                                           t.run_test_every, t.learning_rate_change_ratio,
