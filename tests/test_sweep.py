@@ -16,7 +16,7 @@ from zssr_tf.errors import ZSSRError
 from zssr_tf.sweep import load_sweep
 from zssr_tf.sweep_engines import PointTask, localise
 from zssr_tf.sweep_runner import check_engine, check_store_for_workers, run_sweep
-from zssr_tf.sweep_summary import pareto_front
+from zssr_tf.sweep_summary import Row, best_row, pareto_front
 
 QUICK = textwrap.dedent("""\
     overrides:
@@ -324,3 +324,18 @@ def test_pareto_front_keeps_the_points_nothing_beats_on_both_axes():
     # (seconds, psnr): 1 is beaten by 0 (faster and better), 3 ties 2's time with less PSNR.
     points = [(10.0, 37.0), (12.0, 36.9), (20.0, 37.1), (20.0, 37.0), (5.0, 36.5), (30.0, 37.1)]
     assert pareto_front(points) == [4, 0, 2]
+
+
+def test_best_point_is_one_that_finished_every_image():
+    # Point 1 has the higher mean PSNR only because it failed on the hard image its mean leaves out.
+    complete = Row(0, {"noise_std": 0.0}, images=2, finished=2, means={"psnr": 33.0, "reconstruction_error": 1e-3})
+    partial = Row(1, {"noise_std": 0.05}, images=2, finished=1, means={"psnr": 38.0, "reconstruction_error": 1e-4})
+    assert best_row([partial, complete]) is complete
+    # Without a point that finished everywhere, the best of the partial ones; without any score, none.
+    worse_partial = Row(2, {"noise_std": 0.1}, images=2, finished=1, means={"psnr": 30.0})
+    assert best_row([worse_partial, partial]) is partial
+    unscored = Row(3, {"noise_std": 0.2}, images=2, finished=0, means={})
+    assert best_row([unscored]) is None
+    # Without ground truth: the lowest reconstruction error among the complete points.
+    no_gt = [Row(i, {}, 2, finished, {"reconstruction_error": e}) for i, (finished, e) in enumerate([(2, 3e-3), (1, 1e-4), (2, 2e-3)])]
+    assert best_row(no_gt) is no_gt[2]
