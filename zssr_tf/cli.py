@@ -150,13 +150,13 @@ def train(args: argparse.Namespace) -> int:
     from zssr_tf.kernels import load_kernel
 
     config = load_config(args.config, args.overrides + (["kernel=estimate"] if args.estimate_kernel else []))
-    if args.print_config:
-        print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
-        return 0
     blind = config.kernel_estimation.kernel == "estimate"
     if blind and args.kernel:
         raise ZSSRError("--kernel gives the kernel and kernel=estimate (--estimate-kernel, --config blind) estimates "
                         "it: use one of them")
+    if args.print_config:  # needs no image: prints the settings a run would use
+        print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
+        return 0
     image_path = _input_path(args)
     image, alpha, info = read_image(image_path)
     gt = read_image(args.gt)[0] if args.gt else None
@@ -219,7 +219,10 @@ def kernel(args: argparse.Namespace) -> int:
     from zssr_tf.image_io import read_image
 
     scale = [[2.0, 2.0], [4.0, 4.0]] if args.scale == 4 else [[2.0, 2.0]]
-    config = load_config(args.config, args.overrides + ["kernel=estimate", f"scale_factors={scale}", "base_change_sfs=[]"])
+    # The kernel's steps replace the config's; back-projection (a ZSSR setting, one value per step
+    # there) plays no part in the estimation.
+    config = load_config(args.config, args.overrides + ["kernel=estimate", f"scale_factors={scale}", "base_change_sfs=[]",
+                                                        "back_projection_iters=[0]"])
     image, _, info = read_image(_input_path(args))
 
     load_tensorflow(args.quiet)
