@@ -113,12 +113,13 @@ def super_resolve_file(config: Config, image: np.ndarray, alpha: np.ndarray | No
 
 
 def super_resolve_with_models(config: Config, models: Sequence[keras.Model], kernels: Sequence[np.ndarray | None],
-                              image: np.ndarray, alpha: np.ndarray | None, info: ImageInfo, out_dir: Path) -> Path:
+                              image: np.ndarray, alpha: np.ndarray | None, info: ImageInfo, out_dir: Path,
+                              symmetries: Sequence[Sequence[int] | None] | None = None) -> Path:
     """Super-resolve `image` (h, w, C) float32 in [0, 1] with networks trained earlier (see
-    `trainer.super_resolve_with_networks`) and write `<stem>_zssr.png` to `out_dir` with the
+    `trainer.super_resolve_with_networks`, which also says what `kernels` and `symmetries` are) and write `<stem>_zssr.png` to `out_dir` with the
     input's bit depth and channel layout; returns its path."""
     try:
-        output = super_resolve_with_networks(config, models, kernels, image)
+        output = super_resolve_with_networks(config, models, kernels, image, symmetries)
     except ZSSRError as err:
         raise ZSSRError(f"{info.path}: {err}") from None
     sr_path = Path(out_dir) / f"{output_stem(info, config)}_zssr.png"

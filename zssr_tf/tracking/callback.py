@@ -107,6 +107,9 @@ class MLflowLogger(ScaleStepCallback):
             getattr(self.model, "generator", self.model).save(model_dir / f"step_{step.index}.keras")
             if isinstance(step.kernel, np.ndarray):
                 np.save(model_dir / f"step_{step.index}_kernel.npy", step.kernel)
+                # The transforms training used: found on the kernel before re-centring, which may
+                # have made the saved kernel less symmetric (trainer.super_resolve_with_networks).
+                np.save(model_dir / f"step_{step.index}_kernel_symmetries.npy", np.asarray(step.kernel_symmetries))
             if step.index < len(self.run.config.scale.scale_factors) - 1:
                 sy, sx = step.scale_factor
                 path = self.run.folder / "outputs" / f"step_{step.index}_x{sy:g}x{sx:g}.png"
