@@ -51,6 +51,19 @@ def test_output_keeps_bit_depth_and_channels(tmp_path, capsys, array, expected_s
         assert abs(alpha_mean - array[..., 3].mean()) < 10
 
 
+def test_alpha_is_upscaled_on_the_grid_of_the_image_under_direct(tmp_path, capsys):
+    from zssr_tf.kernels import gaussian_kernel
+
+    rgba = np.random.default_rng(3).integers(0, 255, (12, 14, 4), dtype=np.uint8)
+    np.save(tmp_path / "k.npy", gaussian_kernel(9, 1.2))
+    code, _, err = run_cli(capsys, write_png(tmp_path / "in.png", rgba), "--out", str(tmp_path), *QUICK,
+                           "kernel_alignment=direct", "--kernel", str(tmp_path / "k.npy"))
+    assert code == 0, err
+    alpha = cv2.imread(str(tmp_path / "in_x2_zssr.png"), cv2.IMREAD_UNCHANGED)[..., 3]
+    # Under "direct" LR pixel i sits on HR pixel 2i, where bicubic interpolation returns it unchanged.
+    np.testing.assert_array_equal(alpha[::2, ::2], rgba[..., 3])
+
+
 def test_print_config_shows_overrides(capsys):
     code, out, _ = run_cli(capsys, "--print-config", "noise_std=2e-2")
     assert code == 0 and "noise_std: 0.02" in out

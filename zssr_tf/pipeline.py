@@ -15,6 +15,7 @@ from zssr_tf.errors import ZSSRError
 from zssr_tf.gan.lpips import LpipsLike
 from zssr_tf.image_io import ImageInfo, write_image
 from zssr_tf.metrics import evaluate
+from zssr_tf.kernels import upscale_offset
 from zssr_tf.resize import imresize
 from zssr_tf.kernel_estimation import KernelEstimationHistory, analytic_x4_kernel, estimate_kernel
 from zssr_tf.trainer import ZSSR, ZSSRResult, super_resolve_with_networks
@@ -128,7 +129,10 @@ def super_resolve_with_models(config: Config, models: Sequence[keras.Model], ker
 
 
 def _upscale_alpha(alpha: np.ndarray | None, config: Config, shape: tuple[int, int]) -> np.ndarray | None:
-    """The alpha channel (h, w, 1) upscaled with bicubic to the output's (H, W), or None."""
+    """The alpha channel (h, w, 1) upscaled with bicubic to the output's (H, W) on the SR image's
+    grid (scale.kernel_alignment), or None."""
     if alpha is None:
         return None
-    return np.clip(imresize(alpha, scale_factor=config.scale.scale_factors[-1], output_shape=shape), 0, 1)
+    scale = config.scale.scale_factors[-1]
+    return np.clip(imresize(alpha, scale_factor=scale, output_shape=shape,
+                            offset=upscale_offset(scale, config.scale.kernel_alignment)), 0, 1)
