@@ -147,3 +147,12 @@ def test_reapplying_networks_checks_the_image_first():
         super_resolve_with_networks(config, [network], [None], smooth_image(16, 16, channels=1))
     with pytest.raises(ZSSRError, match="too small for scale x2"):
         super_resolve_with_networks(config, [network], [None], smooth_image(5, 16))
+
+
+def test_kernel_estimate_without_kernels_is_an_error_not_a_bicubic_run():
+    blind = load_config("blind", TINY)
+    with pytest.raises(ZSSRError, match="no kernels were passed.*estimate_kernel.*or set kernel=given"):
+        ZSSR(blind, verbose=False).run(smooth_image(16, 16))
+    # With the estimated kernels passed (as experiments/bench_blind.py does), the blind config trains.
+    result = ZSSR(blind, verbose=False).run(smooth_image(16, 16), kernels=[gaussian_kernel(9, 1.2)])
+    assert result.sr.shape == (32, 32, 3)

@@ -89,15 +89,35 @@ def check_kernels(kernels: Sequence[np.ndarray] | None, config: Config) -> list[
     return [check_kernel(kernel, f"kernel {i + 1}") for i, kernel in enumerate(kernels)]
 
 
+def blind_step_factors(config: Config) -> list[int]:
+    """The factor (2 or 4) each scale step downscales its input by, relative to the step's input
+    (after base changes). Blind SR estimates x2 kernels and derives x4 from them, so any other
+    step raises ZSSRError, before any long work."""
+    factors, base = [], (1.0, 1.0)
+    for sf in config.scale.scale_factors:
+        relative = (sf[0] / base[0], sf[1] / base[1])
+        if relative not in ((2.0, 2.0), (4.0, 4.0)):
+            raise ZSSRError(f"scale step {list(sf)} is x{relative[0]:g} x x{relative[1]:g} relative to its input; "
+                            "an estimated kernel (kernel=estimate) supports x2 and x4 steps only, e.g. "
+                            "scale_factors=[[2,2]] or [[2,2],[4,4]]")
+        factors.append(int(relative[0]))
+        if sf in config.scale.base_change_sfs:
+            base = sf
+    return factors
+
+
 def check_inputs(config: Config, image: np.ndarray, gt: np.ndarray | None = None,
                  kernels: Sequence[np.ndarray] | None = None, names: dict[str, str] | None = None):
-    """Every check of a run's inputs: `check_image`, `check_ground_truth` (when `gt` is given)
-    and `check_kernels`. Returns (image, gt, kernels) as the run uses them. `names` maps "image"
+    """Every check of a run's inputs: `check_image`, `check_ground_truth` (when `gt` is given),
+    `check_kernels`, and with kernel=estimate and no kernels yet (they are to be estimated)
+    `blind_step_factors`. Returns (image, gt, kernels) as the run uses them. `names` maps "image"
     and "gt" to how messages name them (e.g. their file paths)."""
     names = names or {}
     image = check_image(image, config.scale.scale_factors, names.get("image", "the image"))
     if gt is not None:
         gt = check_ground_truth(gt, image.shape, config, names.get("gt", "the ground truth"))
+    if kernels is None and config.kernel_estimation.kernel == "estimate":
+        blind_step_factors(config)
     return image, gt, check_kernels(kernels, config)
 
 

@@ -109,13 +109,20 @@ class ZSSR:
 
         `gt`: optional ground truth (H, W, C) for the final scale, for per-step evaluation.
         `kernels`: optional numeric downscaling kernels, one per scale step (raw; aligned here for
-        scale.kernel_alignment; none under "direct", whose grid needs a numeric kernel, is an error).
+        scale.kernel_alignment; none under "direct", whose grid needs a numeric kernel, is an error;
+        none with kernel_estimation.kernel "estimate" too: `run` does not estimate them).
         Raises ZSSRError before training for inputs `checks.check_inputs` rejects, and during
         training when the loss or the network's output stops being finite (`NonFiniteCheck`) or a
         step's final output has NaN/inf pixels. Warns (ZSSRWarning) for settings unlikely to train.
         """
         cfg = self.config
         scale_factors = cfg.scale.scale_factors
+        if kernels is None and cfg.kernel_estimation.kernel == "estimate":
+            raise ZSSRError("kernel_estimation.kernel is 'estimate' but no kernels were passed, and ZSSR.run does not "
+                            "estimate them: pass the estimated kernels, one per scale step (e.g. kernels=[k] with "
+                            "k, _ = kernel_estimation.estimate_kernel(image, config), or "
+                            "pipeline.estimate_blind_kernels(config, image).per_step), or set kernel=given to train "
+                            "with scale.downscale_method")
         image, gt, kernels = check_inputs(cfg, image, gt, kernels)
         for message in setting_warnings(cfg):
             warnings.warn(message, ZSSRWarning, stacklevel=2)
