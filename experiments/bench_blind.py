@@ -5,11 +5,12 @@ bicubic kernel and with the true kernel, on LR images made with known non-bicubi
                                       [--methods bicubic kernel zssr_bicubic zssr_estimated zssr_true] [key=value ...]
 
 Sets (x2, generated here from ../shared/data, seeded):
-- krk14: a DIV2KRK-like set from Set14 `hr` (the KernelGAN paper's recipe for DIV2KRK, as far as
-  it is described): per image an 11x11 anisotropic Gaussian, axis stds U(0.6, 5) px, angle
-  U(0, pi), each tap times U(0.75, 1.25), renormalised; correlated with the HR image after
-  re-centring to the block centre and subsampled x2 (the block-centre convention of DIV2KRK and
-  MATLAB's imresize: LR pixel i sits at the centre of HR block i).
+- krk14: a DIV2KRK-like set from Set14 `hr` (`zssr_tf.degradation.random_anisotropic_kernel`,
+  DIV2KRK's recipe): per image an 11x11 anisotropic Gaussian whose covariance eigenvalues
+  (variances) are U(0.6, 5) px^2, a random angle, each tap times U(0.75, 1.25), renormalised;
+  seeded by the image name; correlated with the HR image after re-centring to the block centre
+  and subsampled x2 (the block-centre convention of DIV2KRK and MATLAB's imresize: LR pixel i
+  sits at the centre of HR block i).
 - g2direct5: Set5 blurred with an isotropic Gaussian of variance 2.0 (21x21) and subsampled
   "directly" (keep every 2nd pixel from 0, LR pixel i on HR pixel 2i), MZSR's g2.0 test set as
   experiments/make_degraded_set.py makes it (without its 8-bit rounding).
@@ -42,7 +43,7 @@ from results_io import RESULTS, write_json  # noqa: E402
 from zssr_tf.config import KEY_TO_SECTION, load_config  # noqa: E402
 from zssr_tf.image_io import read_image  # noqa: E402
 from zssr_tf.kernel_estimation import KernelEstimationError, estimate_kernel  # noqa: E402
-from zssr_tf.degradation import degrade  # noqa: E402
+from zssr_tf.degradation import degrade, random_anisotropic_kernel  # noqa: E402
 from zssr_tf.kernels import bicubic_kernel, gaussian_kernel  # noqa: E402
 from zssr_tf.metrics import evaluate  # noqa: E402
 from zssr_tf.resize import imresize  # noqa: E402
@@ -52,15 +53,6 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 METHODS = ("bicubic", "kernel", "zssr_bicubic", "zssr_estimated", "zssr_true")
 SETS = {"krk14": ("set14", "block_centre"), "g2direct5": ("set5", "direct")}
 SEED = 2019
-
-
-def krk_kernel(rng: np.random.Generator, size: int = 11) -> np.ndarray:
-    """A DIV2KRK-like x2 kernel: anisotropic Gaussian, stds U(0.6, 5), angle U(0, pi), each tap
-    times U(0.75, 1.25), sum 1."""
-    sigma_1, sigma_2 = rng.uniform(0.6, 5.0, size=2)
-    kernel = gaussian_kernel(size, sigma_1, sigma_2, rng.uniform(0, np.pi))
-    kernel = kernel * rng.uniform(0.75, 1.25, size=kernel.shape)
-    return kernel / kernel.sum()
 
 
 def make_case(set_name: str, name: str, crop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -73,7 +65,7 @@ def make_case(set_name: str, name: str, crop: int) -> tuple[np.ndarray, np.ndarr
         hr = hr[top:top + crop, left:left + crop]
     hr = hr[:hr.shape[0] - hr.shape[0] % 2, :hr.shape[1] - hr.shape[1] % 2]
     if set_name == "krk14":
-        kernel = krk_kernel(np.random.default_rng([SEED, *name.encode()]))
+        kernel = random_anisotropic_kernel(np.random.default_rng([SEED, *name.encode()]))[0]
     else:
         kernel = gaussian_kernel(21, np.sqrt(2.0))  # MZSR's "g2.0": variance 2 (experiments/make_degraded_set.py)
     return degrade(hr, kernel, 2, convention), hr, kernel

@@ -10,7 +10,9 @@ file and kernel); the ground truth is the HR image it was made from (--hr, defau
 Scores by DESIGN §2 (zssr_tf.metrics.evaluate). Bicubic: MATLAB's imresize of the LR image
 (block-centre grid, the usual baseline); aligned bicubic: the same upscale on the variant's grid
 (what an identity network would return). Writes experiments/results/kernels_<set>_<config>_<variants>[_<overrides>].{csv,md}
-after every run, so a stopped benchmark keeps what it finished.
+after every run, so a stopped benchmark keeps what it finished; rows already in that CSV for
+other images are kept (a later run with --images adds to the table, one with the same image
+replaces its row; --fresh starts an empty table).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ def main() -> int:
     parser.add_argument("--variant", action="append", dest="variants",
                         help="alignment[:key=value,...], repeatable (default: direct, then block_centre)")
     parser.add_argument("--images", nargs="*", help="only these image names, run in this order (e.g. baby bird)")
+    parser.add_argument("--fresh", action="store_true", help="do not keep the rows of an earlier run's CSV")
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     args = parser.parse_args()
     args.variants = args.variants or ["direct", "block_centre"]
@@ -59,7 +62,7 @@ def main() -> int:
     parts = [args.data.name, Path(args.config).stem, *args.variants, *args.overrides]
     stem = RESULTS / re.sub(r"[^A-Za-z0-9_.=-]+", "-", "_".join(["kernels", *parts]))
     RESULTS.mkdir(exist_ok=True)
-    rows: list[dict] = []
+    rows = [] if args.fresh else _earlier_rows(stem)
     for variant in args.variants:
         alignment, _, extra = variant.partition(":")
         overrides = [f"kernel_alignment={alignment}", *filter(None, extra.split(",")), *args.overrides]
@@ -75,6 +78,7 @@ def main() -> int:
             seconds = time.perf_counter() - start
             plain = np.clip(imresize(lr, scale, output_shape=gt.shape[:2]), 0, 1)
             z, b = evaluate(result.sr, gt, scale), evaluate(plain, gt, scale)
+            rows = [r for r in rows if (r["variant"], r["image"]) != (variant, Path(entry["image"]).stem)]
             rows.append({"variant": variant, "image": Path(entry["image"]).stem, "psnr": z["psnr"],
                          "ssim": z["ssim"], "bicubic_psnr": b["psnr"], "bicubic_ssim": b["ssim"],
                          "aligned_bicubic_psnr": evaluate(result.bicubic, gt, scale)["psnr"],
@@ -83,6 +87,15 @@ def main() -> int:
             _write(stem, rows, args, result.precision)
     print(f"wrote {stem}.md and .csv")
     return 0
+
+
+def _earlier_rows(stem: Path) -> list[dict]:
+    """The per-image rows of an earlier run's CSV at `stem` (none if there is none)."""
+    if not Path(f"{stem}.csv").is_file():
+        return []
+    with open(f"{stem}.csv", newline="") as f:
+        return [{k: v if k in ("variant", "image") else float(v) for k, v in row.items()}
+                for row in csv.DictReader(f) if row["image"] != "mean"]
 
 
 def _write(stem: Path, rows: list[dict], args, precision: str) -> None:

@@ -7,7 +7,7 @@
 
 Writes OUT_DIR/lr_x<scale>/<name>.png (8-bit), OUT_DIR/kernels/<name>.{npy,mat} (the raw kernel;
 .mat with the variable Kernel, as DIV2KRK), and OUT_DIR/manifest.{json,csv} (image, kernel file,
-sigmas, angle, alignment, scale, noise, seed). The same arguments give the same files.
+variances and sigmas of the Gaussian's axes, angle, alignment, scale, noise, seed). The same arguments give the same files.
 
 MZSR's Set5 "g2.0" (21x21 centred Gaussian, every 2nd pixel from (0, 0)); its 2.0 is the
 Gaussian's variance (sigma = 1.414), as in the kernel code MZSR builds on (cov = diag(lambda_1,
@@ -15,7 +15,8 @@ lambda_2)): with it the bicubic PSNR-Y of all five images matches MZSR's set to 
 sigma = 2.0 it is 1-1.7 dB lower (experiments/README.md):
     python experiments/make_degraded_set.py ../shared/data/set5/hr experiments/data/set5_g2.0_direct \\
         --scale 2 --alignment direct --variance 2.0 --size 21
-A DIV2KRK-like x2 set (random 11x11 anisotropic kernels, block-centre as KernelGAN's):
+A DIV2KRK-like x2 set (random 11x11 anisotropic kernels whose covariance eigenvalues are
+U(0.6, 5) px^2, as DIV2KRK's generator; block-centre as KernelGAN's):
     python experiments/make_degraded_set.py HR_DIR OUT --scale 2 --alignment block_centre --random-anisotropic
 """
 
@@ -37,8 +38,9 @@ from zssr_tf.image_io import read_image, write_image
 from zssr_tf.kernels import ALIGNMENTS, gaussian_kernel, load_kernel
 
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
-COLUMNS = ["image", "lr", "kernel_npy", "kernel_mat", "sigma_1", "sigma_2", "angle", "kernel_source",
-           "alignment", "scale", "noise_std", "seed"]
+KERNEL_PARAMETERS = ["variance_1", "variance_2", "sigma_1", "sigma_2", "angle"]  # the Gaussian's, when it is one
+COLUMNS = ["image", "lr", "kernel_npy", "kernel_mat", *KERNEL_PARAMETERS, "kernel_source", "alignment", "scale",
+           "noise_std", "seed"]
 
 
 def main(argv=None) -> int:
@@ -54,7 +56,8 @@ def main(argv=None) -> int:
     kind.add_argument("--variance", type=float, nargs="+", metavar="V",
                       help="Gaussian variance in HR pixels squared (sigma = sqrt(V)): one or two values")
     kind.add_argument("--random-anisotropic", action="store_true",
-                      help="a new DIV2KRK-style kernel per image (axes U(0.6, 5), random angle, 25%% tap noise)")
+                      help="a new DIV2KRK-style kernel per image (covariance eigenvalues U(0.6, 5) px^2, random "
+                           "angle, 25%% tap noise)")
     kind.add_argument("--kernel", type=Path, help="one kernel file (.mat or .npy) for every image")
     parser.add_argument("--angle", type=float, default=0.0, help="rotation of an anisotropic --sigma kernel, radians")
     parser.add_argument("--size", type=int, default=None,
@@ -107,9 +110,10 @@ def make_set(args: argparse.Namespace) -> list[dict]:
 
 
 def _kernel_for_image(args: argparse.Namespace, rng: np.random.Generator) -> tuple[np.ndarray, dict, str]:
-    """(raw kernel, {sigma_1, sigma_2, angle} or empty values, a description of where it came from)."""
+    """(raw kernel, {variance_1, variance_2, sigma_1, sigma_2, angle} or empty values, a description
+    of where it came from)."""
     if args.kernel is not None:
-        return load_kernel(args.kernel), {"sigma_1": "", "sigma_2": "", "angle": ""}, str(args.kernel)
+        return load_kernel(args.kernel), dict.fromkeys(KERNEL_PARAMETERS, ""), str(args.kernel)
     if args.random_anisotropic:
         kernel, params = random_anisotropic_kernel(rng, size=args.size or 11)
         return kernel, params, "random_anisotropic"
@@ -117,7 +121,8 @@ def _kernel_for_image(args: argparse.Namespace, rng: np.random.Generator) -> tup
     sigma_1, sigma_2 = (sigmas * 2)[:2]
     size = args.size or 21
     return gaussian_kernel(size, sigma_1, sigma_2, args.angle), {
-        "sigma_1": sigma_1, "sigma_2": sigma_2, "angle": args.angle}, f"gaussian {size}x{size}"
+        "variance_1": sigma_1**2, "variance_2": sigma_2**2, "sigma_1": sigma_1, "sigma_2": sigma_2,
+        "angle": args.angle}, f"gaussian {size}x{size}"
 
 
 if __name__ == "__main__":

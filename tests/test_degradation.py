@@ -72,10 +72,23 @@ def test_random_anisotropic_kernels_are_seeded_and_in_range():
     b, _ = random_anisotropic_kernel(np.random.default_rng(3))
     np.testing.assert_array_equal(a, b)
     assert a.shape == (11, 11) and a.sum() == pytest.approx(1) and a.min() > 0
-    assert 0.6 <= params["sigma_1"] <= 5 and 0.6 <= params["sigma_2"] <= 5
+    for i in (1, 2):  # DIV2KRK's draws are the covariance's eigenvalues: variances, not stds
+        assert 0.6 <= params[f"variance_{i}"] <= 5
+        assert params[f"sigma_{i}"] == pytest.approx(np.sqrt(params[f"variance_{i}"]))
     clean = gaussian_kernel(11, params["sigma_1"], params["sigma_2"], params["angle"])
     ratio = a / clean
     assert ratio.max() / ratio.min() <= 1.25 / 0.75 + 1e-9  # at most 25% multiplicative noise per tap
+    # The kernel's covariance (before the tap noise) has the drawn variances as eigenvalues.
+    wide = gaussian_kernel(41, params["sigma_1"], params["sigma_2"], params["angle"])  # tails kept
+    yy, xx = np.mgrid[-20:21, -20:21]
+    covariance = np.array([[np.sum(wide * yy * yy), np.sum(wide * yy * xx)],
+                           [np.sum(wide * yy * xx), np.sum(wide * xx * xx)]])
+    np.testing.assert_allclose(np.sort(np.linalg.eigvalsh(covariance)),
+                               sorted([params["variance_1"], params["variance_2"]]), rtol=1e-6)
+    sigmas = np.array([params[f"sigma_{i}"] for _, params in
+                       (random_anisotropic_kernel(np.random.default_rng(s)) for s in range(200)) for i in (1, 2)])
+    assert sigmas.min() >= np.sqrt(0.6) and sigmas.max() <= np.sqrt(5)
+    assert np.mean(sigmas**2) == pytest.approx(2.8, abs=0.2)  # variances uniform on [0.6, 5]: mean 2.8
 
 
 def test_make_degraded_set_script(tmp_path, shared_data_dir):
@@ -91,7 +104,7 @@ def test_make_degraded_set_script(tmp_path, shared_data_dir):
     subprocess.run(command, check=True, cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest[0]["alignment"] == "direct" and manifest[0]["seed"] == 4
-    assert manifest[0]["sigma_1"] == pytest.approx(np.sqrt(2.0))
+    assert manifest[0]["sigma_1"] == pytest.approx(np.sqrt(2.0)) and manifest[0]["variance_1"] == pytest.approx(2.0)
     lr, _, info = read_image(out / "lr_x2/head.png")
     assert lr.shape == (32, 24, 3) and info.bit_depth == 8
     kernel = load_kernel(out / "kernels/head.mat")

@@ -8,10 +8,11 @@ import keras
 import numpy as np
 import pytest
 
-from zssr_tf.augment import FatherSampler, dihedral
+from zssr_tf.augment import FatherSampler, dihedral, father_to_son, interpolate_son, kernel_symmetries
 from zssr_tf.callbacks import StepLearningRate
 from zssr_tf.config import load_config
-from zssr_tf.data import PairMaker, make_dataset
+from zssr_tf.data import PairMaker, make_dataset, with_loss_maps
+from zssr_tf.degradation import random_anisotropic_kernel
 from zssr_tf.errors import ZSSRError
 from zssr_tf.gan.discriminator import build_discriminator
 from zssr_tf.gan.lpips import HEAD_SIZES, LpipsLike
@@ -19,6 +20,7 @@ from zssr_tf.gan.model import ZSRGAN
 from zssr_tf.gan.perceptual import PerceptualLoss
 from zssr_tf.gan.vgg import load_vgg16, save_truncated_weights
 from zssr_tf.image_io import read_image
+from zssr_tf.kernels import align_kernel, upscale_offset
 from zssr_tf.model import build_zssr_net
 from zssr_tf.trainer import ZSSR
 
@@ -56,9 +58,46 @@ def test_dihedral_batch_holds_eight_distinct_transforms_of_one_square_pair(baby)
     for batch in (son, father):
         flat = batch.reshape(8, -1)
         assert len({row.tobytes() for row in flat}) == 8  # pairwise distinct
-        for k in range(8):
-            np.testing.assert_array_equal(batch[k], dihedral(batch[0], k))
+    for k in range(8):
+        np.testing.assert_array_equal(father[k], dihedral(father[0], k))
     assert np.mean(np.abs(son - father)) < 0.05  # each son is its own father's degraded version
+
+
+@pytest.mark.parametrize("alignment, scale_factor", [("direct", (2.0, 3.0)), ("block_centre", (1.0, 1.5))])
+@pytest.mark.parametrize("loss_map", [False, True])
+def test_dihedral_batch_degrades_each_transformed_father_with_the_steps_kernel(baby, alignment, scale_factor,
+                                                                               loss_map):
+    """Each son of the 8-variant batch is made from its own transformed father with the step's
+    kernel and (sy, sx) factors, not the first son transformed: under a non-symmetric kernel and
+    non-square factors a transformed son would carry a transformed kernel and the downscale on
+    the wrong axis."""
+    raw, _ = random_anisotropic_kernel(np.random.default_rng(5))
+    assert kernel_symmetries(raw) == (0,)
+    kernel = align_kernel(raw, scale_factor, alignment)
+    offset = upscale_offset(scale_factor, alignment)
+    sources, loss_map_scale = ((baby,), 0.0) if not loss_map else with_loss_maps((baby,))
+    maker = PairMaker(sources=sources, base_scales=(1.0,), sampler=FatherSampler(crop_size=48),
+                      scale_factor=scale_factor, kernel=kernel, noise_std=0.0, upscale_method="cubic", seed=4,
+                      dihedral_batch=True, upscale_offset=offset, loss_map_scale=loss_map_scale)
+    batch = maker(7)
+    son, father = batch[:2]
+    side = father.shape[1]
+    assert son.shape == father.shape == (8, side, side, 3) and side > 20
+    mismatch = []
+    for k in range(8):
+        np.testing.assert_array_equal(father[k], dihedral(father[0], k))
+        lr_son = father_to_son(father[k], scale_factor, kernel, 0.0, np.random.default_rng(0))
+        assert lr_son.shape[:2] == (np.ceil(side / scale_factor[0]), np.ceil(side / scale_factor[1]))
+        expected = interpolate_son(lr_son, scale_factor, (side, side), "cubic", offset)
+        np.testing.assert_allclose(son[k], expected, atol=1e-6)
+        mismatch.append(np.max(np.abs(son[k] - dihedral(son[0], k))))
+    # The sons are not transforms of the first one (what transforming a single son gave).
+    assert max(mismatch) > 1e-3  # far above float rounding (1e-6)
+    if loss_map:
+        weights = batch[2]
+        assert weights.shape == (8, side, side, 1) and weights.max() > 0
+        for k in range(8):
+            np.testing.assert_array_equal(weights[k], dihedral(weights[0], k))
 
 
 def test_zsrgan_fathers_are_large_downscales_of_the_input(baby):
@@ -226,6 +265,7 @@ def test_zsrgan_preset_has_the_reports_settings_and_loss_keys_are_validated():
     assert (train.learning_rate_schedule, train.learning_rate_step_every, train.max_iters) == ("step", 500, 2000)
     assert augment.augment_dihedral_batch and augment.augment_min_father_side == 64
     assert (config.test.output_flip, config.test.back_projection_iters) == (False, (0,))
+    assert not config.scale.kernel_symmetry  # one plain pass and no free rotation, even with --kernel
     assert config.method_name == "ZSRGAN" and load_config().method_name == "ZSSR"
     for overrides, message in [
         (["adversarial_weight=1"], "augment_min_father_side >= 64"),

@@ -1,5 +1,7 @@
 """Kernel estimation (KernelGAN): networks, kernel extraction, constraints, schedule, post-processing."""
 
+import warnings
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -7,16 +9,17 @@ from scipy import ndimage, signal
 
 from zssr_tf.config import load_config
 from zssr_tf.errors import ZSSRError
+from zssr_tf.image_io import read_image
 from zssr_tf.kernel_estimation import constraints as C
-from zssr_tf.kernel_estimation.crops import FlatImageWarning, gradient_map, sample_crop_positions
+from zssr_tf.kernel_estimation.crops import (FlatImageWarning, crop_probability, draw_top_lefts, gradient_map,
+                                             sample_crop_positions)
 from zssr_tf.kernel_estimation.estimator import KernelEstimationError, check_and_post_process, prepare_image
 from zssr_tf.kernel_estimation.files import write_kernel_files
 from zssr_tf.kernel_estimation.networks import (build_linear_generator, build_patch_discriminator,
                                                 downscale_with_generator_kernel, extract_kernel, generate)
-from zssr_tf.kernel_estimation.postprocess import (analytic_x4_kernel, post_process, shift_to_centre,
-                                                   zero_negligible_taps)
+from zssr_tf.kernel_estimation.postprocess import analytic_x4_kernel, post_process, zero_negligible_taps
 from zssr_tf.kernel_estimation.schedule import ConstraintSchedule
-from zssr_tf.kernels import gaussian_kernel, load_kernel
+from zssr_tf.kernels import gaussian_kernel, load_kernel, recenter_kernel
 
 
 def _random_images(shape, seed=0):
@@ -83,11 +86,11 @@ def test_post_processing_is_non_negative_and_centred():
     cleaned = zero_negligible_taps(raw, keep=40)
     assert cleaned.min() >= 0 and cleaned.sum() == pytest.approx(1.0)
     assert np.count_nonzero(cleaned) >= 41
-    shifted = shift_to_centre(cleaned, scale=2)
+    shifted = recenter_kernel(cleaned, 2)
     wanted = shifted.shape[0] // 2 + 0.5 * (2 - shifted.shape[0] % 2)
     np.testing.assert_allclose(ndimage.center_of_mass(shifted), (wanted, wanted), atol=0.05)
     assert shifted.shape[0] > 13
-    assert post_process(raw).shape == shifted.shape
+    np.testing.assert_array_equal(post_process(raw), shifted)
 
 
 def test_constraint_values_on_hand_made_kernels():
@@ -170,9 +173,36 @@ def test_flat_image_warns_and_samples_uniformly():
     assert len(np.unique(g_corners[:, 0])) > 5
 
 
+@pytest.mark.parametrize("crop", [64, 26, 13])
+def test_crop_centres_are_exactly_those_whose_crop_fits(crop):
+    """Every centre draw_top_lefts can place without clamping keeps its probability, the rest
+    get none: rows crop//2 .. h - crop + crop//2 (columns alike)."""
+    image = np.random.default_rng(1).random((70, 90, 3))
+    prob = crop_probability(gradient_map(image), crop)
+    rows, cols = np.nonzero(prob.sum(axis=1))[0], np.nonzero(prob.sum(axis=0))[0]
+    half = crop // 2
+    np.testing.assert_array_equal(rows, np.arange(half, 70 - crop + half + 1))
+    np.testing.assert_array_equal(cols, np.arange(half, 90 - crop + half + 1))
+    corners = draw_top_lefts(prob, crop, 400, np.random.default_rng(0))
+    assert corners.min() >= 0 and np.all(corners <= [70 - crop, 90 - crop])
+
+
+def test_image_as_large_as_the_generator_crop_is_not_flat(shared_data_dir):
+    """An image whose side equals generator_crop_size has one crop position: it gets the whole
+    probability, and no flat-image warning."""
+    image = read_image(shared_data_dir / "set5/hr/bird.png")[0][60:124, 80:144]
+    assert crop_probability(gradient_map(image), 64)[32, 32] == 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FlatImageWarning)
+        g_corners, d_corners = sample_crop_positions(image, 64, 26, 50, np.random.default_rng(0))
+    assert np.all(g_corners == 0) and len(np.unique(d_corners, axis=0)) > 3
+
+
 def test_too_small_image_is_a_clear_error():
-    with pytest.raises(ZSSRError, match="at least 64 pixels.*estimation_shave=0"):
+    with pytest.raises(ZSSRError, match=r"at least 64 pixels.*\(kernel=given\) or estimation_shave=0"):
         prepare_image(np.zeros((70, 90, 3), np.float32), shave=10, crop_size=64)
+    with pytest.raises(ZSSRError, match=r"use a larger image or the bicubic kernel \(kernel=given\)$"):
+        prepare_image(np.zeros((60, 90, 3), np.float32), shave=0, crop_size=64)
     prepared = prepare_image(np.ones((71, 90), np.float32), shave=0, crop_size=64)
     assert prepared.shape == (70, 90, 1) and prepared.max() == 1.0
 

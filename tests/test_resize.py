@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from zssr_tf.errors import ZSSRError
 from zssr_tf.image_io import read_image
 from zssr_tf.resize import fix_scale_and_shape, imresize
 
@@ -51,3 +52,15 @@ def test_constant_and_linear_images_are_preserved():
 def test_non_square_output_shape_and_grayscale():
     gray = np.random.default_rng(1).random((10, 12)).astype(np.float32)
     assert imresize(gray, scale_factor=(1.5, 2.0)).shape == (15, 24)
+
+
+def test_numeric_kernel_refuses_upscaling_and_an_offset():
+    """A numeric kernel's grid is set by its alignment, not by `offset`: a non-zero one is an
+    error naming the fix rather than silently ignored."""
+    image = np.random.default_rng(0).random((20, 20, 3)).astype(np.float32)
+    kernel = np.full((3, 3), 1 / 9)
+    assert imresize(image, 0.5, kernel=kernel, offset=(0.0, 0.0)).shape == (10, 10, 3)
+    with pytest.raises(ZSSRError, match="align_kernel and pass offset=\\(0, 0\\)"):
+        imresize(image, 0.5, kernel=kernel, offset=(0.25, 0.0))
+    with pytest.raises(ZSSRError, match="can only downscale"):
+        imresize(image, 2, kernel=kernel)

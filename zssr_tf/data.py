@@ -47,7 +47,8 @@ def with_loss_maps(sources: tuple[np.ndarray, ...]) -> tuple[tuple[np.ndarray, .
 @dataclass(frozen=True)
 class PairMaker:
     """Everything needed to turn an index into one (network input, target) pair, or with
-    `dihedral_batch` into the 8 dihedral variants of one square pair (ZSRGAN's batch).
+    `dihedral_batch` into the pairs of the 8 dihedral variants of one square father (ZSRGAN's
+    batch).
 
     With `loss_map_scale` > 0 the sources carry a loss map as their last channel (see
     `with_loss_maps`) and a pair also has the father's per-pixel loss weights.
@@ -68,12 +69,20 @@ class PairMaker:
     def __call__(self, index: int) -> tuple[np.ndarray, ...]:
         """Pair number `index`: (interpolated son, father), both float32 (h, w, C) in [0, 1], and
         with a loss map the father's weights (h, w, 1) float32; with `dihedral_batch`, each
-        (8, s, s, .): a square father cut to its short side s, its son, and their 8 dihedral
-        transforms (the son is made once, then transformed alike)."""
+        (8, s, s, .): a square father cut to its short side s, its 8 dihedral transforms
+        (`augment.dihedral_variants`, weights alike) and the son of each transformed father,
+        degraded with the step's own kernel and (sy, sx) scale factors (a son made once and
+        then transformed would carry a transformed kernel, and scale factors on swapped axes)."""
         rng = np.random.default_rng((self.seed, int(index)))
         hr_father = self.sampler.sample(list(self.sources), list(self.base_scales), rng)
-        if self.dihedral_batch:
-            hr_father = random_crop(hr_father, min(hr_father.shape[:2]), rng)
+        if not self.dihedral_batch:
+            return self._pair(hr_father, rng)
+        fathers = dihedral_variants(random_crop(hr_father, min(hr_father.shape[:2]), rng))
+        pairs = [self._pair(father, rng) for father in fathers]
+        return tuple(np.stack(arrays) for arrays in zip(*pairs))
+
+    def _pair(self, hr_father: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+        """(interpolated son, father[, weights]) of one father (h, w, C[+1 loss-map channel])."""
         weights = None
         if self.loss_map_scale:
             weights = hr_father[..., -1:] * np.float32(self.loss_map_scale)
@@ -81,10 +90,7 @@ class PairMaker:
         lr_son = father_to_son(hr_father, self.scale_factor, self.kernel, self.noise_std, rng)
         son = interpolate_son(lr_son, self.scale_factor, hr_father.shape[:2], self.upscale_method,
                               self.upscale_offset)
-        pair = (son, hr_father) if weights is None else (son, hr_father, weights)
-        if self.dihedral_batch:
-            return tuple(dihedral_variants(array) for array in pair)
-        return pair
+        return (son, hr_father) if weights is None else (son, hr_father, weights)
 
 
 def make_dataset(pair_maker: PairMaker, channels: int, start_index: int = 0) -> tf.data.Dataset:

@@ -2,10 +2,11 @@
 
 `degrade` is the reference "blur + subsample" (scipy.ndimage.correlate, then every s-th pixel
 from (0, 0)) under either alignment convention (`kernels.align_kernel`): the ZSSR pipeline's sons
-must match it (tests/test_degradation.py). `random_anisotropic_kernel` draws kernels the way the
-KernelGAN paper describes DIV2KRK (Bell-Kligler, Shocher & Irani, NeurIPS 2019, §5): 11x11
-anisotropic Gaussians with axis lengths ~ U(0.6, 5) px, a random angle, uniform multiplicative
-noise of up to 25% per tap, normalised to sum 1.
+must match it (tests/test_degradation.py). `random_anisotropic_kernel` draws kernels the way
+DIV2KRK was made (Bell-Kligler, Shocher & Irani, NeurIPS 2019, §5, and the kernel generator its
+code builds on): 11x11 anisotropic Gaussians whose covariance has eigenvalues (variances)
+~ U(0.6, 5) px^2, i.e. axis stds sqrt(.) in [0.77, 2.24] px, a random angle, uniform
+multiplicative noise of up to 25% per tap, normalised to sum 1.
 """
 
 from __future__ import annotations
@@ -46,16 +47,22 @@ def degrade(hr_image: np.ndarray, kernel: np.ndarray, scale_factor, alignment: s
     return np.clip(lr_image, 0, 1).astype(np.float32)
 
 
-def random_anisotropic_kernel(rng: np.random.Generator, size: int = 11, sigma_range=(0.6, 5.0),
+def random_anisotropic_kernel(rng: np.random.Generator, size: int = 11, variance_range=(0.6, 5.0),
                               noise_level: float = 0.25) -> tuple[np.ndarray, dict]:
     """One DIV2KRK-style kernel (see the module docstring) and how it was drawn.
 
-    Axis stds sigma_1, sigma_2 ~ U(sigma_range) px, angle ~ U(-pi, pi) rad, each tap multiplied
-    by U(1 - noise_level, 1 + noise_level), then normalised. `size` 11 for x2 (DIV2KRK).
-    Returns (float64 (size, size) kernel summing to 1, {"sigma_1", "sigma_2", "angle"}).
+    As DIV2KRK's generator: the two eigenvalues of the Gaussian's covariance, variance_1 and
+    variance_2 ~ U(variance_range) px^2 (x2: (0.6, 5)), so the axis stds are sigma_i =
+    sqrt(variance_i); angle ~ U(-pi, pi) rad (a Gaussian turned by pi is the same, so this is
+    the generator's U(0, pi)); each tap multiplied by U(1 - noise_level, 1 + noise_level), then
+    normalised. `size` 11 for x2 (DIV2KRK).
+    Returns (float64 (size, size) kernel summing to 1,
+    {"variance_1", "variance_2" (px^2), "sigma_1", "sigma_2" (px), "angle" (rad)}).
     """
-    sigma_1, sigma_2 = rng.uniform(*sigma_range, size=2)
+    variance_1, variance_2 = rng.uniform(*variance_range, size=2)
+    sigma_1, sigma_2 = math.sqrt(variance_1), math.sqrt(variance_2)
     angle = rng.uniform(-math.pi, math.pi)
     kernel = gaussian_kernel(size, sigma_1, sigma_2, angle)
     kernel = kernel * rng.uniform(1 - noise_level, 1 + noise_level, size=kernel.shape)
-    return kernel / kernel.sum(), {"sigma_1": float(sigma_1), "sigma_2": float(sigma_2), "angle": float(angle)}
+    return kernel / kernel.sum(), {"variance_1": float(variance_1), "variance_2": float(variance_2),
+                                   "sigma_1": sigma_1, "sigma_2": sigma_2, "angle": float(angle)}

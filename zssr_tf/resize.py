@@ -128,13 +128,18 @@ def imresize(image: np.ndarray, scale_factor=None, output_shape=None, kernel="cu
     which is correlated with the image and subsampled (see `downscale_with_kernel`).
     `offset`: (dy, dx) in input pixels added to every sample point of a method-name resize
     ((0, 0): MATLAB's grid; `kernels.upscale_offset` gives the "direct" one).
-    Returns float32 of shape (h, w[, C]).
+    Returns float32 of shape (h, w[, C]). Raises ZSSRError for an unknown method, a numeric
+    kernel asked to upscale, or a numeric kernel with a non-zero `offset`.
     """
     image = np.asarray(image, dtype=np.float32)
     scale, out_shape = fix_scale_and_shape(image.shape[:2], scale_factor, output_shape)
     if isinstance(kernel, np.ndarray):
         if max(scale) > 1:
             raise ZSSRError("a numeric kernel can only downscale; use a method name such as 'cubic' to upscale")
+        if any(offset):
+            raise ZSSRError(f"offset {tuple(offset)} applies to a method-name resize only; a numeric kernel's "
+                            "sample grid is set by its alignment: align it with kernels.align_kernel and "
+                            "pass offset=(0, 0)")
         return downscale_with_kernel(image, kernel, scale, out_shape)
     if kernel not in METHODS:
         raise ZSSRError(f"unknown resize method {kernel!r}; use one of {sorted(METHODS)}")
@@ -156,9 +161,10 @@ def downscale_with_kernel(image: np.ndarray, kernel: np.ndarray, scale: tuple[fl
     Output pixel i is the correlation at input pixel (1/scale)*i, exactly, for whole factors
     (for fractional ones, at round(linspace(0, n - 1/scale, out)), as the official ZSSR). Where LR
     pixel i then sits on the HR grid is decided by the kernel: `kernels.align_kernel`.
-    Only the kept rows and columns are computed, and a separable (rank-1) kernel, like a Gaussian,
-    runs as two 1-D correlations (scipy.ndimage.correlate1d): for a 21x21 kernel that is ~20x
-    fewer operations than the 2-D correlation, with the same result to float rounding.
+    The correlation runs over the whole image and the kept rows and columns are taken from it,
+    except that a separable (rank-1) kernel, like a Gaussian, runs as two 1-D correlations
+    (scipy.ndimage.correlate1d), the second one only on the kept rows: for a 21x21 kernel at
+    most 21 + 21 taps per pixel instead of 441, with the same result to float rounding.
     `image`: (H, W[, C]) float32; `scale` (sy, sx) <= 1; `out_shape` (h, w). Returns float32 (h, w[, C]).
     """
     kernel = np.asarray(kernel, dtype=np.float64)
@@ -167,7 +173,7 @@ def downscale_with_kernel(image: np.ndarray, kernel: np.ndarray, scale: tuple[fl
     factors = _separable_factors(kernel)
     if factors is not None:
         column, row = factors
-        # The vertical pass only at the kept rows, then the horizontal one only at the kept columns.
+        # The vertical pass over the whole image, then the horizontal one on the kept rows only.
         filtered = ndimage.correlate1d(image, column, axis=0, mode="reflect", output=np.float64)[rows]
         filtered = ndimage.correlate1d(filtered, row, axis=1, mode="reflect", output=np.float64)[:, cols]
         return filtered.astype(np.float32)

@@ -13,10 +13,6 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-# Names of the per-iteration values `train_step` returns (Keras puts them in the batch logs).
-LOG_KEYS = ("loss", "l1_loss", "adversarial_loss", "perceptual_loss", "discriminator_loss",
-            "discriminator_real", "discriminator_fake", "discriminator_learning_rate")
-
 
 class ZSRGAN(keras.Model):
     """Generator `generator` (the ZSSR net: interpolated son -> SR, float32 [N, h, w, C]),
@@ -57,9 +53,16 @@ class ZSRGAN(keras.Model):
             self.discriminator_optimizer.build(self.discriminator.trainable_variables)
 
     def call(self, inputs, training=False):
+        """The generator alone: interpolated sons [N, h, w, C] float32 -> SR [N, h, w, C]."""
         return self.generator(inputs, training=training)
 
     def train_step(self, data):
+        """One iteration on `data` = (interpolated sons, fathers[, sample weights]), each
+        [N, h, w, C] float32 in [0, 1] (the weights are not used): the discriminator step, then
+        the generator step (see the class docstring). Returns the logs: "loss" (the generator's
+        weighted total), "l1_loss", and when computed "adversarial_loss", "perceptual_loss",
+        "discriminator_loss", "discriminator_real", "discriminator_fake" (mean D outputs) and
+        "discriminator_learning_rate"."""
         son, father, _ = keras.utils.unpack_x_y_sample_weight(data)
         logs = {}
         with tf.GradientTape() as tape:

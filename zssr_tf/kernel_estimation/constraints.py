@@ -19,9 +19,11 @@ SPARSITY_EPSILON = 1e-8  # |k|^0.2 has an infinite slope at 0
 
 
 def kernel_centre(kernel_size: int, scale: int = 2) -> float:
-    """Where the centre of mass of a kernel that aligns with the x`scale` grid lies (row = column):
-    K//2 + (scale - K mod 2) / 2, i.e. 6.5 for K = 13 at x2, between the two middle HR pixels of
-    each block (the block-centre convention of MATLAB's imresize)."""
+    """Where the centre of mass of a K x K generator kernel should lie (row = column), the paper
+    code's K//2 + (scale - K mod 2) / 2. For odd K, the only sizes a generator's receptive field
+    takes (its layers are odd), that is K//2 + (scale - 1)/2: 6.5 for K = 13 at x2, between the two
+    middle HR pixels of each block, the block centre of MATLAB's imresize and of
+    `kernels.recenter_kernel` (correlation origin K//2). Even K are not used."""
     return kernel_size // 2 + 0.5 * (scale - kernel_size % 2)
 
 

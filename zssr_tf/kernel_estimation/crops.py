@@ -50,11 +50,14 @@ def gradient_map(image: np.ndarray) -> np.ndarray:
 def crop_probability(grad_map: np.ndarray, crop_size: int) -> np.ndarray | None:
     """(H, W) probabilities (sum 1) of each pixel being a crop centre, or None when the map is
     all zero. The gradient map is averaged over (crop/2)^2 windows, so crops cover many edges,
-    and a crop/2 border is zeroed."""
+    and only centres whose crop fits in the image keep their probability: c in
+    [crop//2, n - crop + crop//2] per axis (`draw_top_lefts` puts the top-left at c - crop//2),
+    which for an image of side n = crop is the single centre crop//2."""
     half = crop_size // 2
     # The running-sum filter leaves rounding residues around 0: clip them.
     prob = np.clip(ndimage.uniform_filter(grad_map, half, mode="constant"), 0, None)
-    prob[:half], prob[-half:], prob[:, :half], prob[:, -half:] = 0, 0, 0, 0
+    last_y, last_x = np.array(prob.shape[:2]) - crop_size + half  # the last centres whose crop fits
+    prob[:half], prob[last_y + 1:], prob[:, :half], prob[:, last_x + 1:] = 0, 0, 0, 0
     total = prob.sum()
     return prob / total if total > 0 else None
 

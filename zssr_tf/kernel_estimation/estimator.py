@@ -58,6 +58,7 @@ class KernelEstimationHistory:
 
     @property
     def ms_per_iteration(self) -> float:
+        """Mean wall time of one iteration (one G and one D step) in milliseconds; 0 before any."""
         return 1000 * self.seconds / max(self.iterations, 1)
 
 
@@ -72,10 +73,12 @@ def prepare_image(image: np.ndarray, shave: int, crop_size: int) -> np.ndarray:
     shaved = image[shave:h - shave, shave:w - shave] if shave else image
     hs, ws = shaved.shape[:2]
     if min(hs, ws) < crop_size:
-        hint = f", or estimation_shave=0 (it is {shave})" if shave and min(h, w) >= crop_size else ""
+        fixes = ["a larger image", "the bicubic kernel (kernel=given)"]
+        if shave and min(h, w) >= crop_size:
+            fixes.append(f"estimation_shave=0 (it is {shave})")
         raise ZSSRError(f"the image is {w}x{h} pixels ({ws}x{hs} after shaving {shave} px per border); kernel "
-                        f"estimation needs at least {crop_size} pixels per side for its crops: use a larger "
-                        f"image, the bicubic kernel (kernel=given){hint}")
+                        f"estimation needs at least {crop_size} pixels per side for its crops: use "
+                        f"{', '.join(fixes[:-1])} or {fixes[-1]}")
     shaved = shaved[:hs - hs % 2, :ws - ws % 2]
     return np.clip(shaved, 0, 1) * 2 - 1
 
@@ -107,6 +110,7 @@ class KernelGAN:
         return (self.config.generator_crop_size - self.kernel_size + 1 + 1) // 2
 
     def set_learning_rate(self, rate: float) -> None:
+        """Set both networks' Adam learning rate to `rate` (the schedule's drops)."""
         self.g_optimizer.learning_rate.assign(rate)
         self.d_optimizer.learning_rate.assign(rate)
 
@@ -159,7 +163,7 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
     """
     c = config.kernel_estimation
     image = prepare_image(lr_image, c.estimation_shave, c.generator_crop_size)
-    # One generator for the crops and noise, one for nothing else: reproducible per seed.
+    # One random stream, used only for the crop positions and the noise: reproducible per seed.
     rng = np.random.default_rng((config.run.seed, 10))
     gan = KernelGAN(config, image.shape[2])
     g_size, d_size = c.generator_crop_size, gan.d_crop_size

@@ -7,9 +7,9 @@ centre of mass is moved to the x2 block centre, and the x4 kernel is derived as 
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage, signal
+from scipy import signal
 
-from zssr_tf.kernel_estimation.constraints import kernel_centre
+from zssr_tf.kernels import recenter_kernel
 
 
 def zero_negligible_taps(kernel: np.ndarray, keep: int = 40) -> np.ndarray:
@@ -29,25 +29,14 @@ def zero_negligible_taps(kernel: np.ndarray, keep: int = 40) -> np.ndarray:
     return cleaned / total
 
 
-def shift_to_centre(kernel: np.ndarray, scale: int = 2) -> np.ndarray:
-    """The kernel moved (cubic spline, zero padding) so its centre of mass is at the x`scale`
-    block centre: K//2 + (scale - K mod 2)/2 of the *padded* kernel, i.e. (6.5, 6.5) for an
-    unpadded 13 x 13 at x2. Padded by ceil(max |shift|) + 1 on every side first, so the result is
-    larger than the input (15 x 15 to 17 x 17 for 13 x 13) and, as in the paper's code, not
-    renormalised (the spline may leave tiny negative taps). Returns float64.
-    """
-    kernel = np.asarray(kernel, np.float64)
-    wanted = np.array([kernel_centre(n, scale) for n in kernel.shape])
-    shift = wanted - np.array(ndimage.center_of_mass(kernel))
-    pad = int(np.ceil(np.max(np.abs(shift)))) + 1
-    # Padding both sides by `pad` keeps the wanted position at K//2 + pad + offset.
-    return ndimage.shift(np.pad(kernel, pad), shift, order=3, mode="constant")
-
-
 def post_process(kernel: np.ndarray, keep: int = 40, scale: int = 2) -> np.ndarray:
     """The paper code's post-processing of the extracted x2 kernel: `zero_negligible_taps`, then
-    `shift_to_centre`. (K, K) -> (K + 2p, K + 2p) float64 with p >= 1."""
-    return shift_to_centre(zero_negligible_taps(kernel, keep), scale)
+    `kernels.recenter_kernel`, which moves the centre of mass (cubic spline, zero padding) to the
+    x`scale` block centre, K//2 + (scale - 1)/2 for the odd K of a generator's receptive field
+    (the paper code's K//2 + (scale - K mod 2)/2, `constraints.kernel_centre`). As in the paper's
+    code the result is not renormalised (the spline may leave tiny negative taps).
+    (K, K) -> (K + 2p, K + 2p) float64 with p >= 1 (15 x 15 to 17 x 17 for 13 x 13)."""
+    return recenter_kernel(zero_negligible_taps(kernel, keep), scale)
 
 
 def analytic_x4_kernel(kernel_x2: np.ndarray, crop: bool = True) -> np.ndarray:
