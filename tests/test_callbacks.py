@@ -99,8 +99,9 @@ def test_legacy_slope_std_drops_where_the_current_one_holds(model):
 
 
 def test_cosine_learning_rate_decays_to_zero_over_total(model):
-    schedule = CosineLearningRate(initial=1e-3, total=100)
+    schedule = CosineLearningRate(total=100)
     schedule.set_model(model)
+    schedule.on_train_begin()
     rates = []
     for batch in range(101):
         schedule.on_train_batch_begin(batch)
@@ -111,6 +112,23 @@ def test_cosine_learning_rate_decays_to_zero_over_total(model):
     assert all(a > b for a, b in zip(rates[:100], rates[1:]))
     # The default minimum learning rate (9e-6) is reached in the last ~6% of the iterations.
     assert next(i for i, r in enumerate(rates) if r < 9e-6) == 94
+
+
+def test_cosine_learning_rate_also_decays_a_discriminator_from_its_own_rate():
+    gan = SimpleNamespace(optimizer=keras.optimizers.Adam(1e-3), discriminator_optimizer=keras.optimizers.Adam(4e-4))
+    schedule = CosineLearningRate(total=100)
+    schedule.set_model(gan)
+    schedule.on_train_begin()
+    schedule.on_train_batch_begin(50)
+    assert float(gan.optimizer.learning_rate) == pytest.approx(5e-4, rel=1e-5)
+    assert float(gan.discriminator_optimizer.learning_rate) == pytest.approx(2e-4, rel=1e-5)
+
+
+def test_policy_fits_at_least_three_tests(model):
+    # slope_range // run_test_every = 2 tests would make np.polyfit(cov=True) fail: the policy waits for 3.
+    policy = LearningRatePolicy(check_every=10, min_iters=0, slope_range=100, run_test_every=50)
+    _drive(policy, model, lambda i: 0.01 + 1e-4 * (-1) ** (i // 50), 200)
+    assert policy.drops[0] == 109  # tests at 0, 50, 100: the first check after them drops on a flat curve
 
 
 def test_reconstruction_windows_auto_full_when_small_and_fixed_crops_when_large():

@@ -37,3 +37,26 @@ def test_learning_rate_warning_only_far_outside_the_range():
     assert setting_warnings(load_config(overrides=["learning_rate=5e-2"])) == []  # outside, but not far
     assert setting_warnings(load_config(overrides=["learning_rate=1e-7"]))[0].endswith("not move")
     assert setting_warnings(load_config(overrides=["learning_rate=50"]))[0].endswith("diverge")
+
+
+
+def test_images_must_be_floats_in_0_1(shared_data_dir, tmp_path):
+    import cv2
+
+    from zssr_tf.image_io import read_image
+
+    config = load_config()
+    path = shared_data_dir / "set5/lr_x2/baby.png"
+    pixels = cv2.imread(str(path))  # uint8, as a Python user would read it
+    with pytest.raises(ZSSRError, match=r"the image has uint8 pixels, not floats in \[0, 1\]: .*image / 255"):
+        check_inputs(config, pixels)
+    with pytest.raises(ZSSRError, match=r"values from 0 to 255, outside \[0, 1\]: .*read_image"):
+        check_inputs(config, pixels.astype(np.float32))
+    with pytest.raises(ZSSRError, match="the ground truth has uint16 pixels"):
+        check_inputs(config, np.zeros((20, 30, 3), np.float32), gt=np.zeros((40, 60, 3), np.uint16))
+    # What read_image gives for 8- and 16-bit files passes unchanged; a little resize overshoot is clipped.
+    cv2.imwrite(str(tmp_path / "deep.png"), pixels[:32, :32].astype(np.uint16) * 256 + 128)
+    for file in (path, tmp_path / "deep.png"):
+        read = read_image(file)[0]
+        np.testing.assert_array_equal(check_inputs(config, read)[0], read)
+    assert check_inputs(config, read * 1.005)[0].max() == 1.0

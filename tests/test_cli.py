@@ -10,7 +10,7 @@ from zssr_tf.cli import main
 # A constant learning rate (the step schedule's first halving is at 500): the policy could not act
 # in 3 iterations, and with it the short-run warning would precede every message under test.
 QUICK = ["model.depth=3", "model.width=8", "max_iters=3", "learning_rate_schedule=step", "run_test_every=1",
-         "learning_rate_slope_range=2", "crop_size=16", "back_projection_iters=[1]", "progress_every=0"]
+         "learning_rate_slope_range=3", "crop_size=16", "back_projection_iters=[1]", "progress_every=0"]
 
 
 def write_png(path, array):
@@ -49,6 +49,19 @@ def test_output_keeps_bit_depth_and_channels(tmp_path, capsys, array, expected_s
     if array.ndim == 3 and array.shape[2] == 4:  # alpha upscaled with bicubic, kept
         alpha_mean = sr[..., 3].astype(float).mean()
         assert abs(alpha_mean - array[..., 3].mean()) < 10
+
+
+def test_alpha_is_upscaled_on_the_grid_of_the_image_under_direct(tmp_path, capsys):
+    from zssr_tf.kernels import gaussian_kernel
+
+    rgba = np.random.default_rng(3).integers(0, 255, (12, 14, 4), dtype=np.uint8)
+    np.save(tmp_path / "k.npy", gaussian_kernel(9, 1.2))
+    code, _, err = run_cli(capsys, write_png(tmp_path / "in.png", rgba), "--out", str(tmp_path), *QUICK,
+                           "kernel_alignment=direct", "--kernel", str(tmp_path / "k.npy"))
+    assert code == 0, err
+    alpha = cv2.imread(str(tmp_path / "in_x2_zssr.png"), cv2.IMREAD_UNCHANGED)[..., 3]
+    # Under "direct" LR pixel i sits on HR pixel 2i, where bicubic interpolation returns it unchanged.
+    np.testing.assert_array_equal(alpha[::2, ::2], rgba[..., 3])
 
 
 def test_print_config_shows_overrides(capsys):

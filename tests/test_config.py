@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from zssr_tf.config import PRESETS_DIR, Config, load_config, save_config
-from zssr_tf.errors import ZSSRError
+from zssr_tf.errors import ZSSRError, ZSSRWarning
 
 
 def test_defaults_match_the_paper():
@@ -77,6 +77,7 @@ def test_saved_config_reloads_equal(tmp_path):
     ("reconstruction_test=tiles", "reconstruction_test is 'tiles'"),
     ("reconstruction_test_pixels=100", "at least 4096"),
     ("gt_test_every=-1", "gt_test_every must be >= 0"),
+    ("learning_rate_slope_range=100", "a line fit with the slope's standard error needs at least 3 tests"),
 ])
 def test_bad_values_name_the_key_and_fix(override, message):
     with pytest.raises(ZSSRError, match=message.replace("(", r"\(").replace("[", r"\[")):
@@ -129,6 +130,7 @@ def test_max_iters_before_the_first_policy_check_warns(max_iters, warns):
         load_config(overrides=[f"max_iters={max_iters}"])
     messages = [str(w.message) for w in caught if "learning-rate policy" in str(w.message)]
     assert bool(messages) == warns
+    assert all(w.category is ZSSRWarning for w in caught if "learning-rate policy" in str(w.message))
     if warns:
         assert f"max_iters is {max_iters}" in messages[0] and "iteration 299" in messages[0]
         assert "min_iters=" in messages[0]  # the fix

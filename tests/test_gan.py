@@ -216,7 +216,7 @@ def test_zsrgan_preset_end_to_end_through_the_cli(random_vgg, shared_data_dir, t
     write_image(tmp_path / "hr.png", hr[:144, :144], info)
     code = main(["train", str(tmp_path / "lr.png"), "--gt", str(tmp_path / "hr.png"), "--config", "zsrgan",
                  "--out", str(tmp_path / "out"), "crop_size=64", "max_iters=4", "model.depth=3", "model.width=8",
-                 "learning_rate_step_every=2", "run_test_every=2", "learning_rate_slope_range=4", "progress_every=0",
+                 "learning_rate_step_every=2", "run_test_every=2", "learning_rate_slope_range=6", "progress_every=0",
                  "precision=float32", f"perceptual_weights={truncated}", f"lpips_vgg_weights={path}",
                  f"lpips_heads={tmp_path / 'heads.npz'}"])
     assert code == 0, capsys.readouterr().err

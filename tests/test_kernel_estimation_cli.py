@@ -20,7 +20,7 @@ from zssr_tf.kernels import bicubic_kernel, gaussian_kernel, load_kernel
 # A constant learning rate (the step schedule's first halving is at 500): the policy could not act
 # in 3 iterations, and with it the short-run warning would precede every message under test.
 QUICK = ["model.depth=3", "model.width=8", "max_iters=3", "learning_rate_schedule=step", "run_test_every=1",
-         "learning_rate_slope_range=2", "crop_size=16", "back_projection_iters=[1]", "progress_every=0"]
+         "learning_rate_slope_range=3", "crop_size=16", "back_projection_iters=[1]", "progress_every=0"]
 TRUE_KERNEL = gaussian_kernel(13, 2.5, 0.8, 0.6)  # strongly anisotropic, far from bicubic
 
 
@@ -97,6 +97,13 @@ def test_estimate_kernel_flag_sets_kernel_estimate(capsys):
     assert "kernel: estimate" in capsys.readouterr().out
 
 
+def test_print_config_refuses_a_kernel_file_with_kernel_estimate(tmp_path, capsys):
+    np.save(tmp_path / "k.npy", bicubic_kernel(2))
+    assert main(["train", "--config", "blind", "--kernel", str(tmp_path / "k.npy"), "--print-config"]) == 2
+    captured = capsys.readouterr()
+    assert "use one of them" in captured.err and "kernel: estimate" not in captured.out
+
+
 @pytest.mark.parametrize("args, message", [
     (["--estimate-kernel", "--kernel", "k.npy"], "use one of them"),
     (["--config", "blind", "scale_factors=[[3,3]]"], "supports x2 and x4 steps only"),
@@ -107,9 +114,11 @@ def test_blind_input_errors_come_before_any_work(shared_data_dir, tmp_path, caps
     assert code == 2 and message in capsys.readouterr().err
 
 
-def test_kernel_command_too_small_image_is_one_clear_error(tmp_path, capsys):
+@pytest.mark.parametrize("options", [[], ["--config", "x4"], ["--config", "gradual_x2", "--scale", "4"]])
+def test_kernel_command_too_small_image_is_one_clear_error(tmp_path, capsys, options):
+    # Also with a preset of several scale steps: its back-projection list plays no part in `zssr kernel`.
     cv2.imwrite(str(tmp_path / "tiny.png"), np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8))
-    assert main(["kernel", str(tmp_path / "tiny.png")]) == 2
+    assert main(["kernel", str(tmp_path / "tiny.png"), *options]) == 2
     err = capsys.readouterr().err
     assert err.startswith("zssr: error: the image is 70x50 pixels") and "bicubic kernel (kernel=given)" in err
 

@@ -16,14 +16,14 @@ from zssr_tf.errors import ZSSRError
 from zssr_tf.sweep import load_sweep
 from zssr_tf.sweep_engines import PointTask, localise
 from zssr_tf.sweep_runner import check_engine, check_store_for_workers, run_sweep
-from zssr_tf.sweep_summary import pareto_front
+from zssr_tf.sweep_summary import Row, best_row, pareto_front
 
 QUICK = textwrap.dedent("""\
     overrides:
       model.depth: 3
       model.width: 8
       run_test_every: 2
-      learning_rate_slope_range: 4
+      learning_rate_slope_range: 6
       crop_size: 16
       back_projection_iters: [1]
       output_flip: false
@@ -43,6 +43,13 @@ def lr_images(shared_data_dir, tmp_path):
     hr = cv2.imread(str(shared_data_dir / "set5/hr/baby.png"))[200:264, 200:264]
     cv2.imwrite(str(tmp_path / "hr/baby.png"), hr)
     return tmp_path / "lr"
+
+
+def mlflow_download(run_id: str, artifact_path: str, folder) -> str:
+    from mlflow.artifacts import download_artifacts
+
+    return download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=str(folder),
+                              tracking_uri=os.environ["MLFLOW_TRACKING_URI"])
 
 
 def sweep_file(tmp_path, body: str, name: str = "s.yaml"):
@@ -205,6 +212,14 @@ def test_remote_worker_writes_shipped_inputs_it_lacks(tmp_path):
     assert localise(mine, {here: b"image"}) is mine  # a shared filesystem: nothing copied
 
 
+def test_kernel_files_and_kernel_estimate_in_one_point_are_refused(lr_images, tmp_path):
+    np.save(tmp_path / "lr/baby_k.npy", np.full((3, 3), 1 / 9))
+    path = sweep_file(tmp_path, "images: [lr/baby.png]\nkernels: ['{dir}/{stem}_k.npy']\n"
+                      "grid: {kernel: [given, estimate]}\n")
+    with pytest.raises(ZSSRError, match="point kernel=estimate has kernel=estimate, which estimates the kernels"):
+        load_sweep(path)
+
+
 # Tiny sweeps end to end: 6 iterations of a 3-layer net on 32x32 images.
 
 def test_local_sweep_nests_four_runs_under_one_parent_and_a_rerun_skips_them(lr_images, tmp_path, capsys):
@@ -262,6 +277,39 @@ def test_local_sweep_nests_four_runs_under_one_parent_and_a_rerun_skips_them(lr_
     assert "4 finished before, 0 to run" in capsys.readouterr().out
     assert len(runs()) == 5  # the same parent and children: nothing new
     assert client.get_run(parent_id).info.status == "FINISHED"
+
+
+def test_a_point_with_kernel_estimate_estimates_its_kernel_as_zssr_train_does(lr_images, tmp_path, monkeypatch):
+    from zssr_tf.kernel_estimation import KernelEstimationHistory
+    from zssr_tf.kernel_estimation.estimator import VALUE_NAMES
+    from zssr_tf.kernels import align_kernel, gaussian_kernel
+
+    # The estimation itself is tested in test_kernel_estimation*.py; here its place in a sweep's runs.
+    kernel, estimated = gaussian_kernel(13, 2.5, 0.8, 0.6), []
+
+    def estimate(image, config, callback=None):
+        estimated.append(image.shape)
+        for iteration in range(3):
+            callback(iteration, {**{name: 0.5 for name in VALUE_NAMES}, "bicubic_weight": 5.0, "learning_rate": 2e-4})
+        return kernel, KernelEstimationHistory(raw_kernel=kernel, seconds=1.5, iterations=3)
+
+    monkeypatch.setattr("zssr_tf.pipeline.estimate_kernel", estimate)
+    path = sweep_file(tmp_path, "images: [lr/baby.png]\n" + QUICK + "grid: {kernel: [given, estimate]}\n")
+    assert main(["sweep", str(path), "--out", "sweep_out", "max_iters=4"]) == 0
+    assert estimated == [(32, 32, 3)]  # once, for the estimate point
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    children = {r.data.params["kernel_estimation.kernel"]: r for r in runs() if "mlflow.parentRunId" in r.data.tags}
+    blind, given = children["estimate"], children["given"]
+    assert blind.info.status == given.info.status == "FINISHED"
+    assert (blind.data.tags["kernel"], given.data.tags["kernel"]) == ("estimated (kernelgan)", "cubic")
+    assert [m.step for m in client.get_metric_history(blind.info.run_id, "kernel_estimation/g_loss")] == [0, 1, 2]
+    assert not client.get_metric_history(given.info.run_id, "kernel_estimation/g_loss")
+    assert "kernel_estimation/baby_kernel_x2.npy" in {a.path for a in client.list_artifacts(blind.info.run_id,
+                                                                                           "kernel_estimation")}
+    # The estimate trained the network: the run saved it, re-centred for x2, as its step kernel.
+    trained = mlflow_download(blind.info.run_id, "model/step_0_kernel.npy", tmp_path / "dl")
+    np.testing.assert_allclose(np.load(trained), align_kernel(kernel, (2.0, 2.0), "block_centre"))
+    assert "model/step_0_kernel.npy" not in {a.path for a in client.list_artifacts(given.info.run_id, "model")}
 
 
 def test_a_failing_point_is_recorded_failed_while_two_workers_finish_the_others(lr_images, tmp_path, capsys):
@@ -324,3 +372,18 @@ def test_pareto_front_keeps_the_points_nothing_beats_on_both_axes():
     # (seconds, psnr): 1 is beaten by 0 (faster and better), 3 ties 2's time with less PSNR.
     points = [(10.0, 37.0), (12.0, 36.9), (20.0, 37.1), (20.0, 37.0), (5.0, 36.5), (30.0, 37.1)]
     assert pareto_front(points) == [4, 0, 2]
+
+
+def test_best_point_is_one_that_finished_every_image():
+    # Point 1 has the higher mean PSNR only because it failed on the hard image its mean leaves out.
+    complete = Row(0, {"noise_std": 0.0}, images=2, finished=2, means={"psnr": 33.0, "reconstruction_error": 1e-3})
+    partial = Row(1, {"noise_std": 0.05}, images=2, finished=1, means={"psnr": 38.0, "reconstruction_error": 1e-4})
+    assert best_row([partial, complete]) is complete
+    # Without a point that finished everywhere, the best of the partial ones; without any score, none.
+    worse_partial = Row(2, {"noise_std": 0.1}, images=2, finished=1, means={"psnr": 30.0})
+    assert best_row([worse_partial, partial]) is partial
+    unscored = Row(3, {"noise_std": 0.2}, images=2, finished=0, means={})
+    assert best_row([unscored]) is None
+    # Without ground truth: the lowest reconstruction error among the complete points.
+    no_gt = [Row(i, {}, 2, finished, {"reconstruction_error": e}) for i, (finished, e) in enumerate([(2, 3e-3), (1, 1e-4), (2, 2e-3)])]
+    assert best_row(no_gt) is no_gt[2]

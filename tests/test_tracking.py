@@ -123,6 +123,31 @@ def test_train_run_is_complete_and_predict_reapplies_it(images, tmp_path, capsys
     np.testing.assert_array_equal(again, cv2.imread(str(tmp_path / "out/lr_x2_zssr.png")))
 
 
+
+def test_predict_uses_the_self_ensemble_transforms_training_used(images, tmp_path, capsys):
+    from mlflow.artifacts import download_artifacts
+
+    from zssr_tf.augment import kernel_symmetries
+    from zssr_tf.kernels import align_kernel, gaussian_kernel
+
+    lr, _ = images
+    # Symmetric under half turns and mirrors; the x2 re-centring shifts its taps, after which only
+    # one mirror is left: recomputed from the saved (re-centred) kernel, the ensemble would differ.
+    kernel = gaussian_kernel(5, 0.6, 1.5)
+    assert kernel_symmetries(kernel) == (0, 2, 4, 6)
+    assert kernel_symmetries(align_kernel(kernel, (2, 2), "block_centre")) == (0, 6)
+    np.save(tmp_path / "k.npy", kernel)
+    assert main(["train", str(lr), "--out", str(tmp_path / "out"), *TINY, "output_flip=false",
+                 "--kernel", str(tmp_path / "k.npy")]) == 0
+    assert "self-ensemble [0, 2, 4, 6]" in capsys.readouterr().out
+    run_id = only_run(store()).info.run_id
+    saved = download_artifacts(run_id=run_id, artifact_path="model/step_0_kernel_symmetries.npy", dst_path=str(tmp_path))
+    assert np.load(saved).tolist() == [0, 2, 4, 6]
+    assert main(["predict", "--run-id", run_id, str(lr), "--out", str(tmp_path / "again")]) == 0
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "again/lr_x2_zssr.png")),
+                                  cv2.imread(str(tmp_path / "out/lr_x2_zssr.png")))
+
+
 @pytest.mark.parametrize("error, status", [(KeyboardInterrupt(), "KILLED"), (RuntimeError("disk full"), "FAILED")])
 def test_interrupted_run_ends_with_its_status_and_keeps_its_curve(images, tmp_path, error, status):
     class Stop(keras.callbacks.Callback):
@@ -242,6 +267,28 @@ def test_logger_failure_warns_and_never_stops_training(tmp_path):
     with pytest.warns(UserWarning, match="store gone"):
         for i in range(3):
             logger.on_train_batch_end(i, {"loss": 0.1, "learning_rate": 1e-3, "iteration": i})
+
+
+def test_ground_truth_curves_under_direct_score_the_final_tests_grid(images, tmp_path):
+    from zssr_tf.kernels import gaussian_kernel
+    from zssr_tf.trainer import ScaleStep, final_test
+
+    lr, hr = (read_image(p)[0] for p in images)
+    config = load_config(overrides=["kernel_alignment=direct", "output_flip=false"])
+    values = []
+    run = SimpleNamespace(buffer=SimpleNamespace(add=lambda key, value, step: values.append((key, value))),
+                          folder=tmp_path, config=config, start=lambda: None)
+    kernel = gaussian_kernel(9, 1.2)
+    step = ScaleStep(0, (2.0, 2.0), (2.0, 2.0), lr, hr.shape[:2], kernel, 0, 0, gt=hr)
+    logger = tracking.MLflowLogger(run)
+    identity = lambda batch: np.asarray(batch)  # noqa: E731  an untrained residual net's output
+    logger.on_scale_step_begin(step, identity)
+    # Under "direct" LR pixel i sits on HR pixel 2i: the interpolation passes through it there ...
+    np.testing.assert_allclose(logger._interpolated[::2, ::2], lr, atol=1e-5)
+    # ... and the curve scores what the final test returns for the same network.
+    psnr = logger.evaluate_against_gt(0)
+    final = final_test(identity, config, lr, (2.0, 2.0), hr.shape[:2], kernel, 0)
+    assert psnr == pytest.approx(evaluate(final, hr, (2.0, 2.0))["psnr"], abs=1e-9)
 
 
 def test_a_real_server_receives_the_run_and_a_lost_server_loses_nothing(images, tmp_path, monkeypatch):

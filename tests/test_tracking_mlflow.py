@@ -118,8 +118,8 @@ def test_logged_model_predicts_as_zssr_predict_and_registers(small_lr, tmp_path,
                                                              dst_path="dl"))
     model_dir = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="model",
                                                          dst_path="dl"))
-    networks, kernels = load_networks(model_dir, config)
-    np.testing.assert_array_equal(sr, super_resolve_with_networks(config, networks, kernels, lr))
+    networks, kernels, symmetries = load_networks(model_dir, config)
+    np.testing.assert_array_equal(sr, super_resolve_with_networks(config, networks, kernels, lr, symmetries))
     # ... and the files both forms of `zssr predict` write hold the same pixels.
     assert main(["predict", "--run-id", run.info.run_id, str(small_lr), "--out", "by_run"]) == 0
     assert main(["predict", "--model", "models:/tiny_zssr/1", str(small_lr), "--out", "by_model"]) == 0

@@ -8,7 +8,7 @@ from zssr_tf.errors import ZSSRError
 from zssr_tf.kernels import gaussian_kernel
 from zssr_tf.trainer import ZSSR
 
-TINY = ["model.depth=3", "model.width=8", "max_iters=4", "run_test_every=2", "learning_rate_slope_range=4",
+TINY = ["model.depth=3", "model.width=8", "max_iters=4", "run_test_every=2", "learning_rate_slope_range=6",
         "crop_size=16", "back_projection_iters=[1]", "progress_every=0", "precision=float32"]
 
 
@@ -91,7 +91,7 @@ def test_kernel_symmetries_reach_fathers_and_ensemble(capsys, kernel, father_tra
     assert "father transforms [0], self-ensemble [0]" in capsys.readouterr().out
 def test_cosine_schedule_stops_once_the_rate_falls_below_the_minimum():
     config = load_config(overrides=[*TINY, "learning_rate_schedule=cosine", "max_iters=40", "run_test_every=10",
-                                    "learning_rate_slope_range=20"])
+                                    "learning_rate_slope_range=30"])
     result = ZSSR(config, verbose=False).run(smooth_image(24, 24))
     # 1e-3 * (1 + cos(pi * k / 40)) / 2 is first below 9e-6 at k = 38: iterations 0..38 run.
     assert result.iterations == 39
@@ -132,3 +132,27 @@ def test_networks_with_nan_weights_give_an_error_not_an_image():
     network.set_weights([np.full_like(w, np.nan) for w in network.get_weights()])
     with pytest.raises(ZSSRError, match="NaN or infinite pixels, so there is no result"):
         super_resolve_with_networks(load_config(overrides=TINY), [network], [None], smooth_image(16, 16))
+
+
+def test_reapplying_networks_checks_the_image_first():
+    from zssr_tf.model import build_zssr_net
+    from zssr_tf.trainer import super_resolve_with_networks
+
+    config, network = load_config(overrides=TINY), build_zssr_net(3, 8, 3)
+    image = smooth_image(16, 16)
+    image[3, 4, 1] = np.nan
+    with pytest.raises(ZSSRError, match="the image has 1 NaN or infinite value"):  # not "training diverged"
+        super_resolve_with_networks(config, [network], [None], image)
+    with pytest.raises(ZSSRError, match="trained on 3-channel images"):
+        super_resolve_with_networks(config, [network], [None], smooth_image(16, 16, channels=1))
+    with pytest.raises(ZSSRError, match="too small for scale x2"):
+        super_resolve_with_networks(config, [network], [None], smooth_image(5, 16))
+
+
+def test_kernel_estimate_without_kernels_is_an_error_not_a_bicubic_run():
+    blind = load_config("blind", TINY)
+    with pytest.raises(ZSSRError, match="no kernels were passed.*estimate_kernel.*or set kernel=given"):
+        ZSSR(blind, verbose=False).run(smooth_image(16, 16))
+    # With the estimated kernels passed (as experiments/bench_blind.py does), the blind config trains.
+    result = ZSSR(blind, verbose=False).run(smooth_image(16, 16), kernels=[gaussian_kernel(9, 1.2)])
+    assert result.sr.shape == (32, 32, 3)

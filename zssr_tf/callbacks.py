@@ -150,22 +150,20 @@ class LearningRatePolicy(keras.callbacks.Callback):
 
     Every `check_every` iterations (at iteration k with (k + 1) % check_every == 0), if more
     than `min_iters` iterations passed since the last change, fit a line to the last
-    `slope_range // run_test_every` reconstruction errors; with slope `a` and `s` the standard
+    `slope_range // run_test_every` (at least 3) reconstruction errors; with slope `a` and `s` the standard
     error of the slope, drop when `-change_ratio * a < s`. Iterations of drops are in `drops`.
     `legacy_slope_std` estimates `s` as NumPy < 1.16 did (see `slope_and_std`), as the
     official code ran.
     """
 
     def __init__(self, check_every: int = 60, min_iters: int = 256, slope_range: int = 256,
-                 run_test_every: int = 50, change_ratio: float = 1.5, verbose: bool = False,
-                 legacy_slope_std: bool = False):
+                 run_test_every: int = 50, change_ratio: float = 1.5, legacy_slope_std: bool = False):
         super().__init__()
         self.check_every = check_every
         self.min_iters = min_iters
         self.slope_range = slope_range
         self.run_test_every = run_test_every
         self.change_ratio = change_ratio
-        self.verbose = verbose
         self.legacy_slope_std = legacy_slope_std
         self._reset()
 
@@ -186,7 +184,7 @@ class LearningRatePolicy(keras.callbacks.Callback):
             self.test_errors.append(logs["reconstruction_error"])
         if (batch + 1) % self.check_every or batch - self.last_change <= self.min_iters:
             return
-        n = max(self.slope_range // self.run_test_every, 2)
+        n = max(self.slope_range // self.run_test_every, 3)  # slope_and_std needs 3 points
         if len(self.test_errors) < n:
             # Too few tests so far (short runs: config.first_policy_check warns before training);
             # none at all means ReconstructionTest is missing or runs after this callback.
@@ -202,27 +200,31 @@ class LearningRatePolicy(keras.callbacks.Callback):
             optimizer.learning_rate.assign(new_rate)
             self.last_change = batch
             self.drops.append(batch)
-            if self.verbose:
-                print(f"  iteration {batch}: slope {slope:.3g}, std {std:.3g} -> learning rate {new_rate:.1e}")
 
 
 class CosineLearningRate(keras.callbacks.Callback):
     """A fixed schedule in place of `LearningRatePolicy`: the learning rate at iteration k of
-    a `total`-iteration step is initial * (1 + cos(pi * k / total)) / 2 (Loshchilov & Hutter,
-    SGDR, ICLR 2017, without restarts). It reaches the small rates the policy ends with in a
+    a `total`-iteration step is its starting rate times (1 + cos(pi * k / total)) / 2 (Loshchilov &
+    Hutter, SGDR, ICLR 2017, without restarts). It reaches the small rates the policy ends with in a
     known number of iterations; `StopAtMinLearningRate` ends training once it falls below
-    the minimum, about 6% of `total` before the end with the defaults.
+    the minimum, about 6% of `total` before the end with the defaults. Applies to `model.optimizer`
+    and, when the model has one, `model.discriminator_optimizer`, each from the rate it has when
+    training begins (as `StepLearningRate`).
     """
 
-    def __init__(self, initial: float = 1e-3, total: int = 1000):
+    def __init__(self, total: int = 1000):
         super().__init__()
-        self.initial = initial
         self.total = total
+        self._initial: list[tuple[object, float]] = []
         self.drops: list[int] = []  # a continuous decay has no drops (cf. `LearningRatePolicy.drops`)
 
+    def on_train_begin(self, logs=None):
+        self._initial = [(o, float(o.learning_rate)) for o in _optimizers(self.model)]
+
     def on_train_batch_begin(self, batch, logs=None):
-        rate = self.initial * (1 + math.cos(math.pi * min(batch, self.total) / self.total)) / 2
-        self.model.optimizer.learning_rate.assign(rate)
+        factor = (1 + math.cos(math.pi * min(batch, self.total) / self.total)) / 2
+        for optimizer, rate in self._initial:
+            optimizer.learning_rate.assign(rate * factor)
 
 
 def slope_and_std(x, y, legacy: bool = False) -> tuple[float, float]:
@@ -255,11 +257,8 @@ class StepLearningRate(keras.callbacks.Callback):
         self._initial: list[tuple[object, float]] = []
         self.drops: list[int] = []
 
-    def _optimizers(self):
-        return [o for o in (self.model.optimizer, getattr(self.model, "discriminator_optimizer", None)) if o is not None]
-
     def on_train_begin(self, logs=None):
-        self._initial = [(o, float(o.learning_rate)) for o in self._optimizers()]
+        self._initial = [(o, float(o.learning_rate)) for o in _optimizers(self.model)]
         self.drops = []
 
     def on_train_batch_begin(self, batch, logs=None):
@@ -268,6 +267,11 @@ class StepLearningRate(keras.callbacks.Callback):
                 self.drops.append(batch - 1)
             for optimizer, rate in self._initial:
                 optimizer.learning_rate.assign(rate * self.factor ** (batch // self.every))
+
+
+def _optimizers(model) -> list:
+    """The optimizers a learning-rate schedule drives: the model's and, for a GAN, its discriminator's."""
+    return [o for o in (model.optimizer, getattr(model, "discriminator_optimizer", None)) if o is not None]
 
 
 class StopAtMinLearningRate(keras.callbacks.Callback):

@@ -21,6 +21,9 @@ MIN_INPUT_SIDE = 8
 # iterations, below 1e-5 it hardly moves in max_iters iterations.
 LEARNING_RATE_RANGE = (1e-5, 1e-2)
 LEARNING_RATE_FAR_FACTOR = 10  # warn only when the rate is this far outside the range
+# Float images this far outside [0, 1] are refused rather than clipped (a little overshoot, e.g.
+# from a bicubic resize, is clipped): they are not [0, 1] images.
+VALUE_RANGE_TOLERANCE = 0.01
 
 
 def step_output_shape(input_shape: tuple[int, int], relative_sf: tuple[float, float]) -> tuple[int, int]:
@@ -42,8 +45,9 @@ def final_output_shape(input_shape: tuple[int, int], config: Config) -> tuple[in
 
 def check_image(image: np.ndarray, scale_factors, name: str = "the image") -> np.ndarray:
     """The input as float32 (h, w, C) clipped to [0, 1]. Raises ZSSRError when it is not (h, w),
-    (h, w, 1) or (h, w, 3), has NaN or infinite values, or is too small for the scale factors
-    (each side at least 8 pixels and twice the largest factor)."""
+    (h, w, 1) or (h, w, 3), is not floats in [0, 1] (integer pixels such as cv2.imread's uint8, or
+    values more than VALUE_RANGE_TOLERANCE outside the range), has NaN or infinite values, or is
+    too small for the scale factors (each side at least 8 pixels and twice the largest factor)."""
     image = _gray_or_rgb(image, name, "h, w")
     needed = max(MIN_INPUT_SIDE, 2 * math.ceil(max(max(sf) for sf in scale_factors)))
     if min(image.shape[:2]) < needed:
@@ -54,8 +58,8 @@ def check_image(image: np.ndarray, scale_factors, name: str = "the image") -> np
 
 def check_ground_truth(gt: np.ndarray, image_shape: tuple[int, int, int], config: Config,
                        name: str = "the ground truth") -> np.ndarray:
-    """The ground truth as float32 (H, W, C). Raises ZSSRError when it has NaN or infinite values,
-    other channels than the input (shape (h, w, C)), or a size that differs from the final
+    """The ground truth as float32 (H, W, C). Raises ZSSRError when it is not floats in [0, 1] or
+    has NaN or infinite values (as `check_image`), other channels than the input (shape (h, w, C)), or a size that differs from the final
     output's (the input's size times the scale) by more than the evaluation's shave of
     ceil(scale) pixels, the most that rounding to whole pixels explains."""
     gt = _gray_or_rgb(gt, name, "H, W")
@@ -85,15 +89,35 @@ def check_kernels(kernels: Sequence[np.ndarray] | None, config: Config) -> list[
     return [check_kernel(kernel, f"kernel {i + 1}") for i, kernel in enumerate(kernels)]
 
 
+def blind_step_factors(config: Config) -> list[int]:
+    """The factor (2 or 4) each scale step downscales its input by, relative to the step's input
+    (after base changes). Blind SR estimates x2 kernels and derives x4 from them, so any other
+    step raises ZSSRError, before any long work."""
+    factors, base = [], (1.0, 1.0)
+    for sf in config.scale.scale_factors:
+        relative = (sf[0] / base[0], sf[1] / base[1])
+        if relative not in ((2.0, 2.0), (4.0, 4.0)):
+            raise ZSSRError(f"scale step {list(sf)} is x{relative[0]:g} x x{relative[1]:g} relative to its input; "
+                            "an estimated kernel (kernel=estimate) supports x2 and x4 steps only, e.g. "
+                            "scale_factors=[[2,2]] or [[2,2],[4,4]]")
+        factors.append(int(relative[0]))
+        if sf in config.scale.base_change_sfs:
+            base = sf
+    return factors
+
+
 def check_inputs(config: Config, image: np.ndarray, gt: np.ndarray | None = None,
                  kernels: Sequence[np.ndarray] | None = None, names: dict[str, str] | None = None):
-    """Every check of a run's inputs: `check_image`, `check_ground_truth` (when `gt` is given)
-    and `check_kernels`. Returns (image, gt, kernels) as the run uses them. `names` maps "image"
+    """Every check of a run's inputs: `check_image`, `check_ground_truth` (when `gt` is given),
+    `check_kernels`, and with kernel=estimate and no kernels yet (they are to be estimated)
+    `blind_step_factors`. Returns (image, gt, kernels) as the run uses them. `names` maps "image"
     and "gt" to how messages name them (e.g. their file paths)."""
     names = names or {}
     image = check_image(image, config.scale.scale_factors, names.get("image", "the image"))
     if gt is not None:
         gt = check_ground_truth(gt, image.shape, config, names.get("gt", "the ground truth"))
+    if kernels is None and config.kernel_estimation.kernel == "estimate":
+        blind_step_factors(config)
     return image, gt, check_kernels(kernels, config)
 
 
@@ -109,13 +133,14 @@ def setting_warnings(config: Config) -> list[str]:
 
 
 def _gray_or_rgb(array, name: str, dims: str) -> np.ndarray:
-    """`array` as (rows, cols, 1 or 3) with finite values; ZSSRError naming `name` otherwise."""
+    """`array` as (rows, cols, 1 or 3) with finite float values in [0, 1]; ZSSRError naming `name` otherwise."""
     array = np.asarray(array)
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or array.shape[2] not in (1, 3):
         raise ZSSRError(f"{name} must be ({dims}), ({dims}, 1) or ({dims}, 3), got shape {array.shape}")
     _check_finite(array, name)
+    _check_unit_range(array, name)
     return array
 
 
@@ -123,3 +148,13 @@ def _check_finite(array: np.ndarray, name: str) -> None:
     if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
         bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
         raise ZSSRError(f"{name} has {bad} NaN or infinite value(s): pass finite pixel values in [0, 1]")
+
+
+def _check_unit_range(array: np.ndarray, name: str) -> None:
+    fix = ("pass float32 values in [0, 1], e.g. image / 255 for 8-bit pixels (image / 65535 for 16-bit), or read "
+           "the file with zssr_tf.image_io.read_image")
+    if not np.issubdtype(array.dtype, np.floating):
+        raise ZSSRError(f"{name} has {array.dtype} pixels, not floats in [0, 1]: {fix}")
+    low, high = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
+    if low < -VALUE_RANGE_TOLERANCE or high > 1 + VALUE_RANGE_TOLERANCE:
+        raise ZSSRError(f"{name} has values from {low:g} to {high:g}, outside [0, 1]: {fix}")

@@ -150,13 +150,13 @@ def train(args: argparse.Namespace) -> int:
     from zssr_tf.kernels import load_kernel
 
     config = load_config(args.config, args.overrides + (["kernel=estimate"] if args.estimate_kernel else []))
-    if args.print_config:
-        print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
-        return 0
     blind = config.kernel_estimation.kernel == "estimate"
     if blind and args.kernel:
         raise ZSSRError("--kernel gives the kernel and kernel=estimate (--estimate-kernel, --config blind) estimates "
                         "it: use one of them")
+    if args.print_config:  # needs no image: prints the settings a run would use
+        print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
+        return 0
     image_path = _input_path(args)
     image, alpha, info = read_image(image_path)
     gt = read_image(args.gt)[0] if args.gt else None
@@ -165,32 +165,17 @@ def train(args: argparse.Namespace) -> int:
     check_inputs(config, image, gt, kernels, names={"image": f"the image {image_path}", "gt": f"the ground truth {args.gt}"})
 
     load_tensorflow(args.quiet)  # after the cheap checks
-    from zssr_tf.pipeline import blind_step_factors, estimate_blind_kernels, estimation_progress, super_resolve_file
+    from zssr_tf.pipeline import estimate_run_kernels, kernel_tags, super_resolve_file
     from zssr_tf.tracking import tracked_run
 
-    if blind:
-        blind_step_factors(config)  # unsupported scale steps fail before the estimation
     out_dir = Path(args.out or config.run.output_dir)
-    tags = {"config": Path(args.config).stem if args.config else "default"}
-    if blind:
-        tags["kernel"] = f"estimated ({config.kernel_estimation.method})"
+    tags = {"config": Path(args.config).stem if args.config else "default", **kernel_tags(config)}
     with tracked_run(config, info, out_dir, gt_path=args.gt, kernel_paths=args.kernel or (), tags=tags,
                      overrides=args.overrides) as run:
         estimate = None
         if blind:
-            from zssr_tf.tracking.kernel_estimation import KernelEstimationLogger
-
-            logger = KernelEstimationLogger(run)
-            progress = estimation_progress(config.run.progress_every, config.kernel_estimation.estimation_iters)
-
-            def report(iteration: int, values: dict) -> None:
-                progress(iteration, values)
-                logger(iteration, values)
-
-            estimate = estimate_blind_kernels(config, image, report)
+            estimate, kernel_paths = estimate_run_kernels(config, image, run, out_dir, Path(info.path).stem)
             kernels = estimate.per_step
-            kernel_paths = _write_estimated_kernels(estimate, out_dir, Path(info.path).stem)
-            logger.log_result(estimate.history, kernel_paths)
         outcome = super_resolve_file(config, image, alpha, info, out_dir, gt=gt, kernels=kernels,
                                      callbacks=[run.callback])
         run.log_outcome(outcome, gt)
@@ -219,30 +204,22 @@ def kernel(args: argparse.Namespace) -> int:
     from zssr_tf.image_io import read_image
 
     scale = [[2.0, 2.0], [4.0, 4.0]] if args.scale == 4 else [[2.0, 2.0]]
-    config = load_config(args.config, args.overrides + ["kernel=estimate", f"scale_factors={scale}", "base_change_sfs=[]"])
+    # The kernel's steps replace the config's; back-projection (a ZSSR setting, one value per step
+    # there) plays no part in the estimation.
+    config = load_config(args.config, args.overrides + ["kernel=estimate", f"scale_factors={scale}", "base_change_sfs=[]",
+                                                        "back_projection_iters=[0]"])
     image, _, info = read_image(_input_path(args))
 
     load_tensorflow(args.quiet)
-    from zssr_tf.pipeline import estimate_blind_kernels, estimation_progress
+    from zssr_tf.pipeline import estimate_blind_kernels, estimation_progress, write_estimated_kernels
 
     estimate = estimate_blind_kernels(config, image, estimation_progress(
         config.run.progress_every, config.kernel_estimation.estimation_iters))
-    paths = _write_estimated_kernels(estimate, Path(args.out or config.run.output_dir), Path(info.path).stem)
+    paths = write_estimated_kernels(estimate, Path(args.out or config.run.output_dir), Path(info.path).stem)
     history = estimate.history
     print(f"estimated the kernel of {info.path} in {history.seconds:.1f} s ({history.iterations} iterations, "
           f"{history.ms_per_iteration:.0f} ms each); wrote {', '.join(map(str, paths))}")
     return 0
-
-
-def _write_estimated_kernels(estimate, out_dir: Path, stem: str) -> list[Path]:
-    """`<stem>_kernel_x2.{npy,mat,png}` (and `_x4` when there is one); the written paths."""
-    from zssr_tf.kernel_estimation.files import write_kernel_files
-
-    paths = []
-    for factor, kernel in ((2, estimate.kernel_x2), (4, estimate.kernel_x4)):
-        if kernel is not None:
-            paths += write_kernel_files(kernel, out_dir, f"{stem}_kernel_x{factor}").values()
-    return paths
 
 
 def predict(args: argparse.Namespace) -> int:

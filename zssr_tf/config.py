@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, get_type_hints
 
 import yaml
 
-from zssr_tf.errors import ZSSRError
+from zssr_tf.errors import ZSSRError, ZSSRWarning
 
 if TYPE_CHECKING:
     from zssr_tf.image_io import ImageInfo
@@ -319,8 +319,9 @@ def validate(config: Config) -> None:
         (t.learning_rate_change_ratio > 0, "train.learning_rate_change_ratio must be > 0"),
         (t.learning_rate_policy_check_every >= 1, "train.learning_rate_policy_check_every must be >= 1"),
         (t.run_test_every >= 1, "train.run_test_every must be >= 1"),
-        (t.learning_rate_slope_range >= 2 * t.run_test_every,
-         "train.learning_rate_slope_range must cover at least two tests (>= 2 * run_test_every)"),
+        (t.learning_rate_slope_range >= 3 * t.run_test_every,
+         "train.learning_rate_slope_range must cover at least three tests (>= 3 * run_test_every): "
+         "a line fit with the slope's standard error needs at least 3 tests"),
         (not t.legacy_slope_std or t.learning_rate_slope_range >= 5 * t.run_test_every,
          "train.legacy_slope_std needs a line fit of at least 5 tests: "
          "learning_rate_slope_range >= 5 * run_test_every"),
@@ -399,7 +400,7 @@ def validate(config: Config) -> None:
                       f"{t.learning_rate_policy_check_every}, and {_tests_needed(t)} reconstruction tests every "
                       f"run_test_every {t.run_test_every} to fit learning_rate_slope_range "
                       f"{t.learning_rate_slope_range}): the learning rate stays at {t.learning_rate:g}{fix}",
-                      UserWarning, stacklevel=3)
+                      ZSSRWarning, stacklevel=3)
 
 
 def first_policy_check(train: TrainConfig) -> int:
@@ -412,8 +413,8 @@ def first_policy_check(train: TrainConfig) -> int:
 
 
 def _tests_needed(train: TrainConfig) -> int:
-    """How many reconstruction errors the policy's line fit uses (at least 2)."""
-    return max(train.learning_rate_slope_range // train.run_test_every, 2)
+    """How many reconstruction errors the policy's line fit uses (at least 3, see `callbacks.slope_and_std`)."""
+    return max(train.learning_rate_slope_range // train.run_test_every, 3)
 
 
 def format_scale(sf) -> str:

@@ -10,13 +10,16 @@ from typing import Callable, Sequence
 import keras
 import numpy as np
 
+from zssr_tf.checks import blind_step_factors
 from zssr_tf.config import Config, output_stem
 from zssr_tf.errors import ZSSRError
 from zssr_tf.gan.lpips import LpipsLike
 from zssr_tf.image_io import ImageInfo, write_image
 from zssr_tf.metrics import evaluate
+from zssr_tf.kernels import upscale_offset
 from zssr_tf.resize import imresize
 from zssr_tf.kernel_estimation import KernelEstimationHistory, analytic_x4_kernel, estimate_kernel
+from zssr_tf.kernel_estimation.files import write_kernel_files
 from zssr_tf.trainer import ZSSR, ZSSRResult, super_resolve_with_networks
 
 
@@ -41,23 +44,6 @@ class BlindKernels:
     history: KernelEstimationHistory
 
 
-def blind_step_factors(config: Config) -> list[int]:
-    """The factor (2 or 4) each scale step downscales its input by, relative to the step's input
-    (after base changes). Blind SR estimates x2 kernels and derives x4 from them, so any other
-    step raises ZSSRError, before any long work."""
-    factors, base = [], (1.0, 1.0)
-    for sf in config.scale.scale_factors:
-        relative = (sf[0] / base[0], sf[1] / base[1])
-        if relative not in ((2.0, 2.0), (4.0, 4.0)):
-            raise ZSSRError(f"scale step {list(sf)} is x{relative[0]:g} x x{relative[1]:g} relative to its input; "
-                            "an estimated kernel (kernel=estimate) supports x2 and x4 steps only, e.g. "
-                            "scale_factors=[[2,2]] or [[2,2],[4,4]]")
-        factors.append(int(relative[0]))
-        if sf in config.scale.base_change_sfs:
-            base = sf
-    return factors
-
-
 def estimate_blind_kernels(config: Config, image: np.ndarray,
                            callback: Callable[[int, dict], None] | None = None) -> BlindKernels:
     """Estimate `image`'s x2 kernel (config.kernel_estimation) and give every scale step its
@@ -68,6 +54,46 @@ def estimate_blind_kernels(config: Config, image: np.ndarray,
     kernel_x2, history = estimate_kernel(image, config, callback=callback)
     kernel_x4 = analytic_x4_kernel(kernel_x2) if 4 in factors else None
     return BlindKernels(kernel_x2, kernel_x4, [kernel_x2 if f == 2 else kernel_x4 for f in factors], history)
+
+
+def kernel_tags(config: Config) -> dict[str, str]:
+    """The run tag naming where a blind run's kernel comes from ({} when it is given)."""
+    k = config.kernel_estimation
+    return {"kernel": f"estimated ({k.method})"} if k.kernel == "estimate" else {}
+
+
+def estimate_run_kernels(config: Config, image: np.ndarray, run, out_dir: Path, stem: str
+                         ) -> tuple[BlindKernels, list[Path]]:
+    """The kernel estimation of a blind run (`kernel: estimate`) inside the tracked `run`
+    (`tracking.TrackedRun`, started here): `estimate_blind_kernels` on `image` (h, w, C) float32
+    in [0, 1] with a progress line every run.progress_every iterations, every iteration's values
+    logged by `tracking.kernel_estimation.KernelEstimationLogger`, and the kernels written to
+    `out_dir` as `write_estimated_kernels` does (and copied to the run). Returns the kernels and
+    the written paths. Raises ZSSRError for scale steps other than x2/x4 and
+    `kernel_estimation.KernelEstimationError` when the estimation fails."""
+    from zssr_tf.tracking.kernel_estimation import KernelEstimationLogger  # MLflow, only for tracked runs
+
+    logger = KernelEstimationLogger(run)
+    progress = estimation_progress(config.run.progress_every, config.kernel_estimation.estimation_iters)
+
+    def report(iteration: int, values: dict) -> None:
+        progress(iteration, values)
+        logger(iteration, values)
+
+    estimate = estimate_blind_kernels(config, image, report)
+    paths = write_estimated_kernels(estimate, out_dir, stem)
+    logger.log_result(estimate.history, paths)
+    return estimate, paths
+
+
+def write_estimated_kernels(estimate: BlindKernels, out_dir: Path, stem: str) -> list[Path]:
+    """Write `<stem>_kernel_x2.{npy,mat,png}` (and `_x4` when there is one) to `out_dir`
+    (`kernel_estimation.files.write_kernel_files`); returns the written paths."""
+    paths = []
+    for factor, kernel in ((2, estimate.kernel_x2), (4, estimate.kernel_x4)):
+        if kernel is not None:
+            paths += write_kernel_files(kernel, out_dir, f"{stem}_kernel_x{factor}").values()
+    return paths
 
 
 def estimation_progress(every: int, total: int, stream=None) -> Callable[[int, dict], None]:
@@ -113,12 +139,13 @@ def super_resolve_file(config: Config, image: np.ndarray, alpha: np.ndarray | No
 
 
 def super_resolve_with_models(config: Config, models: Sequence[keras.Model], kernels: Sequence[np.ndarray | None],
-                              image: np.ndarray, alpha: np.ndarray | None, info: ImageInfo, out_dir: Path) -> Path:
+                              image: np.ndarray, alpha: np.ndarray | None, info: ImageInfo, out_dir: Path,
+                              symmetries: Sequence[Sequence[int] | None] | None = None) -> Path:
     """Super-resolve `image` (h, w, C) float32 in [0, 1] with networks trained earlier (see
-    `trainer.super_resolve_with_networks`) and write `<stem>_zssr.png` to `out_dir` with the
+    `trainer.super_resolve_with_networks`, which also says what `kernels` and `symmetries` are) and write `<stem>_zssr.png` to `out_dir` with the
     input's bit depth and channel layout; returns its path."""
     try:
-        output = super_resolve_with_networks(config, models, kernels, image)
+        output = super_resolve_with_networks(config, models, kernels, image, symmetries)
     except ZSSRError as err:
         raise ZSSRError(f"{info.path}: {err}") from None
     sr_path = Path(out_dir) / f"{output_stem(info, config)}_zssr.png"
@@ -127,7 +154,10 @@ def super_resolve_with_models(config: Config, models: Sequence[keras.Model], ker
 
 
 def _upscale_alpha(alpha: np.ndarray | None, config: Config, shape: tuple[int, int]) -> np.ndarray | None:
-    """The alpha channel (h, w, 1) upscaled with bicubic to the output's (H, W), or None."""
+    """The alpha channel (h, w, 1) upscaled with bicubic to the output's (H, W) on the SR image's
+    grid (scale.kernel_alignment), or None."""
     if alpha is None:
         return None
-    return np.clip(imresize(alpha, scale_factor=config.scale.scale_factors[-1], output_shape=shape), 0, 1)
+    scale = config.scale.scale_factors[-1]
+    return np.clip(imresize(alpha, scale_factor=scale, output_shape=shape,
+                            offset=upscale_offset(scale, config.scale.kernel_alignment)), 0, 1)

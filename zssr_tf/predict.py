@@ -50,11 +50,11 @@ def predict_from_run(run_id: str, image_path: str | Path, out_dir: str | Path | 
             raise ZSSRError(f"run {run_id} in {uri} has no config.yaml or model/ artifacts ({type(err).__name__}); "
                             "was it logged by zssr train and did it finish?") from None
         try:
-            networks, kernels = load_networks(model_dir, config)
+            networks, kernels, symmetries = load_networks(model_dir, config)
         except ZSSRError as err:
             raise ZSSRError(f"run {run_id}: {err}") from None
         return super_resolve_with_models(config, networks, kernels, image, alpha, info,
-                                         Path(out_dir or config.run.output_dir))
+                                         Path(out_dir or config.run.output_dir), symmetries)
 
 
 def predict_from_model(model_uri: str, image_path: str | Path, out_dir: str | Path | None = None,
@@ -80,4 +80,4 @@ def predict_from_model(model_uri: str, image_path: str | Path, out_dir: str | Pa
     if not isinstance(model, ZSSRModel):
         raise ZSSRError(f"{model_uri} is not a model logged by zssr train (it is a {type(model).__name__})")
     return super_resolve_with_models(model.config, model.networks, model.kernels, image, alpha, info,
-                                     Path(out_dir or model.config.run.output_dir))
+                                     Path(out_dir or model.config.run.output_dir), model.symmetries)

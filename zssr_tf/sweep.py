@@ -169,6 +169,9 @@ def load_sweep(path: str | Path, overrides: Sequence[str] = (), images: Sequence
         label = format_values({key: value for (key, _), value in values.items()})
         config = _load(base_path, [*settings, *_as_overrides({c: v for (_, c), v in values.items()})],
                        f"{where}: point {label}")
+        if kernel_patterns and config.kernel_estimation.kernel == "estimate":
+            raise ZSSRError(f"{where}: point {label} has kernel=estimate, which estimates the kernels the sweep's "
+                            "kernels patterns give: remove the patterns or set kernel=given")
         if kernel_patterns and len(kernel_patterns) != len(config.scale.scale_factors):
             raise ZSSRError(f"{where}: {len(kernel_patterns)} kernel pattern(s) for the "
                             f"{len(config.scale.scale_factors)} scale step(s) of point {label}: give one per step")

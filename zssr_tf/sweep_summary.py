@@ -5,7 +5,8 @@
 time drawn through them).
 
 The best point (`best_row`) has the highest mean PSNR-Y when some image has a ground truth, else
-the lowest mean reconstruction error; the parent run logs its means as `best/<column>`."""
+the lowest mean reconstruction error, among the points that finished on every image (all points
+when none did); the parent run logs its means as `best/<column>`."""
 
 from __future__ import annotations
 
@@ -96,7 +97,14 @@ def summarize(points: Sequence[Point], records: dict[str, RunRecord]) -> tuple[l
 
 def best_row(rows: Sequence[Row]) -> Row | None:
     """The point with the highest mean PSNR when some point has one, else the lowest mean
-    reconstruction error; None when no point has either."""
+    reconstruction error; None when no point has either. Points that finished on every image come
+    first: a point whose means leave out the images it failed on competes only when no point
+    finished them all."""
+    complete = [r for r in rows if r.finished == r.images]
+    return _best_scored(complete) or _best_scored(rows)
+
+
+def _best_scored(rows: Sequence[Row]) -> Row | None:
     if any("psnr" in r.means for r in rows):
         return max((r for r in rows if "psnr" in r.means), key=lambda r: r.means["psnr"])
     scored = [r for r in rows if "reconstruction_error" in r.means]

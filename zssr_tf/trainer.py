@@ -17,7 +17,7 @@ from zssr_tf.augment import FatherSampler, father_to_son, interpolate_son, kerne
 from zssr_tf.callbacks import (CosineLearningRate, IterationLogs, LearningRatePolicy, NonFiniteCheck,
                                ProgressLogger, ReconstructionTest, ScaleStepCallback, StepLearningRate,
                                StopAtMinLearningRate, reconstruction_windows)
-from zssr_tf.checks import check_inputs, setting_warnings, step_output_shape
+from zssr_tf.checks import check_image, check_inputs, setting_warnings, step_output_shape
 from zssr_tf.config import Config, format_scale
 from zssr_tf.data import PairMaker, make_dataset, with_loss_maps
 from zssr_tf.ensemble import ensemble_transforms, geometric_self_ensemble, tiled_predict_for
@@ -109,13 +109,20 @@ class ZSSR:
 
         `gt`: optional ground truth (H, W, C) for the final scale, for per-step evaluation.
         `kernels`: optional numeric downscaling kernels, one per scale step (raw; aligned here for
-        scale.kernel_alignment; none under "direct", whose grid needs a numeric kernel, is an error).
+        scale.kernel_alignment; none under "direct", whose grid needs a numeric kernel, is an error;
+        none with kernel_estimation.kernel "estimate" too: `run` does not estimate them).
         Raises ZSSRError before training for inputs `checks.check_inputs` rejects, and during
         training when the loss or the network's output stops being finite (`NonFiniteCheck`) or a
         step's final output has NaN/inf pixels. Warns (ZSSRWarning) for settings unlikely to train.
         """
         cfg = self.config
         scale_factors = cfg.scale.scale_factors
+        if kernels is None and cfg.kernel_estimation.kernel == "estimate":
+            raise ZSSRError("kernel_estimation.kernel is 'estimate' but no kernels were passed, and ZSSR.run does not "
+                            "estimate them: pass the estimated kernels, one per scale step (e.g. kernels=[k] with "
+                            "k, _ = kernel_estimation.estimate_kernel(image, config), or "
+                            "pipeline.estimate_blind_kernels(config, image).per_step), or set kernel=given to train "
+                            "with scale.downscale_method")
         image, gt, kernels = check_inputs(cfg, image, gt, kernels)
         for message in setting_warnings(cfg):
             warnings.warn(message, ZSSRWarning, stacklevel=2)
@@ -217,7 +224,7 @@ class ZSSR:
         if t.learning_rate_schedule == "step":
             schedule = StepLearningRate(t.learning_rate_step_every, t.learning_rate_step_factor)
         elif t.learning_rate_schedule == "cosine":
-            schedule = CosineLearningRate(t.learning_rate, t.max_iters)
+            schedule = CosineLearningRate(t.max_iters)
         else:
             schedule = LearningRatePolicy(t.learning_rate_policy_check_every, t.min_iters, t.learning_rate_slope_range,
                                           t.run_test_every, t.learning_rate_change_ratio,
@@ -282,34 +289,37 @@ def final_test(predict, config: Config, lr_image: np.ndarray, relative_sf, outpu
 
 
 def super_resolve_with_networks(config: Config, networks: Sequence[keras.Model],
-                                kernels: Sequence[np.ndarray | None], image: np.ndarray) -> np.ndarray:
+                                kernels: Sequence[np.ndarray | None], image: np.ndarray,
+                                symmetries: Sequence[Sequence[int] | None] | None = None) -> np.ndarray:
     """Super-resolve `image` (h, w, C) float32 in [0, 1] with networks trained earlier, one per
     scale step of `config`, without training: each step's `final_test` as in training (tiled
     self-ensemble and back-projection with `config`'s settings, base changes). `kernels[i]`: step
     i's numeric kernel as aligned for training (`kernels.align_kernel`), or None for
-    scale.downscale_method; its symmetries pick the ensemble's transforms as in training. Returns the last step's
-    output (H, W, C) float32 in [0, 1]. Raises ZSSRError when the channel count differs from the
-    networks' or the output has NaN/inf pixels."""
+    scale.downscale_method. `symmetries[i]`: the dihedral transforms training found the step's
+    kernel symmetric under (`ScaleStep.kernel_symmetries`), which pick the ensemble's transforms;
+    None (runs saved without them) recomputes them from the aligned kernel, which re-centring may
+    have made less symmetric. Returns the last step's output (H, W, C) float32 in [0, 1]. Raises
+    ZSSRError for an image `checks.check_image` refuses, a channel count other than the networks',
+    or an output with NaN/inf pixels."""
     channels = networks[0].input_shape[-1]
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = image[..., None]
-    if image.ndim != 3 or image.shape[2] != channels:
+    image = check_image(image, config.scale.scale_factors)
+    if image.shape[2] != channels:
         raise ZSSRError(f"the image has shape {image.shape} but the networks were trained on {channels}-channel "
                         f"images (h, w, {channels}); convert the image first")
-    base_input, base_sf = np.clip(image, 0, 1).astype(np.float32), (1.0, 1.0)
-    for sf, bp_iters, network, kernel in zip(config.scale.scale_factors, config.back_projection_per_step,
-                                             networks, kernels):
+    symmetries = symmetries or [None] * len(networks)
+    base_input, base_sf = image, (1.0, 1.0)
+    for sf, bp_iters, network, kernel, step_symmetries in zip(
+            config.scale.scale_factors, config.back_projection_per_step, networks, kernels, symmetries):
         relative_sf = (sf[0] / base_sf[0], sf[1] / base_sf[1])
-        symmetries = (0,)
         if kernel is None:
-            kernel = config.scale.downscale_method
-        elif config.scale.kernel_symmetry:
-            symmetries = kernel_symmetries(kernel)  # about its centre of mass: the alignment shift does not matter
+            kernel, step_symmetries = config.scale.downscale_method, (0,)
+        elif step_symmetries is None:
+            step_symmetries = kernel_symmetries(kernel) if config.scale.kernel_symmetry else (0,)
         predict = lambda batch, net=network: keras.ops.convert_to_numpy(net(np.asarray(batch, np.float32),
                                                                                training=False))
         output = final_test(predict, config, base_input, relative_sf,
-                            step_output_shape(base_input.shape[:2], relative_sf), kernel, bp_iters, symmetries)
+                            step_output_shape(base_input.shape[:2], relative_sf), kernel, bp_iters,
+                            tuple(step_symmetries))
         if sf in config.scale.base_change_sfs:
             base_input, base_sf = output, sf
     if not np.isfinite(output).all():

@@ -19,6 +19,7 @@ import numpy as np
 from zssr_tf.callbacks import ScaleStepCallback
 from zssr_tf.ensemble import tiled_predict_for
 from zssr_tf.image_io import ImageInfo, write_image
+from zssr_tf.kernels import upscale_offset
 from zssr_tf.metrics import evaluate
 from zssr_tf.resize import imresize
 
@@ -67,8 +68,10 @@ class MLflowLogger(ScaleStepCallback):
             if self._several_steps:  # with one step the series would be a constant 0
                 self._add("train/scale_step", step.index, step.iteration_offset)
             if step.gt is not None:
+                # On the grid of the final test (kernel_alignment), so the curves score what it would.
                 self._interpolated = imresize(step.input_image, scale_factor=step.relative_sf,
-                                              output_shape=step.output_shape, kernel=cfg.scale.upscale_method)
+                                              output_shape=step.output_shape, kernel=cfg.scale.upscale_method,
+                                              offset=upscale_offset(step.relative_sf, cfg.scale.kernel_alignment))
                 if self._several_steps:
                     bicubic = evaluate(np.clip(self._interpolated, 0, 1), step.gt, step.scale_factor)
                     self._add("step/bicubic_psnr", bicubic["psnr"], step.index)
@@ -107,6 +110,9 @@ class MLflowLogger(ScaleStepCallback):
             getattr(self.model, "generator", self.model).save(model_dir / f"step_{step.index}.keras")
             if isinstance(step.kernel, np.ndarray):
                 np.save(model_dir / f"step_{step.index}_kernel.npy", step.kernel)
+                # The transforms training used: found on the kernel before re-centring, which may
+                # have made the saved kernel less symmetric (trainer.super_resolve_with_networks).
+                np.save(model_dir / f"step_{step.index}_kernel_symmetries.npy", np.asarray(step.kernel_symmetries))
             if step.index < len(self.run.config.scale.scale_factors) - 1:
                 sy, sx = step.scale_factor
                 path = self.run.folder / "outputs" / f"step_{step.index}_x{sy:g}x{sx:g}.png"

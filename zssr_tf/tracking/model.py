@@ -6,7 +6,8 @@
 `predict` runs exactly the final test of `zssr predict` (`trainer.super_resolve_with_networks`:
 tiled self-ensemble, back-projection, base changes and the re-centred kernels of the run), so the
 two give the same pixels. The model's artifacts are the run's `config.yaml`, one
-`step_<i>.keras` per scale step and `step_<i>_kernel.npy` where a numeric kernel was given. Its
+`step_<i>.keras` per scale step and, where a numeric kernel was given, `step_<i>_kernel.npy` and
+`step_<i>_kernel_symmetries.npy` (the dihedral transforms its self-ensemble used). Its
 signature is a float32 tensor (-1, -1, C) in and out; the input example is a small crop of the
 run's input. Loading it needs this package installed (`pip install zssr-tf`) beside MLflow.
 """
@@ -38,7 +39,7 @@ REQUIREMENTS = ("tensorflow", "keras", "numpy", "scipy", "opencv-python-headless
 class ZSSRModel(mlflow.pyfunc.PythonModel):
     """The pyfunc of a ZSSR run. After `load_context`: `config` (the run's `Config`),
     `networks` (one Keras model per scale step), `kernels` (per step a re-centred kernel array,
-    or None for scale.downscale_method)."""
+    or None for scale.downscale_method), `symmetries` (per step the kernel's transforms, or None)."""
 
     # MLflow would wrap `predict` for validation by type hints and warn that there are none; the
     # logged signature (float32 tensors of any height and width) is what MLflow validates inputs by.
@@ -49,8 +50,8 @@ class ZSSRModel(mlflow.pyfunc.PythonModel):
         with warnings.catch_warnings():  # the config's setting warnings were shown when it trained
             warnings.simplefilter("ignore", UserWarning)
             self.config = load_config(context.artifacts["config"])
-        self.networks, self.kernels = load_networks(Path(context.artifacts["config"]).parent, self.config,
-                                                    context.artifacts)
+        self.networks, self.kernels, self.symmetries = load_networks(Path(context.artifacts["config"]).parent,
+                                                                     self.config, context.artifacts)
 
     def predict(self, context, model_input, params=None):
         """The SR image (H, W, C) float32 in [0, 1] of `model_input`, an LR image (h, w, C) or
@@ -59,24 +60,30 @@ class ZSSRModel(mlflow.pyfunc.PythonModel):
         image = np.asarray(model_input, dtype=np.float32)
         if image.ndim == 4 and image.shape[0] == 1:
             image = image[0]
-        return super_resolve_with_networks(self.config, self.networks, self.kernels, image)
+        return super_resolve_with_networks(self.config, self.networks, self.kernels, image, self.symmetries)
 
 
 def load_networks(model_dir: Path, config: Config, artifacts: dict[str, str] | None = None):
-    """The networks and kernels of every scale step of `config`: `step_<i>.keras` and
-    `step_<i>_kernel.npy` in `model_dir`, or at the paths `artifacts` names (pyfunc artifact
-    keys `step_<i>`, `step_<i>_kernel`). Raises ZSSRError naming the missing steps."""
+    """(networks, kernels, symmetries) of every scale step of `config`: `step_<i>.keras`,
+    `step_<i>_kernel.npy` and `step_<i>_kernel_symmetries.npy` in `model_dir`, or at the paths
+    `artifacts` names (pyfunc artifact keys `step_<i>`, `step_<i>_kernel`,
+    `step_<i>_kernel_symmetries`). A missing kernel is None (scale.downscale_method), missing
+    symmetries None (a run saved before they were: recomputed from the kernel). Raises ZSSRError
+    naming the missing steps."""
     artifacts = artifacts or {}
     steps = range(len(config.scale.scale_factors))
     paths = {key: Path(artifacts.get(key, model_dir / f"{key}.{ext}"))
-             for i in steps for key, ext in ((f"step_{i}", "keras"), (f"step_{i}_kernel", "npy"))}
+             for i in steps for key, ext in ((f"step_{i}", "keras"), (f"step_{i}_kernel", "npy"),
+                                             (f"step_{i}_kernel_symmetries", "npy"))}
     missing = [i for i in steps if not paths[f"step_{i}"].is_file()]
     if missing:
         raise ZSSRError(f"no trained network for scale step(s) {missing} in {model_dir} (the run ended before "
                         "them); re-apply a finished run")
     networks = [keras.saving.load_model(paths[f"step_{i}"], compile=False) for i in steps]
     kernels = [np.load(p) if (p := paths[f"step_{i}_kernel"]).is_file() else None for i in steps]
-    return networks, kernels
+    symmetries = [tuple(int(k) for k in np.load(p)) if (p := paths[f"step_{i}_kernel_symmetries"]).is_file() else None
+                  for i in steps]
+    return networks, kernels, symmetries
 
 
 def log_zssr_model(run_id: str, folder: Path, config: Config, image: np.ndarray,
@@ -91,8 +98,9 @@ def log_zssr_model(run_id: str, folder: Path, config: Config, image: np.ndarray,
     artifacts = {"config": str(folder / "config.yaml")}
     for i in steps:
         artifacts[f"step_{i}"] = str(model_dir / f"step_{i}.keras")
-        if (kernel := model_dir / f"step_{i}_kernel.npy").is_file():
-            artifacts[f"step_{i}_kernel"] = str(kernel)
+        for key in (f"step_{i}_kernel", f"step_{i}_kernel_symmetries"):
+            if (path := model_dir / f"{key}.npy").is_file():
+                artifacts[key] = str(path)
     channels = image.shape[2]
     tensor = TensorSpec(np.dtype(np.float32), (-1, -1, channels))
     signature = ModelSignature(inputs=Schema([tensor]), outputs=Schema([tensor]))
