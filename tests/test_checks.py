@@ -60,3 +60,19 @@ def test_images_must_be_floats_in_0_1(shared_data_dir, tmp_path):
         read = read_image(file)[0]
         np.testing.assert_array_equal(check_inputs(config, read)[0], read)
     assert check_inputs(config, read * 1.005)[0].max() == 1.0
+
+
+def test_direct_without_a_kernel_and_small_adversarial_images_fail_before_training(shared_data_dir):
+    """Both are found by check_inputs, i.e. by the CLI and a sweep's point check before any
+    TensorFlow work, not in the middle of a run."""
+    from zssr_tf.image_io import read_image
+
+    image = read_image(shared_data_dir / "set5" / "lr_x2" / "head.png")[0]
+    direct = load_config("given_kernel", ["kernel_alignment=direct"])
+    with pytest.raises(ZSSRError, match="applies to a numeric kernel.*kernels: patterns"):
+        check_inputs(direct, image)
+    check_inputs(load_config("given_kernel", ["kernel_alignment=direct", "kernel=estimate"]), image)  # estimated later
+    gan = load_config("zsrgan", ["perceptual_weight=0"])
+    with pytest.raises(ZSSRError, match="at least 64 pixels"):
+        check_inputs(gan, image[:48, :48])
+    check_inputs(gan, image[:64, :64])

@@ -1,10 +1,12 @@
 """The scale-step loop: sizes of gradual steps, base changes, kernels per step, input checks."""
 
+import warnings
+
 import numpy as np
 import pytest
 
 from zssr_tf.config import load_config
-from zssr_tf.errors import ZSSRError
+from zssr_tf.errors import ZSSRError, ZSSRWarning
 from zssr_tf.kernels import gaussian_kernel
 from zssr_tf.trainer import ZSSR
 
@@ -89,6 +91,20 @@ def test_kernel_symmetries_reach_fathers_and_ensemble(capsys, kernel, father_tra
     off = load_config("given_kernel", TINY + ["kernel_symmetry=false"])
     ZSSR(off, verbose=True).run(smooth_image(24, 24), kernels=[kernel])
     assert "father transforms [0], self-ensemble [0]" in capsys.readouterr().out
+
+
+def test_default_config_warns_when_its_transforms_break_the_kernels_symmetry():
+    """The default config rotates fathers and runs the 8-way self-ensemble; with a kernel that is
+    not symmetric under those transforms the user is told, and given_kernel is quiet."""
+    rotated = gaussian_kernel(9, 0.8, 1.6, 0.5)  # symmetric under 180 degrees only
+    with pytest.warns(ZSSRWarning, match=r"not symmetric under dihedral transforms \[1, 3, 4, 5, 6, 7\]"):
+        ZSSR(load_config(overrides=TINY), verbose=False).run(smooth_image(24, 24), kernels=[rotated])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*not symmetric under", category=ZSSRWarning)
+        ZSSR(load_config("given_kernel", TINY), verbose=False).run(smooth_image(24, 24), kernels=[rotated])
+        ZSSR(load_config(overrides=TINY), verbose=False).run(smooth_image(24, 24), kernels=[gaussian_kernel(9, 1.2)])
+
+
 def test_cosine_schedule_stops_once_the_rate_falls_below_the_minimum():
     config = load_config(overrides=[*TINY, "learning_rate_schedule=cosine", "max_iters=40", "run_test_every=10",
                                     "learning_rate_slope_range=30"])

@@ -109,15 +109,27 @@ def blind_step_factors(config: Config) -> list[int]:
 def check_inputs(config: Config, image: np.ndarray, gt: np.ndarray | None = None,
                  kernels: Sequence[np.ndarray] | None = None, names: dict[str, str] | None = None):
     """Every check of a run's inputs: `check_image`, `check_ground_truth` (when `gt` is given),
-    `check_kernels`, and with kernel=estimate and no kernels yet (they are to be estimated)
-    `blind_step_factors`. Returns (image, gt, kernels) as the run uses them. `names` maps "image"
+    `check_kernels`, with kernel=estimate and no kernels yet (they are to be estimated)
+    `blind_step_factors`; a numeric kernel where the alignment needs one (`direct`); an image
+    large enough for the discriminator when the adversarial loss is on. Returns (image, gt, kernels) as the run uses them. `names` maps "image"
     and "gt" to how messages name them (e.g. their file paths)."""
     names = names or {}
     image = check_image(image, config.scale.scale_factors, names.get("image", "the image"))
     if gt is not None:
         gt = check_ground_truth(gt, image.shape, config, names.get("gt", "the ground truth"))
-    if kernels is None and config.kernel_estimation.kernel == "estimate":
+    estimate = kernels is None and config.kernel_estimation.kernel == "estimate"
+    if estimate:
         blind_step_factors(config)
+    alignment = config.scale.kernel_alignment
+    if kernels is None and not estimate and alignment != "block_centre":
+        raise ZSSRError(f"scale.kernel_alignment {alignment!r} applies to a numeric kernel and none was given: pass "
+                        "one (zssr train --kernel FILE, a sweep's kernels: patterns, or ZSSR.run(kernels=...)), or "
+                        f"use kernel_alignment: block_centre with downscale_method {config.scale.downscale_method!r} "
+                        "(MATLAB's grid)")
+    if config.loss.adversarial_weight > 0 and min(image.shape[:2]) < 64:
+        raise ZSSRError(f"{names.get('image', 'the image')} is {image.shape[1]}x{image.shape[0]} pixels: the "
+                        "discriminator (loss.adversarial_weight > 0) needs fathers of at least 64 pixels per side; "
+                        "use a larger image or loss.adversarial_weight=0")
     return image, gt, check_kernels(kernels, config)
 
 

@@ -306,7 +306,9 @@ def _input_path(args: argparse.Namespace) -> str:
 
         return str(Path(skimage.__file__).parent / "data" / "chelsea.png")
     if not args.image:
-        raise ZSSRError("no input image: give a path (zssr train photo.png) or --demo")
+        hint = (" (--kernel takes every path after it: put the image before --kernel)"
+                if getattr(args, "kernel", None) else "")
+        raise ZSSRError(f"no input image: give a path (zssr train photo.png) or --demo{hint}")
     return args.image
 
 

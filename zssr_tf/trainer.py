@@ -126,15 +126,7 @@ class ZSSR:
         image, gt, kernels = check_inputs(cfg, image, gt, kernels)
         for message in setting_warnings(cfg):
             warnings.warn(message, ZSSRWarning, stacklevel=2)
-        if cfg.loss.adversarial_weight > 0 and min(image.shape[:2]) < 64:
-            raise ZSSRError(f"the image is {image.shape[1]}x{image.shape[0]} pixels: the discriminator "
-                            "(loss.adversarial_weight > 0) needs fathers of at least 64 pixels per side; "
-                            "use a larger image or loss.adversarial_weight=0")
         alignment = cfg.scale.kernel_alignment
-        if kernels is None and alignment != "block_centre":
-            raise ZSSRError(f"scale.kernel_alignment {alignment!r} applies to a numeric kernel: pass one with "
-                            f"--kernel FILE, or use kernel_alignment: block_centre with "
-                            f"downscale_method {cfg.scale.downscale_method!r} (MATLAB's grid)")
         keras.utils.set_random_seed(cfg.run.seed)
         self.model = None  # every run starts from fresh weights
         channels = image.shape[2]
@@ -230,6 +222,15 @@ class ZSSR:
                                           t.run_test_every, t.learning_rate_change_ratio,
                                           legacy_slope_std=t.legacy_slope_std)
         label = f"[step {step.index + 1}/{len(cfg.scale.scale_factors)} {format_scale(step.scale_factor)}] "
+        if isinstance(step.kernel, np.ndarray) and cfg.scale.kernel_symmetry:
+            used = set(pairs.sampler.dihedral_transforms) | set(
+                ensemble_transforms(step.relative_sf, cfg.test.output_flip, step.kernel_symmetries))
+            if not used <= set(step.kernel_symmetries):
+                warnings.warn(f"{label.strip()} the kernel is not symmetric under dihedral transforms "
+                              f"{sorted(used - set(step.kernel_symmetries))} that father augmentation or the "
+                              "self-ensemble use, so those pairs and outputs do not match it: use --config "
+                              "given_kernel (or augment_allow_rotation=false output_flip=false)", ZSSRWarning,
+                              stacklevel=3)
         if self.verbose and isinstance(step.kernel, np.ndarray):
             print(f"{label}kernel {cfg.scale.kernel_alignment}; symmetric under dihedral transforms "
                   f"{list(step.kernel_symmetries)}{' (isotropic)' if step.kernel_isotropic else ''}: "
