@@ -65,15 +65,7 @@ def main() -> int:
             for index in range(args.pairs):
                 maker(index)
             times[name].append((time.perf_counter() - start) / args.pairs * 1000)
-    result = {name: {"ms_per_pair": float(np.median(t)), "repeats": t} for name, t in times.items()}
-    base = result["bicubic"]["ms_per_pair"]
-    for name, r in result.items():
-        r["vs_bicubic"] = r["ms_per_pair"] / base
-        print(f"{name:>28}: {r['ms_per_pair']:.2f} ms/pair ({r['vs_bicubic']:.2f}x bicubic)")
-    out = ROOT / "experiments/results/kernel_path_cpu.json"
-    out.write_text(json.dumps({"pairs": args.pairs, "repeats": args.repeats, "variants": result}, indent=1) + "\n")
-    print(f"wrote {out}")
-    return 0
+    return report(times, "pair", "kernel_path_cpu.json", {"pairs": args.pairs, "repeats": args.repeats})
 
 
 def whole_iterations(image: np.ndarray, iterations: int, repeats: int) -> int:
@@ -92,13 +84,20 @@ def whole_iterations(image: np.ndarray, iterations: int, repeats: int) -> int:
             ZSSR(config, callbacks=[timer], verbose=False).run(image, kernels=kernels)
             times[name].append(timer.ms_per_iteration())
             print(f"repeat {repeat + 1}: {name}: {times[name][-1]:.0f} ms/iteration", flush=True)
-    result = {name: {"ms_per_iteration": float(np.median(t)), "repeats": t} for name, t in times.items()}
-    base = result["bicubic"]["ms_per_iteration"]
+    return report(times, "iteration", "kernel_iteration_cpu.json", {"iterations": iterations, "repeats": repeats})
+
+
+def report(times: dict[str, list[float]], unit: str, file_name: str, meta: dict) -> int:
+    """Median ms per `unit` of each variant and its ratio to "bicubic": printed, and written with
+    `meta` and the repeats to experiments/results/`file_name`."""
+    key = f"ms_per_{unit}"
+    result = {name: {key: float(np.median(t)), "repeats": t} for name, t in times.items()}
+    base = result["bicubic"][key]
     for name, r in result.items():
-        r["vs_bicubic"] = r["ms_per_iteration"] / base
-        print(f"{name:>24}: {r['ms_per_iteration']:.0f} ms/iteration ({r['vs_bicubic']:.2f}x bicubic)")
-    out = ROOT / "experiments/results/kernel_iteration_cpu.json"
-    out.write_text(json.dumps({"iterations": iterations, "repeats": repeats, "variants": result}, indent=1) + "\n")
+        r["vs_bicubic"] = r[key] / base
+        print(f"{name:>28}: {r[key]:.2f} ms/{unit} ({r['vs_bicubic']:.2f}x bicubic)")
+    out = ROOT / "experiments/results" / file_name
+    out.write_text(json.dumps({**meta, "variants": result}, indent=1) + "\n")
     print(f"wrote {out}")
     return 0
 
