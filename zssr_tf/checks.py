@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from zssr_tf.config import Config, format_scale
+from zssr_tf.config import Config, format_scale, relative_scale_factors
 from zssr_tf.errors import ZSSRError
 from zssr_tf.kernels import check_kernel
 
@@ -93,16 +93,13 @@ def blind_step_factors(config: Config) -> list[int]:
     """The factor (2 or 4) each scale step downscales its input by, relative to the step's input
     (after base changes). Blind SR estimates x2 kernels and derives x4 from them, so any other
     step raises ZSSRError, before any long work."""
-    factors, base = [], (1.0, 1.0)
-    for sf in config.scale.scale_factors:
-        relative = (sf[0] / base[0], sf[1] / base[1])
+    factors = []
+    for sf, relative in zip(config.scale.scale_factors, relative_scale_factors(config.scale)):
         if relative not in ((2.0, 2.0), (4.0, 4.0)):
             raise ZSSRError(f"scale step {list(sf)} is x{relative[0]:g} x x{relative[1]:g} relative to its input; "
                             "an estimated kernel (kernel=estimate) supports x2 and x4 steps only, e.g. "
                             "scale_factors=[[2,2]] or [[2,2],[4,4]]")
         factors.append(int(relative[0]))
-        if sf in config.scale.base_change_sfs:
-            base = sf
     return factors
 
 

@@ -466,18 +466,25 @@ def _kernel_estimation_checks(k: KernelEstimationConfig) -> list[tuple[bool, str
     ]
 
 
+def relative_scale_factors(s: ScaleConfig) -> list[tuple[float, float]]:
+    """Per scale step, the (sy, sx) factor it upscales its own input by: scale_factors divided by
+    the last base change before the step (DESIGN §1.6)."""
+    factors, base = [], (1.0, 1.0)
+    for sf in s.scale_factors:
+        factors.append((sf[0] / base[0], sf[1] / base[1]))
+        if sf in s.base_change_sfs:
+            base = sf
+    return factors
+
+
 def _check_direct_steps(s: ScaleConfig) -> None:
     """Under "direct" every step downscales its input by whole factors (after base changes)."""
-    base = (1.0, 1.0)
-    for i, sf in enumerate(s.scale_factors):
-        relative = (sf[0] / base[0], sf[1] / base[1])
+    for i, relative in enumerate(relative_scale_factors(s)):
         if any(abs(f - round(f)) > 1e-9 for f in relative):
             raise ZSSRError(
                 f"scale.kernel_alignment 'direct' puts LR pixel i on HR pixel s*i, which needs whole-number "
                 f"factors; scale step {i} is {[round(f, 6) for f in relative]} relative to its input. Use whole "
                 "factors (e.g. [[2, 2]] or [[2, 2], [4, 4]]) or kernel_alignment: block_centre")
-        if sf in s.base_change_sfs:
-            base = sf
 
 
 def _resolve_config_path(path: str | Path, relative_to: Path | None = None) -> Path:
