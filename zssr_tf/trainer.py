@@ -222,21 +222,19 @@ class ZSSR:
                                           t.run_test_every, t.learning_rate_change_ratio,
                                           legacy_slope_std=t.legacy_slope_std)
         label = f"[step {step.index + 1}/{len(cfg.scale.scale_factors)} {format_scale(step.scale_factor)}] "
-        if isinstance(step.kernel, np.ndarray) and cfg.scale.kernel_symmetry:
-            used = set(pairs.sampler.dihedral_transforms) | set(
-                ensemble_transforms(step.relative_sf, cfg.test.output_flip, step.kernel_symmetries))
-            if not used <= set(step.kernel_symmetries):
-                warnings.warn(f"{label.strip()} the kernel is not symmetric under dihedral transforms "
-                              f"{sorted(used - set(step.kernel_symmetries))} that father augmentation or the "
-                              "self-ensemble use, so those pairs and outputs do not match it: use --config "
-                              "given_kernel (or augment_allow_rotation=false output_flip=false)", ZSSRWarning,
-                              stacklevel=3)
-        if self.verbose and isinstance(step.kernel, np.ndarray):
-            print(f"{label}kernel {cfg.scale.kernel_alignment}; symmetric under dihedral transforms "
-                  f"{list(step.kernel_symmetries)}{' (isotropic)' if step.kernel_isotropic else ''}: "
-                  f"father transforms {list(pairs.sampler.dihedral_transforms)}, self-ensemble "
-                  f"{ensemble_transforms(step.relative_sf, cfg.test.output_flip, step.kernel_symmetries)}",
-                  flush=True)
+        if isinstance(step.kernel, np.ndarray):
+            fathers = pairs.sampler.dihedral_transforms
+            ensemble = ensemble_transforms(step.relative_sf, cfg.test.output_flip, step.kernel_symmetries)
+            broken = sorted(set(fathers).union(ensemble) - set(step.kernel_symmetries))
+            if broken and cfg.scale.kernel_symmetry:
+                warnings.warn(f"{label.strip()} the kernel is not symmetric under dihedral transforms {broken} that "
+                              "father augmentation or the self-ensemble use, so those pairs and outputs do not match "
+                              "it: use --config given_kernel (or augment_allow_rotation=false output_flip=false)",
+                              ZSSRWarning, stacklevel=3)
+            if self.verbose:
+                print(f"{label}kernel {cfg.scale.kernel_alignment}; symmetric under dihedral transforms "
+                      f"{list(step.kernel_symmetries)}{' (isotropic)' if step.kernel_isotropic else ''}: "
+                      f"father transforms {list(fathers)}, self-ensemble {ensemble}", flush=True)
         # A tiled predict, and on large images a fixed set of crops: the test's cost and memory
         # do not grow with the image.
         windows = reconstruction_windows(step.input_image.shape[:2], t.reconstruction_test,
