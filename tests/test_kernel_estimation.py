@@ -13,11 +13,13 @@ from zssr_tf.image_io import read_image
 from zssr_tf.kernel_estimation import constraints as C
 from zssr_tf.kernel_estimation.crops import (FlatImageWarning, crop_probability, draw_top_lefts, gradient_map,
                                              sample_crop_positions)
-from zssr_tf.kernel_estimation.estimator import KernelEstimationError, check_and_post_process, prepare_image
+from zssr_tf.kernel_estimation.estimator import (KernelEstimationError, KernelEstimationHistory,
+                                                 check_and_post_process, estimate_kernel, prepare_image)
 from zssr_tf.kernel_estimation.files import write_kernel_files
 from zssr_tf.kernel_estimation.networks import (build_linear_generator, build_patch_discriminator,
                                                 downscale_with_generator_kernel, extract_kernel, generate)
-from zssr_tf.kernel_estimation.postprocess import analytic_x4_kernel, post_process, zero_negligible_taps
+from zssr_tf.kernel_estimation.postprocess import (analytic_x4_kernel, average_kernels, post_process,
+                                                   zero_negligible_taps)
 from zssr_tf.kernel_estimation.schedule import ConstraintSchedule
 from zssr_tf.kernels import gaussian_kernel, load_kernel, recenter_kernel
 
@@ -91,6 +93,56 @@ def test_post_processing_is_non_negative_and_centred():
     np.testing.assert_allclose(ndimage.center_of_mass(shifted), (wanted, wanted), atol=0.05)
     assert shifted.shape[0] > 13
     np.testing.assert_array_equal(post_process(raw), shifted)
+
+
+def _second_moments(kernel):
+    """(var_y, var_x, cov_yx) in px^2 of a kernel with sum 1."""
+    y, x = np.mgrid[:kernel.shape[0], :kernel.shape[1]]
+    cy, cx = ndimage.center_of_mass(kernel)
+    return np.array([np.sum(kernel * (y - cy) ** 2), np.sum(kernel * (x - cx) ** 2),
+                     np.sum(kernel * (y - cy) * (x - cx))])
+
+
+def test_average_of_kernels_is_centred_and_averages_their_moments():
+    # Two estimates of an isotropic blur, one too tall and one too wide, sitting a fraction of a
+    # pixel apart: their mean has the mean second moments (they are linear in the taps once
+    # both are centred), i.e. it is round again, at the x2 block centre.
+    tall = ndimage.shift(gaussian_kernel(15, 1.8, 1.2, 0.0), (0.3, -0.4), order=3)
+    wide = gaussian_kernel(13, 1.2, 1.8, 0.0)
+    mean = average_kernels([tall, wide])
+    assert mean.sum() == pytest.approx(1.0, abs=1e-3)
+    wanted = mean.shape[0] // 2 + 0.5
+    np.testing.assert_allclose(ndimage.center_of_mass(mean), (wanted, wanted), atol=0.02)
+    expected = (_second_moments(tall / tall.sum()) + _second_moments(wide)) / 2
+    np.testing.assert_allclose(_second_moments(mean / mean.sum()), expected, atol=0.03)
+    assert abs(_second_moments(mean)[0] - _second_moments(mean)[1]) < 0.03
+    # One kernel: itself at the block centre (with one more ring of zeros from the centring).
+    np.testing.assert_allclose(average_kernels([wide])[1:-1, 1:-1], recenter_kernel(wide, 2), atol=2e-5)
+    with pytest.raises(ValueError, match="odd"):
+        average_kernels([np.ones((4, 4)) / 16])
+
+
+def test_several_estimation_runs_average_the_runs_seeded_one_after_another(shared_data_dir, monkeypatch):
+    # The GAN itself is tested elsewhere; here the runs' seeds, iteration count and averaging.
+    def one_run(image, config, seed, callback):
+        assert image.min() >= -1 and image.max() <= 1  # prepared once, [-1, 1]
+        for i in range(4 if callback else 0):
+            callback(i, {"g_loss": float(seed)})
+        return post_process(gaussian_kernel(13, 1.0 + 0.2 * seed, 1.5, 0.3)), KernelEstimationHistory(
+            values={"g_loss": [float(seed)] * 4}, raw_kernel=np.full((13, 13), seed), seconds=1.0, iterations=4)
+
+    monkeypatch.setattr("zssr_tf.kernel_estimation.estimator._estimate_once", one_run)
+    lr, _, _ = read_image(shared_data_dir / "set5/lr_x2/butterfly.png")
+    seen = []
+    kernel, history = estimate_kernel(lr, load_config("blind", ["estimation_iters=4", "estimation_runs=3", "seed=5"]),
+                                      callback=lambda i, values: seen.append((i, values["g_loss"])))
+    assert seen == [(i, float(5 + i // 4)) for i in range(12)]
+    assert history.iterations == 12 and history.seconds == 3.0
+    assert history.values["g_loss"] == [v for _, v in seen] and history.raw_kernel[0, 0] == 5
+    runs = [one_run(np.zeros((1, 1, 3)), None, seed, None)[0] for seed in (5, 6, 7)]
+    np.testing.assert_allclose(kernel, average_kernels(runs))
+    single, _ = estimate_kernel(lr, load_config("blind", ["seed=5"]))
+    np.testing.assert_array_equal(single, runs[0])
 
 
 def test_constraint_values_on_hand_made_kernels():

@@ -214,7 +214,7 @@ def kernel(args: argparse.Namespace) -> int:
     from zssr_tf.pipeline import estimate_blind_kernels, estimation_progress, write_estimated_kernels
 
     estimate = estimate_blind_kernels(config, image, estimation_progress(
-        config.run.progress_every, config.kernel_estimation.estimation_iters))
+        config.run.progress_every, config.kernel_estimation.total_iters))
     paths = write_estimated_kernels(estimate, Path(args.out or config.run.output_dir), Path(info.path).stem)
     history = estimate.history
     print(f"estimated the kernel of {info.path} in {history.seconds:.1f} s ({history.iterations} iterations, "

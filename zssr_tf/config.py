@@ -151,6 +151,7 @@ class KernelEstimationConfig:
     kernel: str = "given"  # "given": downscale_method or --kernel files; "estimate": estimate first
     method: str = "kernelgan"
     estimation_iters: int = 3000
+    estimation_runs: int = 1
     estimation_learning_rate: float = 2e-4
     estimation_beta_1: float = 0.5
     estimation_learning_rate_drop_every: int = 750
@@ -176,6 +177,11 @@ class KernelEstimationConfig:
     d_noise_std: float = 1 / 255
     accumulate_d_noise: bool = False
     kernel_keep_taps: int = 40
+
+    @property
+    def total_iters(self) -> int:
+        """Iterations of the whole estimation: estimation_iters per run, estimation_runs runs."""
+        return self.estimation_iters * self.estimation_runs
 
 
 @dataclass(frozen=True)
@@ -435,6 +441,7 @@ def _kernel_estimation_checks(k: KernelEstimationConfig) -> list[tuple[bool, str
         (k.method in KERNEL_ESTIMATION_METHODS,
          f"{section}.method is {k.method!r}; use one of {KERNEL_ESTIMATION_METHODS}"),
         (k.estimation_iters >= 1, f"{section}.estimation_iters must be >= 1 (3000 in the paper)"),
+        (k.estimation_runs >= 1, f"{section}.estimation_runs must be >= 1 (1 in the paper)"),
         (k.estimation_learning_rate > 0, f"{section}.estimation_learning_rate must be > 0"),
         (0 <= k.estimation_beta_1 < 1, f"{section}.estimation_beta_1 must be in [0, 1)"),
         (k.estimation_learning_rate_drop_every >= 1, f"{section}.estimation_learning_rate_drop_every must be >= 1"),

@@ -74,7 +74,7 @@ def estimate_run_kernels(config: Config, image: np.ndarray, run, out_dir: Path, 
     from zssr_tf.tracking.kernel_estimation import KernelEstimationLogger  # MLflow, only for tracked runs
 
     logger = KernelEstimationLogger(run)
-    progress = estimation_progress(config.run.progress_every, config.kernel_estimation.estimation_iters)
+    progress = estimation_progress(config.run.progress_every, config.kernel_estimation.total_iters)
 
     def report(iteration: int, values: dict) -> None:
         progress(iteration, values)

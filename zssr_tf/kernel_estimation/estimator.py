@@ -24,7 +24,7 @@ from zssr_tf.kernel_estimation.crops import sample_crop_positions
 from zssr_tf.kernel_estimation.networks import (build_linear_generator, build_patch_discriminator,
                                                 downscale_with_generator_kernel, extract_kernel,
                                                 generator_kernel_size)
-from zssr_tf.kernel_estimation.postprocess import post_process
+from zssr_tf.kernel_estimation.postprocess import average_kernels, post_process
 from zssr_tf.kernel_estimation.schedule import ConstraintSchedule
 
 # Per-iteration values, in the order the training step returns them.
@@ -86,9 +86,8 @@ def prepare_image(image: np.ndarray, shave: int, crop_size: int) -> np.ndarray:
 class KernelGAN:
     """The generator, discriminator, their optimisers and one compiled training step."""
 
-    def __init__(self, config: Config, channels: int):
+    def __init__(self, config: Config, channels: int, seed: int):
         c = self.config = config.kernel_estimation
-        seed = config.run.seed
         keras.utils.set_random_seed(seed)
         policy = c.estimation_precision
         self.generator = build_linear_generator(c.generator_structure, c.generator_width, c.init_gain, seed, policy)
@@ -147,25 +146,52 @@ class KernelGAN:
 
 def estimate_kernel(lr_image: np.ndarray, config: Config,
                     callback: IterationCallback | None = None) -> tuple[np.ndarray, KernelEstimationHistory]:
-    """Estimate the x2 downscaling kernel of `lr_image` with KernelGAN.
+    """Estimate the x2 downscaling kernel of `lr_image` with KernelGAN, averaged over
+    `kernel_estimation.estimation_runs` independent estimations.
 
     `lr_image`: (h, w), (h, w, 1) or (h, w, 3) float in [0, 1]; after `estimation_shave` it
     needs at least `generator_crop_size` (64) pixels per side. `config.kernel_estimation` holds
-    every setting, `config.run.seed` the seed (crops, noise and weights are reproducible).
+    every setting, `config.run.seed` the seed: run r (from 0) uses seed `run.seed + r` for its
+    crops, noise and weights, so every run is reproducible. One estimate is noisy, and its shape
+    varies from seed to seed; the mean of several (each centred on a common grid, then
+    re-centred, `postprocess.average_kernels`) is closer to the true kernel.
     `callback(iteration, values)` is called after every iteration with that iteration's
-    VALUE_NAMES, "bicubic_weight" and "learning_rate" floats (e.g. for tracking and progress).
+    VALUE_NAMES, "bicubic_weight" and "learning_rate" floats (e.g. for tracking and progress);
+    iterations count on across runs (run r's first is r * estimation_iters).
 
     Returns (kernel, history): the post-processed float64 correlation kernel (about 15x15 to
-    17x17, sum ~1, centre of mass at the x2 block centre, i.e. the block-centre convention of
-    MATLAB's imresize) and a KernelEstimationHistory.
-    Raises ZSSRError for a too-small image and KernelEstimationError when the estimate collapses
+    19x19, sum ~1, centre of mass at the x2 block centre, i.e. the block-centre convention of
+    MATLAB's imresize) and a KernelEstimationHistory of all runs (values concatenated, seconds
+    and iterations summed; milestones and raw kernel of the first run).
+    Raises ZSSRError for a too-small image and KernelEstimationError when an estimate collapses
     (NaN, raw sum far from 1, no positive taps); warns (crops.FlatImageWarning) for a flat image.
     """
     c = config.kernel_estimation
     image = prepare_image(lr_image, c.estimation_shave, c.generator_crop_size)
+    kernels, histories = [], []
+    for run in range(c.estimation_runs):
+        offset = run * c.estimation_iters
+        shifted = None if callback is None else (lambda i, values, offset=offset: callback(offset + i, values))
+        kernel, history = _estimate_once(image, config, config.run.seed + run, shifted)
+        kernels.append(kernel)
+        histories.append(history)
+    first = histories[0]
+    merged = KernelEstimationHistory(
+        values={name: [v for h in histories for v in h.values[name]] for name in first.values},
+        similar_to_bicubic_at=first.similar_to_bicubic_at, constraints_on_at=first.constraints_on_at,
+        raw_kernel=first.raw_kernel, seconds=sum(h.seconds for h in histories),
+        iterations=sum(h.iterations for h in histories))
+    return (kernels[0] if len(kernels) == 1 else average_kernels(kernels)), merged
+
+
+def _estimate_once(image: np.ndarray, config: Config, seed: int,
+                   callback: IterationCallback | None) -> tuple[np.ndarray, KernelEstimationHistory]:
+    """One KernelGAN estimation on the prepared `image` ((h, w, C) float32 in [-1, 1]) with
+    `seed`: the post-processed kernel and its history."""
+    c = config.kernel_estimation
     # One random stream, used only for the crop positions and the noise: reproducible per seed.
-    rng = np.random.default_rng((config.run.seed, 10))
-    gan = KernelGAN(config, image.shape[2])
+    rng = np.random.default_rng((seed, 10))
+    gan = KernelGAN(config, image.shape[2], seed)
     g_size, d_size = c.generator_crop_size, gan.d_crop_size
     g_corners, d_corners = sample_crop_positions((image + 1) / 2, g_size, d_size, c.estimation_iters, rng)
     noise_std = 2 * c.d_noise_std  # the real crops' noise is 1/255 in [0, 1] units

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
-from zssr_tf.kernels import recenter_kernel
+from zssr_tf.kernels import centre_kernel, recenter_kernel
 
 
 def zero_negligible_taps(kernel: np.ndarray, keep: int = 40) -> np.ndarray:
@@ -37,6 +37,27 @@ def post_process(kernel: np.ndarray, keep: int = 40, scale: int = 2) -> np.ndarr
     code the result is not renormalised (the spline may leave tiny negative taps).
     (K, K) -> (K + 2p, K + 2p) float64 with p >= 1 (15 x 15 to 17 x 17 for 13 x 13)."""
     return recenter_kernel(zero_negligible_taps(kernel, keep), scale)
+
+
+def average_kernels(kernels, scale: int = 2) -> np.ndarray:
+    """The mean of several estimates of one kernel, in the convention of `post_process`.
+
+    Each kernel (odd-sized, any centre of mass) is normalised to sum 1 and centred on its middle
+    tap (`kernels.centre_kernel`), all are zero-padded to a common size and averaged, and the
+    mean is moved to the x`scale` block centre (`kernels.recenter_kernel`). Centring first keeps
+    estimates that sit a fraction of a pixel apart from blurring their mean.
+    list of (K_i, K_i) -> (K, K) float64, K >= max K_i. Raises ValueError for an empty list or
+    an even-sized kernel.
+    """
+    if not kernels:
+        raise ValueError("no kernels to average")
+    if any(np.shape(k)[0] % 2 == 0 or np.shape(k)[1] % 2 == 0 for k in kernels):
+        raise ValueError("kernels to average must have odd sides")
+    centred = [centre_kernel(np.asarray(k, np.float64) / np.sum(k)) for k in kernels]
+    size = max(max(k.shape) for k in centred)
+    # Odd sizes differ by even numbers: symmetric padding keeps every middle tap in the middle.
+    padded = [np.pad(k, [((size - n) // 2,) * 2 for n in k.shape]) for k in centred]
+    return recenter_kernel(np.mean(padded, axis=0), scale)
 
 
 def analytic_x4_kernel(kernel_x2: np.ndarray, crop: bool = True) -> np.ndarray:
