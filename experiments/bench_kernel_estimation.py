@@ -38,7 +38,7 @@ WARMUP = 20
 def estimation_ms(image: np.ndarray, precision: str, iters: int) -> float:
     """Median ms per estimation iteration after WARMUP, from per-iteration timestamps."""
     stamps = []
-    config = load_config(overrides=[f"estimation_iters={iters}", f"estimation_precision={precision}"])
+    config = load_config(overrides=[f"estimation_iters={iters}", "estimation_runs=1", f"estimation_precision={precision}"])
     try:
         estimate_kernel(image, config, callback=lambda i, values: stamps.append(time.perf_counter()))
     except KernelEstimationError:

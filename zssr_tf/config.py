@@ -151,7 +151,7 @@ class KernelEstimationConfig:
     kernel: str = "given"  # "given": downscale_method or --kernel files; "estimate": estimate first
     method: str = "kernelgan"
     estimation_iters: int = 3000
-    estimation_runs: int = 1
+    estimation_runs: int = 3
     estimation_learning_rate: float = 2e-4
     estimation_beta_1: float = 0.5
     estimation_learning_rate_drop_every: int = 750
