@@ -13,7 +13,7 @@ from zssr_tf.image_io import read_image
 from zssr_tf.kernel_estimation import constraints as C
 from zssr_tf.kernel_estimation.crops import (FlatImageWarning, crop_probability, draw_top_lefts, gradient_map,
                                              sample_crop_positions)
-from zssr_tf.kernel_estimation.estimator import (KernelEstimationError, KernelEstimationHistory,
+from zssr_tf.kernel_estimation.estimator import (BicubicPhaseWarning, KernelEstimationError, KernelEstimationHistory,
                                                  check_and_post_process, estimate_kernel, prepare_image)
 from zssr_tf.kernel_estimation.files import write_kernel_files
 from zssr_tf.kernel_estimation.networks import (build_linear_generator, build_patch_discriminator,
@@ -143,6 +143,23 @@ def test_several_estimation_runs_average_the_runs_seeded_one_after_another(share
     np.testing.assert_allclose(kernel, average_kernels(runs))
     single, _ = estimate_kernel(lr, load_config("blind", ["seed=5", "estimation_runs=1"]))
     np.testing.assert_array_equal(single, runs[0])
+
+
+@pytest.mark.parametrize("threshold, warns", [(1e-12, True), (1e9, False)])
+def test_a_bicubic_phase_that_never_ends_is_a_warning(shared_data_dir, threshold, warns):
+    lr, _, _ = read_image(shared_data_dir / "set5/lr_x2/butterfly.png")
+    config = load_config("blind", ["estimation_iters=5", "estimation_runs=1", "estimation_shave=0", "generator_width=8",
+                                   "patch_discriminator_width=8", f"bicubic_similar_threshold={threshold}"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            estimate_kernel(lr, config)
+        except KernelEstimationError:
+            pass  # 5 iterations leave the raw kernel near 0; the warning comes first
+    phase = [w for w in caught if issubclass(w.category, BicubicPhaseWarning)]
+    assert bool(phase) == warns
+    if warns:
+        assert "never left its bicubic phase" in str(phase[0].message) and "per_channel" in str(phase[0].message)
 
 
 def test_constraint_values_on_hand_made_kernels():
