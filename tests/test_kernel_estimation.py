@@ -14,7 +14,8 @@ from zssr_tf.kernel_estimation import constraints as C
 from zssr_tf.kernel_estimation.crops import (FlatImageWarning, crop_probability, draw_top_lefts, gradient_map,
                                              sample_crop_positions)
 from zssr_tf.kernel_estimation.estimator import (BicubicPhaseWarning, KernelEstimationError, KernelEstimationHistory,
-                                                 check_and_post_process, estimate_kernel, prepare_image)
+                                                 KernelEstimationWarning, check_and_post_process, estimate_kernel,
+                                                 prepare_image)
 from zssr_tf.kernel_estimation.files import write_kernel_files
 from zssr_tf.kernel_estimation.networks import (build_linear_generator, build_patch_discriminator,
                                                 downscale_with_generator_kernel, extract_kernel, generate)
@@ -143,6 +144,27 @@ def test_several_estimation_runs_average_the_runs_seeded_one_after_another(share
     np.testing.assert_allclose(kernel, average_kernels(runs))
     single, _ = estimate_kernel(lr, load_config("blind", ["seed=5", "estimation_runs=1"]))
     np.testing.assert_array_equal(single, runs[0])
+
+
+@pytest.mark.parametrize("failing, survivors", [({6}, (5, 7)), ({5, 6, 7}, ())])
+def test_a_collapsed_run_is_left_out_of_the_average(shared_data_dir, monkeypatch, failing, survivors):
+    def one_run(image, config, seed, callback):
+        if seed in failing:
+            raise KernelEstimationError(f"the estimated kernel collapsed (seed {seed})")
+        return post_process(gaussian_kernel(13, 1.0 + 0.2 * seed, 1.5, 0.3)), KernelEstimationHistory(
+            values={"g_loss": [0.0]}, raw_kernel=np.ones((13, 13)), seconds=1.0, iterations=1)
+
+    monkeypatch.setattr("zssr_tf.kernel_estimation.estimator._estimate_once", one_run)
+    lr, _, _ = read_image(shared_data_dir / "set5/lr_x2/butterfly.png")
+    config = load_config("blind", ["estimation_runs=3", "seed=5"])
+    with pytest.warns(KernelEstimationWarning, match=r"run 2 of 3 \(seed 6\) failed and is left out"):
+        if not survivors:
+            with pytest.raises(KernelEstimationError, match="seed 7"):
+                estimate_kernel(lr, config)
+            return
+        kernel, history = estimate_kernel(lr, config)
+    np.testing.assert_allclose(kernel, average_kernels([one_run(None, None, seed, None)[0] for seed in survivors]))
+    assert history.iterations == 2
 
 
 @pytest.mark.parametrize("threshold, warns", [(1e-12, True), (1e9, False)])

@@ -42,6 +42,10 @@ class KernelEstimationError(ZSSRError):
     """The estimate is unusable (NaN, a sum far from 1, no positive taps)."""
 
 
+class KernelEstimationWarning(UserWarning):
+    """One of several estimation runs collapsed; the kernel is the mean of the others."""
+
+
 class BicubicPhaseWarning(UserWarning):
     """An estimation never left its bicubic phase: its kernel stayed tied to the bicubic target."""
 
@@ -166,10 +170,11 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
 
     Returns (kernel, history): the post-processed float64 correlation kernel (about 15x15 to
     19x19, sum ~1, centre of mass at the x2 block centre, i.e. the block-centre convention of
-    MATLAB's imresize) and a KernelEstimationHistory of all runs (values concatenated, seconds
-    and iterations summed; milestones and raw kernel of the first run).
-    Raises ZSSRError for a too-small image and KernelEstimationError when an estimate collapses
-    (NaN, raw sum far from 1, no positive taps); warns (crops.FlatImageWarning) for a flat image
+    MATLAB's imresize) and a KernelEstimationHistory of the runs that gave a kernel (values
+    concatenated, seconds and iterations summed; milestones and raw kernel of the first).
+    Raises ZSSRError for a too-small image and KernelEstimationError when the estimate collapses
+    (NaN, raw sum far from 1, no positive taps) in every run; a collapsed run among several is
+    left out of the mean with a KernelEstimationWarning; warns (crops.FlatImageWarning) for a flat image
     and (BicubicPhaseWarning) for a run whose bicubic phase never ended.
     """
     c = config.kernel_estimation
@@ -178,7 +183,15 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
     for run in range(c.estimation_runs):
         offset = run * c.estimation_iters
         shifted = None if callback is None else (lambda i, values, offset=offset: callback(offset + i, values))
-        kernel, history = _estimate_once(image, config, config.run.seed + run, shifted)
+        try:
+            kernel, history = _estimate_once(image, config, config.run.seed + run, shifted)
+        except KernelEstimationError as err:
+            if c.estimation_runs == 1 or (run == c.estimation_runs - 1 and not kernels):
+                raise
+            # One collapsed run of several: the others still make an estimate.
+            warnings.warn(f"kernel estimation run {run + 1} of {c.estimation_runs} (seed {config.run.seed + run}) "
+                          f"failed and is left out of the average: {err}", KernelEstimationWarning, stacklevel=2)
+            continue
         kernels.append(kernel)
         histories.append(history)
     first = histories[0]
