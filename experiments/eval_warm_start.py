@@ -52,8 +52,8 @@ def main() -> None:
         rows.append((warm["psnr"], warm["ssim"], plain["psnr"], plain["ssim"]))
         print(f"| {path.stem} | {warm['psnr']:.2f} | {warm['ssim']:.4f} | {plain['psnr']:.2f} | {plain['ssim']:.4f} "
               f"| {warm['psnr'] - plain['psnr']:+.2f} |", flush=True)
-    mean = np.mean(rows, axis=0)
-    print(f"| **mean** | **{mean[0]:.2f}** | {mean[1]:.4f} | {mean[2]:.2f} | {mean[3]:.4f} | {mean[0] - mean[2]:+.2f} |")
+    psnr, ssim, cubic_psnr, cubic_ssim = np.mean(rows, axis=0)
+    print(f"| **mean** | **{psnr:.2f}** | {ssim:.4f} | {cubic_psnr:.2f} | {cubic_ssim:.4f} | {psnr - cubic_psnr:+.2f} |")
 
 
 if __name__ == "__main__":

@@ -108,7 +108,8 @@ def test_bad_input_gives_one_clear_error(tmp_path, capsys, case, message):
         "gt_size": [image, "--gt", write_png(tmp_path / "big.png", np.zeros((40, 40, 3), np.uint8))],
         "gt_channels": [image, "--gt", write_png(tmp_path / "gray.png", np.zeros((32, 32), np.uint8))],
         # The shipped warm start is for the default RGB network; QUICK's is smaller, and this image gray.
-        "init_weights_gray": [write_png(tmp_path / "gray.png", np.zeros((16, 16), np.uint8)), "init_weights=warm_start"],
+        "init_weights_gray": [write_png(tmp_path / "gray.png", np.zeros((16, 16), np.uint8)),
+                              "init_weights=warm_start"],
     }[case]
     code, out, err = run_cli(capsys, "--out", str(tmp_path / "out"), *QUICK, *args)  # args win
     assert code == 2
