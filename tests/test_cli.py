@@ -87,6 +87,7 @@ def kernel_file(tmp_path, name, content):
     ("kernel_count", "2 kernel"),
     ("gt_size", "the ground truth"),
     ("gt_channels", "is gray but the input is RGB"),
+    ("init_weights_gray", "does not fit this run's network: it was made for a network of depth 8 (this run: 3)"),
 ])
 def test_bad_input_gives_one_clear_error(tmp_path, capsys, case, message):
     image = write_png(tmp_path / "ok.png", np.full((16, 16, 3), 128, np.uint8))
@@ -106,6 +107,9 @@ def test_bad_input_gives_one_clear_error(tmp_path, capsys, case, message):
         # A 16x16 input at x2 needs a 32x32 ground truth; 40x40 is another image's.
         "gt_size": [image, "--gt", write_png(tmp_path / "big.png", np.zeros((40, 40, 3), np.uint8))],
         "gt_channels": [image, "--gt", write_png(tmp_path / "gray.png", np.zeros((32, 32), np.uint8))],
+        # The shipped warm start is for the default RGB network; QUICK's is smaller, and this image gray.
+        "init_weights_gray": [write_png(tmp_path / "gray.png", np.zeros((16, 16), np.uint8)),
+                              "init_weights=warm_start"],
     }[case]
     code, out, err = run_cli(capsys, "--out", str(tmp_path / "out"), *QUICK, *args)  # args win
     assert code == 2

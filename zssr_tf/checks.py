@@ -14,6 +14,7 @@ import numpy as np
 from zssr_tf.config import Config, format_scale, relative_scale_factors
 from zssr_tf.errors import ZSSRError
 from zssr_tf.kernels import check_kernel
+from zssr_tf.warm_start import read_init_weights
 
 MIN_INPUT_SIDE = 8
 # Adam learning rates ZSSR is known to train with: the paper's 1e-3 and its drops to 1e-5 (below
@@ -108,10 +109,13 @@ def check_inputs(config: Config, image: np.ndarray, gt: np.ndarray | None = None
     """Every check of a run's inputs: `check_image`, `check_ground_truth` (when `gt` is given),
     `check_kernels`, with kernel=estimate and no kernels yet (they are to be estimated)
     `blind_step_factors`; a numeric kernel where the alignment needs one (`direct`); an image
-    large enough for the discriminator when the adversarial loss is on. Returns (image, gt, kernels) as the run uses them. `names` maps "image"
-    and "gt" to how messages name them (e.g. their file paths)."""
+    large enough for the discriminator when the adversarial loss is on; a model.init_weights file
+    that exists and fits the network on the image's channels (`warm_start.read_init_weights`).
+    Returns (image, gt, kernels) as the run uses them. `names` maps "image" and "gt" to how
+    messages name them (e.g. their file paths)."""
     names = names or {}
     image = check_image(image, config.scale.scale_factors, names.get("image", "the image"))
+    read_init_weights(config.model, image.shape[2])
     if gt is not None:
         gt = check_ground_truth(gt, image.shape, config, names.get("gt", "the ground truth"))
     estimate = kernels is None and config.kernel_estimation.kernel == "estimate"

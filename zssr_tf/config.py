@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, get_type_hints
 import yaml
 
 from zssr_tf.errors import ZSSRError, ZSSRWarning
+from zssr_tf.warm_start import INIT_WEIGHTS_NAMES
 
 if TYPE_CHECKING:
     from zssr_tf.image_io import ImageInfo
@@ -42,12 +43,15 @@ ScalePair = tuple[float, float]
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The network: `depth` 3x3 conv layers of `width` filters with a global skip."""
+    """The network: `depth` 3x3 conv layers of `width` filters with a global skip, and where its
+    weights start: `init_weights` "none" (random, N(0, init_variance / fan_in)), "warm_start"
+    (the x2 network shipped in the package) or the path of a .npz (see `warm_start`)."""
 
     depth: int = 8
     width: int = 64
     init_variance: float = 0.1
     input_noise_std: float = 0.0
+    init_weights: str = "none"
 
 
 @dataclass(frozen=True)
@@ -296,6 +300,9 @@ def validate(config: Config) -> None:
         (m.width >= 1, "model.width must be at least 1"),
         (m.init_variance > 0, "model.init_variance must be > 0"),
         (m.input_noise_std >= 0, "model.input_noise_std must be >= 0 (0 adds no noise to the network input)"),
+        (m.init_weights in INIT_WEIGHTS_NAMES or m.init_weights.endswith(".npz"),
+         f"model.init_weights is {m.init_weights!r}; use none (random init), warm_start (the shipped x2 network) "
+         "or the path of a .npz weights file (zssr_tf.warm_start.save_weights writes one)"),
         (len(s.scale_factors) >= 1, "scale.scale_factors needs at least one step, e.g. [[2.0, 2.0]]"),
         (s.downscale_method in RESIZE_METHODS, f"scale.downscale_method must be one of {RESIZE_METHODS}"),
         (s.upscale_method in RESIZE_METHODS, f"scale.upscale_method must be one of {RESIZE_METHODS}"),

@@ -27,6 +27,7 @@ from zssr_tf.kernels import align_kernel, is_isotropic, upscale_offset
 from zssr_tf.model import build_zssr_net
 from zssr_tf.precision import resolve_precision
 from zssr_tf.resize import imresize
+from zssr_tf.warm_start import read_init_weights, set_init_weights
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,9 @@ class ZSSR:
         m, t, loss = self.config.model, self.config.train, self.config.loss
         model = build_zssr_net(m.depth, m.width, channels, m.init_variance, dtype_policy=self.precision,
                                input_noise_std=m.input_noise_std)
+        init_weights = read_init_weights(m, channels)
+        if init_weights is not None:
+            set_init_weights(model, init_weights)
         optimizer = self._adam(t.learning_rate, t.adam_beta_1)
         if loss.gan:
             model = build_zsrgan(model, loss, channels, self.precision)
