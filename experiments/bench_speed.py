@@ -20,8 +20,9 @@ Prints a table and writes experiments/results/bench_speed_<device>.json.
 
 `--side-by-side` runs only this instead: today's default config (as it was before the `fast`
 preset: slope/std policy with NumPy's current slope std), the shipped default (where it differs
-from that), the policy with the paper code's slope std (`legacy_slope_std`) and the `fast`
-preset on Set5 x2 images, alternating (image by image, the order of the three rotating from one
+from that), the policy with the paper code's slope std (`legacy_slope_std`), today's default
+from the shipped warm start (`init_weights=warm_start`) and the `fast` preset on Set5 x2
+images, alternating (image by image, the order of the configs rotating from one
 image to the next) in this one process, so machine load hits all three alike: wall seconds,
 iterations, seconds per iteration and PSNR-Y. Writes results/side_by_side_<device>.json.
 
@@ -157,9 +158,11 @@ def full_run(name: str, precision: str) -> dict:
 
 
 # Today's default before the speed work, pinned so that it stays reachable when defaults move.
-TODAYS_DEFAULT = ["learning_rate_schedule=policy", "legacy_slope_std=false", "max_iters=3000", "min_iters=256"]
+TODAYS_DEFAULT = ["learning_rate_schedule=policy", "legacy_slope_std=false", "max_iters=3000", "min_iters=256",
+                  "init_weights=none"]
 SIDE_BY_SIDE = {"today's default": (None, TODAYS_DEFAULT), "default": (None, []),
-                "legacy slope std": (None, [*TODAYS_DEFAULT, "legacy_slope_std=true"]), "fast": ("fast", [])}
+                "legacy slope std": (None, [*TODAYS_DEFAULT, "legacy_slope_std=true"]),
+                "warm-started default": (None, [*TODAYS_DEFAULT, "init_weights=warm_start"]), "fast": ("fast", [])}
 
 
 def side_by_side_configs() -> list[str]:
