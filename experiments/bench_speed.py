@@ -165,16 +165,17 @@ SIDE_BY_SIDE = {"today's default": (None, TODAYS_DEFAULT), "default": (None, [])
                 "warm-started default": (None, [*TODAYS_DEFAULT, "init_weights=warm_start"]), "fast": ("fast", [])}
 
 
-def side_by_side_configs() -> list[str]:
-    """SIDE_BY_SIDE's names, less the shipped default where it resolves to today's default."""
+def side_by_side_configs(only: list[str] | None = None) -> list[str]:
+    """SIDE_BY_SIDE's names (those in `only` when given; today's default always, the ratios'
+    reference), less the shipped default where it resolves to today's default."""
     same = load_config(None, SIDE_BY_SIDE["today's default"][1]) == load_config(None, [])
-    return [name for name in SIDE_BY_SIDE if not (name == "default" and same)]
+    return [name for name in SIDE_BY_SIDE if not (name == "default" and same)
+            and (only is None or name in only or name == "today's default")]
 
 
-def side_by_side(images: list[str]) -> list[dict]:
-    """Each of SIDE_BY_SIDE's configs on each Set5 x2 image, alternating; one row per run."""
+def side_by_side(images: list[str], names: list[str]) -> list[dict]:
+    """Each of the SIDE_BY_SIDE configs `names` on each Set5 x2 image, alternating; one row per run."""
     rows = []
-    names = side_by_side_configs()
     for turn, image in enumerate(images):
         lr, _, _ = read_image(DATA / "set5/lr_x2" / f"{image}.png")
         hr, _, _ = read_image(DATA / "set5/hr" / f"{image}.png")
@@ -276,6 +277,8 @@ def main() -> int:
                         help="only today's default, the default and fast on --images, alternating")
     parser.add_argument("--images", nargs="+", default=["baby", "butterfly"], metavar="IMAGE",
                         help="Set5 images for --side-by-side (default: baby butterfly)")
+    parser.add_argument("--configs", nargs="+", choices=list(SIDE_BY_SIDE), metavar="NAME",
+                        help=f"only these of {list(SIDE_BY_SIDE)} for --side-by-side (today's default always runs)")
     parser.add_argument("--gan", action="store_true", help="only the ZSRGAN step timings (see above)")
     parser.add_argument("--gan-crops", type=int, nargs="+", default=[64, 128], help="crop sides for --gan")
     parser.add_argument("--gan-precisions", nargs="+", default=["float32", "mixed_bfloat16"],
@@ -283,9 +286,10 @@ def main() -> int:
     args = parser.parse_args()
     if args.side_by_side:
         print("| image | config | wall s | iterations | train ms / iteration | PSNR-Y |\n|---|---|---|---|---|---|")
-        rows = side_by_side(args.images)
+        names = side_by_side_configs(args.configs)
+        rows = side_by_side(args.images, names)
         summary = {}
-        for name in side_by_side_configs():
+        for name in names:
             mine = [r for r in rows if r["config"] == name]
             summary[name] = {key: float(np.mean([r[key] for r in mine]))
                              for key in ("wall_s", "iterations", "ms_per_iteration", "psnr")}
