@@ -171,7 +171,8 @@ def test_a_collapsed_run_is_left_out_of_the_average(shared_data_dir, monkeypatch
 def test_a_bicubic_phase_that_never_ends_is_a_warning(shared_data_dir, threshold, warns):
     lr, _, _ = read_image(shared_data_dir / "set5/lr_x2/butterfly.png")
     config = load_config("blind", ["estimation_iters=5", "estimation_runs=1", "estimation_shave=0", "generator_width=8",
-                                   "patch_discriminator_width=8", f"bicubic_similar_threshold={threshold}"])
+                                   "patch_discriminator_width=8", f"bicubic_similar_threshold={threshold}",
+                                   "bicubic_target=channel_sum"])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

@@ -168,7 +168,7 @@ class KernelEstimationConfig:
     patch_discriminator_layers: int = 7
     patch_discriminator_width: int = 64
     patch_discriminator_kernel_size: int = 7
-    bicubic_target: str = "channel_sum"
+    bicubic_target: str = "per_channel"
     bicubic_weight: float = 5.0
     bicubic_min_weight: float = 5e-6
     bicubic_similar_threshold: float = 0.4
