@@ -82,12 +82,26 @@ def test_shipped_warm_start_beats_cubic_before_training(shared_data_dir):
     assert evaluate(sr, hr, 2)["psnr"] > evaluate(cubic, hr, 2)["psnr"] + 2.0
 
 
+def test_rgb_weights_on_a_gray_image_give_the_mean_of_the_rgb_outputs(shared_data_dir):
+    """A gray image is an RGB one with equal channels: the converted network's output is the
+    mean of the RGB network's three output channels on it (so the warm start serves gray
+    photos too, e.g. `--config fast` on a microscope frame)."""
+    config = load_config(overrides=["init_weights=warm_start"])
+    rgb_net, gray_net = build_zssr_net(), build_zssr_net(channels=1)
+    set_init_weights(rgb_net, read_init_weights(config.model, channels=3))
+    set_init_weights(gray_net, read_init_weights(config.model, channels=1))
+    lr = read_image(shared_data_dir / "set5/lr_x2/bird.png")[0].mean(axis=2, keepdims=True)
+    cubic = interpolate_son(lr, (2.0, 2.0), (2 * lr.shape[0], 2 * lr.shape[1]), config.scale.upscale_method)
+    gray = keras.ops.convert_to_numpy(gray_net(cubic[None], training=False))[0]
+    rgb = keras.ops.convert_to_numpy(rgb_net(np.repeat(cubic, 3, axis=2)[None], training=False))[0]
+    np.testing.assert_allclose(gray[..., 0], rgb.mean(axis=2), atol=1e-4)  # float32 sums in another order
+    check_inputs(config, lr)  # accepted before training
+
+
 @pytest.mark.parametrize("init_weights, channels, message", [
-    ("warm_start", 1, r"warm_start_x2.npz\) does not fit this run's network: it was made for a network of "
-                      r"channels 3 \(this run: 1\); run with an RGB image, or use init_weights=none"),
     ("small", 3, r"depth 3 \(this run: 8\), width 8 \(this run: 64\); run with model.depth=3 and model.width=8"),
     ("other", 3, r"holds arrays \['weights'\] .* not the 3x3 conv kernels"),
-    ("text", 3, "cannot be read as a .npz weights file"),
+    ("text", 3, r"cannot be read as a .npz weights file \(not a .npz archive\); give a file written by"),
     ("missing", 3, "no such file; give the path of a .npz weights file"),
 ])
 def test_a_file_that_does_not_fit_is_refused_before_training(tmp_path, init_weights, channels, message):

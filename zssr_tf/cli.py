@@ -217,8 +217,10 @@ def kernel(args: argparse.Namespace) -> int:
         config.run.progress_every, config.kernel_estimation.total_iters))
     paths = write_estimated_kernels(estimate, Path(args.out or config.run.output_dir), Path(info.path).stem)
     history = estimate.history
+    runs = config.kernel_estimation.estimation_runs
+    mean_of = f"; the mean of {history.runs_averaged} of {runs} runs" if runs > 1 else ""
     print(f"estimated the kernel of {info.path} in {history.seconds:.1f} s ({history.iterations} iterations, "
-          f"{history.ms_per_iteration:.0f} ms each); wrote {', '.join(map(str, paths))}")
+          f"{history.ms_per_iteration:.0f} ms each{mean_of}); wrote {', '.join(map(str, paths))}")
     return 0
 
 

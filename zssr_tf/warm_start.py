@@ -51,7 +51,8 @@ def read_init_weights(model: ModelConfig, channels: int) -> dict[str, np.ndarray
     filters on `channels`-channel images (1 gray, 3 RGB): layer name -> float32 (3, 3, C_in, C_out)
     as `kernel_shapes`, or None for "none" (random init). Raises ZSSRError naming the file and
     the fix when it is missing, unreadable, not a weights .npz, made for another network
-    (depth, width or channels), or has NaN/inf weights."""
+    (depth, width or channels), or has NaN/inf weights. RGB weights on a gray image are
+    converted (`rgb_to_gray_kernels`)."""
     path = init_weights_path(model.init_weights)
     if path is None:
         return None
@@ -63,8 +64,12 @@ def read_init_weights(model: ModelConfig, channels: int) -> dict[str, np.ndarray
         with np.load(path) as data:
             kernels = {key: data[key] for key in data.files}
     except (OSError, ValueError, zipfile.BadZipFile) as err:
-        raise ZSSRError(f"{name} cannot be read as a .npz weights file: {err}") from None
+        detail = "not a .npz archive" if "pickle" in str(err) else str(err)  # np.load's advice does not apply
+        raise ZSSRError(f"{name} cannot be read as a .npz weights file ({detail}); give a file written by "
+                        "zssr_tf.warm_start.save_weights, warm_start for the shipped one, or none") from None
     wanted = kernel_shapes(model.depth, model.width, channels)
+    if channels == 1 and {key: kernel.shape for key, kernel in kernels.items()} == kernel_shapes(model.depth, model.width, 3):
+        kernels = rgb_to_gray_kernels(kernels, model.depth)
     found = {key: tuple(kernel.shape) for key, kernel in kernels.items()}
     if found != wanted:
         raise ZSSRError(f"{name} does not fit this run's network: {_mismatch(found, wanted)}")
@@ -73,6 +78,17 @@ def read_init_weights(model: ModelConfig, channels: int) -> dict[str, np.ndarray
         raise ZSSRError(f"{name} has NaN or infinite weights (from a training that diverged): give another file, "
                         "or init_weights=none")
     return kernels
+
+
+def rgb_to_gray_kernels(kernels: dict[str, np.ndarray], depth: int) -> dict[str, np.ndarray]:
+    """RGB network kernels made to run on gray images: a gray image is an RGB one with three
+    equal channels, so the first layer's kernel is summed over its input channels (the same
+    features, exactly) and the last layer's averaged over its output channels (the mean of
+    three nearly equal residuals). (3, 3, 3, W) -> (3, 3, 1, W), (3, 3, W, 3) -> (3, 3, W, 1)."""
+    gray = dict(kernels)
+    gray["conv_1"] = kernels["conv_1"].sum(axis=2, keepdims=True)
+    gray["residual"] = kernels["residual"].mean(axis=3, keepdims=True)
+    return gray
 
 
 def set_init_weights(network: keras.Model, kernels: dict[str, np.ndarray]) -> None:

@@ -64,6 +64,7 @@ class KernelEstimationHistory:
     raw_kernel: np.ndarray | None = None
     seconds: float = 0.0
     iterations: int = 0
+    runs_averaged: int = 1
 
     @property
     def ms_per_iteration(self) -> float:
@@ -170,8 +171,9 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
 
     Returns (kernel, history): the post-processed float64 correlation kernel (about 15x15 to
     19x19, sum ~1, centre of mass at the x2 block centre, i.e. the block-centre convention of
-    MATLAB's imresize) and a KernelEstimationHistory of the runs that gave a kernel (values
-    concatenated, seconds and iterations summed; milestones and raw kernel of the first).
+    MATLAB's imresize) and a KernelEstimationHistory: values of the runs that gave a kernel
+    (concatenated; milestones and raw kernel of the first of them, `runs_averaged` of them),
+    seconds and iterations of all runs.
     Raises ZSSRError for a too-small image and KernelEstimationError when the estimate collapses
     (NaN, raw sum far from 1, no positive taps) in every run; a collapsed run among several is
     left out of the mean with a KernelEstimationWarning; warns (crops.FlatImageWarning) for a flat image
@@ -180,16 +182,28 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
     c = config.kernel_estimation
     image = prepare_image(lr_image, c.estimation_shave, c.generator_crop_size)
     kernels, histories = [], []
+    ran = 0  # iterations of every run, kept or not
+    start = time.perf_counter()
+
+    def counted(offset: int) -> IterationCallback:
+        def report(iteration: int, values: dict) -> None:
+            nonlocal ran
+            ran += 1
+            if callback is not None:
+                callback(offset + iteration, values)
+        return report
+
     for run in range(c.estimation_runs):
-        offset = run * c.estimation_iters
-        shifted = None if callback is None else (lambda i, values, offset=offset: callback(offset + i, values))
+        seed = config.run.seed + run
         try:
-            kernel, history = _estimate_once(image, config, config.run.seed + run, shifted)
+            kernel, history = _estimate_once(image, config, seed, counted(run * c.estimation_iters))
         except KernelEstimationError as err:
-            if c.estimation_runs == 1 or (run == c.estimation_runs - 1 and not kernels):
+            if c.estimation_runs == 1:
                 raise
+            if run == c.estimation_runs - 1 and not kernels:
+                raise KernelEstimationError(f"all {c.estimation_runs} kernel estimation runs failed; the last: {err}") from None
             # One collapsed run of several: the others still make an estimate.
-            warnings.warn(f"kernel estimation run {run + 1} of {c.estimation_runs} (seed {config.run.seed + run}) "
+            warnings.warn(f"kernel estimation run {run + 1} of {c.estimation_runs} (seed {seed}) "
                           f"failed and is left out of the average: {err}", KernelEstimationWarning, stacklevel=2)
             continue
         kernels.append(kernel)
@@ -198,8 +212,8 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
     merged = KernelEstimationHistory(
         values={name: [v for h in histories for v in h.values[name]] for name in first.values},
         similar_to_bicubic_at=first.similar_to_bicubic_at, constraints_on_at=first.constraints_on_at,
-        raw_kernel=first.raw_kernel, seconds=sum(h.seconds for h in histories),
-        iterations=sum(h.iterations for h in histories))
+        raw_kernel=first.raw_kernel, seconds=time.perf_counter() - start, iterations=ran,
+        runs_averaged=len(kernels))
     return (kernels[0] if len(kernels) == 1 else average_kernels(kernels)), merged
 
 
