@@ -68,8 +68,9 @@ def read_init_weights(model: ModelConfig, channels: int) -> dict[str, np.ndarray
         raise ZSSRError(f"{name} cannot be read as a .npz weights file ({detail}); give a file written by "
                         "zssr_tf.warm_start.save_weights, warm_start for the shipped one, or none") from None
     wanted = kernel_shapes(model.depth, model.width, channels)
-    if channels == 1 and {key: kernel.shape for key, kernel in kernels.items()} == kernel_shapes(model.depth, model.width, 3):
-        kernels = rgb_to_gray_kernels(kernels, model.depth)
+    rgb = kernel_shapes(model.depth, model.width, 3)
+    if channels == 1 and {key: kernel.shape for key, kernel in kernels.items()} == rgb:
+        kernels = rgb_to_gray_kernels(kernels)
     found = {key: tuple(kernel.shape) for key, kernel in kernels.items()}
     if found != wanted:
         raise ZSSRError(f"{name} does not fit this run's network: {_mismatch(found, wanted)}")
@@ -80,7 +81,7 @@ def read_init_weights(model: ModelConfig, channels: int) -> dict[str, np.ndarray
     return kernels
 
 
-def rgb_to_gray_kernels(kernels: dict[str, np.ndarray], depth: int) -> dict[str, np.ndarray]:
+def rgb_to_gray_kernels(kernels: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """RGB network kernels made to run on gray images: a gray image is an RGB one with three
     equal channels, so the first layer's kernel is summed over its input channels (the same
     features, exactly) and the last layer's averaged over its output channels (the mean of

@@ -201,7 +201,8 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
             if c.estimation_runs == 1:
                 raise
             if run == c.estimation_runs - 1 and not kernels:
-                raise KernelEstimationError(f"all {c.estimation_runs} kernel estimation runs failed; the last: {err}") from None
+                raise KernelEstimationError(
+                    f"all {c.estimation_runs} kernel estimation runs failed; the last: {err}") from None
             # One collapsed run of several: the others still make an estimate.
             warnings.warn(f"kernel estimation run {run + 1} of {c.estimation_runs} (seed {seed}) "
                           f"failed and is left out of the average: {err}", KernelEstimationWarning, stacklevel=2)
