@@ -1,7 +1,8 @@
 """Speed of ZSSR training and inference, measured side by side in one process run.
 
     python experiments/bench_speed.py [--iters 60] [--repeats 3] [--full IMAGE ...] [--skip-full] [--skip-memory]
-    python experiments/bench_speed.py --side-by-side [--images baby butterfly]
+    python experiments/bench_speed.py --side-by-side [--images baby butterfly] [--configs NAME ...]
+        [--official CHECKOUT]
     python experiments/bench_speed.py --gan [--iters 10] [--repeats 2] [--gan-crops 64 128]
         [--gan-precisions float32 mixed_bfloat16]
 
@@ -18,13 +19,17 @@
 
 Prints a table and writes experiments/results/bench_speed_<device>.json.
 
-`--side-by-side` runs only this instead: today's default config (as it was before the `fast`
-preset: slope/std policy with NumPy's current slope std), the shipped default (where it differs
-from that), the policy with the paper code's slope std (`legacy_slope_std`), today's default
-from the shipped warm start (`init_weights=warm_start`) and the `fast` preset on Set5 x2
-images, alternating (image by image, the order of the configs rotating from one
-image to the next) in this one process, so machine load hits all three alike: wall seconds,
-iterations, seconds per iteration and PSNR-Y. Writes results/side_by_side_<device>.json.
+`--side-by-side` runs only this instead: the `paper` preset (the default before the warm start:
+random init, slope/std policy with NumPy's current slope std), the shipped default (warm start,
+cosine decay of 800 iterations), the policy with the paper code's slope std
+(`legacy_slope_std`), the paper preset from the shipped warm start and the `fast` preset on
+Set5 x2 images, alternating (image by image, the order of the configs rotating from one image
+to the next) in this one process, so machine load hits all of them alike: wall seconds,
+iterations, seconds per iteration and PSNR-Y, and each config's mean wall time as a ratio to
+the paper preset's. `--configs` picks some of them (the paper preset, the reference, always
+runs). `--official CHECKOUT` adds the official ZSSR code's default (`official_zssr.py`, from
+the user's clone of it; a child process per image) to the rotation and a ratio column against
+it. Writes results/side_by_side_<device>_<images>.json.
 
 With --gan, only the ZSRGAN training step instead: ms per iteration of the zsrgan preset (a batch
 of 8 dihedral variants, discriminator and VGG16 relu3_1 perceptual loss; VGG weights random,
@@ -37,8 +42,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -157,38 +164,58 @@ def full_run(name: str, precision: str) -> dict:
             "psnr": evaluate(result.sr, hr, 2)["psnr"]}
 
 
-# Today's default before the speed work, pinned so that it stays reachable when defaults move.
-TODAYS_DEFAULT = ["learning_rate_schedule=policy", "legacy_slope_std=false", "max_iters=3000", "min_iters=256",
-                  "init_weights=none"]
-SIDE_BY_SIDE = {"today's default": (None, TODAYS_DEFAULT), "default": (None, []),
-                "legacy slope std": (None, [*TODAYS_DEFAULT, "legacy_slope_std=true"]),
-                "warm-started default": (None, [*TODAYS_DEFAULT, "init_weights=warm_start"]), "fast": ("fast", [])}
+# The reference of the side-by-side ratios: the default before the speed work (the paper's settings).
+REFERENCE = "paper (previous default)"
+SIDE_BY_SIDE = {REFERENCE: ("paper", []), "default": (None, []),
+                "legacy slope std": ("paper", ["legacy_slope_std=true"]),
+                "warm-started paper": ("paper", ["init_weights=warm_start"]), "fast": ("fast", [])}
 
 
 def side_by_side_configs(only: list[str] | None = None) -> list[str]:
-    """SIDE_BY_SIDE's names (those in `only` when given; today's default always, the ratios'
-    reference), less the shipped default where it resolves to today's default."""
-    same = load_config(None, SIDE_BY_SIDE["today's default"][1]) == load_config(None, [])
-    return [name for name in SIDE_BY_SIDE if not (name == "default" and same)
-            and (only is None or name in only or name == "today's default")]
+    """SIDE_BY_SIDE's names (those in `only` when given; the reference always)."""
+    return [name for name in SIDE_BY_SIDE if only is None or name in only or name == REFERENCE]
 
 
-def side_by_side(images: list[str], names: list[str]) -> list[dict]:
-    """Each of the SIDE_BY_SIDE configs `names` on each Set5 x2 image, alternating; one row per run."""
+OFFICIAL = "official ZSSR code"
+
+
+def official_run(checkout: Path, lr_path: Path) -> dict:
+    """The official ZSSR code's default on `lr_path`, in a child process (`official_zssr.py`: its
+    TensorFlow 1 shims change process-wide state): its wall seconds (network built to output),
+    train/test seconds, iterations and SR image."""
+    with tempfile.TemporaryDirectory() as folder:
+        sr_path = Path(folder) / "sr.npy"
+        child = subprocess.run([sys.executable, str(Path(__file__).parent / "official_zssr.py"), str(checkout),
+                                str(lr_path), "--save-sr", str(sr_path)], capture_output=True, text=True)
+        if child.returncode != 0:
+            raise RuntimeError(f"the official code failed on {lr_path}:\n{child.stderr[-3000:]}")
+        return {**json.loads(child.stdout.strip().splitlines()[-1]), "sr": np.load(sr_path)}
+
+
+def side_by_side(images: list[str], names: list[str], official: Path | None = None) -> list[dict]:
+    """Each of the SIDE_BY_SIDE configs `names` (and the official code from its checkout
+    `official`, when given) on each Set5 x2 image, alternating; one row per run."""
+    names = [*names, *([OFFICIAL] if official else [])]
     rows = []
     for turn, image in enumerate(images):
-        lr, _, _ = read_image(DATA / "set5/lr_x2" / f"{image}.png")
+        lr_path = DATA / "set5/lr_x2" / f"{image}.png"
+        lr, _, _ = read_image(lr_path)
         hr, _, _ = read_image(DATA / "set5/hr" / f"{image}.png")
         for name in names[turn % len(names):] + names[:turn % len(names)]:
-            preset, overrides = SIDE_BY_SIDE[name]
-            start = time.perf_counter()
-            result = ZSSR(load_config(preset, [*overrides, "progress_every=0"]), verbose=False).run(lr)
-            wall = time.perf_counter() - start
-            rows.append({"image": image, "config": name, "wall_s": wall, "iterations": result.iterations,
-                         "train_s": result.train_seconds, "test_s": result.test_seconds,
-                         "ms_per_iteration": 1000 * result.train_seconds / result.iterations,
-                         "psnr": evaluate(result.sr, hr, 2)["psnr"]})
-            print(f"| {image} | {name} | {wall:.0f} | {result.iterations} | {rows[-1]['ms_per_iteration']:.0f} | "
+            if name == OFFICIAL:
+                result = official_run(official, lr_path)
+                wall, iterations, train_s, test_s, sr = (result[k] for k in ("wall_s", "iterations", "train_s",
+                                                                             "test_s", "sr"))
+            else:
+                preset, overrides = SIDE_BY_SIDE[name]
+                start = time.perf_counter()
+                result = ZSSR(load_config(preset, [*overrides, "progress_every=0"]), verbose=False).run(lr)
+                wall = time.perf_counter() - start
+                iterations, train_s, test_s, sr = result.iterations, result.train_seconds, result.test_seconds, result.sr
+            rows.append({"image": image, "config": name, "wall_s": wall, "iterations": iterations,
+                         "train_s": train_s, "test_s": test_s, "ms_per_iteration": 1000 * train_s / iterations,
+                         "psnr": evaluate(sr, hr, 2)["psnr"]})
+            print(f"| {image} | {name} | {wall:.0f} | {iterations} | {rows[-1]['ms_per_iteration']:.0f} | "
                   f"{rows[-1]['psnr']:.2f} |", flush=True)
     return rows
 
@@ -274,11 +301,14 @@ def main() -> int:
     parser.add_argument("--skip-full", action="store_true", help="no full runs (they take ~10 min per image)")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--side-by-side", action="store_true",
-                        help="only today's default, the default and fast on --images, alternating")
+                        help="only the paper preset, the default, fast, ... on --images, alternating")
     parser.add_argument("--images", nargs="+", default=["baby", "butterfly"], metavar="IMAGE",
                         help="Set5 images for --side-by-side (default: baby butterfly)")
     parser.add_argument("--configs", nargs="+", choices=list(SIDE_BY_SIDE), metavar="NAME",
-                        help=f"only these of {list(SIDE_BY_SIDE)} for --side-by-side (today's default always runs)")
+                        help=f"only these of {list(SIDE_BY_SIDE)} for --side-by-side (the paper preset always runs)")
+    parser.add_argument("--official", type=Path, metavar="CHECKOUT",
+                        help="with --side-by-side, also run the official ZSSR code from this clone of "
+                             "github.com/assafshocher/ZSSR (see official_zssr.py)")
     parser.add_argument("--gan", action="store_true", help="only the ZSRGAN step timings (see above)")
     parser.add_argument("--gan-crops", type=int, nargs="+", default=[64, 128], help="crop sides for --gan")
     parser.add_argument("--gan-precisions", nargs="+", default=["float32", "mixed_bfloat16"],
@@ -287,17 +317,21 @@ def main() -> int:
     if args.side_by_side:
         print("| image | config | wall s | iterations | train ms / iteration | PSNR-Y |\n|---|---|---|---|---|---|")
         names = side_by_side_configs(args.configs)
-        rows = side_by_side(args.images, names)
+        rows = side_by_side(args.images, names, args.official)
+        names = list(dict.fromkeys(row["config"] for row in rows))
         summary = {}
         for name in names:
             mine = [r for r in rows if r["config"] == name]
             summary[name] = {key: float(np.mean([r[key] for r in mine]))
                              for key in ("wall_s", "iterations", "ms_per_iteration", "psnr")}
-        base = summary["today's default"]["wall_s"]
-        print("\n| config | mean wall s | vs today's default | mean iterations | mean PSNR-Y |\n|---|---|---|---|---|")
+        bases = [base for base in (REFERENCE, OFFICIAL) if base in summary]
+        print(f"\n| config | mean wall s | {' | '.join(f'vs {base}' for base in bases)} | mean iterations | "
+              f"mean PSNR-Y |\n|{'---|' * (4 + len(bases))}")
         for name, m in summary.items():
-            print(f"| {name} | {m['wall_s']:.0f} | {m['wall_s'] / base:.2f} | {m['iterations']:.0f} | {m['psnr']:.2f} |")
-        write_json(f"side_by_side_{device_kind()}", {"device": device_name(), "rows": rows, "summary": summary})
+            ratios = " | ".join(f"{m['wall_s'] / summary[base]['wall_s']:.2f}" for base in bases)
+            print(f"| {name} | {m['wall_s']:.0f} | {ratios} | {m['iterations']:.0f} | {m['psnr']:.2f} |")
+        write_json(f"side_by_side_{device_kind()}_{'_'.join(args.images)}",
+                   {"device": device_name(), "rows": rows, "summary": summary})
         return 0
     report: dict = {"device": device_name(), "auto_precision": resolve_precision("auto")}
     print(f"device: {report['device']}; precision auto -> {report['auto_precision']}", flush=True)

@@ -1,5 +1,6 @@
 """Config loading: defaults, presets, bases, overrides, YAML number traps and validation errors."""
 
+import dataclasses
 import warnings
 from types import SimpleNamespace
 
@@ -9,13 +10,37 @@ from zssr_tf.config import PRESETS_DIR, Config, load_config, save_config
 from zssr_tf.errors import ZSSRError, ZSSRWarning
 
 
-def test_defaults_match_the_paper():
-    config = load_config()
+def test_paper_preset_matches_the_paper():
+    config = load_config("paper")
     assert config.scale.scale_factors == ((2.0, 2.0),)
     assert (config.model.depth, config.model.width, config.model.init_variance) == (8, 64, 0.1)
+    assert config.model.init_weights == "none"
     assert (config.augment.crop_size, config.augment.noise_std) == (128, 0.0)
     assert (config.train.learning_rate, config.train.min_learning_rate, config.train.max_iters) == (1e-3, 9e-6, 3000)
+    assert config.train.learning_rate_schedule == "policy"
     assert config.back_projection_per_step == (10,)
+
+
+def test_default_is_the_paper_from_the_warm_start_with_a_cosine_decay():
+    paper, default = load_config("paper"), load_config()
+    assert load_config("default") == default  # default.yaml mirrors the dataclass defaults
+    assert default.model.init_weights == "warm_start"  # "auto" resolved: the shipped network fits
+    assert (default.train.learning_rate_schedule, default.train.max_iters) == ("cosine", 800)
+    assert dataclasses.replace(default, model=paper.model, train=paper.train) == paper  # nothing else differs
+    assert dataclasses.replace(default.train, learning_rate_schedule="policy", max_iters=3000) == paper.train
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    ([], "warm_start"),
+    (["model.depth=3"], "none"),  # the shipped network does not fit
+    (["model.width=32"], "none"),
+    (["scale_factors=[[4.0, 4.0]]"], "none"),  # trained for x2 only
+    (["scale_factors=[[2.0, 2.0], [4.0, 4.0]]", "base_change_sfs=[[2.0, 2.0]]"], "warm_start"),  # first step x2
+    (["init_weights=none"], "none"),
+    (["model.depth=3", "init_weights=warm_start"], "warm_start"),  # explicit: checked (and refused) at run time
+])
+def test_auto_init_weights_resolves_where_the_warm_start_fits(overrides, expected):
+    assert load_config(None, overrides).model.init_weights == expected
 
 
 @pytest.mark.parametrize("preset", sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
@@ -23,7 +48,7 @@ def test_every_preset_loads(preset):
     assert isinstance(load_config(preset), Config)
 
 
-def test_gradual_preset_extends_default():
+def test_gradual_preset_extends_the_paper_preset():
     config = load_config("gradual_x2")
     assert config.scale.scale_factors[0] == (1.0, 1.5) and config.scale.scale_factors[-1] == (2.0, 2.0)
     assert config.back_projection_per_step == (6, 6, 8, 10, 10, 12)
@@ -127,7 +152,7 @@ def test_max_iters_before_the_first_policy_check_warns(max_iters, warns):
     # With min_iters 256 and a check every 60 iterations the policy first acts at iteration 299.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        load_config(overrides=[f"max_iters={max_iters}"])
+        load_config("paper", [f"max_iters={max_iters}"])
     messages = [str(w.message) for w in caught if "learning-rate policy" in str(w.message)]
     assert bool(messages) == warns
     assert all(w.category is ZSSRWarning for w in caught if "learning-rate policy" in str(w.message))

@@ -22,6 +22,7 @@ QUICK = textwrap.dedent("""\
     overrides:
       model.depth: 3
       model.width: 8
+      learning_rate_schedule: policy
       run_test_every: 2
       learning_rate_slope_range: 6
       crop_size: 16

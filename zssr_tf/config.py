@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, get_type_hints
 import yaml
 
 from zssr_tf.errors import ZSSRError, ZSSRWarning
-from zssr_tf.warm_start import INIT_WEIGHTS_NAMES
+from zssr_tf.warm_start import INIT_WEIGHTS_NAMES, resolve_init_weights
 
 if TYPE_CHECKING:
     from zssr_tf.image_io import ImageInfo
@@ -45,13 +45,15 @@ ScalePair = tuple[float, float]
 class ModelConfig:
     """The network: `depth` 3x3 conv layers of `width` filters with a global skip, and where its
     weights start: `init_weights` "none" (random, N(0, init_variance / fan_in)), "warm_start"
-    (the x2 network shipped in the package) or the path of a .npz (see `warm_start`)."""
+    (the x2 network shipped in the package), "auto" (the warm start where it fits the network and
+    the first scale step is x2, else random; resolved by `load_config`, see
+    `warm_start.resolve_init_weights`) or the path of a .npz (see `warm_start`)."""
 
     depth: int = 8
     width: int = 64
     init_variance: float = 0.1
     input_noise_std: float = 0.0
-    init_weights: str = "none"
+    init_weights: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -94,11 +96,11 @@ class TrainConfig:
 
     learning_rate: float = 1e-3
     adam_beta_1: float = 0.9
-    learning_rate_schedule: str = "policy"
+    learning_rate_schedule: str = "cosine"
     learning_rate_step_every: int = 500
     learning_rate_step_factor: float = 0.5
     min_learning_rate: float = 9e-6
-    max_iters: int = 3000
+    max_iters: int = 800
     min_iters: int = 256
     learning_rate_change_ratio: float = 1.5
     learning_rate_policy_check_every: int = 60
@@ -283,7 +285,8 @@ def build_config(values: dict[str, Any]) -> Config:
         sections[section] = cls(**kwargs)
     config = Config(**sections)
     validate(config)
-    return config
+    init_weights = resolve_init_weights(config.model, config.scale.scale_factors[0])
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, init_weights=init_weights))
 
 
 def save_config(config: Config, path: str | Path) -> None:
@@ -301,8 +304,8 @@ def validate(config: Config) -> None:
         (m.init_variance > 0, "model.init_variance must be > 0"),
         (m.input_noise_std >= 0, "model.input_noise_std must be >= 0 (0 adds no noise to the network input)"),
         (m.init_weights in INIT_WEIGHTS_NAMES or m.init_weights.endswith(".npz"),
-         f"model.init_weights is {m.init_weights!r}; use none (random init), warm_start (the shipped x2 network) "
-         "or the path of a .npz weights file (zssr_tf.warm_start.save_weights writes one)"),
+         f"model.init_weights is {m.init_weights!r}; use none (random init), warm_start (the shipped x2 network), "
+         "auto (the warm start where it fits, else random) or the path of a .npz weights file (zssr_tf.warm_start.save_weights writes one)"),
         (len(s.scale_factors) >= 1, "scale.scale_factors needs at least one step, e.g. [[2.0, 2.0]]"),
         (s.downscale_method in RESIZE_METHODS, f"scale.downscale_method must be one of {RESIZE_METHODS}"),
         (s.upscale_method in RESIZE_METHODS, f"scale.upscale_method must be one of {RESIZE_METHODS}"),

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from zssr_tf.config import ModelConfig
 
 WARM_START = Path(__file__).resolve().parent / "weights" / "warm_start_x2.npz"
-INIT_WEIGHTS_NAMES = ("none", "warm_start")
+WARM_START_NETWORK = {"depth": 8, "width": 64, "scale": (2.0, 2.0)}  # what WARM_START was trained as
+INIT_WEIGHTS_NAMES = ("none", "warm_start", "auto")
 
 
 def layer_names(depth: int) -> list[str]:
@@ -36,6 +37,17 @@ def kernel_shapes(depth: int, width: int, channels: int) -> dict[str, tuple[int,
     """Layer name -> (3, 3, C_in, C_out) of each conv kernel of `model.build_zssr_net`."""
     sizes = [channels] + [width] * (depth - 1) + [channels]
     return {name: (3, 3, c_in, c_out) for name, c_in, c_out in zip(layer_names(depth), sizes, sizes[1:])}
+
+
+def resolve_init_weights(model: ModelConfig, first_step: tuple[float, float]) -> str:
+    """`model.init_weights` with "auto" resolved: "warm_start" when the shipped network fits the
+    configured one (`model.depth` 8, `model.width` 64) and the first scale step `first_step`
+    (vertical, horizontal) is x2, the scale it was trained for; else "none" (random init). Any
+    other value is returned as it is."""
+    if model.init_weights != "auto":
+        return model.init_weights
+    fits = (model.depth, model.width, tuple(first_step)) == tuple(WARM_START_NETWORK.values())
+    return "warm_start" if fits else "none"
 
 
 def init_weights_path(init_weights: str) -> Path | None:
