@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from zssr_tf.config import PRESETS_DIR, Config, load_config, save_config
+from zssr_tf.config import PRESETS_DIR, Config, ModelConfig, load_config, save_config
 from zssr_tf.errors import ZSSRError, ZSSRWarning
 
 
@@ -41,6 +41,14 @@ def test_default_is_the_paper_from_the_warm_start_with_a_cosine_decay():
 ])
 def test_auto_init_weights_resolves_where_the_warm_start_fits(overrides, expected):
     assert load_config(None, overrides).model.init_weights == expected
+
+
+def test_auto_init_weights_resolves_in_every_config():
+    assert Config().model.init_weights == "warm_start"  # built directly, without load_config
+    assert Config(model=ModelConfig(depth=3)).model.init_weights == "none"
+    default = load_config()
+    replaced = dataclasses.replace(default, model=dataclasses.replace(default.model, init_weights="auto", width=16))
+    assert replaced.model.init_weights == "none"
 
 
 @pytest.mark.parametrize("preset", sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))

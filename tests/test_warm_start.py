@@ -1,4 +1,4 @@
-"""Initial weights: today's random init, a file written by the package, the shipped warm start,
+"""Initial weights: the paper's random init, a file written by the package, the shipped warm start,
 and files that do not fit the network (refused by the checks made before training)."""
 
 import keras
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from zssr_tf.augment import interpolate_son
-from zssr_tf.checks import check_inputs
+from zssr_tf.checks import check_inputs, setting_warnings
 from zssr_tf.config import load_config
 from zssr_tf.errors import ZSSRError
 from zssr_tf.image_io import read_image
@@ -115,6 +115,26 @@ def test_a_file_that_does_not_fit_is_refused_before_training(tmp_path, init_weig
     config = load_config(overrides=[f"init_weights={init_weights}"])
     with pytest.raises(ZSSRError, match=message):
         check_inputs(config, np.zeros((20, 20, channels), np.float32))
+
+
+def test_default_starts_from_the_shipped_warm_start_and_says_so(capsys):
+    # The default network (depth 8, width 64, one x2 step): init_weights "auto" is the warm start.
+    quick = [o for o in TINY if not o.startswith("model.")]
+    (started,) = initial_kernels(quick)
+    shipped = read_init_weights(load_config().model, channels=3)
+    assert started.keys() == shipped.keys()
+    for name, kernel in shipped.items():
+        np.testing.assert_array_equal(started[name], kernel)
+    image = np.full((16, 16, 3), 0.5, np.float32)
+    ZSSR(load_config(overrides=[*quick, "progress_every=1"])).run(image)
+    assert "network: the shipped warm start (x2); learning rate: 0.001, x0.5 every 500 iterations" in capsys.readouterr().out
+
+
+def test_warm_start_on_a_first_step_other_than_x2_is_warned_about():
+    assert not setting_warnings(load_config(overrides=["init_weights=warm_start"]))
+    (message,) = setting_warnings(load_config(overrides=["init_weights=warm_start", "scale_factors=[[4, 4]]"]))
+    assert "trained for x2, and the first scale step is x4" in message and "init_weights=auto or none" in message
+    assert not setting_warnings(load_config(overrides=["scale_factors=[[4, 4]]"]))  # auto: random init there
 
 
 def test_unknown_value_is_refused_by_the_config():

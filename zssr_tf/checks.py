@@ -14,7 +14,7 @@ import numpy as np
 from zssr_tf.config import Config, format_scale, relative_scale_factors
 from zssr_tf.errors import ZSSRError
 from zssr_tf.kernels import check_kernel
-from zssr_tf.warm_start import read_init_weights
+from zssr_tf.warm_start import WARM_START_NETWORK, read_init_weights
 
 MIN_INPUT_SIDE = 8
 # Adam learning rates ZSSR is known to train with: the paper's 1e-3 and its drops to 1e-5 (below
@@ -135,14 +135,21 @@ def check_inputs(config: Config, image: np.ndarray, gt: np.ndarray | None = None
 
 
 def setting_warnings(config: Config) -> list[str]:
-    """Settings that are valid but unlikely to train, each as one sentence naming the fix:
-    today a learning rate more than 10x outside LEARNING_RATE_RANGE."""
+    """Settings that are valid but unlikely to train as meant, each as one sentence naming the
+    fix: a learning rate more than 10x outside LEARNING_RATE_RANGE; the shipped x2 warm start
+    on a first scale step other than x2."""
+    messages = []
     low, high = LEARNING_RATE_RANGE
     rate = config.train.learning_rate
     if rate > high * LEARNING_RATE_FAR_FACTOR or rate < low / LEARNING_RATE_FAR_FACTOR:
-        return [f"train.learning_rate={rate:g} is far outside the range ZSSR trains with ({low:g} to {high:g}; "
-                f"default 1e-3): training will likely {'diverge' if rate > high else 'not move'}"]
-    return []
+        messages.append(f"train.learning_rate={rate:g} is far outside the range ZSSR trains with ({low:g} to "
+                        f"{high:g}; default 1e-3): training will likely {'diverge' if rate > high else 'not move'}")
+    first_step = config.scale.scale_factors[0]
+    if config.model.init_weights == "warm_start" and tuple(first_step) != WARM_START_NETWORK["scale"]:
+        messages.append(f"model.init_weights=warm_start: the shipped network was trained for x2, and the first scale "
+                        f"step is {format_scale(first_step)}, where it is only an unmeasured starting point; "
+                        "init_weights=auto or none starts from random weights there")
+    return messages
 
 
 def _gray_or_rgb(array, name: str, dims: str) -> np.ndarray:

@@ -46,7 +46,7 @@ class ModelConfig:
     """The network: `depth` 3x3 conv layers of `width` filters with a global skip, and where its
     weights start: `init_weights` "none" (random, N(0, init_variance / fan_in)), "warm_start"
     (the x2 network shipped in the package), "auto" (the warm start where it fits the network and
-    the first scale step is x2, else random; resolved by `load_config`, see
+    the first scale step is x2, else random; `Config` resolves it, see
     `warm_start.resolve_init_weights`) or the path of a .npz (see `warm_start`)."""
 
     depth: int = 8
@@ -217,6 +217,14 @@ class Config:
     kernel_estimation: KernelEstimationConfig = field(default_factory=KernelEstimationConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
+    def __post_init__(self):
+        # model.init_weights "auto" depends on the scale steps too: resolved here, so that every
+        # Config (loaded, built directly or `dataclasses.replace`d) holds the weights it runs with.
+        first_step = self.scale.scale_factors[0] if self.scale.scale_factors else None
+        init_weights = resolve_init_weights(self.model, first_step)
+        if init_weights != self.model.init_weights:
+            object.__setattr__(self, "model", dataclasses.replace(self.model, init_weights=init_weights))
+
     @property
     def method_name(self) -> str:
         """"ZSRGAN" when the loss has an adversarial or perceptual term, else "ZSSR" (labels)."""
@@ -285,8 +293,7 @@ def build_config(values: dict[str, Any]) -> Config:
         sections[section] = cls(**kwargs)
     config = Config(**sections)
     validate(config)
-    init_weights = resolve_init_weights(config.model, config.scale.scale_factors[0])
-    return dataclasses.replace(config, model=dataclasses.replace(config.model, init_weights=init_weights))
+    return config
 
 
 def save_config(config: Config, path: str | Path) -> None:
@@ -431,6 +438,16 @@ def first_policy_check(train: TrainConfig) -> int:
 def _tests_needed(train: TrainConfig) -> int:
     """How many reconstruction errors the policy's line fit uses (at least 3, see `callbacks.slope_and_std`)."""
     return max(train.learning_rate_slope_range // train.run_test_every, 3)
+
+
+def describe_schedule(train: TrainConfig) -> str:
+    """The learning-rate schedule of `train` in words, for progress lines."""
+    if train.learning_rate_schedule == "cosine":
+        return f"cosine decay from {train.learning_rate:g} over {train.max_iters} iterations"
+    if train.learning_rate_schedule == "step":
+        return (f"{train.learning_rate:g}, x{train.learning_rate_step_factor:g} every "
+                f"{train.learning_rate_step_every} iterations, at most {train.max_iters}")
+    return f"{train.learning_rate:g}, slope/std policy, at most {train.max_iters} iterations"
 
 
 def format_scale(sf) -> str:

@@ -18,7 +18,7 @@ from zssr_tf.callbacks import (CosineLearningRate, IterationLogs, LearningRatePo
                                ProgressLogger, ReconstructionTest, ScaleStepCallback, StepLearningRate,
                                StopAtMinLearningRate, reconstruction_windows)
 from zssr_tf.checks import check_image, check_inputs, setting_warnings, step_output_shape
-from zssr_tf.config import Config, format_scale
+from zssr_tf.config import Config, describe_schedule, format_scale
 from zssr_tf.data import PairMaker, make_dataset, with_loss_maps
 from zssr_tf.ensemble import ensemble_transforms, geometric_self_ensemble, tiled_predict_for
 from zssr_tf.errors import ZSSRError, ZSSRWarning
@@ -27,7 +27,7 @@ from zssr_tf.kernels import align_kernel, is_isotropic, upscale_offset
 from zssr_tf.model import build_zssr_net
 from zssr_tf.precision import resolve_precision
 from zssr_tf.resize import imresize
-from zssr_tf.warm_start import read_init_weights, set_init_weights
+from zssr_tf.warm_start import describe_init_weights, read_init_weights, set_init_weights
 
 
 @dataclass(frozen=True)
@@ -150,6 +150,10 @@ class ZSSR:
                              _gt_for_step(gt, sf, scale_factors[-1], output_shape), symmetries, isotropic)
             if self.model is None or cfg.scale.init_net_for_each_sf:
                 self.model = self._build_model(channels)
+                if self.verbose:
+                    print(f"[step {index + 1}/{len(scale_factors)} {format_scale(sf)}] network: "
+                          f"{describe_init_weights(cfg.model.init_weights)}; learning rate: "
+                          f"{describe_schedule(cfg.train)}", flush=True)
             result = self._run_step(step, sources, base_scales)
             steps.append(result)
             iteration_offset += result.iterations

@@ -39,15 +39,22 @@ def kernel_shapes(depth: int, width: int, channels: int) -> dict[str, tuple[int,
     return {name: (3, 3, c_in, c_out) for name, c_in, c_out in zip(layer_names(depth), sizes, sizes[1:])}
 
 
-def resolve_init_weights(model: ModelConfig, first_step: tuple[float, float]) -> str:
+def resolve_init_weights(model: ModelConfig, first_step: tuple[float, float] | None) -> str:
     """`model.init_weights` with "auto" resolved: "warm_start" when the shipped network fits the
     configured one (`model.depth` 8, `model.width` 64) and the first scale step `first_step`
-    (vertical, horizontal) is x2, the scale it was trained for; else "none" (random init). Any
-    other value is returned as it is."""
+    (vertical, horizontal; None when there is none) is x2, the scale it was trained for; else
+    "none" (random init). Any other value is returned as it is."""
     if model.init_weights != "auto":
         return model.init_weights
-    fits = (model.depth, model.width, tuple(first_step)) == tuple(WARM_START_NETWORK.values())
+    fits = (model.depth, model.width, tuple(first_step or ())) == tuple(WARM_START_NETWORK.values())
     return "warm_start" if fits else "none"
+
+
+def describe_init_weights(init_weights: str) -> str:
+    """Where a network's weights start, in words, for progress lines: a resolved `init_weights`."""
+    if init_weights == "none":
+        return "random initial weights"
+    return "the shipped warm start (x2)" if init_weights == "warm_start" else f"initial weights from {init_weights}"
 
 
 def init_weights_path(init_weights: str) -> Path | None:

@@ -24,7 +24,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT, MLFLOW_RUN_NAME, ML
 from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
 import zssr_tf
-from zssr_tf.config import KEY_TO_SECTION, Config, format_scale, output_stem, save_config
+from zssr_tf.config import KEY_TO_SECTION, Config, describe_schedule, format_scale, output_stem, save_config
 from zssr_tf.hashing import file_sha256
 from zssr_tf.image_io import ImageInfo, read_image
 from zssr_tf.precision import device_name, resolve_precision
@@ -34,6 +34,7 @@ from zssr_tf.tracking.model import log_zssr_model
 from zssr_tf.tracking.plots import plot_crop_comparison, plot_training_curves, write_previews
 from zssr_tf.tracking.store import (check_reachable, http_retries_for_tracking, resolve_tracking_uri, start_run,
                                     ui_command, ui_url, use_tracking_uri)
+from zssr_tf.warm_start import describe_init_weights
 
 
 class TrackedRun:
@@ -115,6 +116,8 @@ class TrackedRun:
                          + (", ".join(values) or "the base settings") + ".")
         elif values:
             lines.append("Overrides: " + ", ".join(values) + ".")
+        lines.append(f"Network: {describe_init_weights(config.model.init_weights)}; learning rate: "
+                     f"{describe_schedule(config.train)}.")
         lines.append(f"Ground truth: `{Path(self.gt_path).name}`." if self.gt_path is not None
                      else "No ground truth: the reconstruction error is the only score.")
         if self.kernel_paths:
