@@ -71,6 +71,7 @@ def test_input_and_ground_truth_of_one_name_are_both_logged_writable_with_name_d
     note = run.data.tags["mlflow.note.content"]
     assert "`bird.png` (144x144, 3 channel(s), 8-bit)" in note and "Ground truth: `bird.png`" in note
     assert "noise_std=0.01" in note
+    assert "Network: random initial weights; learning rate: cosine decay from 0.001 over 20 iterations." in note
 
     # Input and ground truth as MLflow datasets with their contexts.
     contexts = sorted(dict((t.key, t.value) for t in d.tags)["mlflow.data.context"] for d in run.inputs.dataset_inputs)
