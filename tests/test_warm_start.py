@@ -13,7 +13,8 @@ from zssr_tf.image_io import read_image
 from zssr_tf.metrics import evaluate
 from zssr_tf.model import build_zssr_net
 from zssr_tf.trainer import ZSSR
-from zssr_tf.warm_start import WARM_START, read_init_weights, save_weights, set_init_weights
+from zssr_tf.warm_start import (WARM_START, WARM_START_NETWORK, kernel_shapes, read_init_weights, save_weights,
+                                set_init_weights)
 
 TINY = ["model.depth=3", "model.width=8", "max_iters=2", "learning_rate_schedule=step", "run_test_every=1",
         "learning_rate_slope_range=3", "crop_size=16", "back_projection_iters=[1]", "progress_every=0",
@@ -128,6 +129,12 @@ def test_default_starts_from_the_shipped_warm_start_and_says_so(capsys):
     image = np.full((16, 16, 3), 0.5, np.float32)
     ZSSR(load_config(overrides=[*quick, "progress_every=1"])).run(image)
     assert "network: the shipped warm start (x2); learning rate: 0.001, x0.5 every 500 iterations" in capsys.readouterr().out
+
+
+def test_the_shipped_file_is_the_network_auto_picks_it_for():
+    with np.load(WARM_START) as data:
+        shapes = {key: data[key].shape for key in data.files}
+    assert shapes == kernel_shapes(WARM_START_NETWORK["depth"], WARM_START_NETWORK["width"], 3)
 
 
 def test_warm_start_on_a_first_step_other_than_x2_is_warned_about():
