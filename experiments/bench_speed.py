@@ -192,6 +192,16 @@ def official_run(checkout: Path, lr_path: Path) -> dict:
         return {**json.loads(child.stdout.strip().splitlines()[-1]), "sr": np.load(sr_path)}
 
 
+def ours_run(name: str, lr: np.ndarray) -> dict:
+    """The SIDE_BY_SIDE config `name` on `lr`, as `official_run` reports a run (wall seconds of
+    the whole run, train/test seconds, iterations, SR image)."""
+    preset, overrides = SIDE_BY_SIDE[name]
+    start = time.perf_counter()
+    result = ZSSR(load_config(preset, [*overrides, "progress_every=0"]), verbose=False).run(lr)
+    return {"wall_s": time.perf_counter() - start, "train_s": result.train_seconds, "test_s": result.test_seconds,
+            "iterations": result.iterations, "sr": result.sr}
+
+
 def side_by_side(images: list[str], names: list[str], official: Path | None = None) -> list[dict]:
     """Each of the SIDE_BY_SIDE configs `names` (and the official code from its checkout
     `official`, when given) on each Set5 x2 image, alternating; one row per run."""
@@ -202,21 +212,13 @@ def side_by_side(images: list[str], names: list[str], official: Path | None = No
         lr, _, _ = read_image(lr_path)
         hr, _, _ = read_image(DATA / "set5/hr" / f"{image}.png")
         for name in names[turn % len(names):] + names[:turn % len(names)]:
-            if name == OFFICIAL:
-                result = official_run(official, lr_path)
-                wall, iterations, train_s, test_s, sr = (result[k] for k in ("wall_s", "iterations", "train_s",
-                                                                             "test_s", "sr"))
-            else:
-                preset, overrides = SIDE_BY_SIDE[name]
-                start = time.perf_counter()
-                result = ZSSR(load_config(preset, [*overrides, "progress_every=0"]), verbose=False).run(lr)
-                wall = time.perf_counter() - start
-                iterations, train_s, test_s, sr = result.iterations, result.train_seconds, result.test_seconds, result.sr
-            rows.append({"image": image, "config": name, "wall_s": wall, "iterations": iterations,
-                         "train_s": train_s, "test_s": test_s, "ms_per_iteration": 1000 * train_s / iterations,
-                         "psnr": evaluate(sr, hr, 2)["psnr"]})
-            print(f"| {image} | {name} | {wall:.0f} | {iterations} | {rows[-1]['ms_per_iteration']:.0f} | "
-                  f"{rows[-1]['psnr']:.2f} |", flush=True)
+            run = official_run(official, lr_path) if name == OFFICIAL else ours_run(name, lr)
+            rows.append({"image": image, "config": name, **{key: run[key] for key in ("wall_s", "iterations",
+                                                                                     "train_s", "test_s")},
+                         "ms_per_iteration": 1000 * run["train_s"] / run["iterations"],
+                         "psnr": evaluate(run["sr"], hr, 2)["psnr"]})
+            print(f"| {image} | {name} | {run['wall_s']:.0f} | {run['iterations']} | "
+                  f"{rows[-1]['ms_per_iteration']:.0f} | {rows[-1]['psnr']:.2f} |", flush=True)
     return rows
 
 
