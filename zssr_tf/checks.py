@@ -14,7 +14,7 @@ import numpy as np
 from zssr_tf.config import Config, format_scale, relative_scale_factors
 from zssr_tf.errors import ZSSRError
 from zssr_tf.kernels import check_kernel
-from zssr_tf.warm_start import WARM_START_NETWORK, read_init_weights
+from zssr_tf.warm_start import is_warm_start_scale, read_init_weights
 
 MIN_INPUT_SIDE = 8
 # Adam learning rates ZSSR is known to train with: the paper's 1e-3 and its drops to 1e-5 (below
@@ -145,7 +145,7 @@ def setting_warnings(config: Config) -> list[str]:
         messages.append(f"train.learning_rate={rate:g} is far outside the range ZSSR trains with ({low:g} to "
                         f"{high:g}; default 1e-3): training will likely {'diverge' if rate > high else 'not move'}")
     first_step = config.scale.scale_factors[0]
-    if config.model.init_weights == "warm_start" and tuple(first_step) != WARM_START_NETWORK["scale"]:
+    if config.model.init_weights == "warm_start" and not is_warm_start_scale(first_step):
         messages.append(f"model.init_weights=warm_start: the shipped network was trained for x2, and the first scale "
                         f"step is {format_scale(first_step)}, where it is only an unmeasured starting point; "
                         "init_weights=auto or none starts from random weights there")

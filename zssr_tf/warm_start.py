@@ -46,8 +46,13 @@ def resolve_init_weights(model: ModelConfig, first_step: tuple[float, float] | N
     "none" (random init). Any other value is returned as it is."""
     if model.init_weights != "auto":
         return model.init_weights
-    fits = (model.depth, model.width, tuple(first_step or ())) == tuple(WARM_START_NETWORK.values())
-    return "warm_start" if fits else "none"
+    fits = (model.depth, model.width) == (WARM_START_NETWORK["depth"], WARM_START_NETWORK["width"])
+    return "warm_start" if fits and is_warm_start_scale(first_step) else "none"
+
+
+def is_warm_start_scale(step: tuple[float, float] | None) -> bool:
+    """Whether a scale step (vertical, horizontal) is the one the shipped warm start was trained for."""
+    return step is not None and tuple(step) == WARM_START_NETWORK["scale"]
 
 
 def describe_init_weights(init_weights: str) -> str:
