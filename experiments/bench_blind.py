@@ -37,14 +37,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-from scipy import ndimage  # noqa: E402
 
 from results_io import RESULTS, write_json  # noqa: E402
 from zssr_tf.config import KEY_TO_SECTION, load_config  # noqa: E402
 from zssr_tf.image_io import read_image  # noqa: E402
 from zssr_tf.kernel_estimation import KernelEstimationError, estimate_kernel  # noqa: E402
 from zssr_tf.degradation import degrade, random_anisotropic_kernel  # noqa: E402
-from zssr_tf.kernels import bicubic_kernel, gaussian_kernel  # noqa: E402
+from zssr_tf.kernels import bicubic_kernel, gaussian_kernel, kernel_distance  # noqa: E402
 from zssr_tf.metrics import evaluate  # noqa: E402
 from zssr_tf.resize import imresize  # noqa: E402
 from zssr_tf.trainer import ZSSR  # noqa: E402
@@ -69,19 +68,6 @@ def make_case(set_name: str, name: str, crop: int) -> tuple[np.ndarray, np.ndarr
     else:
         kernel = gaussian_kernel(21, np.sqrt(2.0))  # MZSR's "g2.0": variance 2 (experiments/make_degraded_set.py)
     return degrade(hr, kernel, 2, convention), hr, kernel
-
-
-def kernel_distance(estimated: np.ndarray, true: np.ndarray, size: int = 41) -> float:
-    """L2 norm of the difference of two kernels, each normalised to sum 1 and moved (cubic
-    spline) so its centre of mass is the middle of a common size x size grid."""
-    def centred(kernel):
-        kernel = np.asarray(kernel, np.float64) / np.sum(kernel)
-        top, left = (size - kernel.shape[0]) // 2, (size - kernel.shape[1]) // 2
-        canvas = np.zeros((size, size))
-        canvas[top:top + kernel.shape[0], left:left + kernel.shape[1]] = kernel
-        return ndimage.shift(canvas, (size - 1) / 2 - np.array(ndimage.center_of_mass(canvas)), order=3)
-
-    return float(np.linalg.norm(centred(estimated) - centred(true)))
 
 
 def alignment_overrides(convention: str) -> list[str]:

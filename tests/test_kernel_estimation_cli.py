@@ -4,7 +4,6 @@ import cv2
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
-from scipy import ndimage
 
 from zssr_tf.cli import main
 from zssr_tf.config import load_config
@@ -15,7 +14,7 @@ from zssr_tf.image_io import read_image, write_image
 from zssr_tf.kernel_estimation import KernelEstimationHistory
 from zssr_tf.kernel_estimation.estimator import VALUE_NAMES
 from zssr_tf.kernel_estimation.postprocess import post_process
-from zssr_tf.kernels import bicubic_kernel, gaussian_kernel, load_kernel
+from zssr_tf.kernels import bicubic_kernel, gaussian_kernel, kernel_distance, load_kernel
 
 # A constant learning rate (the step schedule's first halving is at 500): the policy could not act
 # in 3 iterations, and with it the short-run warning would precede every message under test.
@@ -33,17 +32,6 @@ def _blurred_lr(shared_data_dir, tmp_path, size=192):
     return path
 
 
-def _distance(a, b, size=41):
-    """L2 distance of two kernels with sums 1 and centres of mass on the same grid point."""
-    def centred(kernel):
-        canvas = np.zeros((size, size))
-        top = (size - kernel.shape[0]) // 2
-        canvas[top:top + kernel.shape[0], top:top + kernel.shape[1]] = kernel / kernel.sum()
-        return ndimage.shift(canvas, (size - 1) / 2 - np.array(ndimage.center_of_mass(canvas)), order=3)
-
-    return float(np.linalg.norm(centred(a) - centred(b)))
-
-
 def test_kernel_command_recovers_a_known_kernel_roughly(shared_data_dir, tmp_path, capsys):
     # A short estimation (300 of 3000 iterations): the estimate is already much closer to the true
     # kernel than the bicubic kernel is; the full comparison is experiments/bench_blind.py's.
@@ -58,7 +46,7 @@ def test_kernel_command_recovers_a_known_kernel_roughly(shared_data_dir, tmp_pat
     k2 = load_kernel(tmp_path / "k/blurred_kernel_x2.mat")
     k4 = load_kernel(tmp_path / "k/blurred_kernel_x4.npy")
     assert k2.min() > -0.01 and k4.shape[0] > k2.shape[0]
-    assert _distance(k2, TRUE_KERNEL) < 0.6 * _distance(bicubic_kernel(2), TRUE_KERNEL)
+    assert kernel_distance(k2, TRUE_KERNEL) < 0.6 * kernel_distance(bicubic_kernel(2), TRUE_KERNEL)
 
 
 def _fake_estimate(kernel):

@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 from scipy import io as scipy_io
+from scipy import ndimage
 
 from zssr_tf.errors import ZSSRError
 from zssr_tf.image_io import read_image
-from zssr_tf.kernels import bicubic_kernel, gaussian_kernel, load_kernel, recenter_kernel
+from zssr_tf.kernels import bicubic_kernel, gaussian_kernel, kernel_distance, load_kernel, recenter_kernel
 from zssr_tf.resize import imresize
 
 
@@ -105,3 +106,18 @@ def test_gaussian_kernel_attenuates_stripes_as_theory_says():
     for sigma, measured in zip(sigmas[1:], contrast[1:]):
         expected = np.exp(-2 * np.pi**2 * (sigma**2 - sigmas[0] ** 2) / period**2)
         assert measured / contrast[0] == pytest.approx(expected, rel=0.03)
+
+
+def test_kernel_distance_ignores_scale_padding_and_shift_but_not_shape():
+    kernel = gaussian_kernel(13, 2.0, 0.9, 0.4)
+    moved = np.pad(3 * kernel, ((0, 4), (2, 6)))  # other sum, other size, centre moved off the middle
+    assert kernel_distance(kernel, moved) < 1e-4
+    # A sub-pixel shift (cubic spline, lossy on so narrow a kernel) is nearer than a small change of shape.
+    shifted = ndimage.shift(np.pad(kernel, 3), (0.3, -0.4), order=3)
+    assert kernel_distance(kernel, shifted) < 0.5 * kernel_distance(kernel, gaussian_kernel(13, 2.0, 1.0, 0.4))
+    wider = gaussian_kernel(13, 2.5, 0.9, 0.4)
+    assert kernel_distance(kernel, wider) == pytest.approx(kernel_distance(wider, kernel))
+    assert kernel_distance(kernel, wider) > 0.01
+    # Farther from an isotropic kernel than a nearer ellipse is.
+    round_kernel = gaussian_kernel(13, 1.5)
+    assert kernel_distance(round_kernel, gaussian_kernel(13, 1.6, 1.4)) < kernel_distance(round_kernel, kernel)

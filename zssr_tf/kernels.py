@@ -168,6 +168,18 @@ def odd_square(kernel: np.ndarray) -> np.ndarray:
     return np.pad(kernel, [((side - n) // 2, (side - n) // 2) for n in kernel.shape])
 
 
+def kernel_distance(estimated: np.ndarray, true: np.ndarray) -> float:
+    """L2 norm of the difference of two kernels after each is normalised to sum 1 and its centre
+    of mass moved (`centre_kernel`) onto the middle of a common odd square grid: how far an
+    estimated kernel is from the true one, ignoring a sub-pixel shift (which only moves the image).
+    Inputs: 2-D float arrays of any sizes, each with a positive sum (the caller's to check, as
+    `load_kernel` does). Returns a float >= 0, 0 for the same kernel."""
+    a, b = (odd_square(centre_kernel(np.asarray(k, np.float64) / np.sum(k))) for k in (estimated, true))
+    side = max(a.shape[0], b.shape[0])
+    a, b = (np.pad(k, (side - k.shape[0]) // 2) for k in (a, b))
+    return float(np.linalg.norm(a - b))
+
+
 def upscale_offset(scale_factor, alignment: str, reversed_axes=(False, False)) -> tuple[float, float]:
     """Where an upscaling (`resize.imresize(offset=...)`, in LR pixels) must sample so that LR
     pixel i lands where `alignment` puts it on the HR grid.
