@@ -29,13 +29,15 @@ iterations, seconds per iteration and PSNR-Y, and each config's mean wall time a
 the paper preset's. `--configs` picks some of them (the paper preset, the reference, always
 runs). `--official CHECKOUT` adds the official ZSSR code's default (`official_zssr.py`, from
 the user's clone of it; a child process per image) to the rotation and a ratio column against
-it. Writes results/side_by_side_<device>_<images>.json.
+it. Writes results/side_by_side_<device>_<images>.json after every run (`"complete": false` until
+the last), so an interrupted bench keeps the runs it finished.
 
 With --gan, only the ZSRGAN training step instead: ms per iteration of the zsrgan preset (a batch
 of 8 dihedral variants, discriminator and VGG16 relu3_1 perceptual loss; VGG weights random,
 which costs the same as ImageNet ones) for crops 64 and 128 in float32 and mixed_bfloat16, the
 same without the perceptual term, and plain ZSSR on one crop for scale; written to
-experiments/results/bench_speed_gan_<device>_crop<crops>_<precisions>.json.
+experiments/results/bench_speed_gan_<device>_crop<crops>_<precisions>.json (the samples so far after
+each variant, `"complete": true` with the medians at the end).
 """
 
 from __future__ import annotations
@@ -202,9 +204,10 @@ def ours_run(name: str, lr: np.ndarray) -> dict:
             "iterations": result.iterations, "sr": result.sr}
 
 
-def side_by_side(images: list[str], names: list[str], official: Path | None = None) -> list[dict]:
+def side_by_side(images: list[str], names: list[str], official: Path | None = None, save=None) -> list[dict]:
     """Each of the SIDE_BY_SIDE configs `names` (and the official code from its checkout
-    `official`, when given) on each Set5 x2 image, alternating; one row per run."""
+    `official`, when given) on each Set5 x2 image, alternating; one row per run, passed (all
+    rows so far) to `save` after each run, so an interrupted bench keeps what it measured."""
     names = [*names, *([OFFICIAL] if official else [])]
     rows = []
     for turn, image in enumerate(images):
@@ -219,6 +222,8 @@ def side_by_side(images: list[str], names: list[str], official: Path | None = No
                          "psnr": evaluate(run["sr"], hr, 2)["psnr"]})
             print(f"| {image} | {name} | {run['wall_s']:.0f} | {run['iterations']} | "
                   f"{rows[-1]['ms_per_iteration']:.0f} | {rows[-1]['psnr']:.2f} |", flush=True)
+            if save:
+                save(rows)
     return rows
 
 
@@ -237,9 +242,10 @@ def gan_ms(image: np.ndarray, vgg_weights: Path, crop: int, precision: str, perc
 
 
 def gan_section(image: np.ndarray, iters: int, repeats: int, crops=(64, 128),
-                precisions=("float32", "mixed_bfloat16")) -> dict:
+                precisions=("float32", "mixed_bfloat16"), save=None) -> dict:
     """ms per ZSRGAN iteration for crops 64 and 128 in float32 and mixed_bfloat16 (variants
-    alternated in each repeat, medians), with random VGG16 weights saved and loaded as a user's."""
+    alternated in each repeat, medians), with random VGG16 weights saved and loaded as a user's.
+    The samples so far ({variant: [ms, ...]}) go to `save` after each measurement."""
     import tempfile
 
     from zssr_tf.gan.perceptual import PERCEPTUAL_LAYER
@@ -259,6 +265,8 @@ def gan_section(image: np.ndarray, iters: int, repeats: int, crops=(64, 128),
         for name, measure in variants.items():
             samples[name].append(measure())
             print(f"  repeat {repeat + 1}: {name}: {samples[name][-1]:.0f} ms/iter", flush=True)
+            if save:
+                save(samples)
     return {name: float(np.median(v)) for name, v in samples.items()}
 
 
@@ -319,7 +327,9 @@ def main() -> int:
     if args.side_by_side:
         print("| image | config | wall s | iterations | train ms / iteration | PSNR-Y |\n|---|---|---|---|---|---|")
         names = side_by_side_configs(args.configs)
-        rows = side_by_side(args.images, names, args.official)
+        result_name = f"side_by_side_{device_kind()}_{'_'.join(args.images)}"
+        rows = side_by_side(args.images, names, args.official, save=lambda rows: write_json(
+            result_name, {"device": device_name(), "rows": rows, "complete": False}, announce=False))
         names = list(dict.fromkeys(row["config"] for row in rows))
         summary = {}
         for name in names:
@@ -332,20 +342,22 @@ def main() -> int:
         for name, m in summary.items():
             ratios = " | ".join(f"{m['wall_s'] / summary[base]['wall_s']:.2f}" for base in bases)
             print(f"| {name} | {m['wall_s']:.0f} | {ratios} | {m['iterations']:.0f} | {m['psnr']:.2f} |")
-        write_json(f"side_by_side_{device_kind()}_{'_'.join(args.images)}",
-                   {"device": device_name(), "rows": rows, "summary": summary})
+        write_json(result_name, {"device": device_name(), "rows": rows, "summary": summary, "complete": True})
         return 0
     report: dict = {"device": device_name(), "auto_precision": resolve_precision("auto")}
     print(f"device: {report['device']}; precision auto -> {report['auto_precision']}", flush=True)
 
     image, _, _ = read_image(DATA / "set5/lr_x2/baby.png")
     if args.gan:
-        report["gan_step_ms"] = gan_section(image, args.iters, args.repeats, args.gan_crops, args.gan_precisions)
+        result_name = f"bench_speed_gan_{device_kind()}_crop{'_'.join(map(str, args.gan_crops))}_" \
+                      f"{'_'.join(args.gan_precisions)}"
+        report["gan_step_ms"] = gan_section(image, args.iters, args.repeats, args.gan_crops, args.gan_precisions,
+                                            save=lambda samples: write_json(result_name, {
+                                                **report, "samples_ms": samples, "complete": False}, announce=False))
         print("\n| variant | ms / iteration (median) |\n|---|---|")
         for name, ms in report["gan_step_ms"].items():
             print(f"| {name} | {ms:.0f} |")
-        crops = "_".join(map(str, args.gan_crops))
-        write_json(f"bench_speed_gan_{device_kind()}_crop{crops}_{'_'.join(args.gan_precisions)}", report)
+        write_json(result_name, {**report, "complete": True})
         return 0
     precisions = ["float32", "mixed_bfloat16"] + (["mixed_float16"] if tf.config.list_physical_devices("GPU") else [])
     variants = {"baseline float32 train_on_batch": lambda: baseline_ms(args.iters)}

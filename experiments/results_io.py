@@ -15,10 +15,11 @@ def device_kind() -> str:
     return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
 
 
-def write_json(name: str, report: dict) -> Path:
-    """Write `report` to results/<name>.json (indented) and say where."""
+def write_json(name: str, report: dict, announce: bool = True) -> Path:
+    """Write `report` to results/<name>.json (indented) and, when `announce`, say where."""
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {path}")
+    if announce:
+        print(f"wrote {path}")
     return path
