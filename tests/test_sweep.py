@@ -16,7 +16,7 @@ from zssr_tf.errors import ZSSRError
 from zssr_tf.sweep import load_sweep
 from zssr_tf.sweep_engines import PointTask, localise
 from zssr_tf.sweep_runner import check_engine, check_store_for_workers, run_sweep
-from zssr_tf.sweep_summary import Row, best_row, pareto_front
+from zssr_tf.sweep_summary import Row, best_row, pareto_front, plot_front
 
 QUICK = textwrap.dedent("""\
     overrides:
@@ -250,8 +250,9 @@ def test_local_sweep_nests_four_runs_under_one_parent_and_a_rerun_skips_them(lr_
                                                                    "front.png", "s.yaml"}
     with open(tmp_path / "sweep_out/summary.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [(r["noise_std"], r["learning_rate"], r["finished"]) for r in rows] == [
-        ("0.0", "0.001", "1"), ("0.0", "0.0001", "1"), ("0.05", "0.001", "1"), ("0.05", "0.0001", "1")]
+    assert [(r["point"], r["noise_std"], r["learning_rate"], r["finished"]) for r in rows] == [
+        ("1", "0.0", "0.001", "1"), ("2", "0.0", "0.0001", "1"), ("3", "0.05", "0.001", "1"),
+        ("4", "0.05", "0.0001", "1")]  # numbered as --dry-run lists them and front.png labels them
     by_values = {(r.data.tags["sweep.noise_std"], r.data.tags["sweep.learning_rate"]): r for r in children}
     for row in rows:  # one image per point: the mean is that run's score
         run = by_values[(row["noise_std"], row["learning_rate"])]
@@ -373,6 +374,18 @@ def test_pareto_front_keeps_the_points_nothing_beats_on_both_axes():
     # (seconds, psnr): 1 is beaten by 0 (faster and better), 3 ties 2's time with less PSNR.
     points = [(10.0, 37.0), (12.0, 36.9), (20.0, 37.1), (20.0, 37.0), (5.0, 36.5), (30.0, 37.1)]
     assert pareto_front(points) == [4, 0, 2]
+
+
+def test_front_plot_numbers_points_and_needs_two_scored(tmp_path):
+    from matplotlib.image import imread
+
+    rows = [Row(i, {"max_iters": n}, 1, 1, {"psnr": q, "seconds": t})
+            for i, (n, q, t) in enumerate([(200, 33.2, 70.0), (800, 33.5, 340.0), (3000, 33.4, 770.0)])]
+    path = plot_front(tmp_path / "front.png", rows)
+    assert path is not None and imread(path).shape[0] > 420  # the plot plus a key of the 2 front points
+    assert plot_front(tmp_path / "one.png", rows[:1]) is None and not (tmp_path / "one.png").exists()
+    unscored = Row(3, {"max_iters": 50}, 1, 0, {})
+    assert plot_front(tmp_path / "two.png", [rows[0], unscored]) is None
 
 
 def test_best_point_is_one_that_finished_every_image():

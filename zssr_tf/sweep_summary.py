@@ -137,9 +137,9 @@ def write_summary(out_dir: str | Path, name: str, axes: Sequence[str], rows: Seq
     csv_path = out_dir / "summary.csv"
     with open(csv_path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow([*axes, "images", "finished", *(c[0] for c in columns), "run_ids", "errors"])
+        writer.writerow(["point", *axes, "images", "finished", *(c[0] for c in columns), "run_ids", "errors"])
         for row in rows:
-            writer.writerow([*(format_value(row.values[a]) for a in axes), row.images, row.finished,
+            writer.writerow([row.index + 1, *(format_value(row.values[a]) for a in axes), row.images, row.finished,
                              *(row.means.get(c[0], "") for c in columns), " ".join(rid for _, rid in row.runs),
                              "; ".join(errors.get(row.index, []))])
     md_path = out_dir / "summary.md"
@@ -156,7 +156,7 @@ def markdown(name: str, axes: Sequence[str], rows: Sequence[Row], failures: Sequ
     ids), then the failed runs with their errors."""
     columns = _columns(rows)
     link = (lambda text, run_id: f"[{text}]({run_url(run_id)})") if run_url else (lambda text, run_id: run_id)
-    header = [*axes, "images", *(c[0] for c in columns), *(["runs"] if run_url else [])]
+    header = ["point", *axes, "images", *(c[0] for c in columns), *(["runs"] if run_url else [])]
     lines = [f"# Sweep {name}", ""]
     best = best_row(rows)
     if best is not None:
@@ -168,7 +168,7 @@ def markdown(name: str, axes: Sequence[str], rows: Sequence[Row], failures: Sequ
               "bicubic: over those with a ground truth); seconds: wall time per run.", "",
               "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        cells = [*(format_value(row.values[a]) for a in axes), f"{row.finished}/{row.images}",
+        cells = [str(row.index + 1), *(format_value(row.values[a]) for a in axes), f"{row.finished}/{row.images}",
                  *(fmt.format(row.means[c]) if c in row.means else "" for c, _, fmt in columns),
                  *([", ".join(link(image, rid) for image, rid in row.runs)] if run_url else [])]
         lines.append("| " + " | ".join(cells) + " |")
@@ -221,24 +221,27 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
 
 
 def plot_front(path: str | Path, rows: Sequence[Row]) -> Path | None:
-    """Mean PSNR-Y against mean seconds, one labelled dot per point, the Pareto front as a line.
-    None when fewer than two points have both."""
+    """Mean PSNR-Y against mean seconds, one dot per point numbered as in summary.md's `point`
+    column (and `--dry-run`'s list), the Pareto front as a line, and under the plot a key naming
+    the settings of the points on the front. None when fewer than two points have both."""
     scored = [r for r in rows if "psnr" in r.means and "seconds" in r.means]
     if len(scored) < 2:
         return None
     points = [(r.means["seconds"], r.means["psnr"]) for r in scored]
-    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
-    ax = fig.add_subplot()
+    front = pareto_front(points)
+    fig = Figure(figsize=(6.4, 4.2 + 0.16 * len(front)), layout="constrained")
+    ax, key = fig.subplots(2, 1, height_ratios=[4.2, 0.16 * len(front) + 0.3])
     ax.scatter(*zip(*points), color="tab:gray")
     for row, (t, q) in zip(scored, points):
-        ax.annotate(format_values(row.values) or str(row.index), (t, q), fontsize=7, xytext=(4, 4),
-                    textcoords="offset points")
-    front = [points[i] for i in pareto_front(points)]
-    ax.plot(*zip(*front), color="tab:blue", marker="o", label="Pareto front")
+        ax.annotate(str(row.index + 1), (t, q), fontsize=8, xytext=(4, 4), textcoords="offset points")
+    ax.plot(*zip(*(points[i] for i in front)), color="tab:blue", marker="o", label="Pareto front")
     ax.set_xlabel("mean seconds per run")
     ax.set_ylabel("mean PSNR-Y (dB)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    key.axis("off")
+    key.text(0, 1, "\n".join(f"{scored[i].index + 1}: {format_values(scored[i].values) or 'the base settings'}"
+                             for i in front), fontsize=7, va="top", family="monospace")
     path = Path(path)
     fig.savefig(path, dpi=100)
     return path
