@@ -228,7 +228,7 @@ def test_local_sweep_nests_four_runs_under_one_parent_and_a_rerun_skips_them(lr_
                       + QUICK + GRID)
     assert main(["sweep", str(path), "--out", "sweep_out", "max_iters=6"]) == 0
     out = capsys.readouterr().out
-    assert "[4/4] baby noise_std=0.05 learning_rate=0.0001:" in out and " dB, " in out and "ETA" in out
+    assert "[4/4] point 4, baby noise_std=0.05 learning_rate=0.0001:" in out and " dB, " in out and "ETA" in out
 
     children = [r for r in runs() if "mlflow.parentRunId" in r.data.tags]
     assert len(children) == 4 and {r.info.status for r in children} == {"FINISHED"}
@@ -374,6 +374,32 @@ def test_pareto_front_keeps_the_points_nothing_beats_on_both_axes():
     # (seconds, psnr): 1 is beaten by 0 (faster and better), 3 ties 2's time with less PSNR.
     points = [(10.0, 37.0), (12.0, 36.9), (20.0, 37.1), (20.0, 37.0), (5.0, 36.5), (30.0, 37.1)]
     assert pareto_front(points) == [4, 0, 2]
+
+
+def test_a_swallowed_ctrl_c_still_stops_the_sweep_after_that_run(lr_images, tmp_path, monkeypatch, capsys):
+    # Python drops a KeyboardInterrupt raised inside a finaliser (TensorFlow frees traced functions
+    # between runs); the sweep must still stop at the next run's end and record the parent KILLED.
+    import signal
+
+    from zssr_tf import sweep_runner
+    from zssr_tf.sweep_engines import PointResult
+
+    def engine(tasks, workers=1):
+        for task in tasks:
+            try:
+                signal.raise_signal(signal.SIGINT)
+            except KeyboardInterrupt:
+                pass  # swallowed, as in a __del__
+            yield PointResult(task.key, "FINISHED", None, 0.1, {"final/psnr": 30.0}, None)
+
+    monkeypatch.setattr(sweep_runner, "run_local", engine)
+    path = sweep_file(tmp_path, QUICK + f"images: ['{lr_images}/baby.png']\ngrid: {{noise_std: [0, 0.01, 0.02]}}\n")
+    with pytest.raises(KeyboardInterrupt):
+        sweep_runner.run_sweep(load_sweep(path), out_dir=tmp_path / "out")
+    assert "[1/3] point 1, baby noise_std=0" in capsys.readouterr().out  # stopped after the first run
+    parent = [run for run in runs() if "zssr.sweep" in run.data.tags][0]
+    assert parent.info.status == "KILLED" and parent.data.tags["error"] == "interrupted"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_front_plot_numbers_points_and_needs_two_scored(tmp_path):

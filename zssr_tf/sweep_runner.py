@@ -28,10 +28,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 from urllib.parse import urlparse
 
 from zssr_tf.errors import ZSSRError
@@ -126,9 +130,12 @@ def run_sweep(sweep: Sweep, engine: str = "local", workers: int = 1, address: st
     else:
         engine_runs = run_local(tasks, workers)
     try:
-        for result in engine_runs:
-            results.append(result)
-            progress.update(by_key[result.key], result)
+        with _remembering_interrupts() as interrupted:
+            for result in engine_runs:
+                results.append(result)
+                progress.update(by_key[result.key], result)
+                if interrupted():  # a Ctrl-C whose KeyboardInterrupt something swallowed
+                    raise KeyboardInterrupt
     except BaseException as err:
         _safely(f"end the parent run {parent_id}", _abort_parent, client, parent_id, err)
         raise
@@ -164,7 +171,8 @@ class Progress:
             score = f"{metrics['final/psnr']:.2f} dB"
         else:
             score = f"reconstruction error {metrics.get('final/reconstruction_error', float('nan')):.3g}"
-        print(f"[{self.done}/{self.total}] {point.image_name} {point.label}: {score}, {result.seconds:.0f} s")
+        label = f"point {point.index + 1}, {point.image_name} {point.label}".strip()
+        print(f"[{self.done}/{self.total}] {label}: {score}, {result.seconds:.0f} s")
         eta = (time.monotonic() - self.start) / self.done * (self.total - self.done)
         filled = round(BAR_WIDTH * self.done / self.total)
         print(f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {self.done}/{self.total}, ETA {_duration(eta)}",
@@ -172,9 +180,33 @@ class Progress:
 
 
 def point_dir(point: Point) -> str:
-    """`003_noise_std=0.025,crop_size=96`: the point's number, then its values as a file name."""
+    """`003_noise_std=0.025,crop_size=96`: the point's number (from 1, as `--dry-run` and the
+    summary number it), then its values as a file name."""
     values = re.sub(r"[^\w.,=+-]+", "", point.label.replace(" ", ","))[:80]
-    return f"{point.index:03d}" + (f"_{values}" if values else "")
+    return f"{point.index + 1:03d}" + (f"_{values}" if values else "")
+
+
+@contextmanager
+def _remembering_interrupts() -> Iterator[Callable[[], bool]]:
+    """Ctrl-C raises KeyboardInterrupt as usual and is also remembered (the yielded function
+    says whether one came). Python drops an exception raised inside a finaliser, e.g. while
+    TensorFlow frees a traced function between two runs; a Ctrl-C landing there would be lost
+    and the sweep would go on. Only in the main thread, and only over Python's own handler."""
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield lambda: False
+        return
+    seen: list[int] = []
+
+    def handler(signum, frame):
+        seen.append(signum)
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: bool(seen)
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _task(point: Point, sweep: Sweep, uri: str, out: Path, parent_id: str) -> PointTask:

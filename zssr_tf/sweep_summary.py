@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import math
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -20,6 +21,8 @@ from matplotlib.figure import Figure
 
 from zssr_tf.sweep import Point, format_value, format_values
 
+# Characters per line of front.png's key (7-point monospace across the 6.4-inch figure).
+KEY_WIDTH = 100
 # (column, MLflow metric of a child run, Markdown format). Seconds come from the run's start and
 # end times.
 COLUMNS = (("psnr", "final/psnr", "{:.2f}"), ("ssim", "final/ssim", "{:.4f}"),
@@ -202,6 +205,8 @@ def plot_summary(path: str | Path, axes: Sequence[str], rows: Sequence[Row]) -> 
         ax.set_xticks(range(len(x_values)), x_values)
     if metric == "reconstruction_error":
         ax.set_yscale("log")
+    else:
+        ax.ticklabel_format(axis="y", useOffset=False)
     ax.set_xlabel(x_key)
     ax.set_ylabel("mean PSNR-Y (dB)" if metric == "psnr" else "mean reconstruction error (MSE)")
     if others:
@@ -229,19 +234,22 @@ def plot_front(path: str | Path, rows: Sequence[Row]) -> Path | None:
         return None
     points = [(r.means["seconds"], r.means["psnr"]) for r in scored]
     front = pareto_front(points)
-    fig = Figure(figsize=(6.4, 4.2 + 0.16 * len(front)), layout="constrained")
-    ax, key = fig.subplots(2, 1, height_ratios=[4.2, 0.16 * len(front) + 0.3])
+    key_lines = [line for i in front for line in textwrap.wrap(
+        f"{scored[i].index + 1}: {format_values(scored[i].values) or 'the base settings'}", KEY_WIDTH,
+        subsequent_indent="    ")]
+    fig = Figure(figsize=(6.4, 4.2 + 0.13 * len(key_lines)), layout="constrained")
+    ax, key = fig.subplots(2, 1, height_ratios=[4.2, 0.13 * len(key_lines) + 0.2])
     ax.scatter(*zip(*points), color="tab:gray")
     for row, (t, q) in zip(scored, points):
         ax.annotate(str(row.index + 1), (t, q), fontsize=8, xytext=(4, 4), textcoords="offset points")
     ax.plot(*zip(*(points[i] for i in front)), color="tab:blue", marker="o", label="Pareto front")
+    ax.ticklabel_format(useOffset=False)
     ax.set_xlabel("mean seconds per run")
     ax.set_ylabel("mean PSNR-Y (dB)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     key.axis("off")
-    key.text(0, 1, "\n".join(f"{scored[i].index + 1}: {format_values(scored[i].values) or 'the base settings'}"
-                             for i in front), fontsize=7, va="top", family="monospace")
+    key.text(0, 1, "\n".join(key_lines), fontsize=7, va="top", family="monospace")
     path = Path(path)
     fig.savefig(path, dpi=100)
     return path
