@@ -86,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
                                             "each as an MLflow run nested under one parent run, then log a summary "
                                             "table and plot to the parent. Running it again skips finished runs. "
                                             "The file format is described in zssr_tf/sweep.py.")
-    sweep.add_argument("file", metavar="FILE", help="sweep YAML file, or a shipped sweep's name (noise_crop, speed_quality, tiny)")
+    sweep.add_argument("file", metavar="FILE",
+                       help="sweep YAML file, or a shipped sweep's name (noise_crop, speed_quality, tiny)")
     sweep.add_argument("overrides", nargs="*", metavar="key=value",
                        help="settings for every point, on top of the file's overrides, e.g. max_iters=200")
     sweep.add_argument("--engine", choices=("local", "ray"), default="local",

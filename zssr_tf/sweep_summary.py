@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from zssr_tf.sweep import Point, format_value, format_values
 
 # Characters per line of front.png's key (7-point monospace across the 6.4-inch figure).
-KEY_WIDTH = 100
+KEY_WIDTH = 85
 # (column, MLflow metric of a child run, Markdown format). Seconds come from the run's start and
 # end times.
 COLUMNS = (("psnr", "final/psnr", "{:.2f}"), ("ssim", "final/ssim", "{:.4f}"),
