@@ -394,12 +394,18 @@ def test_a_swallowed_ctrl_c_still_stops_the_sweep_after_that_run(lr_images, tmp_
 
     monkeypatch.setattr(sweep_runner, "run_local", engine)
     path = sweep_file(tmp_path, QUICK + f"images: ['{lr_images}/baby.png']\ngrid: {{noise_std: [0, 0.01, 0.02]}}\n")
-    with pytest.raises(KeyboardInterrupt):
-        sweep_runner.run_sweep(load_sweep(path), out_dir=tmp_path / "out")
+    sweep = load_sweep(path)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # an earlier test (Ray) may have set its own
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            sweep_runner.run_sweep(sweep, out_dir=tmp_path / "out")
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert "[1/3] point 1, baby noise_std=0" in capsys.readouterr().out  # stopped after the first run
-    parent = [run for run in runs() if "zssr.sweep" in run.data.tags][0]
-    assert parent.info.status == "KILLED" and parent.data.tags["error"] == "interrupted"
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    parent = [run for run in runs() if run.data.tags.get("zssr.sweep_id") == sweep.sweep_id]
+    assert len(parent) == 1
+    assert parent[0].info.status == "KILLED" and parent[0].data.tags["error"] == "interrupted"
 
 
 def test_front_plot_numbers_points_and_needs_two_scored(tmp_path):

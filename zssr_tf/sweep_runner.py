@@ -188,25 +188,26 @@ def point_dir(point: Point) -> str:
 
 @contextmanager
 def _remembering_interrupts() -> Iterator[Callable[[], bool]]:
-    """Ctrl-C raises KeyboardInterrupt as usual and is also remembered (the yielded function
-    says whether one came). Python drops an exception raised inside a finaliser, e.g. while
-    TensorFlow frees a traced function between two runs; a Ctrl-C landing there would be lost
-    and the sweep would go on. Only in the main thread, and only over Python's own handler."""
-    if threading.current_thread() is not threading.main_thread() \
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+    """Ctrl-C does what the SIGINT handler in place does (Python's: raise KeyboardInterrupt) and
+    is also remembered (the yielded function says whether one came). Python drops an exception
+    raised inside a finaliser, e.g. while TensorFlow frees a traced function between two runs; a
+    Ctrl-C landing there would be lost and the sweep would go on. Only in the main thread, and
+    only over a Python handler (an ignored or default-action SIGINT is left alone)."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
         yield lambda: False
         return
     seen: list[int] = []
 
     def handler(signum, frame):
         seen.append(signum)
-        signal.default_int_handler(signum, frame)
+        previous(signum, frame)
 
     signal.signal(signal.SIGINT, handler)
     try:
         yield lambda: bool(seen)
     finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, previous)
 
 
 def _task(point: Point, sweep: Sweep, uri: str, out: Path, parent_id: str) -> PointTask:
