@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+from skimage.metrics import peak_signal_noise_ratio  # noqa: E402
 
 from results_io import RESULTS, write_json  # noqa: E402
 from zssr_tf.config import KEY_TO_SECTION, load_config  # noqa: E402
@@ -89,8 +90,7 @@ def kernel_fit(lr: np.ndarray, hr: np.ndarray, kernel: np.ndarray, convention: s
     channels); plus its covariance eigenvalues."""
     redegraded = degrade(hr, kernel, 2, convention)
     shift = cv2.phaseCorrelate(lr.mean(axis=2).astype(np.float64), redegraded.mean(axis=2).astype(np.float64))[0]
-    mse = float(np.mean((redegraded - lr) ** 2))
-    return {"redegraded_psnr": 10 * np.log10(1 / mse) if mse > 0 else float("inf"),
+    return {"redegraded_psnr": float(peak_signal_noise_ratio(lr, redegraded, data_range=1.0)),
             "shift_px": [float(shift[1]), float(shift[0])], "variances": kernel_variances(kernel)}
 
 
@@ -147,11 +147,12 @@ def run_case(set_name: str, name: str, crop: int, methods, overrides) -> dict:
         cache.write_text(json.dumps(result, indent=2) + "\n")
         print(f"{set_name}/{name} {method}: " + ", ".join(
             f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in entry.items()), flush=True)
-    if estimate_path.is_file() and "estimate_fit" not in result.get("kernel", {"estimate_fit": None}):
+    estimated = result.get("kernel")
+    if estimated is not None and estimate_path.is_file() and "estimate_fit" not in estimated:
         # Cheap, so also added to results cached before it was recorded.
-        result["kernel"].update(estimate_fit=kernel_fit(lr, gt, np.load(estimate_path), convention),
-                                true_kernel_variances=kernel_variances(true_kernel),
-                                bicubic_fit=kernel_fit(lr, gt, bicubic_kernel(2), convention))
+        estimated.update(estimate_fit=kernel_fit(lr, gt, np.load(estimate_path), convention),
+                         true_kernel_variances=kernel_variances(true_kernel),
+                         bicubic_fit=kernel_fit(lr, gt, bicubic_kernel(2), convention))
         cache.write_text(json.dumps(result, indent=2) + "\n")
     return result
 

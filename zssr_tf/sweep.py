@@ -74,6 +74,12 @@ class Point:
     key: str
 
     @property
+    def number(self) -> int:
+        """The point's number as users see it: index + 1 (`--dry-run`, progress lines, output
+        folders, the summary's `point` column, front.png)."""
+        return self.index + 1
+
+    @property
     def label(self) -> str:
         """`noise_std=0.025 crop_size=96` (empty for a sweep without axes)."""
         return format_values(self.values)
@@ -114,7 +120,7 @@ def describe(sweep: Sweep) -> str:
     for point in sweep.points:
         extras = [f"gt {Path(point.ground_truth).name}"] if point.ground_truth else ["no gt"]
         extras += [f"kernel {Path(k).name}" for k in point.kernels]
-        lines.append(f"  [{point.index + 1}] {point.image_name} {point.label}  ({', '.join(extras)}; key {point.key})")
+        lines.append(f"  [{point.number}] {point.image_name} {point.label}  ({', '.join(extras)}; key {point.key})")
     return "\n".join(lines) + "\n"
 
 

@@ -171,7 +171,7 @@ class Progress:
             score = f"{metrics['final/psnr']:.2f} dB"
         else:
             score = f"reconstruction error {metrics.get('final/reconstruction_error', float('nan')):.3g}"
-        label = f"point {point.index + 1}, {point.image_name} {point.label}".strip()
+        label = f"point {point.number}, {point.image_name} {point.label}".strip()
         print(f"[{self.done}/{self.total}] {label}: {score}, {result.seconds:.0f} s")
         eta = (time.monotonic() - self.start) / self.done * (self.total - self.done)
         filled = round(BAR_WIDTH * self.done / self.total)
@@ -180,10 +180,10 @@ class Progress:
 
 
 def point_dir(point: Point) -> str:
-    """`003_noise_std=0.025,crop_size=96`: the point's number (from 1, as `--dry-run` and the
-    summary number it), then its values as a file name."""
+    """`003_noise_std=0.025,crop_size=96`: the point's number (`Point.number`), then its values as
+    a file name."""
     values = re.sub(r"[^\w.,=+-]+", "", point.label.replace(" ", ","))[:80]
-    return f"{point.index + 1:03d}" + (f"_{values}" if values else "")
+    return f"{point.number:03d}" + (f"_{values}" if values else "")
 
 
 @contextmanager

@@ -55,6 +55,11 @@ class Row:
     means: dict[str, float]
     runs: tuple[tuple[str, str], ...] = ()
 
+    @property
+    def number(self) -> int:
+        """The point's number as users see it (`Point.number`)."""
+        return self.index + 1
+
 
 @dataclass(frozen=True)
 class Failure:
@@ -142,7 +147,7 @@ def write_summary(out_dir: str | Path, name: str, axes: Sequence[str], rows: Seq
         writer = csv.writer(f)
         writer.writerow(["point", *axes, "images", "finished", *(c[0] for c in columns), "run_ids", "errors"])
         for row in rows:
-            writer.writerow([row.index + 1, *(format_value(row.values[a]) for a in axes), row.images, row.finished,
+            writer.writerow([row.number, *(format_value(row.values[a]) for a in axes), row.images, row.finished,
                              *(row.means.get(c[0], "") for c in columns), " ".join(rid for _, rid in row.runs),
                              "; ".join(errors.get(row.index, []))])
     md_path = out_dir / "summary.md"
@@ -171,7 +176,7 @@ def markdown(name: str, axes: Sequence[str], rows: Sequence[Row], failures: Sequ
               "bicubic: over those with a ground truth); seconds: wall time per run.", "",
               "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        cells = [str(row.index + 1), *(format_value(row.values[a]) for a in axes), f"{row.finished}/{row.images}",
+        cells = [str(row.number), *(format_value(row.values[a]) for a in axes), f"{row.finished}/{row.images}",
                  *(fmt.format(row.means[c]) if c in row.means else "" for c, _, fmt in columns),
                  *([", ".join(link(image, rid) for image, rid in row.runs)] if run_url else [])]
         lines.append("| " + " | ".join(cells) + " |")
@@ -235,13 +240,13 @@ def plot_front(path: str | Path, rows: Sequence[Row]) -> Path | None:
     points = [(r.means["seconds"], r.means["psnr"]) for r in scored]
     front = pareto_front(points)
     key_lines = [line for i in front for line in textwrap.wrap(
-        f"{scored[i].index + 1}: {format_values(scored[i].values) or 'the base settings'}", KEY_WIDTH,
+        f"{scored[i].number}: {format_values(scored[i].values) or 'the base settings'}", KEY_WIDTH,
         subsequent_indent="    ")]
     fig = Figure(figsize=(6.4, 4.2 + 0.13 * len(key_lines)), layout="constrained")
     ax, key = fig.subplots(2, 1, height_ratios=[4.2, 0.13 * len(key_lines) + 0.2])
     ax.scatter(*zip(*points), color="tab:gray")
     for row, (t, q) in zip(scored, points):
-        ax.annotate(str(row.index + 1), (t, q), fontsize=8, xytext=(4, 4), textcoords="offset points")
+        ax.annotate(str(row.number), (t, q), fontsize=8, xytext=(4, 4), textcoords="offset points")
     ax.plot(*zip(*(points[i] for i in front)), color="tab:blue", marker="o", label="Pareto front")
     ax.ticklabel_format(useOffset=False)
     ax.set_xlabel("mean seconds per run")
