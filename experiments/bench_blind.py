@@ -15,7 +15,8 @@ Sets (x2, generated here from ../shared/data, seeded):
   "directly" (keep every 2nd pixel from 0, LR pixel i on HR pixel 2i), MZSR's g2.0 test set as
   experiments/make_degraded_set.py makes it (without its 8-bit rounding).
 
-Methods per image: bicubic upscaling; the KernelGAN estimate ("kernel": its distance to the true
+Methods per image: bicubic upscaling; the estimate (KernelGAN; `method=fkp` for the kernel prior,
+whose results are kept under "kernel_fkp" / "zssr_estimated_fkp") ("kernel": its distance to the true
 kernel and its time, the kernel saved next to the results); ZSSR (the `blind` preset's training: no augmentation,
 gradient-weighted L1, 2 back-projections) with the bicubic kernel, with the KernelGAN estimate,
 with the true kernel. Scores by DESIGN §2 (Y, shave 2). The distance between the estimated and
@@ -47,7 +48,7 @@ from zssr_tf.config import KEY_TO_SECTION, load_config  # noqa: E402
 from zssr_tf.image_io import read_image  # noqa: E402
 from zssr_tf.kernel_estimation import KernelEstimationError, estimate_kernel  # noqa: E402
 from zssr_tf.degradation import degrade, random_anisotropic_kernel  # noqa: E402
-from zssr_tf.kernels import bicubic_kernel, gaussian_kernel, kernel_distance  # noqa: E402
+from zssr_tf.kernels import bicubic_kernel, gaussian_kernel, kernel_distance, kernel_variances  # noqa: E402
 from zssr_tf.metrics import evaluate  # noqa: E402
 from zssr_tf.resize import imresize  # noqa: E402
 from zssr_tf.trainer import ZSSR  # noqa: E402
@@ -74,16 +75,6 @@ def make_case(set_name: str, name: str, crop: int) -> tuple[np.ndarray, np.ndarr
     return degrade(hr, kernel, 2, convention), hr, kernel
 
 
-def kernel_variances(kernel: np.ndarray) -> list[float]:
-    """The eigenvalues (px^2, ascending) of a kernel's covariance: its blur along its thinnest and
-    widest axes (for a Gaussian, the variances along its axes)."""
-    k = np.asarray(kernel, np.float64) / np.sum(kernel)
-    y, x = np.mgrid[:k.shape[0], :k.shape[1]]
-    dy, dx = y - np.sum(k * y), x - np.sum(k * x)
-    cov = [[np.sum(k * dy * dy), np.sum(k * dy * dx)], [np.sum(k * dy * dx), np.sum(k * dx * dx)]]
-    return [float(v) for v in np.linalg.eigvalsh(cov)]
-
-
 def kernel_fit(lr: np.ndarray, hr: np.ndarray, kernel: np.ndarray, convention: str) -> dict:
     """How well `kernel` explains the LR image: PSNR (dB, all channels) of the HR image degraded
     with it against the LR image, and their shift (px, y/x, phase correlation of the means over
@@ -92,6 +83,11 @@ def kernel_fit(lr: np.ndarray, hr: np.ndarray, kernel: np.ndarray, convention: s
     shift = cv2.phaseCorrelate(lr.mean(axis=2).astype(np.float64), redegraded.mean(axis=2).astype(np.float64))[0]
     return {"redegraded_psnr": float(peak_signal_noise_ratio(lr, redegraded, data_range=1.0)),
             "shift_px": [float(shift[1]), float(shift[0])], "variances": kernel_variances(kernel)}
+
+
+def estimator_tag(method: str) -> str:
+    """The suffix of an estimator's result keys and files: "" for KernelGAN, "_fkp" for FKP."""
+    return "" if method == "kernelgan" else f"_{method}"
 
 
 def alignment_overrides(convention: str) -> list[str]:
@@ -106,10 +102,14 @@ def run_case(set_name: str, name: str, crop: int, methods, overrides) -> dict:
     convention = SETS[set_name][1]
     base = load_config("blind", [*alignment_overrides(convention), *overrides])
     given = load_config("blind", ["kernel=given", *alignment_overrides(convention), *overrides])
-    estimate_path = cache.with_name(f"{cache.stem}_estimated_kernel.npy")
+    # The estimator's results are kept apart per estimator: "kernel" and "zssr_estimated" for
+    # KernelGAN, "kernel_fkp" and "zssr_estimated_fkp" for method=fkp.
+    tag = estimator_tag(base.kernel_estimation.method)
+    estimate_path = cache.with_name(f"{cache.stem}_estimated_kernel{tag}.npy")
     cache.parent.mkdir(parents=True, exist_ok=True)
     for method in methods:
-        if method in result:
+        key = method + tag if method in ("kernel", "zssr_estimated") else method
+        if key in result:
             continue
         start = time.perf_counter()
         entry: dict = {}
@@ -142,12 +142,12 @@ def run_case(set_name: str, name: str, crop: int, methods, overrides) -> dict:
         if method != "kernel":
             entry.update(evaluate(sr, gt, 2))
         entry["seconds"] = time.perf_counter() - start
-        result[method] = entry
+        result[key] = entry
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"{set_name}/{name} {method}: " + ", ".join(
+        print(f"{set_name}/{name} {key}: " + ", ".join(
             f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in entry.items()), flush=True)
-    estimated = result.get("kernel")
+    estimated = result.get("kernel" + tag)
     if estimated is not None and estimate_path.is_file() and "estimate_fit" not in estimated:
         # Cheap, so also added to results cached before it was recorded.
         estimated.update(estimate_fit=kernel_fit(lr, gt, np.load(estimate_path), convention),
@@ -178,24 +178,27 @@ def main() -> int:
 
 
 def summary_table(report: dict) -> str:
-    scored = [m for m in METHODS if m != "kernel"]
     lines = []
     for set_name, cases in report["sets"].items():
+        tags = sorted({key[len("kernel"):] for r in cases.values() for key in r if key.startswith("kernel")})
+        scored = ["bicubic", "zssr_bicubic", *(f"zssr_estimated{t}" for t in tags), "zssr_true"]
         lines += [f"### {set_name} x2 (PSNR-Y dB / SSIM-Y)", "",
-                  "| image | " + " | ".join(scored) + " | kernel distance: estimate / bicubic |",
-                  "|---|" + "---|" * (len(scored) + 1)]
+                  "| image | " + " | ".join(scored) + "".join(
+                      f" | kernel distance{t or ' (KernelGAN)'}: estimate / bicubic" for t in tags) + " |",
+                  "|---|" + "---|" * (len(scored) + len(tags))]
         for name, result in cases.items():
             cells = [f"{result[m]['psnr']:.2f} / {result[m]['ssim']:.4f}" if "psnr" in result.get(m, {})
                      else result.get(m, {}).get("error", "—")[:40] for m in scored]
-            est = result.get("kernel", {})
-            dist = (f"{est['kernel_distance']:.4f} / {est['bicubic_kernel_distance']:.4f}"
-                    if "kernel_distance" in est else est.get("error", "—")[:40])
-            lines.append(f"| {name} | " + " | ".join(cells) + f" | {dist} |")
+            for t in tags:
+                est = result.get("kernel" + t, {})
+                cells.append(f"{est['kernel_distance']:.4f} / {est['bicubic_kernel_distance']:.4f}"
+                             if "kernel_distance" in est else est.get("error", "—")[:40])
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
         means = []
         for m in scored:
             scores = [r[m]["psnr"] for r in cases.values() if "psnr" in r.get(m, {})]
             means.append(f"{np.mean(scores):.2f} (n={len(scores)})" if scores else "—")
-        lines += ["| mean | " + " | ".join(means) + " | |", ""]
+        lines += ["| mean | " + " | ".join(means) + " |" + " |" * len(tags), ""]
     return "\n".join(lines) + "\n"
 
 

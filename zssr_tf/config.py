@@ -34,7 +34,7 @@ RECONSTRUCTION_TEST_MODES = ("auto", "full", "crops")
 SCALE_DISTRIBUTIONS = ("uniform", "area")
 LOSS_MAPS = ("none", "gradient")
 KERNEL_SOURCES = ("given", "estimate")
-KERNEL_ESTIMATION_METHODS = ("kernelgan",)
+KERNEL_ESTIMATION_METHODS = ("kernelgan", "fkp")
 BICUBIC_TARGETS = ("channel_sum", "per_channel")
 ESTIMATION_PRECISIONS = ("float32", "mixed_bfloat16")
 
@@ -155,7 +155,7 @@ class KernelEstimationConfig:
     (KernelGAN, Bell-Kligler, Shocher & Irani, NeurIPS 2019; values are the paper code's)."""
 
     kernel: str = "given"  # "given": downscale_method or --kernel files; "estimate": estimate first
-    method: str = "kernelgan"
+    method: str = "kernelgan"  # "fkp": search a kernel prior's latent space (kernel_estimation/fkp.py)
     estimation_iters: int = 3000
     estimation_runs: int = 3
     estimation_learning_rate: float = 2e-4
@@ -183,6 +183,8 @@ class KernelEstimationConfig:
     d_noise_std: float = 1 / 255
     accumulate_d_noise: bool = False
     kernel_keep_taps: int = 40
+    prior_weights: str = "auto"  # method fkp: the kernel prior's .npz; "auto" = the shipped x2 prior
+    latent_learning_rate: float = 2e-3  # method fkp: Adam's learning rate for the latent (FKP: 5e-4)
 
     @property
     def total_iters(self) -> int:
@@ -498,6 +500,9 @@ def _kernel_estimation_checks(k: KernelEstimationConfig) -> list[tuple[bool, str
          f"{section}: the constraint weights must be >= 0"),
         (k.d_noise_std >= 0, f"{section}.d_noise_std must be >= 0"),
         (k.kernel_keep_taps >= 1, f"{section}.kernel_keep_taps must be >= 1 (40 in the paper)"),
+        (k.latent_learning_rate > 0, f"{section}.latent_learning_rate must be > 0"),
+        (k.method != "fkp" or k.generator_crop_size >= 11 + 2 * k.patch_discriminator_kernel_size,
+         f"{section}.generator_crop_size must be at least 11 + 2 x patch_discriminator_kernel_size for method fkp"),
     ]
 
 

@@ -180,6 +180,17 @@ def kernel_distance(estimated: np.ndarray, true: np.ndarray) -> float:
     return float(np.linalg.norm(a - b))
 
 
+def kernel_variances(kernel: np.ndarray) -> list[float]:
+    """The eigenvalues (px^2, ascending) of a kernel's covariance about its centre of mass: its
+    blur along its thinnest and widest axes (for a Gaussian, the variances along its axes).
+    `kernel`: 2-D float array with a positive sum. Returns two floats."""
+    k = np.asarray(kernel, np.float64) / np.sum(kernel)
+    y, x = np.mgrid[:k.shape[0], :k.shape[1]]
+    dy, dx = y - np.sum(k * y), x - np.sum(k * x)
+    cov = [[np.sum(k * dy * dy), np.sum(k * dy * dx)], [np.sum(k * dy * dx), np.sum(k * dx * dx)]]
+    return [float(v) for v in np.linalg.eigvalsh(cov)]
+
+
 def upscale_offset(scale_factor, alignment: str, reversed_axes=(False, False)) -> tuple[float, float]:
     """Where an upscaling (`resize.imresize(offset=...)`, in LR pixels) must sample so that LR
     pixel i lands where `alignment` puts it on the HR grid.

@@ -21,11 +21,13 @@ import tensorflow as tf
 from zssr_tf.config import Config
 from zssr_tf.errors import ZSSRError
 from zssr_tf.kernel_estimation import constraints as C
+from zssr_tf.kernel_estimation import fkp
 from zssr_tf.kernel_estimation.crops import sample_crop_positions
 from zssr_tf.kernel_estimation.networks import (build_linear_generator, build_patch_discriminator,
                                                 downscale_with_generator_kernel, extract_kernel,
                                                 generator_kernel_size)
 from zssr_tf.kernel_estimation.postprocess import average_kernels, post_process
+from zssr_tf.kernel_estimation.prior import load_prior
 from zssr_tf.kernel_estimation.schedule import ConstraintSchedule
 
 # Per-iteration values, in the order the training step returns them.
@@ -181,6 +183,7 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
     """
     c = config.kernel_estimation
     image = prepare_image(lr_image, c.estimation_shave, c.generator_crop_size)
+    prior = load_prior(c.prior_weights) if c.method == "fkp" else None
     kernels, histories = [], []
     ran = 0  # iterations of every run, kept or not
     start = time.perf_counter()
@@ -196,7 +199,10 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
     for run in range(c.estimation_runs):
         seed = config.run.seed + run
         try:
-            kernel, history = _estimate_once(image, config, seed, counted(run * c.estimation_iters))
+            if prior is None:
+                kernel, history = _estimate_once(image, config, seed, counted(run * c.estimation_iters))
+            else:
+                kernel, history = _estimate_once_fkp(image, config, seed, counted(run * c.estimation_iters), prior)
         except KernelEstimationError as err:
             if c.estimation_runs == 1:
                 raise
@@ -218,6 +224,23 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
     return (kernels[0] if len(kernels) == 1 else average_kernels(kernels)), merged
 
 
+def _new_history() -> KernelEstimationHistory:
+    return KernelEstimationHistory(values={name: [] for name in (*VALUE_NAMES, "bicubic_weight", "learning_rate")})
+
+
+def _estimate_once_fkp(image: np.ndarray, config: Config, seed: int, callback: IterationCallback | None,
+                       prior) -> tuple[np.ndarray, KernelEstimationHistory]:
+    """One FKP estimation (`fkp.py`) on the prepared `image` with `seed`: the finished kernel and
+    its history."""
+    history = _new_history()
+    try:
+        history.raw_kernel = fkp.estimate_once(image, config, prior, seed, callback, history, VALUE_NAMES)
+    except ValueError as err:
+        raise KernelEstimationError(f"{err}; try another run.seed or use the bicubic kernel (kernel=given)") from None
+    check_raw_kernel(history.raw_kernel)
+    return fkp.finish(history.raw_kernel), history
+
+
 def _estimate_once(image: np.ndarray, config: Config, seed: int,
                    callback: IterationCallback | None) -> tuple[np.ndarray, KernelEstimationHistory]:
     """One KernelGAN estimation on the prepared `image` ((h, w, C) float32 in [-1, 1]) with
@@ -230,7 +253,7 @@ def _estimate_once(image: np.ndarray, config: Config, seed: int,
     g_corners, d_corners = sample_crop_positions((image + 1) / 2, g_size, d_size, c.estimation_iters, rng)
     noise_std = 2 * c.d_noise_std  # the real crops' noise is 1/255 in [0, 1] units
     schedule = ConstraintSchedule(c)
-    history = KernelEstimationHistory(values={name: [] for name in (*VALUE_NAMES, "bicubic_weight", "learning_rate")})
+    history = _new_history()
     learning_rate = schedule.learning_rate
     start = time.perf_counter()
     kernel = None
@@ -282,8 +305,14 @@ def _estimate_once(image: np.ndarray, config: Config, seed: int,
 
 
 def check_and_post_process(raw_kernel: np.ndarray, keep: int) -> np.ndarray:
-    """`post_process` after checking that the raw kernel did not collapse; KernelEstimationError
-    (naming the bicubic fallback) otherwise."""
+    """`post_process` after `check_raw_kernel`."""
+    check_raw_kernel(raw_kernel)
+    return post_process(raw_kernel, keep, scale=2)
+
+
+def check_raw_kernel(raw_kernel: np.ndarray) -> None:
+    """Raise KernelEstimationError (naming the bicubic fallback) when the raw kernel collapsed:
+    NaN/inf taps, a sum outside RAW_SUM_RANGE, no positive tap."""
     total = float(raw_kernel.sum())
     fallback = "try another run.seed, more estimation_iters, or use the bicubic kernel (kernel=given)"
     if not np.all(np.isfinite(raw_kernel)):
@@ -293,4 +322,3 @@ def check_and_post_process(raw_kernel: np.ndarray, keep: int) -> np.ndarray:
                                     f"{fallback}")
     if raw_kernel.max() <= 0:
         raise KernelEstimationError(f"the estimated kernel has no positive taps; {fallback}")
-    return post_process(raw_kernel, keep, scale=2)
