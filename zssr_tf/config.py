@@ -501,8 +501,6 @@ def _kernel_estimation_checks(k: KernelEstimationConfig) -> list[tuple[bool, str
         (k.d_noise_std >= 0, f"{section}.d_noise_std must be >= 0"),
         (k.kernel_keep_taps >= 1, f"{section}.kernel_keep_taps must be >= 1 (40 in the paper)"),
         (k.latent_learning_rate > 0, f"{section}.latent_learning_rate must be > 0"),
-        (k.method != "fkp" or k.generator_crop_size >= 11 + 2 * k.patch_discriminator_kernel_size,
-         f"{section}.generator_crop_size must be at least 11 + 2 x patch_discriminator_kernel_size for method fkp"),
     ]
 
 

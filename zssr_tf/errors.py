@@ -9,3 +9,8 @@ class ZSSRError(Exception):
 class ZSSRWarning(UserWarning):
     """A user-facing warning: a setting or input that is valid but likely not what was meant.
     The command line prints it as one `zssr: warning: ...` line."""
+
+
+class KernelEstimationError(ZSSRError):
+    """A kernel estimate is unusable (NaN, a sum far from 1, no positive taps); the message names
+    the bicubic fallback."""

@@ -93,3 +93,25 @@ def sample_crop_positions(image: np.ndarray, g_crop: int, d_crop: int, count: in
                       "safer choice", FlatImageWarning, stacklevel=2)
         d_prob = g_prob = np.full((h, w), 1.0 / (h * w))
     return draw_top_lefts(g_prob, g_crop, count, rng), draw_top_lefts(d_prob, d_crop, count, rng)
+
+
+def training_inputs(image: np.ndarray, config, d_size: int, rng: np.random.Generator):
+    """The inputs of every estimation iteration, drawn from `rng` in a fixed order (all crop
+    positions first, `sample_crop_positions`; then per iteration the real crop's noise and the
+    fake's): yields (g_input (1, g, g, C), d_real (1, d, d, C), fake_noise (1, d, d, C)) float32
+    for `config.estimation_iters` iterations. `image`: the prepared (h, w, C) float32 in [-1, 1];
+    `config`: the KernelEstimationConfig (generator_crop_size, d_noise_std, accumulate_d_noise).
+    The real crops get noise of 2 x d_noise_std ([-1, 1] units: 1/255 in [0, 1] units); with
+    accumulate_d_noise (the KernelGAN code's behaviour) it is added to `image` in place."""
+    g_size = config.generator_crop_size
+    g_corners, d_corners = sample_crop_positions((image + 1) / 2, g_size, d_size, config.estimation_iters, rng)
+    for (gy, gx), (dy, dx) in zip(g_corners, d_corners):
+        real_view = image[dy:dy + d_size, dx:dx + d_size]
+        real_noise = rng.normal(0, 2 * config.d_noise_std, real_view.shape).astype(np.float32)
+        if config.accumulate_d_noise:
+            real_view += real_noise
+            d_real = real_view[None].copy()
+        else:
+            d_real = (real_view + real_noise)[None]
+        fake_noise = rng.normal(0, config.d_noise_std, (1, d_size, d_size, image.shape[2])).astype(np.float32)
+        yield image[None, gy:gy + g_size, gx:gx + g_size], d_real, fake_noise

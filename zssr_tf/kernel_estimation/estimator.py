@@ -3,7 +3,9 @@
 
 A linear generator learns to downscale 64x64 crops of the image so that a patch discriminator
 cannot tell its 26x26 outputs from real 26x26 crops of the same image: the generator's
-equivalent kernel is then the one that made the image from its (unknown) HR version.
+equivalent kernel is then the one that made the image from its (unknown) HR version. With
+`kernel_estimation.method: fkp` the kernel is a kernel prior's decoding of one trained latent
+instead (`fkp.py`); the runs, their averaging and the checks here serve both methods.
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ import numpy as np
 import tensorflow as tf
 
 from zssr_tf.config import Config
-from zssr_tf.errors import ZSSRError
+from zssr_tf.errors import KernelEstimationError, ZSSRError
 from zssr_tf.kernel_estimation import constraints as C
 from zssr_tf.kernel_estimation import fkp
-from zssr_tf.kernel_estimation.crops import sample_crop_positions
+from zssr_tf.kernel_estimation.crops import training_inputs
 from zssr_tf.kernel_estimation.networks import (build_linear_generator, build_patch_discriminator,
-                                                downscale_with_generator_kernel, extract_kernel,
-                                                generator_kernel_size)
+                                                discriminator_step, downscale_with_generator_kernel,
+                                                extract_kernel, generator_kernel_size)
 from zssr_tf.kernel_estimation.postprocess import average_kernels, post_process
 from zssr_tf.kernel_estimation.prior import load_prior
 from zssr_tf.kernel_estimation.schedule import ConstraintSchedule
@@ -38,10 +40,6 @@ VALUE_NAMES = ("g_loss", "g_adversarial", "bicubic", "sum_to_one", "boundaries",
 RAW_SUM_RANGE = (0.25, 4.0)
 
 IterationCallback = Callable[[int, dict], None]
-
-
-class KernelEstimationError(ZSSRError):
-    """The estimate is unusable (NaN, a sum far from 1, no positive taps)."""
 
 
 class KernelEstimationWarning(UserWarning):
@@ -146,20 +144,16 @@ class KernelGAN:
         self.g_optimizer.apply_gradients(zip(grads, G.trainable_variables))
 
         fake = downscale_with_generator_kernel(g_input, tf.stop_gradient(extract_kernel(G))) + fake_noise
-        with tf.GradientTape() as tape:
-            d_fake = tf.cast(D(fake, training=True), tf.float32)
-            d_true = tf.cast(D(d_real, training=True), tf.float32)
-            d_loss = 0.5 * (tf.reduce_mean(tf.abs(d_fake)) + tf.reduce_mean(tf.abs(d_true - 1)))
-        grads = tape.gradient(d_loss, D.trainable_variables)
-        self.d_optimizer.apply_gradients(zip(grads, D.trainable_variables))
+        d_loss = discriminator_step(D, self.d_optimizer, fake, d_real)
         values = tf.stack([g_loss, adversarial, *terms, d_loss, tf.reduce_sum(kernel)])
         return values, kernel
 
 
 def estimate_kernel(lr_image: np.ndarray, config: Config,
                     callback: IterationCallback | None = None) -> tuple[np.ndarray, KernelEstimationHistory]:
-    """Estimate the x2 downscaling kernel of `lr_image` with KernelGAN, averaged over
-    `kernel_estimation.estimation_runs` independent estimations.
+    """Estimate the x2 downscaling kernel of `lr_image` with KernelGAN (or, with
+    `kernel_estimation.method: fkp`, in the latent space of the kernel prior `prior_weights`),
+    averaged over `kernel_estimation.estimation_runs` independent estimations.
 
     `lr_image`: (h, w), (h, w, 1) or (h, w, 3) float in [0, 1]; after `estimation_shave` it
     needs at least `generator_crop_size` (64) pixels per side. `config.kernel_estimation` holds
@@ -171,12 +165,13 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
     VALUE_NAMES, "bicubic_weight" and "learning_rate" floats (e.g. for tracking and progress);
     iterations count on across runs (run r's first is r * estimation_iters).
 
-    Returns (kernel, history): the post-processed float64 correlation kernel (about 15x15 to
-    19x19, sum ~1, centre of mass at the x2 block centre, i.e. the block-centre convention of
+    Returns (kernel, history): the post-processed float64 correlation kernel (KernelGAN: about
+    15x15 to 19x19; FKP: about 13x13 to 15x15; sum ~1, centre of mass at the x2 block centre, i.e. the block-centre convention of
     MATLAB's imresize) and a KernelEstimationHistory: values of the runs that gave a kernel
     (concatenated; milestones and raw kernel of the first of them, `runs_averaged` of them),
     seconds and iterations of all runs.
-    Raises ZSSRError for a too-small image and KernelEstimationError when the estimate collapses
+    Raises ZSSRError for a too-small image, an unusable prior file (`prior.load_prior`) or a
+    generator crop too small for the prior's kernels, and KernelEstimationError when the estimate collapses
     (NaN, raw sum far from 1, no positive taps) in every run; a collapsed run among several is
     left out of the mean with a KernelEstimationWarning; warns (crops.FlatImageWarning) for a flat image
     and (BicubicPhaseWarning) for a run whose bicubic phase never ended.
@@ -184,6 +179,11 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
     c = config.kernel_estimation
     image = prepare_image(lr_image, c.estimation_shave, c.generator_crop_size)
     prior = load_prior(c.prior_weights) if c.method == "fkp" else None
+    if prior is not None and (c.generator_crop_size - prior.kernel_size) // 2 + 1 < c.patch_discriminator_kernel_size:
+        raise ZSSRError(f"kernel_estimation.generator_crop_size {c.generator_crop_size} is too small for the "
+                        f"{prior.kernel_size}x{prior.kernel_size} kernels of the prior and the discriminator's "
+                        f"{c.patch_discriminator_kernel_size}x{c.patch_discriminator_kernel_size} patches: use at least "
+                        f"{prior.kernel_size - 1 + 2 * c.patch_discriminator_kernel_size}")
     kernels, histories = [], []
     ran = 0  # iterations of every run, kept or not
     start = time.perf_counter()
@@ -230,15 +230,38 @@ def _new_history() -> KernelEstimationHistory:
 
 def _estimate_once_fkp(image: np.ndarray, config: Config, seed: int, callback: IterationCallback | None,
                        prior) -> tuple[np.ndarray, KernelEstimationHistory]:
-    """One FKP estimation (`fkp.py`) on the prepared `image` with `seed`: the finished kernel and
-    its history."""
+    """One FKP estimation (`fkp.KernelPriorGAN`, the kernel `prior`) on the prepared `image`
+    with `seed`: the finished kernel (`fkp.finish`) and its history. Its learning rates stay
+    constant; "learning_rate" records the latent's."""
+    c = config.kernel_estimation
+    rng = np.random.default_rng((seed, 10))  # crop positions and noise, as KernelGAN's
+    gan = fkp.KernelPriorGAN(config, prior, image.shape[2], seed)
     history = _new_history()
-    try:
-        history.raw_kernel = fkp.estimate_once(image, config, prior, seed, callback, history, VALUE_NAMES)
-    except ValueError as err:
-        raise KernelEstimationError(f"{err}; try another run.seed or use the bicubic kernel (kernel=given)") from None
+    start = time.perf_counter()
+    for iteration, inputs in enumerate(training_inputs(image, c, gan.d_crop_size, rng)):
+        values, kernel = gan.train_step(*inputs)
+        _record(history, iteration, values, callback, bicubic_weight=0.0, learning_rate=c.latent_learning_rate)
+    history.seconds = time.perf_counter() - start
+    history.iterations = c.estimation_iters
+    history.raw_kernel = kernel.numpy().astype(np.float64)
     check_raw_kernel(history.raw_kernel)
     return fkp.finish(history.raw_kernel), history
+
+
+def _record(history: KernelEstimationHistory, iteration: int, values: tf.Tensor, callback: IterationCallback | None,
+            **extra: float) -> dict:
+    """Append one iteration's VALUE_NAMES `values` and `extra` values to `history`, pass them to
+    `callback`; KernelEstimationError when a loss or the kernel's sum is NaN/inf. Returns the row."""
+    row = dict(zip(VALUE_NAMES, values.numpy().tolist()), **extra)
+    for name, value in row.items():
+        history.values[name].append(value)
+    if callback is not None:
+        callback(iteration, row)
+    if not math.isfinite(row["g_loss"] + row["d_loss"] + row["kernel_sum"]):
+        raise KernelEstimationError(
+            f"kernel estimation diverged at iteration {iteration} (a loss or the kernel is NaN/inf); "
+            f"try another run.seed or use the bicubic kernel (kernel=given)")
+    return row
 
 
 def _estimate_once(image: np.ndarray, config: Config, seed: int,
@@ -249,38 +272,18 @@ def _estimate_once(image: np.ndarray, config: Config, seed: int,
     # One random stream, used only for the crop positions and the noise: reproducible per seed.
     rng = np.random.default_rng((seed, 10))
     gan = KernelGAN(config, image.shape[2], seed)
-    g_size, d_size = c.generator_crop_size, gan.d_crop_size
-    g_corners, d_corners = sample_crop_positions((image + 1) / 2, g_size, d_size, c.estimation_iters, rng)
-    noise_std = 2 * c.d_noise_std  # the real crops' noise is 1/255 in [0, 1] units
     schedule = ConstraintSchedule(c)
     history = _new_history()
     learning_rate = schedule.learning_rate
     start = time.perf_counter()
     kernel = None
-    for iteration in range(c.estimation_iters):
-        (gy, gx), (dy, dx) = g_corners[iteration], d_corners[iteration]
-        g_input = image[None, gy:gy + g_size, gx:gx + g_size]
-        real_view = image[dy:dy + d_size, dx:dx + d_size]
-        real_noise = rng.normal(0, noise_std, real_view.shape).astype(np.float32)
-        if c.accumulate_d_noise:
-            real_view += real_noise  # the paper code's behaviour: the noise stays in the image
-            d_real = real_view[None].copy()
-        else:
-            d_real = (real_view + real_noise)[None]
-        fake_noise = rng.normal(0, c.d_noise_std, (1, d_size, d_size, image.shape[2])).astype(np.float32)
+    inputs = training_inputs(image, c, gan.d_crop_size, rng)
+    for iteration, (g_input, d_real, fake_noise) in enumerate(inputs):
         values, kernel = gan.train_step(g_input, d_real, fake_noise, np.float32(schedule.bicubic_weight),
                                         np.float32(schedule.centralization_weight),
                                         np.float32(schedule.sparsity_weight))
-        row = dict(zip(VALUE_NAMES, values.numpy().tolist()))
-        row.update(bicubic_weight=schedule.bicubic_weight, learning_rate=learning_rate)
-        for name, value in row.items():
-            history.values[name].append(value)
-        if callback is not None:
-            callback(iteration, row)
-        if not math.isfinite(row["g_loss"] + row["d_loss"] + row["kernel_sum"]):
-            raise KernelEstimationError(
-                f"kernel estimation diverged at iteration {iteration} (a loss or the kernel is NaN/inf); "
-                f"try another run.seed or use the bicubic kernel (kernel=given)")
+        row = _record(history, iteration, values, callback, bicubic_weight=schedule.bicubic_weight,
+                      learning_rate=learning_rate)
         schedule.update(iteration, row["bicubic"])
         if schedule.learning_rate != learning_rate:
             learning_rate = schedule.learning_rate

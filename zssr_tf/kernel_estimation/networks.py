@@ -110,3 +110,16 @@ def build_patch_discriminator(layers: int = 7, width: int = 64, kernel_size: int
                   keras.layers.ReLU(dtype=dtype_policy)]
     stack += [conv(1, 1, layers - 1), keras.layers.Activation("sigmoid", dtype="float32")]
     return keras.Sequential(stack, name="patch_discriminator")
+
+
+def discriminator_step(discriminator: keras.Model, optimizer: keras.optimizers.Optimizer, fake: tf.Tensor,
+                       real: tf.Tensor) -> tf.Tensor:
+    """One step of KernelGAN's D: L1 of its maps to 0 on `fake` and to 1 on `real` crops
+    ((1, d, d, C) in [-1, 1]), averaged; applied with `optimizer`. Returns the float32 D loss."""
+    with tf.GradientTape() as tape:
+        d_fake = tf.cast(discriminator(fake, training=True), tf.float32)
+        d_true = tf.cast(discriminator(real, training=True), tf.float32)
+        d_loss = 0.5 * (tf.reduce_mean(tf.abs(d_fake)) + tf.reduce_mean(tf.abs(d_true - 1)))
+    grads = tape.gradient(d_loss, discriminator.trainable_variables)
+    optimizer.apply_gradients(zip(grads, discriminator.trainable_variables))
+    return d_loss

@@ -70,7 +70,9 @@ def kernel_normalization(size: int = 11, variance_range=VARIANCE_RANGE) -> float
 
 
 class _Coupling(keras.layers.Layer):
-    """One affine coupling layer (RealNVP): masked taps kept, the others scaled and shifted."""
+    """One affine coupling layer (RealNVP): the taps where `mask` is 1 are kept, the others scaled
+    and shifted by functions of the kept ones. forward: (N, D) data -> ((N, D) latent, (N,)
+    log|det|); inverse: (N, D) latent -> (N, D) data."""
 
     def __init__(self, size: int, hidden: int, mask: np.ndarray, **kwargs):
         super().__init__(**kwargs)
@@ -132,7 +134,9 @@ class KernelPrior(keras.Model):
     """The flow between K x K kernels and K^2-d standard normal latents (module docstring).
 
     `kernel_size` odd (11 for x2), `blocks` coupling + batch-norm pairs (5), `hidden` units of
-    the coupling nets (15), `normalization` from `kernel_normalization`. Float32 throughout.
+    the coupling nets (15), `normalization` (None: `kernel_normalization` of `variance_range`),
+    `variance_range` (low, high) px^2 of the training kernels (stored with the weights, used for
+    `normalization`). Float32 throughout; batch (N, K^2) tensors in and out.
     """
 
     def __init__(self, kernel_size: int = 11, blocks: int = 5, hidden: int = 15, normalization: float | None = None,
@@ -179,16 +183,18 @@ class KernelPrior(keras.Model):
     def to_flow_space(self, kernels: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
         """(N, K, K) kernels -> (N, K^2) float32 flow inputs: clipped at 0, divided by
         `normalization`, plus uniform noise of up to DEQUANTIZATION when `rng` is given (as in
-        training), then logit(ALPHA + (1 - 2 ALPHA) k)."""
+        training), clipped to [0, 1] (a tap above `normalization`, sharper than any training
+        kernel, saturates), then logit(ALPHA + (1 - 2 ALPHA) k): finite, |x| <= 13.8."""
         k = np.clip(np.asarray(kernels, np.float64), 0, None).reshape(len(kernels), -1) / self.normalization
         if rng is not None:
             k = k + rng.uniform(0, DEQUANTIZATION, k.shape)
-        k = ALPHA + (1 - 2 * ALPHA) * k
+        k = ALPHA + (1 - 2 * ALPHA) * np.clip(k, 0, 1)  # taps above `normalization` (none in training) saturate
         return np.log(k / (1 - k)).astype(np.float32)
 
     def to_kernels(self, x):
-        """Flow-space kernels (N, K^2) -> (N, K, K) kernels (tf float32, taps in [0, normalization],
-        not renormalised: trained kernels sum to about 1)."""
+        """Flow-space kernels (N, K^2) -> (N, K, K) kernels: tf float32 taps in
+        [-ALPHA x normalization, normalization] (the inverse of `to_flow_space` without its noise),
+        not renormalised: decoded kernels sum to about 1."""
         k = (tf.sigmoid(x) - ALPHA) / (1 - 2 * ALPHA) * self.normalization
         return tf.reshape(k, (-1, self.kernel_size, self.kernel_size))
 
@@ -214,6 +220,15 @@ def resolve_prior_path(prior_weights: str) -> Path:
     return PRIOR_X2 if prior_weights == "auto" else Path(prior_weights)
 
 
+def _plausible_sizes(meta: dict[str, float]) -> bool:
+    """Whether a prior file's sizes can describe a flow: an odd kernel_size, blocks and hidden
+    whole numbers in 1..64, positive finite normalization and variances."""
+    if len(meta) != len(_META_KEYS) or not all(math.isfinite(v) and v > 0 for v in meta.values()):
+        return False
+    sizes = [meta["kernel_size"], meta["blocks"], meta["hidden"]]
+    return all(n == int(n) and n <= 64 for n in sizes) and int(sizes[0]) % 2 == 1
+
+
 def load_prior(prior_weights: str | Path = "auto") -> KernelPrior:
     """The KernelPrior stored at `prior_weights` ("auto" = the shipped x2 prior, or a .npz written
     by `save_prior`). Raises ZSSRError naming the fix when the file is missing, unreadable, not
@@ -229,9 +244,15 @@ def load_prior(prior_weights: str | Path = "auto") -> KernelPrior:
         raise ZSSRError(f"kernel prior {path} cannot be read as a .npz file ({type(err).__name__}); {fix}") from None
     if not all(key in stored for key in _META_KEYS):
         raise ZSSRError(f"kernel prior {path} is not a kernel-prior file (it lacks {', '.join(_META_KEYS)}); {fix}")
-    meta = {key: stored.pop(key).item() for key in _META_KEYS}
+    try:
+        meta = {key: float(stored.pop(key)) for key in _META_KEYS}
+    except (TypeError, ValueError):  # not a number, or not one number
+        meta = {}
+    if not _plausible_sizes(meta):
+        raise ZSSRError(f"kernel prior {path}: its sizes are not those of a kernel prior (an odd kernel_size, "
+                        f"blocks and hidden from 1 to 64, a positive normalization and variances); {fix}")
     prior = KernelPrior(int(meta["kernel_size"]), int(meta["blocks"]), int(meta["hidden"]),
-                        float(meta["normalization"]), (meta["variance_low"], meta["variance_high"]))
+                        meta["normalization"], (meta["variance_low"], meta["variance_high"]))
     variables = prior.variables
     shapes = [tuple(stored.get(f"v{i}", np.empty(0)).shape) for i in range(len(variables))]
     if len(stored) != len(variables) or shapes != [tuple(v.shape) for v in variables]:
