@@ -25,8 +25,8 @@ from zssr_tf.errors import KernelEstimationError, ZSSRError
 from zssr_tf.kernel_estimation import constraints as C
 from zssr_tf.kernel_estimation import fkp
 from zssr_tf.kernel_estimation.crops import training_inputs
-from zssr_tf.kernel_estimation.networks import (build_linear_generator, build_patch_discriminator,
-                                                discriminator_step, downscale_with_generator_kernel,
+from zssr_tf.kernel_estimation.networks import (build_linear_generator, discriminator_step,
+                                                discriminator_with_optimizer, downscale_with_generator_kernel,
                                                 extract_kernel, generator_kernel_size)
 from zssr_tf.kernel_estimation.postprocess import average_kernels, post_process
 from zssr_tf.kernel_estimation.prior import load_prior
@@ -99,16 +99,12 @@ class KernelGAN:
     def __init__(self, config: Config, channels: int, seed: int):
         c = self.config = config.kernel_estimation
         keras.utils.set_random_seed(seed)
-        policy = c.estimation_precision
-        self.generator = build_linear_generator(c.generator_structure, c.generator_width, c.init_gain, seed, policy)
-        self.discriminator = build_patch_discriminator(c.patch_discriminator_layers, c.patch_discriminator_width,
-                                                       c.patch_discriminator_kernel_size, channels, c.init_gain, seed,
-                                                       policy)
+        self.generator = build_linear_generator(c.generator_structure, c.generator_width, c.init_gain, seed,
+                                                c.estimation_precision)
+        self.discriminator, self.d_optimizer = discriminator_with_optimizer(c, channels, seed)
         self.kernel_size = generator_kernel_size(c.generator_structure)
         self.g_optimizer = keras.optimizers.Adam(c.estimation_learning_rate, beta_1=c.estimation_beta_1, beta_2=0.999)
-        self.d_optimizer = keras.optimizers.Adam(c.estimation_learning_rate, beta_1=c.estimation_beta_1, beta_2=0.999)
         self.g_optimizer.build(self.generator.trainable_variables)
-        self.d_optimizer.build(self.discriminator.trainable_variables)
         self.mask = tf.constant(C.boundary_mask(self.kernel_size))
         self.centre = C.kernel_centre(self.kernel_size, 2)
         self.train_step = tf.function(self._train_step)

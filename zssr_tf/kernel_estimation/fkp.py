@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from zssr_tf.config import Config
 from zssr_tf.kernel_estimation import constraints as C
-from zssr_tf.kernel_estimation.networks import (build_patch_discriminator, discriminator_step,
+from zssr_tf.kernel_estimation.networks import (discriminator_step, discriminator_with_optimizer,
                                                 downscale_with_generator_kernel)
 from zssr_tf.kernel_estimation.prior import KernelPrior
 from zssr_tf.kernels import recenter_kernel
@@ -41,13 +41,9 @@ class KernelPriorGAN:
         self.radius = float(prior.kernel_size - 1)
         start = np.random.default_rng((seed, 11)).standard_normal((1, prior.latent_size))
         self.latent = tf.Variable(self.radius * start / np.linalg.norm(start), dtype=tf.float32, name="kernel_latent")
-        self.discriminator = build_patch_discriminator(c.patch_discriminator_layers, c.patch_discriminator_width,
-                                                       c.patch_discriminator_kernel_size, channels, c.init_gain, seed,
-                                                       c.estimation_precision)
+        self.discriminator, self.d_optimizer = discriminator_with_optimizer(c, channels, seed)
         self.z_optimizer = keras.optimizers.Adam(c.latent_learning_rate, beta_1=c.estimation_beta_1, beta_2=0.999)
-        self.d_optimizer = keras.optimizers.Adam(c.estimation_learning_rate, beta_1=c.estimation_beta_1, beta_2=0.999)
         self.z_optimizer.build([self.latent])
-        self.d_optimizer.build(self.discriminator.trainable_variables)
         self.mask = tf.constant(C.boundary_mask(self.kernel_size))
         self.centre = C.kernel_centre(self.kernel_size, 2)
         self.train_step = tf.function(self._train_step)

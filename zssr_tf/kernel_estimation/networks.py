@@ -112,6 +112,19 @@ def build_patch_discriminator(layers: int = 7, width: int = 64, kernel_size: int
     return keras.Sequential(stack, name="patch_discriminator")
 
 
+def discriminator_with_optimizer(config, channels: int, seed: int) -> tuple[keras.Sequential, keras.optimizers.Adam]:
+    """The patch discriminator that the `config` (a KernelEstimationConfig) describes, for
+    `channels`-channel crops, seeded, with its built Adam (estimation_learning_rate,
+    estimation_beta_1, beta_2 0.999)."""
+    c = config
+    discriminator = build_patch_discriminator(c.patch_discriminator_layers, c.patch_discriminator_width,
+                                              c.patch_discriminator_kernel_size, channels, c.init_gain, seed,
+                                              c.estimation_precision)
+    optimizer = keras.optimizers.Adam(c.estimation_learning_rate, beta_1=c.estimation_beta_1, beta_2=0.999)
+    optimizer.build(discriminator.trainable_variables)
+    return discriminator, optimizer
+
+
 def discriminator_step(discriminator: keras.Model, optimizer: keras.optimizers.Optimizer, fake: tf.Tensor,
                        real: tf.Tensor) -> tf.Tensor:
     """One step of KernelGAN's D: L1 of its maps to 0 on `fake` and to 1 on `real` crops
