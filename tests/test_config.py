@@ -198,3 +198,9 @@ class _Rate:
 
     def assign(self, value):
         self.value = value
+
+
+def test_kernelgan_only_generator_settings_do_not_block_fkp():
+    with pytest.raises(ZSSRError, match="generator_structure must end with a 1x1 layer"):
+        load_config("blind", ["generator_structure=[61,3]"])
+    assert load_config("blind", ["method=fkp", "generator_structure=[61,3]"]).kernel_estimation.method == "fkp"

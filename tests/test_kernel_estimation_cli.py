@@ -62,7 +62,7 @@ def test_train_blind_estimates_first_and_tracks_the_estimation(shared_data_dir, 
     # The estimation itself is tested above; here its place in the pipeline and the run.
     kernel = post_process(TRUE_KERNEL)
     monkeypatch.setattr("zssr_tf.pipeline.estimate_kernel", _fake_estimate(kernel))
-    image = _blurred_lr(shared_data_dir, tmp_path, size=96)
+    image = _blurred_lr(shared_data_dir, tmp_path, size=192)  # 96x96 LR: room for the estimation's crops
     code = main(["train", str(image), "--config", "blind", "--out", str(tmp_path / "out"), *QUICK,
                  "scale_factors=[[2,2],[4,4]]"])
     out = capsys.readouterr().out
@@ -95,11 +95,24 @@ def test_print_config_refuses_a_kernel_file_with_kernel_estimate(tmp_path, capsy
 @pytest.mark.parametrize("args, message", [
     (["--estimate-kernel", "--kernel", "k.npy"], "use one of them"),
     (["--config", "blind", "scale_factors=[[3,3]]"], "supports x2 and x4 steps only"),
+    (["--config", "blind", "method=fkp", "prior_weights=missing.npz"], "missing.npz: no such file"),
+    (["--config", "blind", "method=fkp", "generator_crop_size=16"], "generator_crop_size 16 is too small for the "
+                                                                    "prior's 11x11 kernels"),
 ])
-def test_blind_input_errors_come_before_any_work(shared_data_dir, tmp_path, capsys, args, message):
+def test_blind_input_errors_come_before_any_work(shared_data_dir, tmp_path, capsys, monkeypatch, args, message):
     np.save(tmp_path / "k.npy", bicubic_kernel(2))
+    monkeypatch.chdir(tmp_path)
     code = main(["train", str(shared_data_dir / "set5/lr_x2/baby.png"), *args, *QUICK])
     assert code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "outputs").exists()  # no run began
+
+
+def test_kernel_command_checks_the_prior_before_any_work(shared_data_dir, tmp_path, capsys):
+    (tmp_path / "prior.npz").write_text("not an archive")
+    code = main(["kernel", str(shared_data_dir / "set5/lr_x2/baby.png"), "method=fkp",
+                 f"prior_weights={tmp_path / 'prior.npz'}", "--out", str(tmp_path / "k")])
+    assert code == 2 and "cannot be read as a .npz file" in capsys.readouterr().err
+    assert not (tmp_path / "k").exists()
 
 
 @pytest.mark.parametrize("options", [[], ["--config", "x4"], ["--config", "gradual_x2", "--scale", "4"]])

@@ -13,6 +13,7 @@ import numpy as np
 
 from zssr_tf.config import Config, format_scale, relative_scale_factors
 from zssr_tf.errors import ZSSRError
+from zssr_tf.kernel_estimation.estimator import check_estimation_inputs
 from zssr_tf.kernels import check_kernel
 from zssr_tf.warm_start import is_warm_start_scale, read_init_weights
 
@@ -108,7 +109,7 @@ def check_inputs(config: Config, image: np.ndarray, gt: np.ndarray | None = None
                  kernels: Sequence[np.ndarray] | None = None, names: dict[str, str] | None = None):
     """Every check of a run's inputs: `check_image`, `check_ground_truth` (when `gt` is given),
     `check_kernels`, with kernel=estimate and no kernels yet (they are to be estimated)
-    `blind_step_factors`; a numeric kernel where the alignment needs one (`direct`); an image
+    `blind_step_factors` and `kernel_estimation.estimator.check_estimation_inputs`; a numeric kernel where the alignment needs one (`direct`); an image
     large enough for the discriminator when the adversarial loss is on; a model.init_weights file
     that exists and fits the network on the image's channels (`warm_start.read_init_weights`).
     Returns (image, gt, kernels) as the run uses them. `names` maps "image" and "gt" to how
@@ -121,6 +122,7 @@ def check_inputs(config: Config, image: np.ndarray, gt: np.ndarray | None = None
     estimate = kernels is None and config.kernel_estimation.kernel == "estimate"
     if estimate:
         blind_step_factors(config)
+        check_estimation_inputs(image, config)
     alignment = config.scale.kernel_alignment
     if kernels is None and not estimate and alignment != "block_centre":
         raise ZSSRError(f"scale.kernel_alignment {alignment!r} applies to a numeric kernel and none was given: pass "

@@ -50,9 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", default=None, help="output folder (default: run.output_dir)")
     train.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     train.add_argument("--verbose", action="store_true", help="show TensorFlow's own log messages")
-    kernel = commands.add_parser("kernel", help="estimate an image's own downscaling kernel (KernelGAN)",
+    kernel = commands.add_parser("kernel", help="estimate an image's own downscaling kernel (KernelGAN, or method=fkp)",
                                  description="Estimate the x2 downscaling kernel of IMAGE from the image itself "
-                                             "(KernelGAN, NeurIPS 2019) and write <name>_kernel_x2.npy/.mat/.png "
+                                             "(KernelGAN, NeurIPS 2019; method=fkp: in a kernel prior's latent "
+                                             "space, FKP, CVPR 2021) and write <name>_kernel_x2.npy/.mat/.png "
                                              "(with --scale 4 also the analytic x4 kernel). Settings: the "
                                              "kernel_estimation section of --config and key=value overrides.")
     kernel.add_argument("inputs", nargs="*", metavar="IMAGE [key=value ...]",
@@ -210,7 +211,9 @@ def kernel(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides + ["kernel=estimate", f"scale_factors={scale}", "base_change_sfs=[]",
                                                         "back_projection_iters=[0]"])
     image, _, info = read_image(_input_path(args))
+    from zssr_tf.kernel_estimation.estimator import check_estimation_inputs
 
+    check_estimation_inputs(image, config)
     load_tensorflow(args.quiet)
     from zssr_tf.pipeline import estimate_blind_kernels, estimation_progress, write_estimated_kernels
 

@@ -465,6 +465,7 @@ def output_stem(info: ImageInfo, config: Config) -> str:
 
 def _kernel_estimation_checks(k: KernelEstimationConfig) -> list[tuple[bool, str]]:
     section = "kernel_estimation"
+    fkp = k.method == "fkp"
     receptive_field = sum(k.generator_structure) - len(k.generator_structure) + 1
     return [
         (k.kernel in KERNEL_SOURCES, f"{section}.kernel is {k.kernel!r}; use one of {KERNEL_SOURCES}"),
@@ -478,18 +479,21 @@ def _kernel_estimation_checks(k: KernelEstimationConfig) -> list[tuple[bool, str
         (k.estimation_shave >= 0, f"{section}.estimation_shave must be >= 0 (0 for real images)"),
         (k.estimation_precision in ESTIMATION_PRECISIONS,
          f"{section}.estimation_precision is {k.estimation_precision!r}; use one of {ESTIMATION_PRECISIONS}"),
-        (len(k.generator_structure) >= 2 and all(n >= 1 and n % 2 == 1 for n in k.generator_structure),
+        # The generator's settings are KernelGAN's alone; under fkp the prior's kernel size takes
+        # their place (checked with the prior file, estimator.check_estimation_inputs).
+        (fkp or (len(k.generator_structure) >= 2 and all(n >= 1 and n % 2 == 1 for n in k.generator_structure)),
          f"{section}.generator_structure must list >= 2 odd kernel sizes, e.g. [7, 5, 3, 1, 1, 1]"),
-        (k.generator_structure[-1:] == (1,), f"{section}.generator_structure must end with a 1x1 layer (the strided one)"),
-        (k.generator_width >= 1, f"{section}.generator_width must be >= 1"),
-        (k.generator_crop_size % 2 == 0 and k.generator_crop_size >= receptive_field + 2,
+        (fkp or k.generator_structure[-1:] == (1,),
+         f"{section}.generator_structure must end with a 1x1 layer (the strided one)"),
+        (fkp or k.generator_width >= 1, f"{section}.generator_width must be >= 1"),
+        (k.generator_crop_size % 2 == 0 and (fkp or k.generator_crop_size >= receptive_field + 2),
          f"{section}.generator_crop_size must be even and at least the generator's kernel size + 2 "
          f"({receptive_field + 2})"),
         (k.init_gain > 0, f"{section}.init_gain must be > 0"),
         (k.patch_discriminator_layers >= 2, f"{section}.patch_discriminator_layers must be >= 2"),
         (k.patch_discriminator_width >= 1, f"{section}.patch_discriminator_width must be >= 1"),
         (k.patch_discriminator_kernel_size >= 1
-         and (k.generator_crop_size - receptive_field + 1) // 2 >= k.patch_discriminator_kernel_size,
+         and (fkp or (k.generator_crop_size - receptive_field + 1) // 2 >= k.patch_discriminator_kernel_size),
          f"{section}.patch_discriminator_kernel_size must be >= 1 and fit in the generator's output"),
         (k.bicubic_target in BICUBIC_TARGETS, f"{section}.bicubic_target is {k.bicubic_target!r}; use one of {BICUBIC_TARGETS}"),
         (k.bicubic_weight >= 0 and k.bicubic_min_weight >= 0, f"{section}.bicubic_weight and bicubic_min_weight must be >= 0"),

@@ -101,9 +101,8 @@ def estimation_progress(every: int, total: int, stream=None) -> Callable[[int, d
 
     def report(iteration: int, values: dict) -> None:
         if every and (iteration % every == 0 or iteration == total - 1):
-            # FKP (bicubic weight 0) has no bicubic phase: its bicubic loss is only recorded.
             bicubic = (f"bicubic {values['bicubic']:.4f} (weight {values['bicubic_weight']:.0e})  "
-                       if values["bicubic_weight"] else "")
+                       if "bicubic" in values else "")  # FKP has no bicubic term
             print(f"[kernel estimation] iter {iteration:5d}/{total}  G {values['g_loss']:.4f}  "
                   f"D {values['d_loss']:.4f}  {bicubic}kernel sum {values['kernel_sum']:.3f}",
                   file=stream or sys.stdout, flush=True)

@@ -29,12 +29,13 @@ from zssr_tf.kernel_estimation.networks import (build_linear_generator, discrimi
                                                 discriminator_with_optimizer, downscale_with_generator_kernel,
                                                 extract_kernel, generator_kernel_size)
 from zssr_tf.kernel_estimation.postprocess import average_kernels, post_process
-from zssr_tf.kernel_estimation.prior import load_prior
+from zssr_tf.kernel_estimation.prior import load_prior, read_prior_file
 from zssr_tf.kernel_estimation.schedule import ConstraintSchedule
 
-# Per-iteration values, in the order the training step returns them.
+# Per-iteration values, in the order the training step returns them (KernelGAN's, then FKP's).
 VALUE_NAMES = ("g_loss", "g_adversarial", "bicubic", "sum_to_one", "boundaries", "centralization", "sparsity",
                "d_loss", "kernel_sum")
+FKP_VALUE_NAMES = fkp.VALUE_NAMES
 # The raw kernel's sum is held near 1 by the sum-to-one loss (near 2-3 while the channel-summed
 # bicubic target dominates); outside this range the estimate has collapsed or diverged.
 RAW_SUM_RANGE = (0.25, 4.0)
@@ -55,7 +56,8 @@ class KernelEstimationHistory:
     """Per-iteration values of one estimation and what happened when.
 
     `values[name]` lists one float per iteration for every name in VALUE_NAMES plus
-    "bicubic_weight" and "learning_rate" (the values used in that iteration).
+    "bicubic_weight" and "learning_rate" (the values used in that iteration); for method fkp,
+    FKP_VALUE_NAMES plus "learning_rate" (the discriminator's) and "latent_learning_rate".
     """
 
     values: dict[str, list[float]] = field(default_factory=dict)
@@ -70,6 +72,23 @@ class KernelEstimationHistory:
     def ms_per_iteration(self) -> float:
         """Mean wall time of one iteration (one G and one D step) in milliseconds; 0 before any."""
         return 1000 * self.seconds / max(self.iterations, 1)
+
+
+def check_estimation_inputs(lr_image: np.ndarray, config: Config) -> None:
+    """What an estimation of `lr_image` ((h, w[, C]) float in [0, 1]) needs, checked before any
+    work: enough pixels for the crops after the border shave (`prepare_image`) and, for method
+    fkp, a readable kernel-prior file (`prior.read_prior_file`) whose kernels leave the
+    discriminator room in the generator's crops. Raises ZSSRError naming the fix."""
+    c = config.kernel_estimation
+    prepare_image(lr_image, c.estimation_shave, c.generator_crop_size)
+    if c.method != "fkp":
+        return
+    size = int(read_prior_file(c.prior_weights)[0]["kernel_size"])
+    if (c.generator_crop_size - size) // 2 + 1 < c.patch_discriminator_kernel_size:
+        smallest = size - 1 + 2 * c.patch_discriminator_kernel_size
+        raise ZSSRError(f"kernel_estimation.generator_crop_size {c.generator_crop_size} is too small for the prior's "
+                        f"{size}x{size} kernels and the discriminator's {c.patch_discriminator_kernel_size}-pixel "
+                        f"patches: use at least {smallest + smallest % 2}")
 
 
 def prepare_image(image: np.ndarray, shave: int, crop_size: int) -> np.ndarray:
@@ -158,7 +177,8 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
     varies from seed to seed; the mean of several (each centred on a common grid, then
     re-centred, `postprocess.average_kernels`) is closer to the true kernel.
     `callback(iteration, values)` is called after every iteration with that iteration's
-    VALUE_NAMES, "bicubic_weight" and "learning_rate" floats (e.g. for tracking and progress);
+    VALUE_NAMES, "bicubic_weight" and "learning_rate" floats (method fkp: the values its
+    history holds, KernelEstimationHistory) (e.g. for tracking and progress);
     iterations count on across runs (run r's first is r * estimation_iters).
 
     Returns (kernel, history): the post-processed float64 correlation kernel (KernelGAN: about
@@ -173,13 +193,9 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
     and (BicubicPhaseWarning) for a run whose bicubic phase never ended.
     """
     c = config.kernel_estimation
+    check_estimation_inputs(lr_image, config)
     image = prepare_image(lr_image, c.estimation_shave, c.generator_crop_size)
     prior = load_prior(c.prior_weights) if c.method == "fkp" else None
-    if prior is not None and (c.generator_crop_size - prior.kernel_size) // 2 + 1 < c.patch_discriminator_kernel_size:
-        raise ZSSRError(f"kernel_estimation.generator_crop_size {c.generator_crop_size} is too small for the "
-                        f"{prior.kernel_size}x{prior.kernel_size} kernels of the prior and the discriminator's "
-                        f"{c.patch_discriminator_kernel_size}x{c.patch_discriminator_kernel_size} patches: use at least "
-                        f"{prior.kernel_size - 1 + 2 * c.patch_discriminator_kernel_size}")
     kernels, histories = [], []
     ran = 0  # iterations of every run, kept or not
     start = time.perf_counter()
@@ -220,23 +236,26 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
     return (kernels[0] if len(kernels) == 1 else average_kernels(kernels)), merged
 
 
-def _new_history() -> KernelEstimationHistory:
-    return KernelEstimationHistory(values={name: [] for name in (*VALUE_NAMES, "bicubic_weight", "learning_rate")})
+def _new_history(names=VALUE_NAMES, *extra: str) -> KernelEstimationHistory:
+    """An empty history for per-iteration `names` and `extra` values (KernelGAN's by default)."""
+    return KernelEstimationHistory(values={name: [] for name in (*names, *(extra or ("bicubic_weight",
+                                                                                  "learning_rate")))})
 
 
 def _estimate_once_fkp(image: np.ndarray, config: Config, seed: int, callback: IterationCallback | None,
                        prior) -> tuple[np.ndarray, KernelEstimationHistory]:
     """One FKP estimation (`fkp.KernelPriorGAN`, the kernel `prior`) on the prepared `image`
     with `seed`: the finished kernel (`fkp.finish`) and its history. Its learning rates stay
-    constant; "learning_rate" records the latent's."""
+    constant."""
     c = config.kernel_estimation
     rng = np.random.default_rng((seed, 10))  # crop positions and noise, as KernelGAN's
     gan = fkp.KernelPriorGAN(config, prior, image.shape[2], seed)
-    history = _new_history()
+    history = _new_history(FKP_VALUE_NAMES, "learning_rate", "latent_learning_rate")
     start = time.perf_counter()
     for iteration, inputs in enumerate(training_inputs(image, c, gan.d_crop_size, rng)):
         values, kernel = gan.train_step(*inputs)
-        _record(history, iteration, values, callback, bicubic_weight=0.0, learning_rate=c.latent_learning_rate)
+        _record(history, iteration, FKP_VALUE_NAMES, values, callback, learning_rate=c.estimation_learning_rate,
+                latent_learning_rate=c.latent_learning_rate)
     history.seconds = time.perf_counter() - start
     history.iterations = c.estimation_iters
     history.raw_kernel = kernel.numpy().astype(np.float64)
@@ -244,11 +263,11 @@ def _estimate_once_fkp(image: np.ndarray, config: Config, seed: int, callback: I
     return fkp.finish(history.raw_kernel), history
 
 
-def _record(history: KernelEstimationHistory, iteration: int, values: tf.Tensor, callback: IterationCallback | None,
-            **extra: float) -> dict:
-    """Append one iteration's VALUE_NAMES `values` and `extra` values to `history`, pass them to
-    `callback`; KernelEstimationError when a loss or the kernel's sum is NaN/inf. Returns the row."""
-    row = dict(zip(VALUE_NAMES, values.numpy().tolist()), **extra)
+def _record(history: KernelEstimationHistory, iteration: int, names, values: tf.Tensor,
+            callback: IterationCallback | None, **extra: float) -> dict:
+    """Append one iteration's `values` (named `names`) and `extra` values to `history`, pass them
+    to `callback`; KernelEstimationError when a loss or the kernel's sum is NaN/inf. Returns the row."""
+    row = dict(zip(names, values.numpy().tolist()), **extra)
     for name, value in row.items():
         history.values[name].append(value)
     if callback is not None:
@@ -278,7 +297,7 @@ def _estimate_once(image: np.ndarray, config: Config, seed: int,
         values, kernel = gan.train_step(g_input, d_real, fake_noise, np.float32(schedule.bicubic_weight),
                                         np.float32(schedule.centralization_weight),
                                         np.float32(schedule.sparsity_weight))
-        row = _record(history, iteration, values, callback, bicubic_weight=schedule.bicubic_weight,
+        row = _record(history, iteration, VALUE_NAMES, values, callback, bicubic_weight=schedule.bicubic_weight,
                       learning_rate=learning_rate)
         schedule.update(iteration, row["bicubic"])
         if schedule.learning_rate != learning_rate:

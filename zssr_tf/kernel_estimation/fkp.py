@@ -9,8 +9,8 @@ noise are KernelGAN's (`crops.training_inputs`). As in FKP, z stays on a sphere 
 FKP's choice; a standard normal K^2-vector has a norm near K) and no kernel constraint is
 needed: every latent decodes to a plausible anisotropic Gaussian.
 Differences from KernelGAN's estimator besides the kernel's parameterisation: no bicubic phase
-or constraint terms (they are computed for the record only), no learning-rate drops, and no
-post-processing beyond normalising and re-centring (`finish`). Differences from the FKP code:
+or constraint terms, no learning-rate drops, and no post-processing beyond normalising and
+re-centring (`finish`). Differences from the FKP code:
 its discriminator is a WGAN-GP one trained 3 times per iteration on batches of 64 crops, and
 its latent's learning rate 5e-4 (here `latent_learning_rate`, 2e-3 by default: measured better
 in experiments/README.md, "Blind SR").
@@ -23,11 +23,13 @@ import numpy as np
 import tensorflow as tf
 
 from zssr_tf.config import Config
-from zssr_tf.kernel_estimation import constraints as C
 from zssr_tf.kernel_estimation.networks import (discriminator_step, discriminator_with_optimizer,
                                                 downscale_with_generator_kernel)
 from zssr_tf.kernel_estimation.prior import KernelPrior
 from zssr_tf.kernels import recenter_kernel
+
+# Per-iteration values of the training step, in its order.
+VALUE_NAMES = ("g_loss", "d_loss", "kernel_sum")
 
 
 class KernelPriorGAN:
@@ -44,8 +46,6 @@ class KernelPriorGAN:
         self.discriminator, self.d_optimizer = discriminator_with_optimizer(c, channels, seed)
         self.z_optimizer = keras.optimizers.Adam(c.latent_learning_rate, beta_1=c.estimation_beta_1, beta_2=0.999)
         self.z_optimizer.build([self.latent])
-        self.mask = tf.constant(C.boundary_mask(self.kernel_size))
-        self.centre = C.kernel_centre(self.kernel_size, 2)
         self.train_step = tf.function(self._train_step)
 
     @property
@@ -59,9 +59,8 @@ class KernelPriorGAN:
 
     def _train_step(self, g_input, d_real, fake_noise):
         """One latent step, then one D step (`networks.discriminator_step`) on (1, s, s, C) crops
-        in [-1, 1]. Returns the estimator's VALUE_NAMES vector (g_loss = the adversarial loss;
-        bicubic and the kernel constraints computed for the record only; kernel_sum of the raw
-        kernel) and the raw kernel of the latent step (before its update)."""
+        in [-1, 1]. Returns the VALUE_NAMES vector (g_loss: the latent's adversarial loss;
+        kernel_sum: the raw kernel's) and the raw kernel of the latent step (before its update)."""
         with tf.GradientTape() as tape:
             raw = self.raw_kernel()
             kernel = raw / tf.reduce_sum(raw)
@@ -72,10 +71,7 @@ class KernelPriorGAN:
         self.latent.assign(self.radius * self.latent / (tf.norm(self.latent) + 1e-9))
         fake = downscale_with_generator_kernel(g_input, tf.stop_gradient(kernel)) + fake_noise
         d_loss = discriminator_step(self.discriminator, self.d_optimizer, fake, d_real)
-        terms = [C.bicubic_loss(generated, g_input, self.config.bicubic_target), C.sum_to_one_loss(raw),
-                 C.boundaries_loss(kernel, self.mask), C.centralization_loss(kernel, self.centre),
-                 C.sparsity_loss(kernel)]
-        return tf.stack([adversarial, adversarial, *terms, d_loss, tf.reduce_sum(raw)]), raw
+        return tf.stack([adversarial, d_loss, tf.reduce_sum(raw)]), raw
 
 
 def finish(raw_kernel: np.ndarray, scale: int = 2) -> np.ndarray:

@@ -229,10 +229,12 @@ def _plausible_sizes(meta: dict[str, float]) -> bool:
     return all(n == int(n) and n <= 64 for n in sizes) and int(sizes[0]) % 2 == 1
 
 
-def load_prior(prior_weights: str | Path = "auto") -> KernelPrior:
-    """The KernelPrior stored at `prior_weights` ("auto" = the shipped x2 prior, or a .npz written
-    by `save_prior`). Raises ZSSRError naming the fix when the file is missing, unreadable, not
-    a kernel-prior file, or holds weights that do not fit the sizes it names."""
+def read_prior_file(prior_weights: str | Path = "auto") -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Read and check the kernel-prior .npz `prior_weights` ("auto" = the shipped x2 prior) without
+    building the flow: (sizes: kernel_size, blocks, hidden, normalization, variance_low,
+    variance_high as floats; the flow's arrays v0, v1, ... in order). Raises ZSSRError naming the
+    fix when the file is missing, unreadable, not a kernel-prior file, holds implausible sizes or
+    NaN/inf weights (whether the arrays fit the sizes is `load_prior`'s check)."""
     path = resolve_prior_path(str(prior_weights))
     fix = "give a file written by experiments/train_kernel_prior.py, or kernel_estimation.prior_weights=auto"
     if not path.is_file():
@@ -251,14 +253,24 @@ def load_prior(prior_weights: str | Path = "auto") -> KernelPrior:
     if not _plausible_sizes(meta):
         raise ZSSRError(f"kernel prior {path}: its sizes are not those of a kernel prior (an odd kernel_size, "
                         f"blocks and hidden from 1 to 64, a positive normalization and variances); {fix}")
+    if not all(np.all(np.isfinite(a)) for a in stored.values()):
+        raise ZSSRError(f"kernel prior {path} has NaN or infinite weights; {fix}")
+    return meta, stored
+
+
+def load_prior(prior_weights: str | Path = "auto") -> KernelPrior:
+    """The KernelPrior stored at `prior_weights` ("auto" = the shipped x2 prior, or a .npz written
+    by `save_prior`). Raises ZSSRError naming the fix for every fault `read_prior_file` finds and
+    for weights that do not fit the sizes the file names."""
+    meta, stored = read_prior_file(prior_weights)
     prior = KernelPrior(int(meta["kernel_size"]), int(meta["blocks"]), int(meta["hidden"]),
                         meta["normalization"], (meta["variance_low"], meta["variance_high"]))
     variables = prior.variables
     shapes = [tuple(stored.get(f"v{i}", np.empty(0)).shape) for i in range(len(variables))]
     if len(stored) != len(variables) or shapes != [tuple(v.shape) for v in variables]:
-        raise ZSSRError(f"kernel prior {path}: its weights do not fit the flow its sizes describe; {fix}")
-    if not all(np.all(np.isfinite(a)) for a in stored.values()):
-        raise ZSSRError(f"kernel prior {path} has NaN or infinite weights; {fix}")
+        raise ZSSRError(f"kernel prior {resolve_prior_path(str(prior_weights))}: its weights do not fit the flow "
+                        "its sizes describe; give a file written by experiments/train_kernel_prior.py, or "
+                        "kernel_estimation.prior_weights=auto")
     for i, variable in enumerate(variables):
         variable.assign(stored[f"v{i}"])
     return prior
