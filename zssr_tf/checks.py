@@ -109,7 +109,8 @@ def check_inputs(config: Config, image: np.ndarray, gt: np.ndarray | None = None
                  kernels: Sequence[np.ndarray] | None = None, names: dict[str, str] | None = None):
     """Every check of a run's inputs: `check_image`, `check_ground_truth` (when `gt` is given),
     `check_kernels`, with kernel=estimate and no kernels yet (they are to be estimated)
-    `blind_step_factors` and `kernel_estimation.estimator.check_estimation_inputs`; a numeric kernel where the alignment needs one (`direct`); an image
+    `blind_step_factors` and `kernel_estimation.estimator.check_estimation_inputs`; a numeric
+    kernel where the alignment needs one (`direct`); an image
     large enough for the discriminator when the adversarial loss is on; a model.init_weights file
     that exists and fits the network on the image's channels (`warm_start.read_init_weights`).
     Returns (image, gt, kernels) as the run uses them. `names` maps "image" and "gt" to how

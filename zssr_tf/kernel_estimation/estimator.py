@@ -181,14 +181,16 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
     history holds, KernelEstimationHistory) (e.g. for tracking and progress);
     iterations count on across runs (run r's first is r * estimation_iters).
 
-    Returns (kernel, history): the post-processed float64 correlation kernel (KernelGAN: about
-    15x15 to 19x19; FKP: about 13x13 to 15x15; sum ~1, centre of mass at the x2 block centre, i.e. the block-centre convention of
-    MATLAB's imresize) and a KernelEstimationHistory: values of the runs that gave a kernel
+    Returns (kernel, history): the post-processed float64 correlation kernel (one run: about
+    15x15 to 19x19 for KernelGAN, 13x13 to 15x15 for FKP; the mean of several is padded larger;
+    sum ~1, centre of mass at the x2 block centre, i.e. the block-centre convention of MATLAB's
+    imresize) and a KernelEstimationHistory: values of the runs that gave a kernel
     (concatenated; milestones and raw kernel of the first of them, `runs_averaged` of them),
     seconds and iterations of all runs.
     Raises ZSSRError for a too-small image, an unusable prior file (`prior.load_prior`) or a
-    generator crop too small for the prior's kernels, and KernelEstimationError when the estimate collapses
-    (NaN, raw sum far from 1, no positive taps) in every run; a collapsed run among several is
+    generator crop too small for the prior's kernels (`check_estimation_inputs`), and
+    KernelEstimationError when the estimate collapses (NaN, raw sum far from 1, no positive taps)
+    in every run; a collapsed run among several is
     left out of the mean with a KernelEstimationWarning; warns (crops.FlatImageWarning) for a flat image
     and (BicubicPhaseWarning) for a run whose bicubic phase never ended.
     """
@@ -236,10 +238,9 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
     return (kernels[0] if len(kernels) == 1 else average_kernels(kernels)), merged
 
 
-def _new_history(names=VALUE_NAMES, *extra: str) -> KernelEstimationHistory:
-    """An empty history for per-iteration `names` and `extra` values (KernelGAN's by default)."""
-    return KernelEstimationHistory(values={name: [] for name in (*names, *(extra or ("bicubic_weight",
-                                                                                  "learning_rate")))})
+def _new_history(names) -> KernelEstimationHistory:
+    """An empty history for the per-iteration values `names`."""
+    return KernelEstimationHistory(values={name: [] for name in names})
 
 
 def _estimate_once_fkp(image: np.ndarray, config: Config, seed: int, callback: IterationCallback | None,
@@ -250,7 +251,7 @@ def _estimate_once_fkp(image: np.ndarray, config: Config, seed: int, callback: I
     c = config.kernel_estimation
     rng = np.random.default_rng((seed, 10))  # crop positions and noise, as KernelGAN's
     gan = fkp.KernelPriorGAN(config, prior, image.shape[2], seed)
-    history = _new_history(FKP_VALUE_NAMES, "learning_rate", "latent_learning_rate")
+    history = _new_history((*FKP_VALUE_NAMES, "learning_rate", "latent_learning_rate"))
     start = time.perf_counter()
     for iteration, inputs in enumerate(training_inputs(image, c, gan.d_crop_size, rng)):
         values, kernel = gan.train_step(*inputs)
@@ -288,7 +289,7 @@ def _estimate_once(image: np.ndarray, config: Config, seed: int,
     rng = np.random.default_rng((seed, 10))
     gan = KernelGAN(config, image.shape[2], seed)
     schedule = ConstraintSchedule(c)
-    history = _new_history()
+    history = _new_history((*VALUE_NAMES, "bicubic_weight", "learning_rate"))
     learning_rate = schedule.learning_rate
     start = time.perf_counter()
     kernel = None

@@ -112,11 +112,9 @@ def build_patch_discriminator(layers: int = 7, width: int = 64, kernel_size: int
     return keras.Sequential(stack, name="patch_discriminator")
 
 
-def discriminator_with_optimizer(config, channels: int, seed: int) -> tuple[keras.Sequential, keras.optimizers.Adam]:
-    """The patch discriminator that the `config` (a KernelEstimationConfig) describes, for
-    `channels`-channel crops, seeded, with its built Adam (estimation_learning_rate,
-    estimation_beta_1, beta_2 0.999)."""
-    c = config
+def discriminator_with_optimizer(c, channels: int, seed: int) -> tuple[keras.Sequential, keras.optimizers.Adam]:
+    """The patch discriminator that `c` (a KernelEstimationConfig) describes, for `channels`-channel
+    crops, seeded, with its built Adam (estimation_learning_rate, estimation_beta_1, beta_2 0.999)."""
     discriminator = build_patch_discriminator(c.patch_discriminator_layers, c.patch_discriminator_width,
                                               c.patch_discriminator_kernel_size, channels, c.init_gain, seed,
                                               c.estimation_precision)
