@@ -296,6 +296,9 @@ def test_a_point_with_kernel_estimate_estimates_its_kernel_as_zssr_train_does(lr
         return kernel, KernelEstimationHistory(raw_kernel=kernel, seconds=1.5, iterations=3)
 
     monkeypatch.setattr("zssr_tf.pipeline.estimate_kernel", estimate)
+    # The 32x32 test image is too small for a real estimation's crops, which the (mocked) estimator
+    # checks before any work; that check is tested in test_kernel_estimation_cli.py.
+    monkeypatch.setattr("zssr_tf.checks.check_estimation_inputs", lambda image, config: None)
     path = sweep_file(tmp_path, "images: [lr/baby.png]\n" + QUICK + "grid: {kernel: [given, estimate]}\n")
     assert main(["sweep", str(path), "--out", "sweep_out", "max_iters=4"]) == 0
     assert estimated == [(32, 32, 3)]  # once, for the estimate point
