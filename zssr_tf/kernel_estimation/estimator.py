@@ -35,7 +35,6 @@ from zssr_tf.kernel_estimation.schedule import ConstraintSchedule
 # Per-iteration values, in the order the training step returns them (KernelGAN's, then FKP's).
 VALUE_NAMES = ("g_loss", "g_adversarial", "bicubic", "sum_to_one", "boundaries", "centralization", "sparsity",
                "d_loss", "kernel_sum")
-FKP_VALUE_NAMES = fkp.VALUE_NAMES
 # The raw kernel's sum is held near 1 by the sum-to-one loss (near 2-3 while the channel-summed
 # bicubic target dominates); outside this range the estimate has collapsed or diverged.
 RAW_SUM_RANGE = (0.25, 4.0)
@@ -57,7 +56,7 @@ class KernelEstimationHistory:
 
     `values[name]` lists one float per iteration for every name in VALUE_NAMES plus
     "bicubic_weight" and "learning_rate" (the values used in that iteration); for method fkp,
-    FKP_VALUE_NAMES plus "learning_rate" (the discriminator's) and "latent_learning_rate".
+    fkp.VALUE_NAMES plus "learning_rate" (the discriminator's) and "latent_learning_rate".
     """
 
     values: dict[str, list[float]] = field(default_factory=dict)
@@ -81,9 +80,13 @@ def check_estimation_inputs(lr_image: np.ndarray, config: Config) -> None:
     discriminator room in the generator's crops. Raises ZSSRError naming the fix."""
     c = config.kernel_estimation
     prepare_image(lr_image, c.estimation_shave, c.generator_crop_size)
-    if c.method != "fkp":
-        return
-    size = int(read_prior_file(c.prior_weights)[0]["kernel_size"])
+    if c.method == "fkp":
+        _check_prior_fits(int(read_prior_file(c.prior_weights)[0]["kernel_size"]), c)
+
+
+def _check_prior_fits(size: int, c) -> None:
+    """ZSSRError unless the discriminator's patches fit in the generator crops downscaled with the
+    prior's `size` x `size` kernels (`c`: the KernelEstimationConfig)."""
     if (c.generator_crop_size - size) // 2 + 1 < c.patch_discriminator_kernel_size:
         smallest = size - 1 + 2 * c.patch_discriminator_kernel_size
         raise ZSSRError(f"kernel_estimation.generator_crop_size {c.generator_crop_size} is too small for the prior's "
@@ -188,16 +191,17 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
     (concatenated; milestones and raw kernel of the first of them, `runs_averaged` of them),
     seconds and iterations of all runs.
     Raises ZSSRError for a too-small image, an unusable prior file (`prior.load_prior`) or a
-    generator crop too small for the prior's kernels (`check_estimation_inputs`), and
+    generator crop too small for the prior's kernels (the checks of `check_estimation_inputs`), and
     KernelEstimationError when the estimate collapses (NaN, raw sum far from 1, no positive taps)
     in every run; a collapsed run among several is
     left out of the mean with a KernelEstimationWarning; warns (crops.FlatImageWarning) for a flat image
     and (BicubicPhaseWarning) for a run whose bicubic phase never ended.
     """
     c = config.kernel_estimation
-    check_estimation_inputs(lr_image, config)
     image = prepare_image(lr_image, c.estimation_shave, c.generator_crop_size)
     prior = load_prior(c.prior_weights) if c.method == "fkp" else None
+    if prior is not None:
+        _check_prior_fits(prior.kernel_size, c)
     kernels, histories = [], []
     ran = 0  # iterations of every run, kept or not
     start = time.perf_counter()
@@ -251,11 +255,11 @@ def _estimate_once_fkp(image: np.ndarray, config: Config, seed: int, callback: I
     c = config.kernel_estimation
     rng = np.random.default_rng((seed, 10))  # crop positions and noise, as KernelGAN's
     gan = fkp.KernelPriorGAN(config, prior, image.shape[2], seed)
-    history = _new_history((*FKP_VALUE_NAMES, "learning_rate", "latent_learning_rate"))
+    history = _new_history((*fkp.VALUE_NAMES, "learning_rate", "latent_learning_rate"))
     start = time.perf_counter()
     for iteration, inputs in enumerate(training_inputs(image, c, gan.d_crop_size, rng)):
         values, kernel = gan.train_step(*inputs)
-        _record(history, iteration, FKP_VALUE_NAMES, values, callback, learning_rate=c.estimation_learning_rate,
+        _record(history, iteration, fkp.VALUE_NAMES, values, callback, learning_rate=c.estimation_learning_rate,
                 latent_learning_rate=c.latent_learning_rate)
     history.seconds = time.perf_counter() - start
     history.iterations = c.estimation_iters

@@ -35,6 +35,7 @@ ALPHA = 1e-6  # keeps the logit finite at k = 0 and k = normalization
 # contains DIV2KRK's U(0.6, 5) (degradation.random_anisotropic_kernel).
 VARIANCE_RANGE = (0.35, 5.0)
 DEQUANTIZATION = 1 / 720  # uniform noise added to training kernels in [0, 1] units (FKP's value)
+_FIX = "give a file written by experiments/train_kernel_prior.py, or kernel_estimation.prior_weights=auto"
 _META_KEYS = ("kernel_size", "blocks", "hidden", "normalization", "variance_low", "variance_high")
 
 
@@ -236,25 +237,24 @@ def read_prior_file(prior_weights: str | Path = "auto") -> tuple[dict[str, float
     fix when the file is missing, unreadable, not a kernel-prior file, holds implausible sizes or
     NaN/inf weights (whether the arrays fit the sizes is `load_prior`'s check)."""
     path = resolve_prior_path(str(prior_weights))
-    fix = "give a file written by experiments/train_kernel_prior.py, or kernel_estimation.prior_weights=auto"
     if not path.is_file():
-        raise ZSSRError(f"kernel prior {path}: no such file; {fix}")
+        raise ZSSRError(f"kernel prior {path}: no such file; {_FIX}")
     try:
         with np.load(path, allow_pickle=False) as data:
             stored = {name: data[name] for name in data.files}
     except Exception as err:  # noqa: BLE001 - any unreadable file gets the same advice
-        raise ZSSRError(f"kernel prior {path} cannot be read as a .npz file ({type(err).__name__}); {fix}") from None
+        raise ZSSRError(f"kernel prior {path} cannot be read as a .npz file ({type(err).__name__}); {_FIX}") from None
     if not all(key in stored for key in _META_KEYS):
-        raise ZSSRError(f"kernel prior {path} is not a kernel-prior file (it lacks {', '.join(_META_KEYS)}); {fix}")
+        raise ZSSRError(f"kernel prior {path} is not a kernel-prior file (it lacks {', '.join(_META_KEYS)}); {_FIX}")
     try:
         meta = {key: float(stored.pop(key)) for key in _META_KEYS}
     except (TypeError, ValueError):  # not a number, or not one number
         meta = {}
     if not _plausible_sizes(meta):
         raise ZSSRError(f"kernel prior {path}: its sizes are not those of a kernel prior (an odd kernel_size, "
-                        f"blocks and hidden from 1 to 64, a positive normalization and variances); {fix}")
+                        f"blocks and hidden from 1 to 64, a positive normalization and variances); {_FIX}")
     if not all(np.all(np.isfinite(a)) for a in stored.values()):
-        raise ZSSRError(f"kernel prior {path} has NaN or infinite weights; {fix}")
+        raise ZSSRError(f"kernel prior {path} has NaN or infinite weights; {_FIX}")
     return meta, stored
 
 
@@ -269,8 +269,7 @@ def load_prior(prior_weights: str | Path = "auto") -> KernelPrior:
     shapes = [tuple(stored.get(f"v{i}", np.empty(0)).shape) for i in range(len(variables))]
     if len(stored) != len(variables) or shapes != [tuple(v.shape) for v in variables]:
         raise ZSSRError(f"kernel prior {resolve_prior_path(str(prior_weights))}: its weights do not fit the flow "
-                        "its sizes describe; give a file written by experiments/train_kernel_prior.py, or "
-                        "kernel_estimation.prior_weights=auto")
+                        f"its sizes describe; {_FIX}")
     for i, variable in enumerate(variables):
         variable.assign(stored[f"v{i}"])
     return prior
