@@ -8,8 +8,10 @@ The flow (`zssr_tf.kernel_estimation.prior.KernelPrior`: 5 coupling blocks, 15 h
 afresh for every batch (`sample_training_kernels`: variances U(0.35, 5) px^2, angle U(0, pi)),
 with FKP's recipe (Liang et al., CVPR 2021) but shorter: Adam with weight decay 1e-6, the
 learning rate halved at 40, 50, ..., 90 % of the steps, batches of 100, dequantisation noise.
-FKP runs 50,000 steps from 1e-4; 20,000 from 1e-3 reach a lower validation NLL on this CPU in
-a few minutes (experiments/README.md, "Blind SR"). No image is used.
+FKP runs 50,000 steps from 1e-4; here 20,000 from 1e-3 (5 min on 2 CPU cores), because in a
+short trial 1e-4 had brought the validation NLL only to 158.8 after 400 steps, where 1e-3 fell
+fast (experiments/README.md, "Blind SR"; the two were not run to the end side by side). No
+image is used.
 
 Prints the negative log-likelihood of a fixed validation grid (variances 0.35..5 in steps of
 0.3, angles 0..pi in steps of 0.2) as it goes, and at the end how plausible the decoded
