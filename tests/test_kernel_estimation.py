@@ -20,7 +20,7 @@ from zssr_tf.kernel_estimation.files import write_kernel_files
 from zssr_tf.kernel_estimation.networks import (build_linear_generator, build_patch_discriminator,
                                                 downscale_with_generator_kernel, extract_kernel, generate)
 from zssr_tf.kernel_estimation.postprocess import (analytic_x4_kernel, average_kernels, post_process,
-                                                   zero_negligible_taps)
+                                                   trim_negligible_border, zero_negligible_taps)
 from zssr_tf.kernel_estimation.schedule import ConstraintSchedule
 from zssr_tf.kernels import gaussian_kernel, load_kernel, recenter_kernel
 
@@ -117,10 +117,30 @@ def test_average_of_kernels_is_centred_and_averages_their_moments():
     expected = (_second_moments(tall / tall.sum()) + _second_moments(wide)) / 2
     np.testing.assert_allclose(_second_moments(mean / mean.sum()), expected, atol=0.03)
     assert abs(_second_moments(mean)[0] - _second_moments(mean)[1]) < 0.03
-    # One kernel: itself at the block centre (with one more ring of zeros from the centring).
-    np.testing.assert_allclose(average_kernels([wide])[1:-1, 1:-1], recenter_kernel(wide, 2), atol=2e-5)
+    # The paddings of the centrings (23 x 23 before trimming) are cut back to the inputs' size.
+    assert mean.shape[0] <= tall.shape[0]
+    # One kernel: itself at the block centre, less the outer ring of spline ringing.
+    alone, recentred = average_kernels([wide]), recenter_kernel(wide, 2)
+    assert alone.shape == (15, 15) and recentred.shape == (17, 17)
+    np.testing.assert_allclose(alone, recentred[1:-1, 1:-1], atol=2e-5)
     with pytest.raises(ValueError, match="odd"):
         average_kernels([np.ones((4, 4)) / 16])
+
+
+def test_trimming_a_kernel_cuts_only_rings_that_hold_almost_nothing():
+    core = gaussian_kernel(9, 1.5, 0.8, 0.4)
+    padded = np.pad(core, 4)
+    padded[0, 0] = padded[-1, 5] = 1e-6  # ringing in the outer ring
+    trimmed = trim_negligible_border(padded)
+    np.testing.assert_allclose(trimmed, core, atol=1e-5)
+    assert trimmed.sum() == pytest.approx(padded.sum(), abs=1e-12)
+    # A ring holding more than the fraction stays, and so does everything inside it.
+    padded[2, 8] = 0.01
+    assert trim_negligible_border(padded).shape == (13, 13)
+    # The middle tap stays the middle one; nothing is cut below 3 x 3.
+    assert trim_negligible_border(np.pad([[1.0]], 3)).shape == (3, 3)
+    with pytest.raises(ValueError, match="square"):
+        trim_negligible_border(np.ones((5, 7)))
 
 
 def test_several_estimation_runs_average_the_runs_seeded_one_after_another(shared_data_dir, monkeypatch):

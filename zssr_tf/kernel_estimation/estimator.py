@@ -185,11 +185,11 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
     iterations count on across runs (run r's first is r * estimation_iters).
 
     Returns (kernel, history): the post-processed float64 correlation kernel (one run: about
-    15x15 to 19x19 for KernelGAN, 13x13 to 15x15 for FKP; the mean of several is padded larger;
-    sum ~1, centre of mass at the x2 block centre, i.e. the block-centre convention of MATLAB's
-    imresize) and a KernelEstimationHistory: values of the runs that gave a kernel
-    (concatenated; milestones and raw kernel of the first of them, `runs_averaged` of them),
-    seconds and iterations of all runs.
+    15x15 to 19x19 for KernelGAN, 13x13 to 15x15 for FKP; the mean of several is cut back to
+    the rings that hold its mass; sum ~1, centre of mass at the x2 block centre, i.e. the
+    block-centre convention of MATLAB's imresize) and a KernelEstimationHistory: values of the
+    runs that gave a kernel (concatenated; milestones and raw kernel of the first of them,
+    `runs_averaged` of them), seconds and iterations of all runs.
     Raises ZSSRError for a too-small image, an unusable prior file (`prior.load_prior`) or a
     generator crop too small for the prior's kernels (the checks of `check_estimation_inputs`), and
     KernelEstimationError when the estimate collapses (NaN, raw sum far from 1, no positive taps)

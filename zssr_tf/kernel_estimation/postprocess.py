@@ -45,9 +45,11 @@ def average_kernels(kernels, scale: int = 2) -> np.ndarray:
     Each kernel (odd-sized, any centre of mass) is normalised to sum 1 and centred on its middle
     tap (`kernels.centre_kernel`), all are zero-padded to a common size and averaged, and the
     mean is moved to the x`scale` block centre (`kernels.recenter_kernel`). Centring first keeps
-    estimates that sit a fraction of a pixel apart from blurring their mean.
-    list of (K_i, K_i) -> (K, K) float64, K >= max K_i. Raises ValueError for an empty list or
-    an even-sized kernel.
+    estimates that sit a fraction of a pixel apart from blurring their mean. Each centring pads
+    the kernel, so the mean's border rings are then trimmed while they hold almost nothing
+    (`trim_negligible_border`).
+    list of (K_i, K_i) -> (K, K) float64, K odd. Raises ValueError for an empty list or an
+    even-sized kernel.
     """
     if not kernels:
         raise ValueError("no kernels to average")
@@ -57,7 +59,32 @@ def average_kernels(kernels, scale: int = 2) -> np.ndarray:
     size = max(max(k.shape) for k in centred)
     # Odd sizes differ by even numbers: symmetric padding keeps every middle tap in the middle.
     padded = [np.pad(k, [((size - n) // 2,) * 2 for n in k.shape]) for k in centred]
-    return recenter_kernel(np.mean(padded, axis=0), scale)
+    return trim_negligible_border(recenter_kernel(np.mean(padded, axis=0), scale))
+
+
+def trim_negligible_border(kernel: np.ndarray, fraction: float = 1e-4) -> np.ndarray:
+    """Cut the same number of outer rows and columns from every side of a square kernel while
+    what is cut holds at most `fraction` of its absolute mass, then rescale to the old sum.
+
+    Cutting p rings from every side keeps each tap's offset from index K // 2, so the kernel's
+    alignment convention (direct or block centre) is unchanged. The cubic-spline shifts of
+    `kernels.recenter_kernel` pad with rings that end up holding only spline ringing; this is
+    what removes them. (K, K) -> (K - 2p, K - 2p) float64, at least 3 x 3 (never cut to less).
+    Raises ValueError for a kernel that is not square.
+    """
+    kernel = np.asarray(kernel, np.float64)
+    if kernel.ndim != 2 or kernel.shape[0] != kernel.shape[1]:
+        raise ValueError(f"trimming needs a square kernel, got shape {kernel.shape}")
+    size = kernel.shape[0]
+    total = np.abs(kernel).sum()
+    cut = 0
+    while size - 2 * (cut + 1) >= 3:
+        inner = kernel[cut + 1:size - cut - 1, cut + 1:size - cut - 1]
+        if total - np.abs(inner).sum() > fraction * total:
+            break
+        cut += 1
+    trimmed = kernel[cut:size - cut, cut:size - cut]
+    return trimmed * (kernel.sum() / trimmed.sum())
 
 
 def analytic_x4_kernel(kernel_x2: np.ndarray, crop: bool = True) -> np.ndarray:
