@@ -23,11 +23,16 @@ channel_axis -1, skimage's default 7x7 uniform window). LPIPS-like (gan/lpips.py
 --lpips-heads is given. Model selection: the final iteration (never by ground truth).
 Writes experiments/results/zsrgan_<set>[_<images>][_<overrides>].{json,md} and, per image, a
 crop figure bicubic | ZSSR | ZSRGAN | GT (titles: PSNR RGB, no shave) in results/figures/.
+
+`--combine` runs nothing: it gathers the per-image results of earlier `--images NAME` runs with
+the same overrides (one process per image, e.g. two at a time on two cores) into the set's
+table, zsrgan_<set>[_<overrides>].{json,md}, and says which images are missing.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -84,11 +89,15 @@ def main() -> int:
     parser.add_argument("--lpips-heads", help=".npz of LPIPS-VGG heads (README.md); needs --vgg-weights")
     parser.add_argument("--zssr-override", action="append", default=[], metavar="KEY=VALUE",
                         help="an override for the zssr run (repeatable), e.g. max_iters=600 on a busy CPU")
+    parser.add_argument("--combine", action="store_true",
+                        help="gather earlier per-image results into the set's table (see above)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="for the zsrgan runs")
     args = parser.parse_args()
     if not args.lr_dir.is_dir():
         print(f"{args.lr_dir} not found: make it with experiments/make_degraded_set.py (see --help)", file=sys.stderr)
         return 1
+    if args.combine:
+        return combine(args)
     notes = []
     try:
         resolve_weights(args.vgg_weights)
@@ -107,9 +116,7 @@ def main() -> int:
                "zsrgan_l1_adv": load_config("zsrgan", ["perceptual_weight=0", "progress_every=0", *args.overrides]),
                "zsrgan": load_config("zsrgan", [f"perceptual_weights={vgg}", "progress_every=0", *args.overrides])
                if vgg else None}
-    parts = ["zsrgan", args.lr_dir.parent.name, *(args.images or []), *args.overrides,
-             *(f"zssr-{o}" for o in args.zssr_override)]
-    name = re.sub(r"[^A-Za-z0-9_.=-]+", "-", "_".join(parts))
+    name = result_name(args, args.images)
     rows = []
     for lr_path in sorted(args.lr_dir.glob("*.png")):
         if args.images and lr_path.stem not in args.images:
@@ -134,22 +141,60 @@ def main() -> int:
             plot_crop_comparison(HERE / "results" / "figures" / f"{name}_{lr_path.stem}.png", bicubic,
                                  outputs[gan].sr, gt, titles, others=others,
                                  sr_name="ZSRGAN" if gan == "zsrgan" else "ZSRGAN (L1+adv)")
-    methods = ["bicubic", *args.methods]
+    summarize(name, args, rows, notes)
+    return 0
+
+
+def result_name(args, images) -> str:
+    """zsrgan_<set>[_<images>][_<overrides>][_zssr-<overrides>], safe as a file name."""
+    parts = ["zsrgan", args.lr_dir.parent.name, *(images or []), *args.overrides,
+             *(f"zssr-{o}" for o in args.zssr_override)]
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "-", "_".join(parts))
+
+
+def summarize(name: str, args, rows: list[dict], notes: list[str]) -> None:
+    """Write results/<name>.json (rows, per-method means) and <name>.md (the means' table, then
+    PSNR-Y per image)."""
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    images = list(dict.fromkeys(r["image"] for r in rows))
+    lpips = "lpips_like" in rows[0]
     means = {m: {k: float(np.mean([r[k] for r in rows if r["method"] == m]))
                  for k in rows[0] if k not in ("image", "method")} for m in methods}
     write_json(name, {"lr_dir": str(args.lr_dir), "overrides": args.overrides, "notes": notes,
                       "rows": rows, "means": means, "report_table1_set5": REPORT_SET5})
-    lines = [f"LR `{args.lr_dir}`, images {sorted({r['image'] for r in rows})}, zsrgan overrides "
+    lines = [f"LR `{args.lr_dir}`, images {images}, zsrgan overrides "
              f"`{' '.join(args.overrides) or 'none'}`, zssr overrides `{' '.join(args.zssr_override) or 'none'}`",
              *notes, "",
-             "| method | PSNR-Y | SSIM-Y | PSNR RGB no shave | SSIM RGB no shave |"
+             "| method (mean) | PSNR-Y | SSIM-Y | PSNR RGB no shave | SSIM RGB no shave |"
              + (" LPIPS-like |" if lpips else ""), "|---|---|---|---|---|" + ("---|" if lpips else "")]
     for m in methods:
         s = means[m]
         lines.append(f"| {m} | {s['psnr']:.2f} | {s['ssim']:.4f} | {s['psnr_rgb_noshave']:.2f} | "
                      f"{s['ssim_rgb_noshave']:.4f} |" + (f" {s['lpips_like']:.4f} |" if lpips else ""))
+    if len(images) > 1:
+        psnr = {(r["image"], r["method"]): r for r in rows}
+        lines += ["", "| PSNR-Y / PSNR RGB no shave | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+        for image in images:
+            cells = (f"{psnr[image, m]['psnr']:.2f} / {psnr[image, m]['psnr_rgb_noshave']:.2f}"
+                     if (image, m) in psnr else "–" for m in methods)
+            lines.append(f"| {image} | " + " | ".join(cells) + " |")
     (HERE / "results" / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def combine(args) -> int:
+    """The set's table from the per-image results of earlier runs (see the module docstring)."""
+    stems = sorted(p.stem for p in args.lr_dir.glob("*.png") if not args.images or p.stem in args.images)
+    found = {stem: HERE / "results" / f"{result_name(args, [stem])}.json" for stem in stems}
+    missing = [stem for stem, path in found.items() if not path.exists()]
+    if missing:
+        print(f"no per-image results for {missing}: run e.g. `python experiments/bench_zsrgan.py --images "
+              f"{missing[0]} {' '.join(args.overrides)}` first (expected {found[missing[0]].name})", file=sys.stderr)
+        return 1
+    reports = [json.loads(path.read_text()) for path in found.values()]
+    rows = [row for report in reports for row in report["rows"]]
+    notes = list(dict.fromkeys(note for report in reports for note in report["notes"]))
+    summarize(result_name(args, args.images), args, rows, notes)
     return 0
 
 
