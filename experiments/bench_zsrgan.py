@@ -154,7 +154,7 @@ def result_name(args, images) -> str:
 
 def summarize(name: str, args, rows: list[dict], notes: list[str]) -> None:
     """Write results/<name>.json (rows, per-method means) and <name>.md (the means' table, then
-    PSNR-Y per image)."""
+    PSNR-Y and PSNR RGB per image when there are several)."""
     methods = list(dict.fromkeys(r["method"] for r in rows))
     images = list(dict.fromkeys(r["image"] for r in rows))
     lpips = "lpips_like" in rows[0]
