@@ -32,8 +32,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from zssr_tf.kernel_estimation.prior import (PRIOR_X2, VARIANCE_RANGE, KernelPrior, anisotropic_gaussians,  # noqa: E402
+from zssr_tf.kernel_estimation.prior import (VARIANCE_RANGE, KernelPrior, anisotropic_gaussians,  # noqa: E402
                                              sample_training_kernels, save_prior)
+from zssr_tf.kernel_estimation.prior_file import PRIOR_X2  # noqa: E402
 from zssr_tf.kernels import kernel_variances  # noqa: E402
 
 

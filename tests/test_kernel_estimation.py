@@ -14,9 +14,9 @@ from zssr_tf.kernel_estimation import constraints as C
 from zssr_tf.kernel_estimation.crops import (FlatImageWarning, crop_probability, draw_top_lefts, gradient_map,
                                              sample_crop_positions)
 from zssr_tf.kernel_estimation.estimator import (BicubicPhaseWarning, KernelEstimationError, KernelEstimationHistory,
-                                                 KernelEstimationWarning, check_and_post_process, estimate_kernel,
-                                                 prepare_image)
+                                                 KernelEstimationWarning, check_and_post_process, estimate_kernel)
 from zssr_tf.kernel_estimation.files import write_kernel_files
+from zssr_tf.kernel_estimation.inputs import prepare_image
 from zssr_tf.kernel_estimation.networks import (build_linear_generator, build_patch_discriminator,
                                                 downscale_with_generator_kernel, extract_kernel, generate)
 from zssr_tf.kernel_estimation.postprocess import (analytic_x4_kernel, average_kernels, post_process,

@@ -10,8 +10,9 @@ from zssr_tf.errors import ZSSRError
 from zssr_tf.image_io import read_image
 from zssr_tf.kernel_estimation import estimate_kernel
 from zssr_tf.kernel_estimation.fkp import KernelPriorGAN, finish
-from zssr_tf.kernel_estimation.prior import (PRIOR_X2, KernelPrior, anisotropic_gaussians, kernel_normalization,
-                                             load_prior, sample_training_kernels, save_prior)
+from zssr_tf.kernel_estimation.prior import (KernelPrior, anisotropic_gaussians, kernel_normalization, load_prior,
+                                             sample_training_kernels, save_prior)
+from zssr_tf.kernel_estimation.prior_file import PRIOR_X2
 from zssr_tf.kernels import bicubic_kernel, gaussian_kernel, kernel_distance, kernel_variances
 
 

@@ -175,6 +175,28 @@ def test_interrupted_run_ends_with_its_status_and_keeps_its_curve(images, tmp_pa
         assert "disk full" in (run.folder / "error.txt").read_text()
 
 
+def test_sigterm_ends_the_run_killed_and_keeps_its_outputs(images, tmp_path):
+    # `timeout`, batch schedulers and cancelled CI jobs stop a run with SIGTERM, not Ctrl-C.
+    lr, _ = images
+    command = [sys.executable, "-m", "zssr_tf.cli", "train", str(lr), "--out", str(tmp_path / "out"), *TINY,
+               "train.max_iters=100000", "progress_every=1"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in process.stdout:  # training has started once a progress line prints
+            if re.search(r"iter\s+5\b", line):
+                break
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert "zssr: terminated (SIGTERM)" in stderr
+    run = only_run(store())
+    assert run.info.status == "KILLED" and "SIGTERM" in run.data.tags["error"]
+    assert len(store().get_metric_history(run.info.run_id, "train/loss")) >= 5
+    assert (tmp_path / "out/mlflow_runs" / run.info.run_id / "figures/training_curves.png").is_file()
+
+
 def test_unreachable_server_fails_before_training(images, tmp_path, capsys):
     uri = f"http://127.0.0.1:{free_port()}"
     assert main(["train", str(images[0]), "--out", str(tmp_path / "out"), f"tracking_uri={uri}", *TINY]) == 2

@@ -13,7 +13,7 @@ import numpy as np
 
 from zssr_tf.config import Config, format_scale, relative_scale_factors
 from zssr_tf.errors import ZSSRError
-from zssr_tf.kernel_estimation.estimator import check_estimation_inputs
+from zssr_tf.kernel_estimation.inputs import check_estimation_inputs
 from zssr_tf.kernels import check_kernel
 from zssr_tf.warm_start import is_warm_start_scale, read_init_weights
 

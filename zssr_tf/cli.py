@@ -9,18 +9,21 @@
                [--dry-run] [key=value ...]              a parameter sweep, one nested run per point
 
 TensorFlow's start-up messages are silenced unless `--verbose` is given or TF_CPP_MIN_LOG_LEVEL
-is set; warnings print as one `zssr: warning: ...` line.
+is set; warnings print as one `zssr: warning: ...` line. Ctrl-C and SIGTERM end a run's MLflow
+run KILLED, keeping what was written (exit status 130 and 143).
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
 
-from zssr_tf.errors import ZSSRError
+from zssr_tf.errors import Terminated, ZSSRError
 
 
 def preset_names() -> list[str]:
@@ -129,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         args.image = images[0] if images else None
     args.quiet = quiet_tensorflow(getattr(args, "verbose", False))
     default_showwarning, warnings.showwarning = warnings.showwarning, _show_one_line_warning
+    default_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
     command = {"train": train, "kernel": kernel, "predict": predict, "upload-metrics": upload_metrics,
                "sweep": sweep}[args.command]
     try:
@@ -136,11 +140,15 @@ def main(argv: list[str] | None = None) -> int:
     except ZSSRError as err:
         print(f"zssr: error: {err}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("zssr: terminated (SIGTERM)", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("zssr: interrupted", file=sys.stderr)
         return 130
     finally:
         warnings.showwarning = default_showwarning
+        signal.signal(signal.SIGTERM, default_sigterm)
 
 
 def train(args: argparse.Namespace) -> int:
@@ -211,7 +219,7 @@ def kernel(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides + ["kernel=estimate", f"scale_factors={scale}", "base_change_sfs=[]",
                                                         "back_projection_iters=[0]"])
     image, _, info = read_image(_input_path(args))
-    from zssr_tf.kernel_estimation.estimator import check_estimation_inputs
+    from zssr_tf.kernel_estimation.inputs import check_estimation_inputs
 
     check_estimation_inputs(image, config)
     load_tensorflow(args.quiet)
@@ -299,6 +307,15 @@ def load_tensorflow(quiet: bool) -> None:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+def _on_sigterm(signum, frame) -> None:
+    """SIGTERM stops a run as Ctrl-C does (errors.Terminated: the MLflow run ends KILLED, outputs
+    kept). It reaches this process only, unlike a terminal's Ctrl-C, so it is passed on to the
+    sweep's worker processes, which end their runs the same way (sweep_engines.start_worker)."""
+    for child in multiprocessing.active_children():
+        child.terminate()
+    raise Terminated
 
 
 def _show_one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:

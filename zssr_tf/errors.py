@@ -11,6 +11,17 @@ class ZSSRWarning(UserWarning):
     The command line prints it as one `zssr: warning: ...` line."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived (`timeout`, a batch scheduler, a cancelled CI job): raised by the command
+    line's handler so that a run ends the way Ctrl-C ends it (MLflow run KILLED, outputs kept).
+    A KeyboardInterrupt, so every `except KeyboardInterrupt` treats both alike."""
+
+
+def raise_terminated(signum, frame) -> None:
+    """A SIGTERM handler (`signal.signal(signal.SIGTERM, raise_terminated)`): raises Terminated."""
+    raise Terminated
+
+
 class KernelEstimationError(ZSSRError):
     """A kernel estimate is unusable (NaN, a sum far from 1, no positive taps); the message names
     the bicubic fallback."""

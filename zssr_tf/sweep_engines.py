@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import multiprocessing
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from zssr_tf.config import Config
-from zssr_tf.errors import ZSSRError
+from zssr_tf.errors import Terminated, ZSSRError, raise_terminated
 
 RAY_MISSING = "Ray is not installed: pip install 'zssr-tf[ray]'"
 
@@ -76,9 +77,9 @@ def run_local(tasks: Sequence[PointTask], workers: int = 1) -> Iterator[PointRes
     threads = max(1, (os.cpu_count() or 1) // workers)
     # "spawn": TensorFlow is not fork-safe, a forked child of a process that has used it can hang.
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=limit_threads, initargs=(threads,))
+                               initializer=start_worker, initargs=(threads,))
     try:
-        futures = {pool.submit(run_point, task): task for task in tasks}
+        futures = {pool.submit(_run_point_in_worker, task): task for task in tasks}
         for future in as_completed(futures):
             try:
                 yield future.result()
@@ -161,6 +162,22 @@ def _output_to(log) -> Iterator[None]:
     finally:
         for handler, stream in zip(handlers, streams):
             handler.setStream(stream)
+
+
+def start_worker(threads: int) -> None:
+    """A local worker process's set-up: `limit_threads(threads)`, and SIGTERM ends its current
+    run KILLED as in the `zssr` command (errors.Terminated)."""
+    signal.signal(signal.SIGTERM, raise_terminated)
+    limit_threads(threads)
+
+
+def _run_point_in_worker(task: PointTask) -> PointResult:
+    """`run_point` in a local worker process. On SIGTERM the run has ended KILLED (tracked_run)
+    when Terminated gets here; the worker then exits at once, so it starts no further point."""
+    try:
+        return run_point(task)
+    except Terminated:
+        os._exit(128 + signal.SIGTERM)
 
 
 def limit_threads(threads: int) -> None:

@@ -14,7 +14,7 @@ and the translation net t the same with ReLU. Kernels enter the flow as
 x = logit(alpha + (1 - 2 alpha) * k / normalization) and leave it through the inverse map.
 
 The weights are a .npz file (`save_prior` / `load_prior`): the flow's variables in order plus its
-sizes and the kernel space it was trained on. The package ships one for x2 (`PRIOR_X2`, written
+sizes and the kernel space it was trained on. The package ships one for x2 (`prior_file.PRIOR_X2`, written
 by experiments/train_kernel_prior.py).
 """
 
@@ -28,15 +28,13 @@ import numpy as np
 import tensorflow as tf
 
 from zssr_tf.errors import ZSSRError
+from zssr_tf.kernel_estimation.prior_file import META_KEYS, PRIOR_FIX, read_prior_file, resolve_prior_path
 
-PRIOR_X2 = Path(__file__).resolve().parent.parent / "weights" / "kernel_prior_x2.npz"
 ALPHA = 1e-6  # keeps the logit finite at k = 0 and k = normalization
 # Training kernels' covariance eigenvalues, px^2: FKP's x2 range, 0.175 * 2 to 2.5 * 2. It
 # contains DIV2KRK's U(0.6, 5) (degradation.random_anisotropic_kernel).
 VARIANCE_RANGE = (0.35, 5.0)
 DEQUANTIZATION = 1 / 720  # uniform noise added to training kernels in [0, 1] units (FKP's value)
-_FIX = "give a file written by experiments/train_kernel_prior.py, or kernel_estimation.prior_weights=auto"
-_META_KEYS = ("kernel_size", "blocks", "hidden", "normalization", "variance_low", "variance_high")
 
 
 def anisotropic_gaussians(variances: np.ndarray, angles: np.ndarray, size: int) -> np.ndarray:
@@ -208,54 +206,12 @@ def save_prior(prior: KernelPrior, path: str | Path) -> Path:
     """Write `prior`'s variables (in order, float32) and sizes to the .npz `path`; returns it."""
     path = Path(path)
     arrays = {f"v{i}": np.asarray(v.numpy(), np.float32) for i, v in enumerate(prior.variables)}
-    meta = dict(zip(_META_KEYS, (prior.kernel_size, prior.blocks, prior.hidden, prior.normalization,
+    meta = dict(zip(META_KEYS, (prior.kernel_size, prior.blocks, prior.hidden, prior.normalization,
                                  *prior.variance_range)))
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as file:  # np.savez(path) would append .npz to another suffix
         np.savez(file, **arrays, **{k: np.asarray(v) for k, v in meta.items()})
     return path
-
-
-def resolve_prior_path(prior_weights: str) -> Path:
-    """"auto" -> the shipped x2 prior; anything else is a path."""
-    return PRIOR_X2 if prior_weights == "auto" else Path(prior_weights)
-
-
-def _plausible_sizes(meta: dict[str, float]) -> bool:
-    """Whether a prior file's sizes can describe a flow: an odd kernel_size, blocks and hidden
-    whole numbers in 1..64, positive finite normalization and variances."""
-    if len(meta) != len(_META_KEYS) or not all(math.isfinite(v) and v > 0 for v in meta.values()):
-        return False
-    sizes = [meta["kernel_size"], meta["blocks"], meta["hidden"]]
-    return all(n == int(n) and n <= 64 for n in sizes) and int(sizes[0]) % 2 == 1
-
-
-def read_prior_file(prior_weights: str | Path = "auto") -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """Read and check the kernel-prior .npz `prior_weights` ("auto" = the shipped x2 prior) without
-    building the flow: (sizes: kernel_size, blocks, hidden, normalization, variance_low,
-    variance_high as floats; the flow's arrays v0, v1, ... in order). Raises ZSSRError naming the
-    fix when the file is missing, unreadable, not a kernel-prior file, holds implausible sizes or
-    NaN/inf weights (whether the arrays fit the sizes is `load_prior`'s check)."""
-    path = resolve_prior_path(str(prior_weights))
-    if not path.is_file():
-        raise ZSSRError(f"kernel prior {path}: no such file; {_FIX}")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            stored = {name: data[name] for name in data.files}
-    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same advice
-        raise ZSSRError(f"kernel prior {path} cannot be read as a .npz file ({type(err).__name__}); {_FIX}") from None
-    if not all(key in stored for key in _META_KEYS):
-        raise ZSSRError(f"kernel prior {path} is not a kernel-prior file (it lacks {', '.join(_META_KEYS)}); {_FIX}")
-    try:
-        meta = {key: float(stored.pop(key)) for key in _META_KEYS}
-    except (TypeError, ValueError):  # not a number, or not one number
-        meta = {}
-    if not _plausible_sizes(meta):
-        raise ZSSRError(f"kernel prior {path}: its sizes are not those of a kernel prior (an odd kernel_size, "
-                        f"blocks and hidden from 1 to 64, a positive normalization and variances); {_FIX}")
-    if not all(np.all(np.isfinite(a)) for a in stored.values()):
-        raise ZSSRError(f"kernel prior {path} has NaN or infinite weights; {_FIX}")
-    return meta, stored
 
 
 def load_prior(prior_weights: str | Path = "auto") -> KernelPrior:
@@ -269,7 +225,7 @@ def load_prior(prior_weights: str | Path = "auto") -> KernelPrior:
     shapes = [tuple(stored.get(f"v{i}", np.empty(0)).shape) for i in range(len(variables))]
     if len(stored) != len(variables) or shapes != [tuple(v.shape) for v in variables]:
         raise ZSSRError(f"kernel prior {resolve_prior_path(str(prior_weights))}: its weights do not fit the flow "
-                        f"its sizes describe; {_FIX}")
+                        f"its sizes describe; {PRIOR_FIX}")
     for i, variable in enumerate(variables):
         variable.assign(stored[f"v{i}"])
     return prior

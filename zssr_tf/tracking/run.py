@@ -25,6 +25,7 @@ from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
 import zssr_tf
 from zssr_tf.config import KEY_TO_SECTION, Config, describe_schedule, format_scale, output_stem, save_config
+from zssr_tf.errors import Terminated
 from zssr_tf.hashing import file_sha256
 from zssr_tf.image_io import ImageInfo, read_image
 from zssr_tf.precision import device_name, resolve_precision
@@ -285,7 +286,7 @@ def tracked_run(config: Config, info: ImageInfo, out_dir: str | Path, gt_path: s
 
     Fails at once with ZSSRError naming the store when it is a server that does not answer.
     The run starts when training does. On exit a started run ends FINISHED, KILLED
-    (KeyboardInterrupt) or FAILED (any other exception; tag `error`, traceback in `error.txt`);
+    (KeyboardInterrupt: Ctrl-C, or errors.Terminated: SIGTERM) or FAILED (any other exception; tag `error`, traceback in `error.txt`);
     in every case the queued metrics are sent, and the curves and whatever else exists are
     logged and kept in `<out_dir>/mlflow_runs/<run_id>/`. Tracking failures after the start
     only warn. `tags` add to the run's tags (e.g. {"config": "gradual_x2"}); `overrides` (the
@@ -299,7 +300,9 @@ def tracked_run(config: Config, info: ImageInfo, out_dir: str | Path, gt_path: s
             yield run
             status = "FINISHED"
         except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
+            if isinstance(exc, Terminated):
+                status, error = "KILLED", "Terminated: the process received SIGTERM"
+            elif isinstance(exc, KeyboardInterrupt):
                 status, error = "KILLED", "KeyboardInterrupt: interrupted by the user"
             else:
                 error = f"{type(exc).__name__}: {exc}"
