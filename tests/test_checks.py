@@ -76,3 +76,44 @@ def test_direct_without_a_kernel_and_small_adversarial_images_fail_before_traini
     with pytest.raises(ZSSRError, match="at least 64 pixels"):
         check_inputs(gan, image[:48, :48])
     check_inputs(gan, image[:64, :64])
+
+
+def test_lpips_files_warn_once_without_gt_and_with_gt_are_checked_before_tensorflow(tmp_path):
+    import subprocess
+    import sys
+    import warnings
+
+    from zssr_tf.errors import ZSSRWarning
+
+    heads, vgg = tmp_path / "heads.npz", tmp_path / "vgg.h5"
+    config = load_config("zsrgan", ["perceptual_weight=0", f"lpips_heads={heads}", f"lpips_vgg_weights={vgg}"])
+    image, gt = np.zeros((64, 64, 3), np.float32), np.zeros((128, 128, 3), np.float32)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")  # as a user's run has it
+        check_inputs(config, image)
+        check_inputs(config, image)  # the command line checks, then ZSSR.run checks again
+    lpips = [w for w in caught if "LPIPS" in str(w.message)]
+    assert [(w.category, str(w.message)) for w in lpips] == [(ZSSRWarning, (
+        "loss.lpips_heads and loss.lpips_vgg_weights are set but the run has no ground truth, so the LPIPS-like "
+        "metric is not computed: pass the high-resolution image with --gt (a sweep's ground_truth), or leave both "
+        "unset (null)"))]
+
+    with pytest.raises(ZSSRError, match=r"LPIPS heads file '.*heads\.npz' not found: convert lpips' vgg\.pth"):
+        check_inputs(config, image, gt)
+    heads.write_bytes(b"")  # the content is load_heads' to check
+    with pytest.raises(ZSSRError, match=r"VGG16 weights file '.*vgg\.h5' not found: .*loss\.lpips_vgg_weights=PATH"):
+        check_inputs(config, image, gt)
+    vgg.write_text("not weights\n")
+    with pytest.raises(ZSSRError, match=r"vgg\.h5 is not an HDF5 file \(Keras weights are \.h5 / \.weights\.h5\)"):
+        check_inputs(config, image, gt)
+    # All of it without TensorFlow, which the command line loads only after these checks.
+    script = ("import sys, numpy as np\n"
+              "from zssr_tf.checks import check_inputs\nfrom zssr_tf.config import load_config\n"
+              "from zssr_tf.errors import ZSSRError\n"
+              f"config = load_config('zsrgan', ['perceptual_weight=0', 'lpips_heads={heads}', "
+              f"'lpips_vgg_weights={vgg}'])\n"
+              "try:\n    check_inputs(config, np.zeros((64, 64, 3), np.float32), np.zeros((128, 128, 3), np.float32))\n"
+              "except ZSSRError as err:\n    print(err)\n"
+              "print(sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert "is not an HDF5 file" in out and out.endswith("[]\n")

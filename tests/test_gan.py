@@ -15,10 +15,10 @@ from zssr_tf.data import PairMaker, make_dataset, with_loss_maps
 from zssr_tf.degradation import random_anisotropic_kernel
 from zssr_tf.errors import ZSSRError
 from zssr_tf.gan.discriminator import build_discriminator
-from zssr_tf.gan.lpips import HEAD_SIZES, LpipsLike
+from zssr_tf.gan.lpips import HEAD_SIZES, TAPS, LpipsLike, load_heads
 from zssr_tf.gan.model import ZSRGAN
-from zssr_tf.gan.perceptual import PerceptualLoss
-from zssr_tf.gan.vgg import load_vgg16, save_truncated_weights
+from zssr_tf.gan.perceptual import PERCEPTUAL_LAYER, PerceptualLoss
+from zssr_tf.gan.vgg import WEIGHT_SETTINGS, load_vgg16, save_truncated_weights
 from zssr_tf.image_io import read_image
 from zssr_tf.kernels import align_kernel, upscale_offset
 from zssr_tf.model import build_zssr_net
@@ -180,8 +180,130 @@ def test_missing_vgg_weights_stop_a_zsrgan_run_with_one_clear_error(tmp_path, mo
     with pytest.raises(ZSSRError, match="not found"):
         load_vgg16(str(tmp_path / "nowhere.h5"))
     (tmp_path / "other.h5").write_bytes(b"")
-    with pytest.raises(ZSSRError, match="cannot load|not a Keras VGG16"):
+    with pytest.raises(ZSSRError, match="is not an HDF5 file"):
         load_vgg16(str(tmp_path / "other.h5"))
+
+
+def test_missing_imagenet_weights_name_the_setting_and_the_way_out_of_each_user(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty_keras_home"))
+    with pytest.raises(ZSSRError) as perceptual:
+        load_vgg16("imagenet")
+    message = str(perceptual.value)
+    assert message.startswith("the perceptual loss needs VGG16 ImageNet weights and none are on this machine")
+    assert "as loss.perceptual_weights=PATH" in message and "save_truncated_weights" in message
+    assert "loss.perceptual_weight=0 needs no VGG16 weights" in message and "\n" not in message
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "heads.npz", **{f"lin{i}": rng.random(n) for i, n in enumerate(HEAD_SIZES)})
+    with pytest.raises(ZSSRError) as lpips:
+        LpipsLike("imagenet", tmp_path / "heads.npz")
+    message = str(lpips.value)
+    assert message.startswith("the LPIPS-like metric needs VGG16 ImageNet weights")
+    assert "as loss.lpips_vgg_weights=PATH" in message and "leave loss.lpips_vgg_weights and loss.lpips_heads " \
+        "unset (null)" in message
+    # A truncated relu3_1 file cannot serve LPIPS (relu1_2 ... relu5_3): not offered there.
+    assert "perceptual" not in message and "truncated" not in message
+    assert WEIGHT_SETTINGS["loss.lpips_vgg_weights"].last_layer == TAPS[-1]
+    assert WEIGHT_SETTINGS["loss.perceptual_weights"].last_layer == PERCEPTUAL_LAYER
+
+
+def test_vgg_weights_path_that_is_missing_a_directory_or_not_hdf5(tmp_path):
+    with pytest.raises(ZSSRError) as missing:
+        load_vgg16(str(tmp_path / "nowhere.h5"), "block5_conv3", setting="loss.lpips_vgg_weights")
+    assert str(missing.value) == (
+        f"VGG16 weights file {str(tmp_path / 'nowhere.h5')!r} not found: give Keras' "
+        "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 (all 13 conv layers, up to block5_conv3) as "
+        "loss.lpips_vgg_weights=PATH, or loss.lpips_vgg_weights=imagenet for the copy in Keras' cache; or run "
+        "without the LPIPS-like metric: leave loss.lpips_vgg_weights and loss.lpips_heads unset (null)")
+    with pytest.raises(ZSSRError, match=r"is a directory, not a VGG16 weights file: give Keras' .*"
+                                        r"loss\.perceptual_weights=PATH.*loss\.perceptual_weight=0"):
+        load_vgg16(str(tmp_path))
+    (tmp_path / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5").write_bytes(b"")
+    with pytest.raises(ZSSRError, match=r"is a directory, not a VGG16 weights file: give .*_notop\.h5 as "
+                                        r"loss\.perceptual_weights=PATH$"):
+        load_vgg16(str(tmp_path))
+    (tmp_path / "x.h5").write_text("not weights\n")
+    with pytest.raises(ZSSRError) as text:
+        load_vgg16(str(tmp_path / "x.h5"))
+    assert str(text.value).startswith(f"{tmp_path / 'x.h5'} is not an HDF5 file (Keras weights are .h5 / "
+                                      ".weights.h5): give Keras' vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 ")
+    assert "signature" not in str(text.value)  # h5py's own message does not leak through
+
+
+def test_weights_file_without_the_needed_vgg16_layers_fails_before_keras_reads_it(random_vgg, tmp_path, recwarn,
+                                                                                   capsys, caplog):
+    path, vgg = random_vgg
+    relu3_1 = save_truncated_weights(str(path), tmp_path / "relu3_1.weights.h5")
+    relu4_1 = save_truncated_weights(str(path), tmp_path / "relu4_1.weights.h5", "block4_conv1")
+    small = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="dense_a"), keras.layers.Dense(2)])
+    small.save_weights(tmp_path / "small.weights.h5")
+    inputs = keras.Input((None, None, 3))
+    narrow = keras.Model(inputs, keras.layers.Conv2D(32, 3, name="block1_conv1")(inputs))
+    narrow.save_weights(tmp_path / "narrow.weights.h5")
+    (tmp_path / "relu3_1.h5").write_bytes(relu3_1.read_bytes())
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "heads.npz", **{f"lin{i}": rng.random(n) for i, n in enumerate(HEAD_SIZES)})
+    recwarn.clear()
+    capsys.readouterr()
+
+    with pytest.raises(ZSSRError) as lpips:
+        LpipsLike(str(relu3_1), tmp_path / "heads.npz")
+    assert str(lpips.value).startswith(
+        f"{relu3_1} is not VGG16 weights up to block5_conv3: it holds VGG16 only up to block3_conv1, the 8 layers "
+        "block3_conv2 to block5_conv3 are missing; give Keras' vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 "
+        "(all 13 conv layers, up to block5_conv3) as loss.lpips_vgg_weights=PATH")
+    with pytest.raises(ZSSRError) as other:
+        load_vgg16(str(tmp_path / "small.weights.h5"))
+    assert str(other.value).startswith(
+        f"{tmp_path / 'small.weights.h5'} is not VGG16 weights up to block3_conv1: it has none of VGG16's layers "
+        "(block1_conv1 ...), only dense_a, dense; give Keras' vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 or "
+        "a truncated .weights.h5 made by zssr_tf.gan.vgg.save_truncated_weights as loss.perceptual_weights=PATH")
+    with pytest.raises(ZSSRError, match=r"its block1_conv1 has \(3, 3, 3, 32\) and \(32,\), not VGG16's kernel "
+                                        r"\(3, 3, 3, 64\) and bias \(64,\); give "):
+        load_vgg16(str(tmp_path / "narrow.weights.h5"))
+    with pytest.raises(ZSSRError, match=r"relu3_1\.h5 holds Keras 3 weights, .* rename it \(e\.g\. "
+                                        r"relu3_1\.weights\.h5\)"):
+        load_vgg16(str(tmp_path / "relu3_1.h5"))
+    assert list(recwarn) == []  # no Keras "Skipping nested container" or mismatch warnings
+    captured = capsys.readouterr()
+    assert "Skipping" not in captured.out + captured.err and not caplog.records
+    # A truncated file that goes beyond the needed layer serves it.
+    reference = keras.Model(vgg.input, vgg.get_layer("block3_conv1").output)
+    x = np.random.default_rng(0).random((1, 24, 24, 3), np.float32) * 200 - 100
+    np.testing.assert_allclose(load_vgg16(str(relu4_1))(x), reference(x), rtol=1e-5, atol=1e-4)
+
+
+def test_lpips_heads_files_that_are_not_float_arrays(tmp_path):
+    import pickle
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert "## ZSRGAN mode" in readme and "**LPIPS-like metric**" in readme  # the messages' reference
+    with pytest.raises(ZSSRError, match=r"LPIPS heads file '.*nowhere\.npz' not found: convert lpips' vgg\.pth to a "
+                                        r"\.npz as README\.md \(ZSRGAN mode, LPIPS-like metric\) shows and give it as "
+                                        r"loss\.lpips_heads=PATH; or run without the LPIPS-like metric"):
+        load_heads(tmp_path / "nowhere.npz")
+    pickled = re.escape(" holds Python objects (pickled), not the float arrays lin0..lin4, and pickles are not loaded "
+                        "(they can run code): convert lpips' vgg.pth to a .npz of float arrays lin0..lin4 as README.md "
+                        "(ZSRGAN mode, LPIPS-like metric) shows, each head as tensor.numpy()") + "$"
+    objects = {f"lin{i}": np.array([None] * n, dtype=object) for i, n in enumerate(HEAD_SIZES)}
+    np.savez(tmp_path / "objects.npz", **objects)
+    with pytest.raises(ZSSRError, match=pickled) as error:
+        load_heads(tmp_path / "objects.npz")
+    assert "allow_pickle" not in str(error.value)
+    with open(tmp_path / "dict.npz", "wb") as f:
+        pickle.dump({f"lin{i}": [0.5] * n for i, n in enumerate(HEAD_SIZES)}, f)
+    with pytest.raises(ZSSRError, match=pickled):
+        load_heads(tmp_path / "dict.npz")
+    (tmp_path / "text.npz").write_text("lin0 = 1\n")
+    with pytest.raises(ZSSRError, match=r"text\.npz is not a \.npz file: convert"):
+        load_heads(tmp_path / "text.npz")
+    np.save(tmp_path / "one.npy", np.ones(64))
+    with pytest.raises(ZSSRError, match=r"one\.npy is a single \.npy array, not a \.npz with arrays lin0\.\.lin4"):
+        load_heads(tmp_path / "one.npy")
+    np.savez(tmp_path / "negative.npz", **{f"lin{i}": -np.ones(n) for i, n in enumerate(HEAD_SIZES)})
+    with pytest.raises(ZSSRError, match="finite and non-negative"):
+        load_heads(tmp_path / "negative.npz")
 
 
 def test_lpips_like_distance(random_vgg, baby, tmp_path):

@@ -1,18 +1,20 @@
 """Checks of a run's inputs that can be made before any training: the image, the ground truth
-against the image and the scale steps, the kernels against the steps, and settings that are
-valid but unlikely to train. Cheap (NumPy only, no TensorFlow), so the command line and sweeps
-run them before the first network is built.
+against the image and the scale steps, the kernels against the steps, the LPIPS-like metric's
+files, and settings that are valid but unlikely to train. Cheap (NumPy and h5py, no
+TensorFlow), so the command line and sweeps run them before the first network is built.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Sequence
 
 import numpy as np
 
 from zssr_tf.config import Config, format_scale, relative_scale_factors
-from zssr_tf.errors import ZSSRError
+from zssr_tf.errors import ZSSRError, ZSSRWarning
+from zssr_tf.gan.vgg import check_weights_file, lpips_heads_path
 from zssr_tf.kernel_estimation.inputs import check_estimation_inputs
 from zssr_tf.kernels import check_kernel
 from zssr_tf.warm_start import is_warm_start_scale, read_init_weights
@@ -108,18 +110,20 @@ def blind_step_factors(config: Config) -> list[int]:
 def check_inputs(config: Config, image: np.ndarray, gt: np.ndarray | None = None,
                  kernels: Sequence[np.ndarray] | None = None, names: dict[str, str] | None = None):
     """Every check of a run's inputs: `check_image`, `check_ground_truth` (when `gt` is given),
-    `check_kernels`, with kernel=estimate and no kernels yet (they are to be estimated)
-    `blind_step_factors` and `kernel_estimation.estimator.check_estimation_inputs`; a numeric
-    kernel where the alignment needs one (`direct`); an image
+    `check_lpips_files`, `check_kernels`, with kernel=estimate and no kernels yet (they are to be
+    estimated) `blind_step_factors` and `kernel_estimation.estimator.check_estimation_inputs`; a
+    numeric kernel where the alignment needs one (`direct`); an image
     large enough for the discriminator when the adversarial loss is on; a model.init_weights file
     that exists and fits the network on the image's channels (`warm_start.read_init_weights`).
-    Returns (image, gt, kernels) as the run uses them. `names` maps "image" and "gt" to how
-    messages name them (e.g. their file paths)."""
+    Returns (image, gt, kernels) as the run uses them; raises ZSSRError for the first input that
+    fails, and warns (ZSSRWarning) for LPIPS files set on a run without `gt`. `names` maps
+    "image" and "gt" to how messages name them (e.g. their file paths)."""
     names = names or {}
     image = check_image(image, config.scale.scale_factors, names.get("image", "the image"))
     read_init_weights(config.model, image.shape[2])
     if gt is not None:
         gt = check_ground_truth(gt, image.shape, config, names.get("gt", "the ground truth"))
+    check_lpips_files(config, gt is not None)
     estimate = kernels is None and config.kernel_estimation.kernel == "estimate"
     if estimate:
         blind_step_factors(config)
@@ -135,6 +139,26 @@ def check_inputs(config: Config, image: np.ndarray, gt: np.ndarray | None = None
                         "discriminator (loss.adversarial_weight > 0) needs fathers of at least 64 pixels per side; "
                         "use a larger image or loss.adversarial_weight=0")
     return image, gt, check_kernels(kernels, config)
+
+
+def check_lpips_files(config: Config, has_gt: bool) -> None:
+    """The LPIPS-like metric's files, when loss.lpips_heads / loss.lpips_vgg_weights are set: with
+    a ground truth, the heads file must exist (`gan.vgg.lpips_heads_path`) and the VGG16 weights
+    fit (`gan.vgg.check_weights_file`: HDF5 structure only, no TensorFlow), else ZSSRError; without
+    one the metric cannot be computed, so warn (ZSSRWarning; issued from this module, so Python's
+    default filter shows it once however many times the run's inputs are checked)."""
+    loss = config.loss
+    if loss.lpips_heads is None and loss.lpips_vgg_weights is None:
+        return
+    if not has_gt:
+        warnings.warn("loss.lpips_heads and loss.lpips_vgg_weights are set but the run has no ground truth, so the "
+                      "LPIPS-like metric is not computed: pass the high-resolution image with --gt (a sweep's "
+                      "ground_truth), or leave both unset (null)", ZSSRWarning, stacklevel=1)
+        return
+    if loss.lpips_heads is not None:
+        lpips_heads_path(loss.lpips_heads)
+    if loss.lpips_vgg_weights is not None:
+        check_weights_file(loss.lpips_vgg_weights, "loss.lpips_vgg_weights")
 
 
 def setting_warnings(config: Config) -> list[str]:

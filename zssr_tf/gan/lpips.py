@@ -9,6 +9,7 @@ not equal to it: call them "LPIPS-like".
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import keras
@@ -17,7 +18,7 @@ from keras import ops
 
 from zssr_tf.errors import ZSSRError
 from zssr_tf.gan.perceptual import vgg_input
-from zssr_tf.gan.vgg import load_vgg16
+from zssr_tf.gan.vgg import LPIPS_README, load_vgg16, lpips_heads_path
 
 TAPS = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3", "block5_conv3")  # relu1_2 ... relu5_3
 HEAD_SIZES = (64, 128, 256, 512, 512)
@@ -26,19 +27,41 @@ HEAD_SIZES = (64, 128, 256, 512, 512)
 def load_heads(path: str | Path) -> list[np.ndarray]:
     """The five LPIPS-VGG linear heads from a .npz with float arrays `lin0` ... `lin4` of
     64, 128, 256, 512, 512 non-negative weights (any shape with that many values, e.g. the
-    (1, C, 1, 1) of the PyTorch file). Raises ZSSRError for a missing or malformed file."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise ZSSRError(f"LPIPS heads file {str(path)!r} not found; convert lpips' vgg.pth as README.md shows "
-                        "and give it as loss.lpips_heads=PATH")
+    (1, C, 1, 1) of the PyTorch file), as five float32 (C,) arrays. Never unpickles. Raises
+    ZSSRError naming the fix for a missing file, one that is not a .npz (a pickle, lpips' own
+    vgg.pth, a .npy), arrays of Python objects, or missing, mis-sized, negative or NaN heads."""
+    source, path = path, lpips_heads_path(path)
+    fix = f"convert lpips' vgg.pth to a .npz of float arrays lin0..lin4 as {LPIPS_README} shows"
+    with path.open("rb") as f:
+        pickled = f.read(1) == b"\x80"  # protocol 2+ pickles start with PROTO; numpy calls any non-.npy/.npz one
+    names = [f"lin{i}" for i in range(len(TAPS))]
     try:
-        with np.load(path) as data:
-            heads = [np.asarray(data[f"lin{i}"], np.float32).reshape(-1) for i in range(len(TAPS))]
-    except (KeyError, ValueError, OSError) as err:
-        raise ZSSRError(f"{path} is not an LPIPS heads .npz with arrays lin0..lin4: {err}") from None
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ZSSRError(f"{source} is a single .npy array, not a .npz with arrays lin0..lin4: {fix}")
+        with loaded as data:
+            missing = [name for name in names if name not in data.files]
+            if missing and any(name.endswith("data.pkl") for name in data.files):
+                raise ZSSRError(f"{source} is a PyTorch checkpoint (such as lpips' vgg.pth), not a .npz: {fix}")
+            if missing:
+                held = ", ".join(data.files[:6]) + (" ..." if len(data.files) > 6 else "")
+                raise ZSSRError(f"{source} has no array(s) {', '.join(missing)} (it holds {held or 'nothing'}): {fix}")
+            heads = [np.asarray(data[name], np.float32).reshape(-1) for name in names]
+    except ValueError as err:
+        if "pickle" not in str(err):  # e.g. a float cast of strings
+            raise ZSSRError(f"{source} does not hold float arrays lin0..lin4 ({err}): {fix}") from None
+        if "Object arrays" in str(err) or pickled:
+            raise ZSSRError(f"{source} holds Python objects (pickled), not the float arrays lin0..lin4, and pickles "
+                            f"are not loaded (they can run code): {fix}, each head as tensor.numpy()") from None
+        raise ZSSRError(f"{source} is not a .npz file: {fix}") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as err:
+        raise ZSSRError(f"{source} cannot be read as a .npz ({err}): {fix}") from None
     sizes = tuple(h.size for h in heads)
-    if sizes != HEAD_SIZES or any((h < 0).any() for h in heads):
-        raise ZSSRError(f"{path}: LPIPS-VGG heads must be non-negative with {HEAD_SIZES} weights, got {sizes}")
+    if sizes != HEAD_SIZES:
+        raise ZSSRError(f"{source}: LPIPS-VGG heads lin0..lin4 have {', '.join(map(str, HEAD_SIZES))} weights, "
+                        f"these {', '.join(map(str, sizes))}: {fix}")
+    if any((h < 0).any() or not np.isfinite(h).all() for h in heads):
+        raise ZSSRError(f"{source}: LPIPS-VGG heads are finite and non-negative, these are not: {fix}")
     return heads
 
 
@@ -47,11 +70,12 @@ class LpipsLike:
     gray; 0 for identical images, larger is more different (LPIPS-VGG's scale, roughly 0..1).
 
     `vgg_weights`: VGG16 weights as `vgg.load_vgg16` takes them ("imagenet" from Keras' cache,
-    or a path holding all 13 conv layers); `heads`: the .npz of `load_heads`."""
+    or a path holding all 13 conv layers; messages name loss.lpips_vgg_weights); `heads`: the
+    .npz of `load_heads`. Raises ZSSRError for either file as those functions do."""
 
     def __init__(self, vgg_weights: str, heads: str | Path):
         self.heads = [ops.convert_to_tensor(h) for h in load_heads(heads)]
-        vgg = load_vgg16(vgg_weights, TAPS[-1], what="the LPIPS-like metric")
+        vgg = load_vgg16(vgg_weights, TAPS[-1], setting="loss.lpips_vgg_weights")
         self.features = keras.Model(vgg.input, [vgg.get_layer(name).output for name in TAPS])
 
     def distance(self, a: np.ndarray, b: np.ndarray) -> float:
