@@ -117,3 +117,12 @@ def test_lpips_files_warn_once_without_gt_and_with_gt_are_checked_before_tensorf
               "print(sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert "is not an HDF5 file" in out and out.endswith("[]\n")
+
+
+def test_perceptual_loss_weights_are_checked_with_the_inputs(tmp_path):
+    image = np.zeros((64, 64, 3), np.float32)
+    missing = load_config("zsrgan", [f"perceptual_weights={tmp_path / 'vgg.h5'}"])
+    with pytest.raises(ZSSRError, match=r"VGG16 weights file '.*vgg\.h5' not found: .*loss\.perceptual_weights=PATH"
+                                        r".*loss\.perceptual_weight=0 needs no VGG16 weights"):
+        check_inputs(missing, image)
+    check_inputs(load_config("zsrgan", [f"perceptual_weights={tmp_path / 'vgg.h5'}", "perceptual_weight=0"]), image)

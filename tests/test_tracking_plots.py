@@ -47,3 +47,23 @@ def test_previews_are_stretched_8_bit_copies_named_by_their_range(tmp_path):
     assert preview.min() == 0 and preview.max() == 255  # 0.1 .. 99.9 percentiles reach black and white
     full_range = np.random.default_rng(2).random((16, 16, 3)).astype(np.float32)
     assert write_previews(tmp_path / "none", {"photo": full_range}, 8) == []
+
+
+def test_training_curves_name_the_loss_they_draw():
+    iterations = np.arange(200)
+    l1 = list(zip(iterations, 0.05 * np.exp(-iterations / 100)))
+    rates = [(0, 1e-3), (120, 1e-4)]
+    zssr = plots.training_curves_figure(l1, rates, [(0, 1e-3), (100, 5e-4)])
+    assert zssr.axes[0].get_ylabel() == "L1 loss"
+    assert "loss (10-iteration mean)" in zssr.axes[0].get_legend_handles_labels()[1]
+    # ZSRGAN: the total is the generator's weighted sum, and each term is drawn under it.
+    adversarial = [(i, 0.7) for i in iterations]
+    total = [(i, a + b) for (i, a), (_, b) in zip(l1, adversarial)]
+    gan = plots.training_curves_figure(total, rates, [], loss_terms={"l1_loss": l1, "adversarial_loss": adversarial})
+    labels = gan.axes[0].get_legend_handles_labels()[1]
+    assert gan.axes[0].get_ylabel() == "generator loss and its terms"
+    assert {"generator loss (per iteration)", "l1 loss (10-iteration mean)", "adversarial loss (10-iteration mean)",
+            "learning-rate drop"} <= set(labels)
+    drawn = {line.get_label(): line.get_ydata() for line in gan.axes[0].get_lines()}
+    np.testing.assert_allclose(drawn["adversarial loss (10-iteration mean)"], 0.7)
+    assert len(drawn["l1 loss (10-iteration mean)"]) == 191

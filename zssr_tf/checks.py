@@ -110,7 +110,8 @@ def blind_step_factors(config: Config) -> list[int]:
 def check_inputs(config: Config, image: np.ndarray, gt: np.ndarray | None = None,
                  kernels: Sequence[np.ndarray] | None = None, names: dict[str, str] | None = None):
     """Every check of a run's inputs: `check_image`, `check_ground_truth` (when `gt` is given),
-    `check_lpips_files`, `check_kernels`, with kernel=estimate and no kernels yet (they are to be
+    `check_lpips_files`, the perceptual loss's VGG16 weights (`gan.vgg.check_weights_file`) when
+    its weight is > 0, `check_kernels`, with kernel=estimate and no kernels yet (they are to be
     estimated) `blind_step_factors` and `kernel_estimation.estimator.check_estimation_inputs`; a
     numeric kernel where the alignment needs one (`direct`); an image
     large enough for the discriminator when the adversarial loss is on; a model.init_weights file
@@ -124,6 +125,8 @@ def check_inputs(config: Config, image: np.ndarray, gt: np.ndarray | None = None
     if gt is not None:
         gt = check_ground_truth(gt, image.shape, config, names.get("gt", "the ground truth"))
     check_lpips_files(config, gt is not None)
+    if config.loss.perceptual_weight > 0:
+        check_weights_file(config.loss.perceptual_weights, "loss.perceptual_weights")
     estimate = kernels is None and config.kernel_estimation.kernel == "estimate"
     if estimate:
         blind_step_factors(config)

@@ -31,6 +31,8 @@ NOT_LOGGED = frozenset({"iteration", "batch", "size"})
 # Log keys that get their own group instead of train/.
 GROUPS = {"reconstruction_error": "test/reconstruction_error"}
 CURVES = ("train/loss", "train/learning_rate", "test/reconstruction_error", "gt/true_error")
+# ZSRGAN's generator loss terms (gan.model.ZSRGAN logs each whose weight is > 0), drawn under its total.
+LOSS_TERMS = ("train/l1_loss", "train/perceptual_loss", "train/adversarial_loss")
 
 
 class MLflowLogger(ScaleStepCallback):
@@ -47,7 +49,7 @@ class MLflowLogger(ScaleStepCallback):
         super().__init__()
         self.run = run
         # Run state spans all scale steps (one `fit` each), so it is not reset in on_train_begin.
-        self.history: dict[str, list[tuple[int, float]]] = {key: [] for key in CURVES}
+        self.history: dict[str, list[tuple[int, float]]] = {key: [] for key in CURVES + LOSS_TERMS}
         self.step_starts: list[int] = []
         self._step = None
         self._predict = None

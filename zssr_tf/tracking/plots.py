@@ -78,22 +78,38 @@ def learning_rate_drops(learning_rates: Curve) -> list[int]:
 
 
 def plot_training_curves(path: str | Path, loss: Curve, learning_rate: Curve, reconstruction_error: Curve,
-                         true_error: Curve = (), step_starts: Sequence[int] = ()) -> Path:
-    """Write a PNG of the per-iteration L1 loss (top) and the reconstruction error and, when
-    known, the true error (MSE vs ground truth, bottom; both in [0, 1]^2 units, log scale).
-    Learning-rate drops are dashed red lines, scale-step starts (after the first) dotted grey."""
+                         true_error: Curve = (), step_starts: Sequence[int] = (),
+                         loss_terms: dict[str, Curve] | None = None) -> Path:
+    """Write `training_curves_figure(...)` as a PNG at `path`; returns the path."""
+    return _save(training_curves_figure(loss, learning_rate, reconstruction_error, true_error, step_starts, loss_terms),
+                 path)
+
+
+def training_curves_figure(loss: Curve, learning_rate: Curve, reconstruction_error: Curve, true_error: Curve = (),
+                           step_starts: Sequence[int] = (), loss_terms: dict[str, Curve] | None = None) -> Figure:
+    """A figure of the per-iteration training loss (top: ZSSR's L1 loss, or with `loss_terms`
+    a GAN generator's total loss and the moving means of its terms, e.g. {"l1_loss": ...,
+    "adversarial_loss": ...}) and the reconstruction error and, when known, the true error (MSE
+    vs ground truth, bottom; both in [0, 1]^2 units, log scale). Learning-rate drops are dashed
+    red lines, scale-step starts (after the first) dotted grey."""
     fig = Figure(figsize=(8, 6))
     fig.subplots_adjust(left=0.12, right=0.97, top=0.97, bottom=0.08, hspace=0.08)  # constrained layout: 4x slower
     top, bottom = fig.subplots(2, 1, sharex=True)
+    loss_terms = loss_terms or {}
+    name = "generator loss" if loss_terms else "loss"
     if loss:
         x, y = np.array(loss).T
-        top.plot(x, y, lw=0.5, color="tab:blue", alpha=0.4, label="loss (per iteration)")
+        top.plot(x, y, lw=0.5, color="tab:blue", alpha=0.4, label=f"{name} (per iteration)")
         window = min(len(y) // 20, 50)
         if window > 1:
-            top.plot(x[window - 1:], np.convolve(y, np.ones(window) / window, "valid"), color="tab:blue",
-                     label=f"loss ({window}-iteration mean)")
+            top.plot(x[window - 1:], _moving_mean(y, window), color="tab:blue", label=f"{name} ({window}-iteration mean)")
+        for (term, curve), color in zip(loss_terms.items(), ("tab:green", "tab:purple", "tab:orange")):
+            x, y = np.array(curve).T
+            window = max(1, min(len(y) // 20, 50))
+            top.plot(x[window - 1:], _moving_mean(y, window), color=color, lw=1,
+                     label=term.replace("_", " ") + (f" ({window}-iteration mean)" if window > 1 else ""))
         top.set_yscale("log")
-    top.set_ylabel("L1 loss")
+    top.set_ylabel("generator loss and its terms" if loss_terms else "L1 loss")
     for curve, label, style in ((reconstruction_error, "reconstruction error", "o-"),
                                 (true_error, "true error (vs ground truth)", "s-")):
         if curve:
@@ -110,7 +126,12 @@ def plot_training_curves(path: str | Path, loss: Curve, learning_rate: Curve, re
         if axes.has_data():
             axes.legend(fontsize=8)
         axes.grid(alpha=0.3)
-    return _save(fig, path)
+    return fig
+
+
+def _moving_mean(values: np.ndarray, window: int) -> np.ndarray:
+    """The means of `window` consecutive values (len(values) - window + 1 of them)."""
+    return np.convolve(values, np.ones(window) / window, "valid")
 
 
 def detail_window(image: np.ndarray, size: int) -> tuple[int, int]:

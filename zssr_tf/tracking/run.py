@@ -30,7 +30,7 @@ from zssr_tf.hashing import file_sha256
 from zssr_tf.image_io import ImageInfo, read_image
 from zssr_tf.precision import device_name, resolve_precision
 from zssr_tf.tracking.buffer import MetricBuffer, log_params
-from zssr_tf.tracking.callback import MLflowLogger
+from zssr_tf.tracking.callback import LOSS_TERMS, MLflowLogger
 from zssr_tf.tracking.model import log_zssr_model
 from zssr_tf.tracking.plots import plot_crop_comparison, plot_training_curves, write_previews
 from zssr_tf.tracking.store import (check_reachable, http_retries_for_tracking, resolve_tracking_uri, start_run,
@@ -241,7 +241,8 @@ class TrackedRun:
         history = self.callback.history
         self._safely("draw the training curves", plot_training_curves, self.folder / "figures" / "training_curves.png",
                      history["train/loss"], history["train/learning_rate"], history["test/reconstruction_error"],
-                     history["gt/true_error"], self.callback.step_starts)
+                     history["gt/true_error"], self.callback.step_starts,
+                     {key.removeprefix("train/"): history[key] for key in LOSS_TERMS if history[key]})
         uploaded = self._safely("upload the artifacts", self.client.log_artifacts, self.run_id, str(self.folder))
         if status == "FINISHED" and self.config.run.log_model:
             self._safely("log the MLflow model", self._log_model)
