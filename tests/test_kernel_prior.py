@@ -9,7 +9,8 @@ from zssr_tf.degradation import degrade
 from zssr_tf.errors import ZSSRError
 from zssr_tf.image_io import read_image
 from zssr_tf.kernel_estimation import estimate_kernel
-from zssr_tf.kernel_estimation.fkp import KernelPriorGAN, finish
+from zssr_tf.kernel_estimation.estimator import KernelEstimationHistory, KernelEstimationWarning, _within_prior
+from zssr_tf.kernel_estimation.fkp import KernelPriorGAN, finish, off_prior_excess
 from zssr_tf.kernel_estimation.prior import (KernelPrior, anisotropic_gaussians, kernel_normalization, load_prior,
                                              sample_training_kernels, save_prior)
 from zssr_tf.kernel_estimation.prior_file import PRIOR_X2
@@ -191,6 +192,32 @@ def test_finished_fkp_kernel_sums_to_one_at_the_block_centre():
     y, x = np.mgrid[:k.shape[0], :k.shape[1]]
     centre = kernel.shape[0] // 2 + 0.5  # x2 block centre
     assert np.sum(k * y) == pytest.approx(centre, abs=1e-3) and np.sum(k * x) == pytest.approx(centre, abs=1e-3)
+
+
+def test_kernels_outside_the_priors_training_range_are_recognised():
+    # The shipped prior learnt sum-1 kernels with variances up to 5 px^2 (VARIANCE_RANGE).
+    thin = anisotropic_gaussians(np.array([[0.7, 3.5]]), np.array([0.5]), 11)[0]
+    streak = anisotropic_gaussians(np.array([[1.0, 20.0]]), np.array([0.5]), 11)[0]
+    assert off_prior_excess(thin, 5.0) == pytest.approx(kernel_variances(thin)[1] / 5.0)
+    assert off_prior_excess(thin, 5.0) < 1
+    assert off_prior_excess(1.05 * thin, 5.0) < 1  # a decoded kernel's sum is near 1, not exactly 1
+    assert off_prior_excess(1.3 * thin, 5.0) == pytest.approx(3.0) and off_prior_excess(0.85 * thin, 5.0) > 1
+    assert kernel_variances(streak)[1] > 5 and off_prior_excess(streak, 5.0) > 1
+
+
+def test_fkp_runs_that_left_the_priors_kernels_are_left_out_of_the_mean():
+    # Three runs as measured on krk14 bridge: one in range, one streak past the range, one whose
+    # raw taps shrank to 0.88 (experiments/README.md, "Blind SR").
+    shapes = [([1.8, 4.3], 1.0), ([1.0, 20.0], 1.3), ([0.7, 1.2], 0.88)]
+    raw = [total * anisotropic_gaussians(np.array([v]), np.array([0.3]), 11)[0] for v, total in shapes]
+    histories = [KernelEstimationHistory(raw_kernel=k) for k in raw]
+    kernels = [finish(k) for k in raw]
+    with pytest.warns(KernelEstimationWarning, match=r"run\(s\) 2, 3 of 3 ended outside .* left out of the average"):
+        kept, kept_histories = _within_prior(kernels, histories, 5.0)
+    assert len(kept) == 1 and kept[0] is kernels[0] and kept_histories[0] is histories[0]
+    with pytest.warns(KernelEstimationWarning, match=r"every kernel-prior \(FKP\) run ended outside .* run 2, is used"):
+        kept, _ = _within_prior(kernels[1:], histories[1:], 5.0)
+    assert kept == [kernels[2]]  # sum 0.88 (excess 1.2) is closer than the streak's 1.3 (excess 3)
 
 
 def test_fkp_estimation_recovers_a_known_anisotropic_kernel_roughly(shared_data_dir):

@@ -25,13 +25,14 @@ from zssr_tf.errors import KernelEstimationError, ZSSRError
 from zssr_tf.kernel_estimation import constraints as C
 from zssr_tf.kernel_estimation import fkp
 from zssr_tf.kernel_estimation.crops import training_inputs
+from zssr_tf.kernel_estimation.inputs import check_prior_fits, prepare_image
 from zssr_tf.kernel_estimation.networks import (build_linear_generator, discriminator_step,
                                                 discriminator_with_optimizer, downscale_with_generator_kernel,
                                                 extract_kernel, generator_kernel_size)
 from zssr_tf.kernel_estimation.postprocess import average_kernels, post_process
-from zssr_tf.kernel_estimation.inputs import check_prior_fits, prepare_image
 from zssr_tf.kernel_estimation.prior import load_prior
 from zssr_tf.kernel_estimation.schedule import ConstraintSchedule
+from zssr_tf.kernels import kernel_variances
 
 # Per-iteration values, in the order the training step returns them (KernelGAN's, then FKP's).
 VALUE_NAMES = ("g_loss", "g_adversarial", "bicubic", "sum_to_one", "boundaries", "centralization", "sparsity",
@@ -153,7 +154,8 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
     generator crop too small for the prior's kernels (the checks of `check_estimation_inputs`), and
     KernelEstimationError when the estimate collapses (NaN, raw sum far from 1, no positive taps)
     in every run; a collapsed run among several is
-    left out of the mean with a KernelEstimationWarning; warns (crops.FlatImageWarning) for a flat image
+    left out of the mean with a KernelEstimationWarning, and so is an FKP run whose kernel left the
+    prior's kernels (`fkp.off_prior_excess` > 1; when all did, the closest is kept); warns (crops.FlatImageWarning) for a flat image
     and (BicubicPhaseWarning) for a run whose bicubic phase never ended.
     """
     c = config.kernel_estimation
@@ -192,6 +194,8 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
             continue
         kernels.append(kernel)
         histories.append(history)
+    if prior is not None:
+        kernels, histories = _within_prior(kernels, histories, prior.variance_range[1])
     first = histories[0]
     merged = KernelEstimationHistory(
         values={name: [v for h in histories for v in h.values[name]] for name in first.values},
@@ -199,6 +203,32 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
         raw_kernel=first.raw_kernel, seconds=time.perf_counter() - start, iterations=ran,
         runs_averaged=len(kernels))
     return (kernels[0] if len(kernels) == 1 else average_kernels(kernels)), merged
+
+
+def _within_prior(kernels: list[np.ndarray], histories: list[KernelEstimationHistory],
+                  variance_high: float) -> tuple[list[np.ndarray], list[KernelEstimationHistory]]:
+    """The FKP runs whose raw kernels stayed among the prior's kernels (`fkp.off_prior_excess`
+    <= 1); the others are left out of the mean with a KernelEstimationWarning each. When every
+    run left them, the one closest to them, with a warning naming the fixes."""
+    excess = [fkp.off_prior_excess(h.raw_kernel, variance_high) for h in histories]
+    kept = [i for i, e in enumerate(excess) if e <= 1]
+    if not kept:
+        kept = [int(np.argmin(excess))]
+        warnings.warn(f"every kernel-prior (FKP) run ended outside the kernels the prior was trained on (sums of "
+                      f"taps, widest variances: {_describe_runs(histories)}); the closest, run {kept[0] + 1}, is used. "
+                      f"Try more estimation_runs, method=kernelgan or the bicubic kernel (kernel=given)",
+                      KernelEstimationWarning, stacklevel=3)
+    elif len(kept) < len(histories):
+        dropped = [i for i in range(len(histories)) if i not in kept]
+        warnings.warn(f"kernel-prior (FKP) run(s) {', '.join(str(i + 1) for i in dropped)} of {len(histories)} ended "
+                      f"outside the kernels the prior was trained on (sums of taps, widest variances: "
+                      f"{_describe_runs([histories[i] for i in dropped])}; the prior's: 1, at most {variance_high:g} "
+                      f"px^2) and are left out of the average", KernelEstimationWarning, stacklevel=3)
+    return [kernels[i] for i in kept], [histories[i] for i in kept]
+
+
+def _describe_runs(histories: list[KernelEstimationHistory]) -> str:
+    return "; ".join(f"{h.raw_kernel.sum():.2f}, {kernel_variances(h.raw_kernel)[1]:.1f} px^2" for h in histories)
 
 
 def _new_history(names) -> KernelEstimationHistory:

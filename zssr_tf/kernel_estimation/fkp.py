@@ -26,10 +26,13 @@ from zssr_tf.config import Config
 from zssr_tf.kernel_estimation.networks import (discriminator_step, discriminator_with_optimizer,
                                                 downscale_with_generator_kernel)
 from zssr_tf.kernel_estimation.prior import KernelPrior
-from zssr_tf.kernels import recenter_kernel
+from zssr_tf.kernels import kernel_variances, recenter_kernel
 
 # Per-iteration values of the training step, in its order.
 VALUE_NAMES = ("g_loss", "d_loss", "kernel_sum")
+# The prior learnt kernels whose taps sum to 1 (`prior.sample_training_kernels`); a decoded
+# kernel whose raw taps sum further from 1 than this comes from a latent outside what it learnt.
+RAW_SUM_TOLERANCE = 0.1
 
 
 class KernelPriorGAN:
@@ -72,6 +75,17 @@ class KernelPriorGAN:
         fake = downscale_with_generator_kernel(g_input, tf.stop_gradient(kernel)) + fake_noise
         d_loss = discriminator_step(self.discriminator, self.d_optimizer, fake, d_real)
         return tf.stack([adversarial, d_loss, tf.reduce_sum(raw)]), raw
+
+
+def off_prior_excess(raw_kernel: np.ndarray, variance_high: float) -> float:
+    """How far the (K, K) raw kernel a latent decoded to lies outside the kernels its prior was
+    trained on: the larger of |sum of taps - 1| / RAW_SUM_TOLERANCE and the kernel's widest
+    covariance eigenvalue (px^2, `kernels.kernel_variances`) / `variance_high` (the prior's
+    largest training variance, `KernelPrior.variance_range[1]`). Above 1 the latent has left the
+    prior's kernels: the flow extrapolates there, and such estimates are streaks along the
+    image's strong edges (long axis past the training range) or shrunk blobs (experiments/
+    README.md, "Blind SR"). Dimensionless, >= 0; for a raw kernel with a positive sum."""
+    return max(abs(float(raw_kernel.sum()) - 1) / RAW_SUM_TOLERANCE, kernel_variances(raw_kernel)[1] / variance_high)
 
 
 def finish(raw_kernel: np.ndarray, scale: int = 2) -> np.ndarray:
