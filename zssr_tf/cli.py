@@ -20,6 +20,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -135,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         args.image = images[0] if images else None
     args.quiet = quiet_tensorflow(getattr(args, "verbose", False))
     default_showwarning, warnings.showwarning = warnings.showwarning, _show_one_line_warning
-    default_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
+    # Python lets only the main thread set handlers (main() may run elsewhere, e.g. in a notebook's thread).
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    default_sigterm = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
     command = {"train": train, "kernel": kernel, "predict": predict, "upload-metrics": upload_metrics,
                "sweep": sweep}[args.command]
     try:
@@ -151,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         warnings.showwarning = default_showwarning
-        signal.signal(signal.SIGTERM, default_sigterm)
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, default_sigterm)
 
 
 def train(args: argparse.Namespace) -> int:
