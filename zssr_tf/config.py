@@ -185,6 +185,7 @@ class KernelEstimationConfig:
     kernel_keep_taps: int = 40
     prior_weights: str = "auto"  # method fkp: the kernel prior's .npz; "auto" = the shipped x2 prior
     latent_learning_rate: float = 2e-3  # method fkp: Adam's learning rate for the latent (FKP: 5e-4)
+    prior_range_weight: float = 0.0  # method fkp: weight of the penalty on variance past the prior's range
 
     @property
     def total_iters(self) -> int:
@@ -505,6 +506,7 @@ def _kernel_estimation_checks(k: KernelEstimationConfig) -> list[tuple[bool, str
         (k.d_noise_std >= 0, f"{section}.d_noise_std must be >= 0"),
         (k.kernel_keep_taps >= 1, f"{section}.kernel_keep_taps must be >= 1 (40 in the paper)"),
         (k.latent_learning_rate > 0, f"{section}.latent_learning_rate must be > 0"),
+        (k.prior_range_weight >= 0, f"{section}.prior_range_weight must be >= 0 (0: no penalty)"),
     ]
 
 

@@ -69,12 +69,27 @@ class KernelPriorGAN:
             kernel = raw / tf.reduce_sum(raw)
             generated = downscale_with_generator_kernel(g_input, kernel)
             adversarial = tf.reduce_mean(tf.abs(tf.cast(self.discriminator(generated, training=True), tf.float32) - 1))
-        grads = tape.gradient(adversarial, [self.latent])
+            loss = adversarial
+            if self.config.prior_range_weight > 0:
+                excess = tf.nn.relu(widest_variance(kernel) - self.prior.variance_range[1])
+                loss = loss + self.config.prior_range_weight * excess
+        grads = tape.gradient(loss, [self.latent])
         self.z_optimizer.apply_gradients(zip(grads, [self.latent]))
         self.latent.assign(self.radius * self.latent / (tf.norm(self.latent) + 1e-9))
         fake = downscale_with_generator_kernel(g_input, tf.stop_gradient(kernel)) + fake_noise
         d_loss = discriminator_step(self.discriminator, self.d_optimizer, fake, d_real)
         return tf.stack([adversarial, d_loss, tf.reduce_sum(raw)]), raw
+
+
+def widest_variance(kernel: tf.Tensor) -> tf.Tensor:
+    """The larger covariance eigenvalue (px^2) of a (K, K) float32 kernel whose taps sum to 1,
+    differentiably (the closed form for a 2x2 symmetric matrix); `kernels.kernel_variances`'
+    second value, in TensorFlow."""
+    size = tf.shape(kernel)[0]
+    y, x = tf.meshgrid(tf.range(size, dtype=tf.float32), tf.range(size, dtype=tf.float32), indexing="ij")
+    dy, dx = y - tf.reduce_sum(kernel * y), x - tf.reduce_sum(kernel * x)
+    a, b, c = (tf.reduce_sum(kernel * dy * dy), tf.reduce_sum(kernel * dy * dx), tf.reduce_sum(kernel * dx * dx))
+    return (a + c) / 2 + tf.sqrt(tf.square((a - c) / 2) + tf.square(b) + 1e-12)
 
 
 def off_prior_excess(raw_kernel: np.ndarray, variance_high: float) -> float:
