@@ -186,6 +186,8 @@ def test_sigterm_ends_the_run_killed_and_keeps_its_outputs(images, tmp_path):
             if re.search(r"iter\s+5\b", line):
                 break
         process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)  # a repeated SIGTERM must not cut the cleanup short
         _, stderr = process.communicate(timeout=120)
     finally:
         process.kill()

@@ -24,7 +24,7 @@ import threading
 import warnings
 from pathlib import Path
 
-from zssr_tf.errors import Terminated, ZSSRError
+from zssr_tf.errors import Terminated, ZSSRError, raise_terminated
 
 
 def preset_names() -> list[str]:
@@ -317,12 +317,12 @@ def load_tensorflow(quiet: bool) -> None:
 
 
 def _on_sigterm(signum, frame) -> None:
-    """SIGTERM stops a run as Ctrl-C does (errors.Terminated: the MLflow run ends KILLED, outputs
-    kept). It reaches this process only, unlike a terminal's Ctrl-C, so it is passed on to the
+    """SIGTERM stops a run as Ctrl-C does (errors.raise_terminated: the MLflow run ends KILLED,
+    outputs kept; later SIGTERMs are ignored meanwhile). It reaches this process only, unlike a terminal's Ctrl-C, so it is passed on to the
     sweep's worker processes, which end their runs the same way (sweep_engines.start_worker)."""
     for child in multiprocessing.active_children():
         child.terminate()
-    raise Terminated
+    raise_terminated(signum, frame)
 
 
 def _show_one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:

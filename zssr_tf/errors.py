@@ -1,5 +1,8 @@
-"""The exception type for mistakes a user can make (bad path, bad config, bad image), and the
-warning type for settings that are valid but unlikely to work."""
+"""The exception type for mistakes a user can make (bad path, bad config, bad image), the
+warning type for settings that are valid but unlikely to work, and the interrupt a SIGTERM
+raises (`Terminated`, `raise_terminated`)."""
+
+import signal
 
 
 class ZSSRError(Exception):
@@ -18,7 +21,11 @@ class Terminated(KeyboardInterrupt):
 
 
 def raise_terminated(signum, frame) -> None:
-    """A SIGTERM handler (`signal.signal(signal.SIGTERM, raise_terminated)`): raises Terminated."""
+    """A SIGTERM handler (`signal.signal(signal.SIGTERM, raise_terminated)`): raises Terminated,
+    once. Later SIGTERMs are ignored, so that a second one (a scheduler repeating it, a process
+    group's signal after the parent's) cannot cut short the cleanup that ends the MLflow run
+    KILLED; SIGKILL still stops the process."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise Terminated
 
 
