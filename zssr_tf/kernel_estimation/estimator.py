@@ -208,27 +208,34 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
 def _within_prior(kernels: list[np.ndarray], histories: list[KernelEstimationHistory],
                   variance_high: float) -> tuple[list[np.ndarray], list[KernelEstimationHistory]]:
     """The FKP runs whose raw kernels stayed among the prior's kernels (`fkp.off_prior_excess`
-    <= 1); the others are left out of the mean with a KernelEstimationWarning each. When every
-    run left them, the one closest to them, with a warning naming the fixes."""
+    <= 1); the others are left out of the mean with one KernelEstimationWarning. When every run
+    left them, the one closest to them, with a warning naming the fixes."""
     excess = [fkp.off_prior_excess(h.raw_kernel, variance_high) for h in histories]
     kept = [i for i, e in enumerate(excess) if e <= 1]
+    count = len(histories)
+    outside = "; ".join(f"run {i + 1} of {count}: {_why_outside(h.raw_kernel, variance_high)}"
+                        for i, h in enumerate(histories) if i not in kept)
+    fixes = "more estimation_iters (a short run ends near where it started) or estimation_runs"
     if not kept:
         kept = [int(np.argmin(excess))]
-        warnings.warn(f"every kernel-prior (FKP) run ended outside the kernels the prior was trained on (sums of "
-                      f"taps, widest variances: {_describe_runs(histories)}); the closest, run {kept[0] + 1}, is used. "
-                      f"Try more estimation_runs, method=kernelgan or the bicubic kernel (kernel=given)",
+        warnings.warn(f"every kernel-prior (FKP) run ended outside the kernels the prior was trained on ({outside}); "
+                      f"run {kept[0] + 1}, the closest, is used. Try {fixes}, method=kernelgan, or the bicubic kernel",
                       KernelEstimationWarning, stacklevel=3)
-    elif len(kept) < len(histories):
-        dropped = [i for i in range(len(histories)) if i not in kept]
-        warnings.warn(f"kernel-prior (FKP) run(s) {', '.join(str(i + 1) for i in dropped)} of {len(histories)} ended "
-                      f"outside the kernels the prior was trained on (sums of taps, widest variances: "
-                      f"{_describe_runs([histories[i] for i in dropped])}; the prior's: 1, at most {variance_high:g} "
-                      f"px^2) and are left out of the average", KernelEstimationWarning, stacklevel=3)
+    elif len(kept) < count:
+        warnings.warn(f"left out of the average, as outside the kernels the prior was trained on: {outside}. If most "
+                      f"runs are, try {fixes}", KernelEstimationWarning, stacklevel=3)
     return [kernels[i] for i in kept], [histories[i] for i in kept]
 
 
-def _describe_runs(histories: list[KernelEstimationHistory]) -> str:
-    return "; ".join(f"{h.raw_kernel.sum():.2f}, {kernel_variances(h.raw_kernel)[1]:.1f} px^2" for h in histories)
+def _why_outside(raw_kernel: np.ndarray, variance_high: float) -> str:
+    """Which of the prior's bounds `raw_kernel` breaks (`fkp.off_prior_excess`), in words."""
+    total, widest = float(raw_kernel.sum()), kernel_variances(raw_kernel)[1]
+    reasons = []
+    if abs(total - 1) > fkp.RAW_SUM_TOLERANCE:
+        reasons.append(f"its taps sum to {total:.2f}, the prior's to 1 +- {fkp.RAW_SUM_TOLERANCE:g}")
+    if widest > variance_high:
+        reasons.append(f"its widest variance is {widest:.1f} px^2, the prior's at most {variance_high:g}")
+    return " and ".join(reasons)
 
 
 def _new_history(names) -> KernelEstimationHistory:
