@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
 import signal
 import sys
 import threading
@@ -25,6 +24,7 @@ import warnings
 from pathlib import Path
 
 from zssr_tf.errors import Terminated, ZSSRError, raise_terminated
+from zssr_tf.startup import load_tensorflow, quiet_tensorflow
 
 
 def preset_names() -> list[str]:
@@ -274,46 +274,6 @@ def sweep(args: argparse.Namespace) -> int:
     load_tensorflow(args.quiet)  # the runner loads it (tracking): quietly, after the checks
     report = run_sweep(plan, engine=args.engine, workers=args.workers, address=args.address, out_dir=args.out)
     return 1 if report.failures else 0
-
-
-def quiet_tensorflow(verbose: bool) -> bool:
-    """Before TensorFlow loads: hide its C++ log (oneDNN notes, CPU features, the `E0000 ...
-    cuInit` error of a machine without a GPU; TF_CPP_MIN_LOG_LEVEL=3 keeps fatal errors only),
-    its Python loggers below ERROR, MLflow's below WARNING and MLflow's download bars, unless `verbose` or the user set
-    TF_CPP_MIN_LOG_LEVEL. Returns True when quiet (then `load_tensorflow` also hides the lines
-    TensorFlow's libraries print while loading)."""
-    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
-        return False
-    if verbose:
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
-        return False
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    import logging
-
-    for name in ("absl", "tensorflow", "h5py"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    logging.getLogger("mlflow").setLevel(logging.WARNING)  # also when MLflow is already loaded
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when MLflow loads
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    return True
-
-
-def load_tensorflow(quiet: bool) -> None:
-    """Import TensorFlow; when `quiet`, with the process's stderr (file descriptor 2) sent to
-    /dev/null meanwhile: its CUDA stub logs "Could not find cuda drivers" through absl before
-    TF_CPP_MIN_LOG_LEVEL applies. A failed import still raises (its traceback prints after)."""
-    if not quiet or "tensorflow" in sys.modules:
-        import tensorflow  # noqa: F401
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _on_sigterm(signum, frame) -> None:

@@ -26,6 +26,7 @@ from typing import Iterator, Sequence
 
 from zssr_tf.config import Config
 from zssr_tf.errors import Terminated, ZSSRError, raise_terminated
+from zssr_tf.startup import load_tensorflow
 
 RAY_MISSING = "Ray is not installed: pip install 'zssr-tf[ray]'"
 
@@ -165,9 +166,12 @@ def _output_to(log) -> Iterator[None]:
 
 
 def start_worker(threads: int) -> None:
-    """A local worker process's set-up: `limit_threads(threads)`, and SIGTERM ends its current
-    run KILLED as in the `zssr` command (errors.Terminated)."""
+    """A local worker process's set-up: SIGTERM ends its current run KILLED as in the `zssr`
+    command (errors.raise_terminated); TensorFlow starts as quietly as in the parent (whose quiet
+    mode, `startup.quiet_tensorflow`, set TF_CPP_MIN_LOG_LEVEL=3, which the worker inherits);
+    `limit_threads(threads)`."""
     signal.signal(signal.SIGTERM, raise_terminated)
+    load_tensorflow(quiet=os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "3")
     limit_threads(threads)
 
 
