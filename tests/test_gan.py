@@ -341,7 +341,8 @@ def test_zsrgan_preset_end_to_end_through_the_cli(random_vgg, shared_data_dir, t
                  "learning_rate_step_every=2", "run_test_every=2", "learning_rate_slope_range=6", "progress_every=0",
                  "precision=float32", f"perceptual_weights={truncated}", f"lpips_vgg_weights={path}",
                  f"lpips_heads={tmp_path / 'heads.npz'}"])
-    assert code == 0, capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert code == 0, err
     sr = read_image(tmp_path / "out/lr_x2_zssr.png")[0]
     assert sr.shape == (144, 144, 3)
 
@@ -352,6 +353,8 @@ def test_zsrgan_preset_end_to_end_through_the_cli(random_vgg, shared_data_dir, t
     history = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "train/learning_rate")}
     assert history == pytest.approx({0: 1e-3, 1: 1e-3, 2: 5e-4, 3: 5e-4})
     assert 0 < metrics["final/lpips_like"] and 0 < metrics["final/bicubic_lpips_like"]
+    assert (f"LPIPS-like  zssr {metrics['final/lpips_like']:.4f}     bicubic {metrics['final/bicubic_lpips_like']:.4f}"
+            in out)
     # The network `zssr predict` re-applies is the generator alone.
     model_dir = client.download_artifacts(run.info.run_id, "model", str(tmp_path / "artifacts"))
     generator = keras.saving.load_model(f"{model_dir}/step_0.keras", compile=False)

@@ -204,6 +204,8 @@ def train(args: argparse.Namespace) -> int:
         z, b = outcome.metrics["zssr"], outcome.metrics["bicubic"]
         print(f"PSNR-Y  zssr {z['psnr']:.2f} dB   bicubic {b['psnr']:.2f} dB   gain {z['psnr'] - b['psnr']:+.2f} dB")
         print(f"SSIM-Y  zssr {z['ssim']:.4f}     bicubic {b['ssim']:.4f}")
+        if "lpips_like" in z:  # lower is better
+            print(f"LPIPS-like  zssr {z['lpips_like']:.4f}     bicubic {b['lpips_like']:.4f}")
         if "psnr_16bit" in z:  # 16-bit data, compared at its own depth
             print(f"PSNR 16-bit  zssr {z['psnr_16bit']:.2f} dB   bicubic {b['psnr_16bit']:.2f} dB   "
                   f"gain {z['psnr_16bit'] - b['psnr_16bit']:+.2f} dB")
