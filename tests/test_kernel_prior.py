@@ -10,7 +10,7 @@ from zssr_tf.errors import ZSSRError
 from zssr_tf.image_io import read_image
 from zssr_tf.kernel_estimation import estimate_kernel
 from zssr_tf.kernel_estimation.estimator import KernelEstimationHistory, KernelEstimationWarning, _within_prior
-from zssr_tf.kernel_estimation.fkp import KernelPriorGAN, finish, off_prior_excess
+from zssr_tf.kernel_estimation.fkp import KernelPriorGAN, finish, off_prior_excess, widest_variance
 from zssr_tf.kernel_estimation.prior import (KernelPrior, anisotropic_gaussians, kernel_normalization, load_prior,
                                              sample_training_kernels, save_prior)
 from zssr_tf.kernel_estimation.prior_file import PRIOR_X2
@@ -203,6 +203,17 @@ def test_kernels_outside_the_priors_training_range_are_recognised():
     assert off_prior_excess(1.05 * thin, 5.0) < 1  # a decoded kernel's sum is near 1, not exactly 1
     assert off_prior_excess(1.3 * thin, 5.0) == pytest.approx(3.0) and off_prior_excess(0.85 * thin, 5.0) > 1
     assert kernel_variances(streak)[1] > 5 and off_prior_excess(streak, 5.0) > 1
+
+
+def test_range_penalty_sees_the_widest_variance_and_pulls_it_in():
+    # prior_range_weight penalises the widest covariance eigenvalue past the prior's range, so it
+    # must equal kernel_variances' and shrink along the long axis when descended.
+    streak = tf.Variable(anisotropic_gaussians(np.array([[1.0, 9.0]]), np.array([0.5]), 11)[0], dtype=tf.float32)
+    with tf.GradientTape() as tape:
+        widest = widest_variance(streak)
+    assert float(widest) == pytest.approx(kernel_variances(streak.numpy())[1], rel=1e-4)
+    streak.assign_sub(1e-5 * tape.gradient(widest, streak))  # a small step down the gradient
+    assert kernel_variances(streak.numpy())[1] < float(widest)
 
 
 def test_fkp_runs_that_left_the_priors_kernels_are_left_out_of_the_mean():
