@@ -112,7 +112,7 @@ def check_inputs(config: Config, image: np.ndarray, gt: np.ndarray | None = None
     """Every check of a run's inputs: `check_image`, `check_ground_truth` (when `gt` is given),
     `check_lpips_files`, the perceptual loss's VGG16 weights (`gan.vgg.check_weights_file`) when
     its weight is > 0, `check_kernels`, with kernel=estimate and no kernels yet (they are to be
-    estimated) `blind_step_factors` and `kernel_estimation.estimator.check_estimation_inputs`; a
+    estimated) `blind_step_factors` and `kernel_estimation.inputs.check_estimation_inputs`; a
     numeric kernel where the alignment needs one (`direct`); an image
     large enough for the discriminator when the adversarial loss is on; a model.init_weights file
     that exists and fits the network on the image's channels (`warm_start.read_init_weights`).

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from zssr_tf.config import Config
-from zssr_tf.errors import KernelEstimationError, ZSSRError
+from zssr_tf.errors import KernelEstimationError
 from zssr_tf.kernel_estimation import constraints as C
 from zssr_tf.kernel_estimation import fkp
 from zssr_tf.kernel_estimation.crops import training_inputs
@@ -153,10 +153,11 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
     Raises ZSSRError for a too-small image, an unusable prior file (`prior.load_prior`) or a
     generator crop too small for the prior's kernels (the checks of `check_estimation_inputs`), and
     KernelEstimationError when the estimate collapses (NaN, raw sum far from 1, no positive taps)
-    in every run; a collapsed run among several is
-    left out of the mean with a KernelEstimationWarning, and so is an FKP run whose kernel left the
-    prior's kernels (`fkp.off_prior_excess` > 1; when all did, the closest is kept); warns (crops.FlatImageWarning) for a flat image
-    and (BicubicPhaseWarning) for a run whose bicubic phase never ended.
+    in every run; a collapsed run among several is left out of the mean with a
+    KernelEstimationWarning, and so is an FKP run whose kernel left the prior's kernels
+    (`fkp.off_prior_excess` > 1; when all did, the closest is kept); warns
+    (crops.FlatImageWarning) for a flat image and (BicubicPhaseWarning) for a run whose bicubic
+    phase never ended.
     """
     c = config.kernel_estimation
     image = prepare_image(lr_image, c.estimation_shave, c.generator_crop_size)
