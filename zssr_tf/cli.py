@@ -154,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         warnings.showwarning = default_showwarning
-        if in_main_thread:
+        # After a SIGTERM its handler is SIG_IGN (errors.raise_terminated) and stays so until the
+        # process has exited: a repeated SIGTERM must not kill it while it shuts down.
+        if in_main_thread and signal.getsignal(signal.SIGTERM) is _on_sigterm:
             signal.signal(signal.SIGTERM, default_sigterm)
 
 
