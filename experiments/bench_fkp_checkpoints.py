@@ -17,7 +17,7 @@ isotropic Gaussians of variance 1.5, 2, 2.5 and 3 px^2: fixed kernels that know 
 image. The sets are `bench_blind.py`'s (same images, crops and true kernels).
 
 Raw kernels are cached per image in experiments/results/blind/fkp_checkpoints/<set>/ (delete
-them to rerun); the summary goes to experiments/results/fkp_checkpoints.{md,json}.
+them to rerun); the summary goes to experiments/results/fkp_checkpoints_crop<crop>.{md,json}.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ def main() -> int:
     parser.add_argument("--images", nargs="+", default=["0"],
                         help="image names, or one number N: the first N images of each set (0: all)")
     parser.add_argument("--seeds", type=int, default=3, help="runs per image (seeds 0..N-1)")
-    parser.add_argument("--crop", type=int, default=320, help="centre-crop the HR images to this side")
+    parser.add_argument("--crop", type=int, default=320, help="centre-crop the HR images to this side (0: the whole image)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for the estimation")
     args = parser.parse_args()
     prior = load_prior(load_config("blind", ["method=fkp", *args.overrides]).kernel_estimation.prior_weights)
@@ -137,8 +137,9 @@ def main() -> int:
             names = [n for n in args.images if n in names]
         report["sets"][set_name] = {n: run_image(set_name, n, args.crop, args.seeds, args.overrides, prior)
                                     for n in names}
-    write_json("fkp_checkpoints", report)
-    (RESULTS / "fkp_checkpoints.md").write_text(summary_table(report))
+    stem = f"fkp_checkpoints_crop{args.crop}"
+    write_json(stem, report)
+    (RESULTS / f"{stem}.md").write_text(summary_table(report))
     print(summary_table(report))
     return 0
 
