@@ -6,7 +6,8 @@
 
 No ZSSR runs, so a whole set costs minutes (14 krk14 images x 3 runs of 1500 iterations: about
 15 min on 2 CPU cores), and an estimator change can be judged on every image before the
-hour-per-image ZSSR comparison of `bench_blind.py`. Per image and seed one FKP run
+ZSSR comparison of `bench_blind.py` and `bench_kernel_psnr.py` (three ZSSR runs per image: from
+minutes on a CPU with AMX to an hour on 2 AVX2 cores). Per image and seed one FKP run
 (`kernel_estimation.fkp.KernelPriorGAN`, the settings of the `blind` preset with `method=fkp`
 and the overrides; seed s draws what run s of `estimate_kernel` draws) is trained for
 `estimation_iters` (1500 unless overridden) and its raw kernel kept at each checkpoint. At each
@@ -18,6 +19,7 @@ image. The sets are `bench_blind.py`'s (same images, crops and true kernels).
 
 Raw kernels are cached per image in experiments/results/blind/fkp_checkpoints/<set>/ (delete
 them to rerun); the summary goes to experiments/results/fkp_checkpoints_crop<crop>.{md,json}.
+Runs with config overrides are cached and summarised under names that end in the overrides.
 """
 
 from __future__ import annotations
@@ -46,9 +48,17 @@ CHECKPOINTS = (100, 200, 300, 400, 500, 600, 800, 1000, 1200, 1500)
 ISOTROPIC_VARIANCES = (1.5, 2.0, 2.5, 3.0)
 
 
+def cache_tag(overrides: list[str]) -> str:
+    """The suffix of cache and summary names for a run with config `overrides`: "" without any,
+    else "_" and the sorted overrides, so results of other settings never share a file."""
+    return "".join(f"_{o.replace('/', '-')}" for o in sorted(overrides))
+
+
 def raw_kernels_at_checkpoints(lr: np.ndarray, config, seed: int, prior) -> dict[int, np.ndarray]:
-    """One FKP run of `estimate_kernel` (run seed `seed`) on `lr`: {iteration: (K, K) raw kernel}
-    for the CHECKPOINTS within `estimation_iters` (the kernel that iteration trained with)."""
+    """One FKP run of `estimate_kernel` on `lr` (float (h, w, C) in [0, 1]) with run seed `seed`
+    (`run.seed + r` for run r, as `estimate_kernel` draws): {iteration: float64 (K, K) raw kernel,
+    K the prior's size (11 for x2)} for the CHECKPOINTS within `estimation_iters` (the kernel that
+    iteration trained with, before post-processing)."""
     c = config.kernel_estimation
     image = prepare_image(lr, c.estimation_shave, c.generator_crop_size)
     rng = np.random.default_rng((seed, 10))  # as estimator._estimate_once_fkp draws
@@ -62,24 +72,33 @@ def raw_kernels_at_checkpoints(lr: np.ndarray, config, seed: int, prior) -> dict
 
 
 def combined(raw_kernels: list[np.ndarray], variance_high: float) -> tuple[np.ndarray, int]:
-    """The runs' kernels combined as `estimate_kernel` does for FKP: finished, those outside the
-    prior left out (all outside: the closest), averaged. Returns (kernel, runs kept)."""
+    """The runs' raw (K, K) kernels combined as `estimate_kernel` does for FKP: finished
+    (`fkp.finish`, which pads them), those past `variance_high` px^2 left out (all outside: the
+    closest), averaged. Returns (float64 finished kernel summing to 1, runs kept)."""
     excess = [fkp.off_prior_excess(raw, variance_high) for raw in raw_kernels]
     kept = [fkp.finish(raw) for raw, e in zip(raw_kernels, excess) if e <= 1]
     kept = kept or [fkp.finish(raw_kernels[int(np.argmin(excess))])]
     return (kept[0] if len(kept) == 1 else average_kernels(kept)), len(kept)
 
 
+def checkpoint_cache(set_name: str, name: str, crop: int, overrides: list[str]) -> Path:
+    """Where one image's raw checkpoint kernels are cached."""
+    return RESULTS / "blind" / "fkp_checkpoints" / set_name / f"{name}_crop{crop}{cache_tag(overrides)}.npz"
+
+
 def run_image(set_name: str, name: str, crop: int, seeds: int, overrides: list[str], prior) -> dict:
     """Distances to the true kernel of one image: per checkpoint the combined runs' and their
-    individual ones; of the fixed kernels."""
+    individual ones; of the fixed kernels. The raw kernels of run r are cached as
+    "seed<r>_it<iteration>" in the image's .npz (named by `crop` and `cache_tag(overrides)`)."""
     lr, _, true = make_case(set_name, name, crop)
     config = load_config("blind", ["method=fkp", "estimation_iters=1500", *overrides])
-    cache = RESULTS / "blind" / "fkp_checkpoints" / set_name / f"{name}_crop{crop}.npz"
+    cache = checkpoint_cache(set_name, name, crop, overrides)
     stored = dict(np.load(cache)) if cache.is_file() else {}
+    wanted = [it for it in CHECKPOINTS if it <= config.kernel_estimation.estimation_iters]
     for seed in range(seeds):
-        if f"seed{seed}_it{CHECKPOINTS[0]}" not in stored:
-            for iteration, raw in raw_kernels_at_checkpoints(lr, config, seed, prior).items():
+        if any(f"seed{seed}_it{it}" not in stored for it in wanted):
+            run_seed = config.run.seed + seed
+            for iteration, raw in raw_kernels_at_checkpoints(lr, config, run_seed, prior).items():
                 stored[f"seed{seed}_it{iteration}"] = raw
             cache.parent.mkdir(parents=True, exist_ok=True)
             np.savez(cache, **stored)
@@ -123,7 +142,7 @@ def main() -> int:
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     parser.add_argument("--images", nargs="+", default=["0"],
                         help="image names, or one number N: the first N images of each set (0: all)")
-    parser.add_argument("--seeds", type=int, default=3, help="runs per image (seeds 0..N-1)")
+    parser.add_argument("--seeds", type=int, default=3, help="runs per image (runs 0..N-1, seeded run.seed + r as estimate_kernel seeds them)")
     parser.add_argument("--crop", type=int, default=320, help="centre-crop the HR images to this side (0: the whole image)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for the estimation")
     args = parser.parse_args()
@@ -137,7 +156,7 @@ def main() -> int:
             names = [n for n in args.images if n in names]
         report["sets"][set_name] = {n: run_image(set_name, n, args.crop, args.seeds, args.overrides, prior)
                                     for n in names}
-    stem = f"fkp_checkpoints_crop{args.crop}"
+    stem = f"fkp_checkpoints_crop{args.crop}{cache_tag(args.overrides)}"
     write_json(stem, report)
     (RESULTS / f"{stem}.md").write_text(summary_table(report))
     print(summary_table(report))

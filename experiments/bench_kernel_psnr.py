@@ -1,0 +1,155 @@
+"""What a kernel is worth to ZSSR: PSNR of the `blind` preset's ZSSR with kernels from several
+sources on the same LR images, next to each kernel's distance to the true one.
+
+    python experiments/bench_kernel_psnr.py [--sets krk14] [--images N | names] [--crop 320]
+                                            [--sources bicubic true isotropic_2.5 fkp_1500] [key=value ...]
+
+Kernel sources:
+- `bicubic`: MATLAB's bicubic kernel (what ZSSR assumes without an estimate);
+- `true`: the kernel the LR image was made with (the bound);
+- `isotropic_<v>`: a round Gaussian of variance v px^2 (11x11): a fixed guess that knows
+  nothing of the image; an estimator has to beat it to be worth its time;
+- `fkp_<iteration>`: FKP's estimate after that many latent iterations, the 3 runs combined as
+  `estimate_kernel` combines them, read from `bench_fkp_checkpoints.py`'s cache (run that first,
+  with the same --crop); `fkp_1500` is what `method=fkp estimation_iters=1500` returns.
+
+The images, crops and true kernels are `bench_blind.py`'s. ZSSR: the `blind` preset with
+`kernel=given`, the set's `kernel_alignment`, 1,500 iterations unless overridden; scores by
+DESIGN §2 (Y, shave 2). Every (image, source) result is cached in
+experiments/results/blind/kernel_psnr/<set>/<image>_crop<crop>.json (names end in the overrides
+when there are any), with the training precision it ran in: `train.precision=auto` picks bf16 on
+CPUs with AMX or AVX-512 BF16, and a result of another precision is run again, so one table
+never mixes them. The summary goes to experiments/results/kernel_psnr_crop<crop>.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+
+from bench_blind import DATA, SETS, make_case  # noqa: E402
+from bench_fkp_checkpoints import CHECKPOINTS, cache_tag, checkpoint_cache, combined  # noqa: E402
+from results_io import RESULTS, write_json  # noqa: E402
+from zssr_tf.config import load_config  # noqa: E402
+from zssr_tf.kernel_estimation.prior import load_prior  # noqa: E402
+from zssr_tf.kernels import bicubic_kernel, gaussian_kernel, kernel_distance  # noqa: E402
+from zssr_tf.metrics import evaluate  # noqa: E402
+from zssr_tf.precision import resolve_precision  # noqa: E402
+from zssr_tf.trainer import ZSSR  # noqa: E402
+
+DEFAULT_SOURCES = ("bicubic", "true", "isotropic_2.5", "fkp_1500")
+
+
+def source_kernel(source: str, set_name: str, name: str, crop: int, true: np.ndarray, variance_high: float,
+                  seeds: int = 3) -> np.ndarray:
+    """The float64 (K, K) kernel (summing to 1) of `source` for one image; `true` is the image's
+    true kernel, `variance_high` (px^2) the FKP prior's widest variance, `seeds` the FKP runs to
+    combine (the first `seeds` of `bench_fkp_checkpoints.py`'s default-settings cache).
+
+    Raises:
+        FileNotFoundError: `fkp_*` without `bench_fkp_checkpoints.py`'s cache for the image, or
+            with fewer than `seeds` runs in it.
+        ValueError: an unknown source name, or `fkp_<iteration>` at an iteration that is not one
+            of `bench_fkp_checkpoints.CHECKPOINTS`.
+    """
+    if source == "bicubic":
+        return bicubic_kernel(2)
+    if source == "true":
+        return true
+    if source.startswith("isotropic_"):
+        return gaussian_kernel(11, np.sqrt(float(source.split("_", 1)[1])))
+    if source.startswith("fkp_") and source.split("_", 1)[1] in {str(it) for it in CHECKPOINTS}:
+        cache = checkpoint_cache(set_name, name, crop, [])
+        stored = np.load(cache) if cache.is_file() else {}
+        keys = [f"seed{seed}_it{source.split('_', 1)[1]}" for seed in range(seeds)]
+        if any(k not in stored for k in keys):
+            raise FileNotFoundError(f"{cache} lacks {seeds} FKP runs: run bench_fkp_checkpoints.py --sets "
+                                    f"{set_name} --images {name} --crop {crop} --seeds {seeds} first")
+        return combined([stored[k] for k in keys], variance_high)[0]
+    raise ValueError(f"unknown kernel source {source!r}: use bicubic, true, isotropic_<variance> or "
+                     f"fkp_<iteration> with an iteration in {CHECKPOINTS}")
+
+
+def run_image(set_name: str, name: str, crop: int, sources, overrides, variance_high: float) -> dict:
+    """{source: scores (DESIGN §2), kernel distance, iterations, seconds, precision} for one
+    image, cached per source in a file named by `crop` and the overrides; a cached result of
+    another training precision (another CPU) is run again."""
+    cache = RESULTS / "blind" / "kernel_psnr" / set_name / f"{name}_crop{crop}{cache_tag(overrides)}.json"
+    result = json.loads(cache.read_text()) if cache.is_file() else {}
+    lr, gt, true = make_case(set_name, name, crop)
+    config = load_config("blind", ["kernel=given", f"kernel_alignment={SETS[set_name][1]}", "max_iters=1500",
+                                   *overrides])
+    precision = resolve_precision(config.train.precision)
+    for source in sources:
+        if result.get(source, {}).get("precision") == precision:
+            continue
+        kernel = source_kernel(source, set_name, name, crop, true, variance_high)
+        start = time.perf_counter()
+        run = ZSSR(config, verbose=False).run(lr, kernels=[kernel])
+        result[source] = {**evaluate(run.sr, gt, 2), "kernel_distance": kernel_distance(kernel, true),
+                          "iterations": run.iterations, "seconds": time.perf_counter() - start,
+                          "precision": precision}
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"{set_name}/{name} {source}: PSNR {result[source]['psnr']:.2f} dB, kernel distance "
+              f"{result[source]['kernel_distance']:.3f}, {result[source]['seconds']:.0f} s", flush=True)
+    return {s: result[s] for s in sources}
+
+
+def summary_table(report: dict) -> str:
+    """Per set: PSNR-Y (kernel distance) per image and source, the mean, and each source's mean
+    gain over the bicubic kernel."""
+    lines = []
+    for set_name, images in report["sets"].items():
+        sources = report["sources"]
+        lines += [f"### {set_name} x2, HR crop {report['crop']}: ZSSR PSNR-Y dB (kernel distance to the true kernel)", "",
+                  "| image | " + " | ".join(sources) + " |", "|---" * (1 + len(sources)) + "|"]
+        for name, r in images.items():
+            lines.append(f"| {name} | " + " | ".join(f"{r[s]['psnr']:.2f} ({r[s]['kernel_distance']:.3f})"
+                                                     for s in sources) + " |")
+        means = {s: np.mean([r[s]["psnr"] for r in images.values()]) for s in sources}
+        lines.append("| mean | " + " | ".join(f"{means[s]:.2f} ({np.mean([r[s]['kernel_distance'] for r in images.values()]):.3f})"
+                                              for s in sources) + " |")
+        if "bicubic" in means:
+            lines.append("| gain over bicubic kernel | " + " | ".join(f"{means[s] - means['bicubic']:+.2f}"
+                                                                       for s in sources) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sets", nargs="+", default=["krk14"], choices=list(SETS))
+    parser.add_argument("--images", nargs="+", default=["0"],
+                        help="image names, or one number N: the first N images of each set (0: all)")
+    parser.add_argument("--crop", type=int, default=320, help="centre-crop the HR images to this side (0: whole)")
+    parser.add_argument("--sources", nargs="+", default=list(DEFAULT_SOURCES),
+                        help="bicubic, true, isotropic_<variance px^2>, fkp_<iteration>")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every ZSSR run")
+    args = parser.parse_args()
+    variance_high = load_prior(load_config("blind", ["method=fkp"]).kernel_estimation.prior_weights).variance_range[1]
+    report = {"crop": args.crop, "sources": args.sources, "overrides": args.overrides, "sets": {}}
+    for set_name in args.sets:
+        names = sorted(p.stem for p in (DATA / SETS[set_name][0] / "hr").glob("*.png"))
+        names = names[:int(args.images[0]) or None] if args.images[0].isdigit() else [
+            n for n in args.images if n in names]
+        report["sets"][set_name] = {n: run_image(set_name, n, args.crop, args.sources, args.overrides, variance_high)
+                                    for n in names}
+    stem = f"kernel_psnr_crop{args.crop}{cache_tag(args.overrides)}"
+    write_json(stem, report)
+    (RESULTS / f"{stem}.md").write_text(summary_table(report))
+    print(summary_table(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
