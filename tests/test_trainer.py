@@ -172,3 +172,22 @@ def test_kernel_estimate_without_kernels_is_an_error_not_a_bicubic_run():
     # With the estimated kernels passed (as experiments/bench_blind.py does), the blind config trains.
     result = ZSSR(blind, verbose=False).run(smooth_image(16, 16), kernels=[gaussian_kernel(9, 1.2)])
     assert result.sr.shape == (32, 32, 3)
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "float32"])
+def test_a_non_finite_gradient_step_is_skipped_under_mixed_precision(precision):
+    # oneDNN's bf16 convolution gradients on CPU are sometimes NaN from finite inputs; under mixed
+    # precision the optimizer must skip such a step instead of writing NaN into the weights.
+    import keras
+    import tensorflow as tf
+
+    trainer = ZSSR(load_config(overrides=TINY[:-1] + [f"precision={precision}"]), verbose=False)
+    optimizer = trainer._adam(1e-3, 0.9)
+    weights = keras.Variable(np.ones(3, np.float32))
+    optimizer.apply([tf.constant([np.nan, 1.0, 1.0])], [weights])
+    if precision == "float32":  # no mixed precision, no skipping: the NaN reaches the weights
+        assert np.isnan(weights.numpy()).any()
+        return
+    np.testing.assert_array_equal(weights.numpy(), np.ones(3))
+    optimizer.apply([tf.constant([1.0, 1.0, 1.0])], [weights])
+    assert np.all(np.isfinite(weights.numpy())) and np.all(weights.numpy() < 1)
