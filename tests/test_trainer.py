@@ -175,7 +175,7 @@ def test_kernel_estimate_without_kernels_is_an_error_not_a_bicubic_run():
 
 
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "float32"])
-def test_a_non_finite_gradient_step_is_skipped_under_mixed_precision(precision):
+def test_only_mixed_precision_skips_a_non_finite_gradient_step(precision):
     # oneDNN's bf16 convolution gradients on CPU are sometimes NaN from finite inputs; under mixed
     # precision the optimizer must skip such a step instead of writing NaN into the weights.
     import keras
