@@ -118,6 +118,15 @@ def run_image(set_name: str, name: str, crop: int, seeds: int, overrides: list[s
     return result
 
 
+def image_names(set_name: str, images: list[str]) -> list[str]:
+    """The set's image names (alphabetical) that `--images` selects: names, or one number N for
+    the first N (0: all)."""
+    names = sorted(p.stem for p in (DATA / SETS[set_name][0] / "hr").glob("*.png"))
+    if images[0].isdigit():
+        return names[:int(images[0]) or None]
+    return [n for n in images if n in names]
+
+
 def summary_table(report: dict) -> str:
     """A Markdown table per set: rows the images and the mean, columns the checkpoints and the
     fixed kernels."""
@@ -149,13 +158,8 @@ def main() -> int:
     prior = load_prior(load_config("blind", ["method=fkp", *args.overrides]).kernel_estimation.prior_weights)
     report = {"crop": args.crop, "seeds": args.seeds, "overrides": args.overrides, "sets": {}}
     for set_name in args.sets:
-        names = sorted(p.stem for p in (DATA / SETS[set_name][0] / "hr").glob("*.png"))
-        if args.images[0].isdigit():
-            names = names[:int(args.images[0]) or None]
-        else:
-            names = [n for n in args.images if n in names]
         report["sets"][set_name] = {n: run_image(set_name, n, args.crop, args.seeds, args.overrides, prior)
-                                    for n in names}
+                                    for n in image_names(set_name, args.images)}
     stem = f"fkp_checkpoints_crop{args.crop}{cache_tag(args.overrides)}"
     write_json(stem, report)
     (RESULTS / f"{stem}.md").write_text(summary_table(report))

@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-from bench_blind import DATA, SETS, make_case  # noqa: E402
-from bench_fkp_checkpoints import CHECKPOINTS, cache_tag, checkpoint_cache, combined  # noqa: E402
+from bench_blind import SETS, make_case  # noqa: E402
+from bench_fkp_checkpoints import CHECKPOINTS, cache_tag, checkpoint_cache, combined, image_names  # noqa: E402
 from results_io import RESULTS, write_json  # noqa: E402
 from zssr_tf.config import load_config  # noqa: E402
 from zssr_tf.kernel_estimation.prior import load_prior  # noqa: E402
@@ -139,11 +139,8 @@ def main() -> int:
     variance_high = load_prior(load_config("blind", ["method=fkp"]).kernel_estimation.prior_weights).variance_range[1]
     report = {"crop": args.crop, "sources": args.sources, "overrides": args.overrides, "sets": {}}
     for set_name in args.sets:
-        names = sorted(p.stem for p in (DATA / SETS[set_name][0] / "hr").glob("*.png"))
-        names = names[:int(args.images[0]) or None] if args.images[0].isdigit() else [
-            n for n in args.images if n in names]
         report["sets"][set_name] = {n: run_image(set_name, n, args.crop, args.sources, args.overrides, variance_high)
-                                    for n in names}
+                                    for n in image_names(set_name, args.images)}
     stem = f"kernel_psnr_crop{args.crop}{cache_tag(args.overrides)}"
     write_json(stem, report)
     (RESULTS / f"{stem}.md").write_text(summary_table(report))
