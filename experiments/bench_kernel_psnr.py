@@ -2,7 +2,8 @@
 sources on the same LR images, next to each kernel's distance to the true one.
 
     python experiments/bench_kernel_psnr.py [--sets krk14] [--images N | names] [--crop 320]
-                                            [--sources bicubic true isotropic_2.5 fkp_1500] [key=value ...]
+                                            [--sources bicubic true isotropic_2.5 fkp_1500 estimate]
+                                            [--estimation key=value ...] [key=value ...]
 
 Kernel sources:
 - `bicubic`: MATLAB's bicubic kernel (what ZSSR assumes without an estimate);
@@ -11,7 +12,12 @@ Kernel sources:
   nothing of the image; an estimator has to beat it to be worth its time;
 - `fkp_<iteration>`: FKP's estimate after that many latent iterations, the 3 runs combined as
   `estimate_kernel` combines them, read from `bench_fkp_checkpoints.py`'s cache (run that first,
-  with the same --crop); `fkp_1500` is what `method=fkp estimation_iters=1500` returns.
+  with the same --crop); `fkp_1500` is what `method=fkp estimation_iters=1500` returns, up to
+  the crops drawn (a run's crop positions are drawn for its whole length);
+- `estimate`: what `zssr train --config blind` estimates, end to end (`estimate_kernel` with the
+  `blind` preset and the `--estimation` overrides). Its kernel and timing are cached per image
+  under a hash of the resolved `kernel_estimation` settings and seed, so a change of the
+  package's defaults is estimated again, never read from an older cache.
 
 The images, crops and true kernels are `bench_blind.py`'s. ZSSR: the `blind` preset with
 `kernel=given`, the set's `kernel_alignment`, 1,500 iterations unless overridden; scores by
@@ -25,6 +31,8 @@ never mixes them. The summary goes to experiments/results/kernel_psnr_crop<crop>
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import json
 import os
 import sys
@@ -40,6 +48,7 @@ from bench_blind import SETS, make_case  # noqa: E402
 from bench_fkp_checkpoints import CHECKPOINTS, cache_tag, checkpoint_cache, combined, image_names  # noqa: E402
 from results_io import RESULTS, write_json  # noqa: E402
 from zssr_tf.config import load_config  # noqa: E402
+from zssr_tf.kernel_estimation import estimate_kernel  # noqa: E402
 from zssr_tf.kernel_estimation.prior import load_prior  # noqa: E402
 from zssr_tf.kernels import bicubic_kernel, gaussian_kernel, kernel_distance  # noqa: E402
 from zssr_tf.metrics import evaluate  # noqa: E402
@@ -79,30 +88,62 @@ def source_kernel(source: str, set_name: str, name: str, crop: int, true: np.nda
                      f"fkp_<iteration> with an iteration in {CHECKPOINTS}")
 
 
-def run_image(set_name: str, name: str, crop: int, sources, overrides, variance_high: float) -> dict:
-    """{source: scores (DESIGN §2), kernel distance, iterations, seconds, precision} for one
-    image, cached per source in a file named by `crop` and the overrides; a cached result of
-    another training precision (another CPU) is run again."""
+def run_image(set_name: str, name: str, crop: int, sources, overrides, estimation, variance_high: float) -> dict:
+    """{source: scores (DESIGN §2), kernel distance, iterations, seconds, precision (and for
+    `estimate`, the estimation's overrides, seconds and ms per iteration)} for one image, cached
+    per source in a file named by `crop` and the ZSSR `overrides`; a cached result of another
+    training precision (another CPU) is run again. `estimation`: the `estimate` source's
+    overrides of the `blind` preset."""
     cache = RESULTS / "blind" / "kernel_psnr" / set_name / f"{name}_crop{crop}{cache_tag(overrides)}.json"
     result = json.loads(cache.read_text()) if cache.is_file() else {}
     lr, gt, true = make_case(set_name, name, crop)
     config = load_config("blind", ["kernel=given", f"kernel_alignment={SETS[set_name][1]}", "max_iters=1500",
                                    *overrides])
     precision = resolve_precision(config.train.precision)
+    keys = {source: estimate_key(estimation) if source == "estimate" else source for source in sources}
     for source in sources:
-        if result.get(source, {}).get("precision") == precision:
+        if result.get(keys[source], {}).get("precision") == precision:
             continue
-        kernel = source_kernel(source, set_name, name, crop, true, variance_high)
+        estimation_info = {}
+        if source == "estimate":
+            kernel, estimation_info = estimated_kernel(cache, lr, estimation)
+        else:
+            kernel = source_kernel(source, set_name, name, crop, true, variance_high)
         start = time.perf_counter()
         run = ZSSR(config, verbose=False).run(lr, kernels=[kernel])
-        result[source] = {**evaluate(run.sr, gt, 2), "kernel_distance": kernel_distance(kernel, true),
-                          "iterations": run.iterations, "seconds": time.perf_counter() - start,
-                          "precision": precision}
+        entry = result[keys[source]] = {
+            **evaluate(run.sr, gt, 2), "kernel_distance": kernel_distance(kernel, true), "iterations": run.iterations,
+            "seconds": time.perf_counter() - start, "precision": precision, **estimation_info}
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"{set_name}/{name} {source}: PSNR {result[source]['psnr']:.2f} dB, kernel distance "
-              f"{result[source]['kernel_distance']:.3f}, {result[source]['seconds']:.0f} s", flush=True)
-    return {s: result[s] for s in sources}
+        print(f"{set_name}/{name} {source}: PSNR {entry['psnr']:.2f} dB, kernel distance "
+              f"{entry['kernel_distance']:.3f}, {entry['seconds']:.0f} s", flush=True)
+    return {s: result[keys[s]] for s in sources}
+
+
+def estimate_key(estimation: list[str]) -> str:
+    """The cache key of the `estimate` source: "estimate_" and a hash of the resolved
+    `kernel_estimation` settings and seed of the `blind` preset with the `estimation` overrides."""
+    config = load_config("blind", estimation)
+    settings = json.dumps([dataclasses.asdict(config.kernel_estimation), config.run.seed], sort_keys=True)
+    return "estimate_" + hashlib.sha256(settings.encode()).hexdigest()[:10]
+
+
+def estimated_kernel(cache: Path, lr: np.ndarray, estimation: list[str]) -> tuple[np.ndarray, dict]:
+    """The `blind` preset's estimate (with the `estimation` overrides) of `lr`'s kernel, cached
+    next to the image's results (`cache`): (float64 kernel summing to 1, {"estimation":
+    overrides, seconds, ms per iteration, runs averaged})."""
+    key = estimate_key(estimation)
+    path = cache.with_name(f"{cache.stem}_{key}.npz")
+    if not path.is_file():
+        kernel, history = estimate_kernel(lr, load_config("blind", estimation))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, kernel=kernel, seconds=history.seconds, ms_per_iteration=history.ms_per_iteration,
+                 runs_averaged=history.runs_averaged)
+    stored = np.load(path)
+    return stored["kernel"], {"estimation": estimation, "estimation_seconds": float(stored["seconds"]),
+                              "estimation_ms_per_iteration": float(stored["ms_per_iteration"]),
+                              "runs_averaged": int(stored["runs_averaged"])}
 
 
 def summary_table(report: dict) -> str:
@@ -111,7 +152,9 @@ def summary_table(report: dict) -> str:
     lines = []
     for set_name, images in report["sets"].items():
         sources = report["sources"]
-        lines += [f"### {set_name} x2, HR crop {report['crop']}: ZSSR PSNR-Y dB (kernel distance to the true kernel)", "",
+        estimation = f"; estimate: `blind` preset {' '.join(report['estimation'])}" if "estimate" in sources else ""
+        lines += [f"### {set_name} x2, HR crop {report['crop']}: ZSSR PSNR-Y dB (kernel distance to the true kernel)"
+                  f"{estimation}", "",
                   "| image | " + " | ".join(sources) + " |", "|---" * (1 + len(sources)) + "|"]
         for name, r in images.items():
             lines.append(f"| {name} | " + " | ".join(f"{r[s]['psnr']:.2f} ({r[s]['kernel_distance']:.3f})"
@@ -134,14 +177,20 @@ def main() -> int:
     parser.add_argument("--crop", type=int, default=320, help="centre-crop the HR images to this side (0: whole)")
     parser.add_argument("--sources", nargs="+", default=list(DEFAULT_SOURCES),
                         help="bicubic, true, isotropic_<variance px^2>, fkp_<iteration>")
+    parser.add_argument("--estimation", nargs="*", default=[], metavar="key=value",
+                        help="overrides of the `blind` preset for the estimate source, e.g. method=fkp")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every ZSSR run")
     args = parser.parse_args()
     variance_high = load_prior(load_config("blind", ["method=fkp"]).kernel_estimation.prior_weights).variance_range[1]
-    report = {"crop": args.crop, "sources": args.sources, "overrides": args.overrides, "sets": {}}
+    report = {"crop": args.crop, "sources": args.sources, "overrides": args.overrides,
+              "estimation": args.estimation, "sets": {}}
     for set_name in args.sets:
-        report["sets"][set_name] = {n: run_image(set_name, n, args.crop, args.sources, args.overrides, variance_high)
+        report["sets"][set_name] = {n: run_image(set_name, n, args.crop, args.sources, args.overrides, args.estimation,
+                                                                variance_high)
                                     for n in image_names(set_name, args.images)}
     stem = f"kernel_psnr_crop{args.crop}{cache_tag(args.overrides)}"
+    if "estimate" in args.sources and args.estimation:
+        stem += "_estimation" + cache_tag(args.estimation)
     write_json(stem, report)
     (RESULTS / f"{stem}.md").write_text(summary_table(report))
     print(summary_table(report))

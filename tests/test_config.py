@@ -6,7 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from zssr_tf.config import PRESETS_DIR, Config, ModelConfig, load_config, save_config
+from zssr_tf.config import (AUTO_ESTIMATION_ITERS, PRESETS_DIR, Config, KernelEstimationConfig, ModelConfig, load_config,
+                             save_config)
 from zssr_tf.errors import ZSSRError, ZSSRWarning
 
 
@@ -204,3 +205,20 @@ def test_kernelgan_only_generator_settings_do_not_block_fkp():
     with pytest.raises(ZSSRError, match="generator_structure must end with a 1x1 layer"):
         load_config("blind", ["generator_structure=[61,3]"])
     assert load_config("blind", ["method=fkp", "generator_structure=[61,3]"]).kernel_estimation.method == "fkp"
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ([], AUTO_ESTIMATION_ITERS["kernelgan"]),
+    (["method=fkp"], AUTO_ESTIMATION_ITERS["fkp"]),
+    (["method=fkp", "estimation_iters=1500"], 1500),
+    (["method=kernelgan", "estimation_iters=auto"], AUTO_ESTIMATION_ITERS["kernelgan"]),
+])
+def test_auto_estimation_iters_resolves_per_method(overrides, expected):
+    assert load_config("blind", overrides).kernel_estimation.estimation_iters == expected
+    assert KernelEstimationConfig(method="fkp").estimation_iters == AUTO_ESTIMATION_ITERS["fkp"]  # built directly
+
+
+@pytest.mark.parametrize("value", ["lots", "0", "12.5"])
+def test_estimation_iters_other_than_a_count_or_auto_is_refused(value):
+    with pytest.raises(ZSSRError, match="estimation_iters must be a whole number"):
+        load_config("blind", [f"estimation_iters={value}"])

@@ -35,6 +35,10 @@ SCALE_DISTRIBUTIONS = ("uniform", "area")
 LOSS_MAPS = ("none", "gradient")
 KERNEL_SOURCES = ("given", "estimate")
 KERNEL_ESTIMATION_METHODS = ("kernelgan", "fkp")
+# `estimation_iters: auto` per method: KernelGAN's paper value; FKP's latent search stopped
+# where ZSSR scored best on the krk14 benchmark (experiments/README.md, "Blind SR": its kernel
+# drifts off the true one when trained longer).
+AUTO_ESTIMATION_ITERS = {"kernelgan": 3000, "fkp": 500}
 BICUBIC_TARGETS = ("channel_sum", "per_channel")
 ESTIMATION_PRECISIONS = ("float32", "mixed_bfloat16")
 
@@ -156,7 +160,7 @@ class KernelEstimationConfig:
 
     kernel: str = "given"  # "given": downscale_method or --kernel files; "estimate": estimate first
     method: str = "kernelgan"  # "fkp": search a kernel prior's latent space (kernel_estimation/fkp.py)
-    estimation_iters: int = 3000
+    estimation_iters: int | str = "auto"  # "auto": AUTO_ESTIMATION_ITERS[method]
     estimation_runs: int = 3
     estimation_learning_rate: float = 2e-4
     estimation_beta_1: float = 0.5
@@ -186,6 +190,13 @@ class KernelEstimationConfig:
     prior_weights: str = "auto"  # method fkp: the kernel prior's .npz; "auto" = the shipped x2 prior
     latent_learning_rate: float = 2e-3  # method fkp: Adam's learning rate for the latent (FKP: 5e-4)
     prior_range_weight: float = 0.0  # method fkp: weight of the penalty on variance past the prior's range
+
+    def __post_init__(self):
+        # "auto" is resolved here, so every KernelEstimationConfig (loaded, built directly or
+        # `dataclasses.replace`d) holds the number it runs and logs; an unknown method is left
+        # for `validate` to name.
+        if self.estimation_iters == "auto" and self.method in AUTO_ESTIMATION_ITERS:
+            object.__setattr__(self, "estimation_iters", AUTO_ESTIMATION_ITERS[self.method])
 
     @property
     def total_iters(self) -> int:
@@ -472,7 +483,9 @@ def _kernel_estimation_checks(k: KernelEstimationConfig) -> list[tuple[bool, str
         (k.kernel in KERNEL_SOURCES, f"{section}.kernel is {k.kernel!r}; use one of {KERNEL_SOURCES}"),
         (k.method in KERNEL_ESTIMATION_METHODS,
          f"{section}.method is {k.method!r}; use one of {KERNEL_ESTIMATION_METHODS}"),
-        (k.estimation_iters >= 1, f"{section}.estimation_iters must be >= 1 (3000 in the paper)"),
+        (isinstance(k.estimation_iters, int) and k.estimation_iters >= 1,
+         f"{section}.estimation_iters must be a whole number >= 1 or auto ({AUTO_ESTIMATION_ITERS}), "
+         f"got {k.estimation_iters!r}"),
         (k.estimation_runs >= 1, f"{section}.estimation_runs must be >= 1 (1 in the paper)"),
         (k.estimation_learning_rate > 0, f"{section}.estimation_learning_rate must be > 0"),
         (0 <= k.estimation_beta_1 < 1, f"{section}.estimation_beta_1 must be in [0, 1)"),
@@ -629,6 +642,13 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         return _to_int(key, value)
     if hint is float:
         return _to_float(key, value)
+    if hint_text == "int | str":  # a count or "auto"
+        if value == "auto":
+            return value
+        try:
+            return _to_int(key, value)
+        except ZSSRError:
+            raise ZSSRError(f"{key} must be a whole number or auto, got {value!r}") from None
     if hint is str or hint_text == "str | None":
         if isinstance(value, str):
             return value
