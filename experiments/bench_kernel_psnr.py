@@ -125,7 +125,10 @@ def estimate_key(estimation: list[str]) -> str:
     """The cache key of the `estimate` source: "estimate_" and a hash of the resolved
     `kernel_estimation` settings and seed of the `blind` preset with the `estimation` overrides."""
     config = load_config("blind", estimation)
-    settings = json.dumps([dataclasses.asdict(config.kernel_estimation), config.run.seed], sort_keys=True)
+    settings = dataclasses.asdict(config.kernel_estimation)
+    if settings["estimate_variance_scale"] == 1:  # leaves the estimate as it was before the setting existed
+        del settings["estimate_variance_scale"]
+    settings = json.dumps([settings, config.run.seed], sort_keys=True)
     return "estimate_" + hashlib.sha256(settings.encode()).hexdigest()[:10]
 
 

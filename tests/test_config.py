@@ -112,6 +112,7 @@ def test_saved_config_reloads_equal(tmp_path):
     ("reconstruction_test_pixels=100", "at least 4096"),
     ("gt_test_every=-1", "gt_test_every must be >= 0"),
     ("learning_rate_slope_range=100", "a line fit with the slope's standard error needs at least 3 tests"),
+    ("estimate_variance_scale=0", "estimate_variance_scale must be > 0"),
 ])
 def test_bad_values_name_the_key_and_fix(override, message):
     with pytest.raises(ZSSRError, match=message.replace("(", r"\(").replace("[", r"\[")):

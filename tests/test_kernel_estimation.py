@@ -20,9 +20,10 @@ from zssr_tf.kernel_estimation.inputs import prepare_image
 from zssr_tf.kernel_estimation.networks import (build_linear_generator, build_patch_discriminator,
                                                 downscale_with_generator_kernel, extract_kernel, generate)
 from zssr_tf.kernel_estimation.postprocess import (analytic_x4_kernel, average_kernels, post_process,
-                                                   trim_negligible_border, zero_negligible_taps)
+                                                   scale_kernel_variance, trim_negligible_border,
+                                                   zero_negligible_taps)
 from zssr_tf.kernel_estimation.schedule import ConstraintSchedule
-from zssr_tf.kernels import gaussian_kernel, load_kernel, recenter_kernel
+from zssr_tf.kernels import gaussian_kernel, kernel_variances, load_kernel, recenter_kernel
 
 
 def _random_images(shape, seed=0):
@@ -149,6 +150,18 @@ def test_trimming_a_kernel_cuts_only_rings_that_hold_almost_nothing():
         trim_negligible_border(np.ones((5, 7)))
 
 
+def test_scaling_a_kernels_variance_keeps_its_gaussian_shape_and_orientation():
+    wide = gaussian_kernel(17, 1.6, 0.9, 0.4)
+    narrow = scale_kernel_variance(wide, 0.5)
+    np.testing.assert_allclose(narrow, gaussian_kernel(17, 1.6 / np.sqrt(2), 0.9 / np.sqrt(2), 0.4), atol=1e-12)
+    np.testing.assert_allclose(kernel_variances(narrow), np.array(kernel_variances(wide)) / 2, rtol=1e-3)
+    np.testing.assert_array_equal(scale_kernel_variance(wide, 1.0), wide / wide.sum())
+    with pytest.raises(ValueError, match="must be > 0"):
+        scale_kernel_variance(wide, 0)
+    with pytest.raises(ValueError, match="no positive taps"):
+        scale_kernel_variance(-wide, 0.5)
+
+
 def test_several_estimation_runs_average_the_runs_seeded_one_after_another(shared_data_dir, monkeypatch):
     # The GAN itself is tested elsewhere; here the runs' seeds, iteration count and averaging.
     def one_run(image, config, seed, callback):
@@ -170,6 +183,8 @@ def test_several_estimation_runs_average_the_runs_seeded_one_after_another(share
     np.testing.assert_allclose(kernel, average_kernels(runs))
     single, _ = estimate_kernel(lr, load_config("blind", ["seed=5", "estimation_runs=1"]))
     np.testing.assert_array_equal(single, runs[0])
+    narrowed, _ = estimate_kernel(lr, load_config("blind", ["seed=5", "estimation_runs=1", "estimate_variance_scale=0.5"]))
+    np.testing.assert_allclose(narrowed, scale_kernel_variance(runs[0], 0.5))
 
 
 @pytest.mark.parametrize("failing, survivors", [({6}, (5, 7)), ({5, 6, 7}, ())])

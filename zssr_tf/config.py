@@ -190,6 +190,7 @@ class KernelEstimationConfig:
     prior_weights: str = "auto"  # method fkp: the kernel prior's .npz; "auto" = the shipped x2 prior
     latent_learning_rate: float = 2e-3  # method fkp: Adam's learning rate for the latent (FKP: 5e-4)
     prior_range_weight: float = 0.0  # method fkp: weight of the penalty on variance past the prior's range
+    estimate_variance_scale: float = 1.0  # the estimate's covariance times this (postprocess.scale_kernel_variance)
 
     def __post_init__(self):
         # "auto" is resolved here, so every KernelEstimationConfig (loaded, built directly or
@@ -520,6 +521,7 @@ def _kernel_estimation_checks(k: KernelEstimationConfig) -> list[tuple[bool, str
         (k.kernel_keep_taps >= 1, f"{section}.kernel_keep_taps must be >= 1 (40 in the paper)"),
         (k.latent_learning_rate > 0, f"{section}.latent_learning_rate must be > 0"),
         (k.prior_range_weight >= 0, f"{section}.prior_range_weight must be >= 0 (0: no penalty)"),
+        (k.estimate_variance_scale > 0, f"{section}.estimate_variance_scale must be > 0 (1: the estimate as it is)"),
     ]
 
 

@@ -29,7 +29,7 @@ from zssr_tf.kernel_estimation.inputs import check_prior_fits, prepare_image
 from zssr_tf.kernel_estimation.networks import (build_linear_generator, discriminator_step,
                                                 discriminator_with_optimizer, downscale_with_generator_kernel,
                                                 extract_kernel, generator_kernel_size)
-from zssr_tf.kernel_estimation.postprocess import average_kernels, post_process
+from zssr_tf.kernel_estimation.postprocess import average_kernels, post_process, scale_kernel_variance
 from zssr_tf.kernel_estimation.prior import load_prior
 from zssr_tf.kernel_estimation.schedule import ConstraintSchedule
 from zssr_tf.kernels import kernel_variances
@@ -205,7 +205,10 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
         similar_to_bicubic_at=first.similar_to_bicubic_at, constraints_on_at=first.constraints_on_at,
         raw_kernel=first.raw_kernel, seconds=time.perf_counter() - start, iterations=ran,
         runs_averaged=len(kernels))
-    return (kernels[0] if len(kernels) == 1 else average_kernels(kernels)), merged
+    kernel = kernels[0] if len(kernels) == 1 else average_kernels(kernels)
+    if c.estimate_variance_scale != 1:
+        kernel = scale_kernel_variance(kernel, c.estimate_variance_scale)
+    return kernel, merged
 
 
 def _within_prior(kernels: list[np.ndarray], histories: list[KernelEstimationHistory],
