@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from zssr_tf.config import (AUTO_ESTIMATION_ITERS, PRESETS_DIR, Config, KernelEstimationConfig, ModelConfig, load_config,
+from zssr_tf.config import (AUTO_BY_METHOD, PRESETS_DIR, Config, KernelEstimationConfig, ModelConfig, load_config,
                              save_config)
 from zssr_tf.errors import ZSSRError, ZSSRWarning
 
@@ -112,7 +112,6 @@ def test_saved_config_reloads_equal(tmp_path):
     ("reconstruction_test_pixels=100", "at least 4096"),
     ("gt_test_every=-1", "gt_test_every must be >= 0"),
     ("learning_rate_slope_range=100", "a line fit with the slope's standard error needs at least 3 tests"),
-    ("estimate_variance_scale=0", "estimate_variance_scale must be > 0"),
 ])
 def test_bad_values_name_the_key_and_fix(override, message):
     with pytest.raises(ZSSRError, match=message.replace("(", r"\(").replace("[", r"\[")):
@@ -208,18 +207,23 @@ def test_kernelgan_only_generator_settings_do_not_block_fkp():
     assert load_config("blind", ["method=fkp", "generator_structure=[61,3]"]).kernel_estimation.method == "fkp"
 
 
-@pytest.mark.parametrize("overrides, expected", [
-    ([], AUTO_ESTIMATION_ITERS["kernelgan"]),
-    (["method=fkp"], AUTO_ESTIMATION_ITERS["fkp"]),
-    (["method=fkp", "estimation_iters=1500"], 1500),
-    (["method=kernelgan", "estimation_iters=auto"], AUTO_ESTIMATION_ITERS["kernelgan"]),
+@pytest.mark.parametrize("overrides, method", [([], "kernelgan"), (["method=fkp"], "fkp"),
+                                               (["method=kernelgan", "estimation_iters=auto"], "kernelgan")])
+def test_auto_estimation_settings_resolve_per_method(overrides, method):
+    for config in (load_config("blind", overrides).kernel_estimation, KernelEstimationConfig(method=method)):
+        assert config.estimation_iters == AUTO_BY_METHOD["estimation_iters"][method]
+        assert config.estimate_variance_scale == AUTO_BY_METHOD["estimate_variance_scale"][method]
+    explicit = load_config("blind", [*overrides, "estimation_iters=1500", "estimate_variance_scale=1"])
+    assert (explicit.kernel_estimation.estimation_iters, explicit.kernel_estimation.estimate_variance_scale) == (1500, 1.0)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("estimation_iters=lots", "estimation_iters must be a whole number or auto"),
+    ("estimation_iters=0", "estimation_iters must be a whole number >= 1 or auto"),
+    ("estimation_iters=12.5", "estimation_iters must be a whole number or auto"),
+    ("estimate_variance_scale=wide", "estimate_variance_scale must be a number or auto"),
+    ("estimate_variance_scale=0", "estimate_variance_scale must be > 0"),
 ])
-def test_auto_estimation_iters_resolves_per_method(overrides, expected):
-    assert load_config("blind", overrides).kernel_estimation.estimation_iters == expected
-    assert KernelEstimationConfig(method="fkp").estimation_iters == AUTO_ESTIMATION_ITERS["fkp"]  # built directly
-
-
-@pytest.mark.parametrize("value", ["lots", "0", "12.5"])
-def test_estimation_iters_other_than_a_count_or_auto_is_refused(value):
-    with pytest.raises(ZSSRError, match="estimation_iters must be a whole number"):
-        load_config("blind", [f"estimation_iters={value}"])
+def test_estimation_settings_other_than_a_number_or_auto_are_refused(override, message):
+    with pytest.raises(ZSSRError, match=message):
+        load_config("blind", [override])

@@ -35,10 +35,13 @@ SCALE_DISTRIBUTIONS = ("uniform", "area")
 LOSS_MAPS = ("none", "gradient")
 KERNEL_SOURCES = ("given", "estimate")
 KERNEL_ESTIMATION_METHODS = ("kernelgan", "fkp")
-# `estimation_iters: auto` per method: KernelGAN's paper value; FKP's latent search stopped
-# where ZSSR scored best on the krk14 benchmark (experiments/README.md, "Blind SR": its kernel
-# drifts off the true one when trained longer).
-AUTO_ESTIMATION_ITERS = {"kernelgan": 3000, "fkp": 500}
+# What "auto" means per estimation method (experiments/README.md, "Blind SR"):
+# estimation_iters: KernelGAN's paper value; FKP's latent search stopped early, where ZSSR
+# scored better on the krk14 benchmark (its kernel drifts off the true one when trained on).
+# estimate_variance_scale: FKP's estimates come out too wide more often than too narrow, and a
+# kernel too wide costs ZSSR far more than one too narrow; KernelGAN's is left as it is.
+AUTO_BY_METHOD = {"estimation_iters": {"kernelgan": 3000, "fkp": 500},
+                  "estimate_variance_scale": {"kernelgan": 1.0, "fkp": 0.667}}
 BICUBIC_TARGETS = ("channel_sum", "per_channel")
 ESTIMATION_PRECISIONS = ("float32", "mixed_bfloat16")
 
@@ -160,7 +163,7 @@ class KernelEstimationConfig:
 
     kernel: str = "given"  # "given": downscale_method or --kernel files; "estimate": estimate first
     method: str = "kernelgan"  # "fkp": search a kernel prior's latent space (kernel_estimation/fkp.py)
-    estimation_iters: int | str = "auto"  # "auto": AUTO_ESTIMATION_ITERS[method]
+    estimation_iters: int | str = "auto"  # "auto": AUTO_BY_METHOD["estimation_iters"][method]
     estimation_runs: int = 3
     estimation_learning_rate: float = 2e-4
     estimation_beta_1: float = 0.5
@@ -190,14 +193,16 @@ class KernelEstimationConfig:
     prior_weights: str = "auto"  # method fkp: the kernel prior's .npz; "auto" = the shipped x2 prior
     latent_learning_rate: float = 2e-3  # method fkp: Adam's learning rate for the latent (FKP: 5e-4)
     prior_range_weight: float = 0.0  # method fkp: weight of the penalty on variance past the prior's range
-    estimate_variance_scale: float = 1.0  # the estimate's covariance times this (postprocess.scale_kernel_variance)
+    # the estimate's covariance times this (postprocess.scale_kernel_variance); "auto": per method
+    estimate_variance_scale: float | str = "auto"
 
     def __post_init__(self):
         # "auto" is resolved here, so every KernelEstimationConfig (loaded, built directly or
         # `dataclasses.replace`d) holds the number it runs and logs; an unknown method is left
         # for `validate` to name.
-        if self.estimation_iters == "auto" and self.method in AUTO_ESTIMATION_ITERS:
-            object.__setattr__(self, "estimation_iters", AUTO_ESTIMATION_ITERS[self.method])
+        for key, per_method in AUTO_BY_METHOD.items():
+            if getattr(self, key) == "auto" and self.method in per_method:
+                object.__setattr__(self, key, per_method[self.method])
 
     @property
     def total_iters(self) -> int:
@@ -485,8 +490,8 @@ def _kernel_estimation_checks(k: KernelEstimationConfig) -> list[tuple[bool, str
         (k.method in KERNEL_ESTIMATION_METHODS,
          f"{section}.method is {k.method!r}; use one of {KERNEL_ESTIMATION_METHODS}"),
         (isinstance(k.estimation_iters, int) and k.estimation_iters >= 1,
-         f"{section}.estimation_iters must be a whole number >= 1 or auto ({AUTO_ESTIMATION_ITERS}), "
-         f"got {k.estimation_iters!r}"),
+         f"{section}.estimation_iters must be a whole number >= 1 or auto "
+         f"({AUTO_BY_METHOD['estimation_iters']}), got {k.estimation_iters!r}"),
         (k.estimation_runs >= 1, f"{section}.estimation_runs must be >= 1 (1 in the paper)"),
         (k.estimation_learning_rate > 0, f"{section}.estimation_learning_rate must be > 0"),
         (0 <= k.estimation_beta_1 < 1, f"{section}.estimation_beta_1 must be in [0, 1)"),
@@ -521,7 +526,9 @@ def _kernel_estimation_checks(k: KernelEstimationConfig) -> list[tuple[bool, str
         (k.kernel_keep_taps >= 1, f"{section}.kernel_keep_taps must be >= 1 (40 in the paper)"),
         (k.latent_learning_rate > 0, f"{section}.latent_learning_rate must be > 0"),
         (k.prior_range_weight >= 0, f"{section}.prior_range_weight must be >= 0 (0: no penalty)"),
-        (k.estimate_variance_scale > 0, f"{section}.estimate_variance_scale must be > 0 (1: the estimate as it is)"),
+        (isinstance(k.estimate_variance_scale, float) and k.estimate_variance_scale > 0,
+         f"{section}.estimate_variance_scale must be > 0 (1: the estimate as it is) or auto "
+         f"({AUTO_BY_METHOD['estimate_variance_scale']}), got {k.estimate_variance_scale!r}"),
     ]
 
 
@@ -644,13 +651,14 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         return _to_int(key, value)
     if hint is float:
         return _to_float(key, value)
-    if hint_text == "int | str":  # a count or "auto"
+    if hint_text in ("int | str", "float | str"):  # a number or "auto"
         if value == "auto":
             return value
         try:
-            return _to_int(key, value)
+            return _to_int(key, value) if hint_text.startswith("int") else _to_float(key, value)
         except ZSSRError:
-            raise ZSSRError(f"{key} must be a whole number or auto, got {value!r}") from None
+            kind = "a whole number" if hint_text.startswith("int") else "a number"
+            raise ZSSRError(f"{key} must be {kind} or auto, got {value!r}") from None
     if hint is str or hint_text == "str | None":
         if isinstance(value, str):
             return value
