@@ -12,12 +12,15 @@ Kernel sources:
   nothing of the image; an estimator has to beat it to be worth its time;
 - `fkp_<iteration>`: FKP's estimate after that many latent iterations, the 3 runs combined as
   `estimate_kernel` combines them, read from `bench_fkp_checkpoints.py`'s cache (run that first,
-  with the same --crop); `fkp_1500` is what `method=fkp estimation_iters=1500` returns, up to
+  with the same --crop); `fkp_1500` is what `method=fkp estimation_iters=1500
+  estimate_variance_scale=1` returns, up to
   the crops drawn (a run's crop positions are drawn for its whole length);
 - `estimate`: what `zssr train --config blind` estimates, end to end (`estimate_kernel` with the
   `blind` preset and the `--estimation` overrides). Its kernel and timing are cached per image
   under a hash of the resolved `kernel_estimation` settings and seed, so a change of the
-  package's defaults is estimated again, never read from an older cache.
+  package's defaults is estimated again, never read from an older cache (the hash covers the
+  settings, not the prior file's content or the code: after retraining the shipped prior or
+  changing the estimator, delete the cached `*_estimate_*.npz` files).
 
 The images, crops and true kernels are `bench_blind.py`'s. ZSSR: the `blind` preset with
 `kernel=given`, the set's `kernel_alignment`, 1,500 iterations unless overridden; scores by
@@ -179,7 +182,7 @@ def main() -> int:
                         help="image names, or one number N: the first N images of each set (0: all)")
     parser.add_argument("--crop", type=int, default=320, help="centre-crop the HR images to this side (0: whole)")
     parser.add_argument("--sources", nargs="+", default=list(DEFAULT_SOURCES),
-                        help="bicubic, true, isotropic_<variance px^2>, fkp_<iteration>")
+                        help="bicubic, true, isotropic_<variance px^2>, fkp_<iteration>, estimate")
     parser.add_argument("--estimation", nargs="*", default=[], metavar="key=value",
                         help="overrides of the `blind` preset for the estimate source, e.g. method=fkp")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every ZSSR run")

@@ -222,7 +222,8 @@ def test_auto_estimation_settings_resolve_per_method(overrides, method):
     ("estimation_iters=0", "estimation_iters must be a whole number >= 1 or auto"),
     ("estimation_iters=12.5", "estimation_iters must be a whole number or auto"),
     ("estimate_variance_scale=wide", "estimate_variance_scale must be a number or auto"),
-    ("estimate_variance_scale=0", "estimate_variance_scale must be > 0"),
+    ("estimate_variance_scale=0", "estimate_variance_scale must be in \\[0.1, 1\\]"),
+    ("estimate_variance_scale=1.5", "estimate_variance_scale must be in \\[0.1, 1\\]"),
 ])
 def test_estimation_settings_other_than_a_number_or_auto_are_refused(override, message):
     with pytest.raises(ZSSRError, match=message):

@@ -153,11 +153,14 @@ def test_trimming_a_kernel_cuts_only_rings_that_hold_almost_nothing():
 def test_scaling_a_kernels_variance_keeps_its_gaussian_shape_and_orientation():
     wide = gaussian_kernel(17, 1.6, 0.9, 0.4)
     narrow = scale_kernel_variance(wide, 0.5)
-    np.testing.assert_allclose(narrow, gaussian_kernel(17, 1.6 / np.sqrt(2), 0.9 / np.sqrt(2), 0.4), atol=1e-12)
+    # The Gaussian of half the covariance, moved to the x2 block centre like every estimate.
+    np.testing.assert_allclose(narrow, recenter_kernel(gaussian_kernel(17, 1.6 / np.sqrt(2), 0.9 / np.sqrt(2), 0.4), 2),
+                               atol=1e-12)
     np.testing.assert_allclose(kernel_variances(narrow), np.array(kernel_variances(wide)) / 2, rtol=1e-3)
-    np.testing.assert_array_equal(scale_kernel_variance(wide, 1.0), wide / wide.sum())
-    with pytest.raises(ValueError, match="must be > 0"):
-        scale_kernel_variance(wide, 0)
+    np.testing.assert_allclose(scale_kernel_variance(wide, 1.0), recenter_kernel(wide / wide.sum(), 2), atol=1e-15)
+    for factor in (0, 1.5):
+        with pytest.raises(ValueError, match=r"must be in \(0, 1\]"):
+            scale_kernel_variance(wide, factor)
     with pytest.raises(ValueError, match="no positive taps"):
         scale_kernel_variance(-wide, 0.5)
 

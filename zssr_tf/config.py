@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import numbers
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,9 +198,10 @@ class KernelEstimationConfig:
     estimate_variance_scale: float | str = "auto"
 
     def __post_init__(self):
-        # "auto" is resolved here, so every KernelEstimationConfig (loaded, built directly or
-        # `dataclasses.replace`d) holds the number it runs and logs; an unknown method is left
-        # for `validate` to name.
+        # "auto" is resolved here, so every KernelEstimationConfig holds the number it runs and
+        # logs; an unknown method is left for `validate` to name. A resolved number stays: to
+        # change `method` of a built config with `dataclasses.replace`, pass these keys as
+        # "auto" again (a saved config.yaml holds the numbers of the method it ran).
         for key, per_method in AUTO_BY_METHOD.items():
             if getattr(self, key) == "auto" and self.method in per_method:
                 object.__setattr__(self, key, per_method[self.method])
@@ -489,7 +491,7 @@ def _kernel_estimation_checks(k: KernelEstimationConfig) -> list[tuple[bool, str
         (k.kernel in KERNEL_SOURCES, f"{section}.kernel is {k.kernel!r}; use one of {KERNEL_SOURCES}"),
         (k.method in KERNEL_ESTIMATION_METHODS,
          f"{section}.method is {k.method!r}; use one of {KERNEL_ESTIMATION_METHODS}"),
-        (isinstance(k.estimation_iters, int) and k.estimation_iters >= 1,
+        (isinstance(k.estimation_iters, numbers.Integral) and k.estimation_iters >= 1,
          f"{section}.estimation_iters must be a whole number >= 1 or auto "
          f"({AUTO_BY_METHOD['estimation_iters']}), got {k.estimation_iters!r}"),
         (k.estimation_runs >= 1, f"{section}.estimation_runs must be >= 1 (1 in the paper)"),
@@ -526,8 +528,8 @@ def _kernel_estimation_checks(k: KernelEstimationConfig) -> list[tuple[bool, str
         (k.kernel_keep_taps >= 1, f"{section}.kernel_keep_taps must be >= 1 (40 in the paper)"),
         (k.latent_learning_rate > 0, f"{section}.latent_learning_rate must be > 0"),
         (k.prior_range_weight >= 0, f"{section}.prior_range_weight must be >= 0 (0: no penalty)"),
-        (isinstance(k.estimate_variance_scale, float) and k.estimate_variance_scale > 0,
-         f"{section}.estimate_variance_scale must be > 0 (1: the estimate as it is) or auto "
+        (isinstance(k.estimate_variance_scale, numbers.Real) and 0.1 <= k.estimate_variance_scale <= 1,
+         f"{section}.estimate_variance_scale must be in [0.1, 1] (1: the estimate as it is; < 1 narrows it) or auto "
          f"({AUTO_BY_METHOD['estimate_variance_scale']}), got {k.estimate_variance_scale!r}"),
     ]
 

@@ -149,7 +149,8 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
     Returns (kernel, history): the post-processed float64 correlation kernel (one run: about
     15x15 to 19x19 for KernelGAN, 13x13 to 15x15 for FKP; the mean of several is cut back to
     the rings that hold its mass; sum ~1, centre of mass at the x2 block centre, i.e. the
-    block-centre convention of MATLAB's imresize) and a KernelEstimationHistory: values of the
+    block-centre convention of MATLAB's imresize; narrowed by `estimate_variance_scale` when
+    it is under 1, `postprocess.scale_kernel_variance`) and a KernelEstimationHistory: values of the
     runs that gave a kernel (concatenated; milestones and raw kernel of the first of them,
     `runs_averaged` of them), seconds and iterations of all runs.
     Raises ZSSRError for a too-small image, an unusable prior file (`prior.load_prior`) or a

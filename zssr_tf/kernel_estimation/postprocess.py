@@ -1,4 +1,5 @@
-"""From the generator's raw kernel to the kernels ZSSR uses: cleaning, re-centring, analytic x4.
+"""From the generator's raw kernel to the kernels ZSSR uses: cleaning, re-centring, averaging
+runs, narrowing (`scale_kernel_variance`, the `estimate_variance_scale` setting), analytic x4.
 
 Follows the KernelGAN paper's code (Bell-Kligler et al. 2019): negligible taps are zeroed, the
 centre of mass is moved to the x2 block centre, and the x4 kernel is derived as "x2 twice".
@@ -62,20 +63,22 @@ def average_kernels(kernels, scale: int = 2) -> np.ndarray:
     return trim_negligible_border(recenter_kernel(np.mean(padded, axis=0), scale))
 
 
-def scale_kernel_variance(kernel: np.ndarray, factor: float) -> np.ndarray:
-    """The kernel with its covariance multiplied by `factor` (> 0): its taps, negative ones set
-    to 0, raised to the power 1 / `factor` and normalised to sum 1. Exact for a Gaussian (its
-    p-th power is a Gaussian whose covariance is divided by p) and for the anisotropic Gaussians
-    FKP decodes; < 1 narrows the kernel along every axis, keeping its orientation and its
-    centre of symmetry. (K, K) float -> float64 (K, K). Raises ValueError for a factor <= 0 or a
-    kernel with no positive tap."""
-    if not factor > 0:
-        raise ValueError(f"the variance factor must be > 0, got {factor}")
+def scale_kernel_variance(kernel: np.ndarray, factor: float, scale: int = 2) -> np.ndarray:
+    """The kernel narrowed: its covariance multiplied by `factor` (0 < factor <= 1), then its
+    centre of mass moved back to the x`scale` block centre (`kernels.recenter_kernel`, which
+    zero-pads by the shift). The taps (negative ones set to 0; post-processed estimates have
+    none) are raised to the power 1 / `factor` and normalised to sum 1: exact for a Gaussian,
+    whose p-th power is a Gaussian with its covariance divided by p, and close to it for the
+    near-Gaussian kernels FKP decodes and their averages; orientation and shape are kept.
+    (K, K) float -> float64 (K', K'), K' >= K. Raises ValueError for a factor outside (0, 1]
+    (widening a kernel on its finite support is not exact) or a kernel with no positive tap."""
+    if not 0 < factor <= 1:
+        raise ValueError(f"the variance factor must be in (0, 1], got {factor}")
     powered = np.clip(np.asarray(kernel, np.float64), 0, None) ** (1.0 / factor)
     total = powered.sum()
     if not total > 0:
         raise ValueError("the kernel has no positive taps")
-    return powered / total
+    return recenter_kernel(powered / total, scale)
 
 
 def trim_negligible_border(kernel: np.ndarray, fraction: float = 1e-4) -> np.ndarray:
