@@ -229,7 +229,7 @@ def test_fkp_runs_that_left_the_priors_kernels_are_left_out_of_the_mean():
         kept, kept_histories = _within_prior(kernels, histories, 5.0)
     assert len(kept) == 1 and kept[0] is kernels[0] and kept_histories[0] is histories[0]
     with pytest.warns(KernelEstimationWarning, match=r"every kernel-prior \(FKP\) run ended outside .* run 2, the "
-                      r"closest, is used. Try more estimation_iters"):
+                      r"closest, is used. Try more estimation_runs, prior_range_weight=1"):
         kept, _ = _within_prior(kernels[1:], histories[1:], 5.0)
     assert kept == [kernels[2]]  # sum 0.88 (excess 1.2) is closer than the streak's 1.3 (excess 3)
 

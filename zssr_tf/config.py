@@ -493,7 +493,7 @@ def _kernel_estimation_checks(k: KernelEstimationConfig) -> list[tuple[bool, str
          f"{section}.method is {k.method!r}; use one of {KERNEL_ESTIMATION_METHODS}"),
         (isinstance(k.estimation_iters, numbers.Integral) and k.estimation_iters >= 1,
          f"{section}.estimation_iters must be a whole number >= 1 or auto "
-         f"({AUTO_BY_METHOD['estimation_iters']}), got {k.estimation_iters!r}"),
+         f"({_auto_values('estimation_iters')}), got {k.estimation_iters!r}"),
         (k.estimation_runs >= 1, f"{section}.estimation_runs must be >= 1 (1 in the paper)"),
         (k.estimation_learning_rate > 0, f"{section}.estimation_learning_rate must be > 0"),
         (0 <= k.estimation_beta_1 < 1, f"{section}.estimation_beta_1 must be in [0, 1)"),
@@ -530,8 +530,13 @@ def _kernel_estimation_checks(k: KernelEstimationConfig) -> list[tuple[bool, str
         (k.prior_range_weight >= 0, f"{section}.prior_range_weight must be >= 0 (0: no penalty)"),
         (isinstance(k.estimate_variance_scale, numbers.Real) and 0.1 <= k.estimate_variance_scale <= 1,
          f"{section}.estimate_variance_scale must be in [0.1, 1] (1: the estimate as it is; < 1 narrows it) or auto "
-         f"({AUTO_BY_METHOD['estimate_variance_scale']}), got {k.estimate_variance_scale!r}"),
+         f"({_auto_values('estimate_variance_scale')}), got {k.estimate_variance_scale!r}"),
     ]
+
+
+def _auto_values(key: str) -> str:
+    """What "auto" means for a kernel-estimation key, for messages: "kernelgan 3000, fkp 500"."""
+    return ", ".join(f"{method} {value:g}" for method, value in AUTO_BY_METHOD[key].items())
 
 
 def relative_scale_factors(s: ScaleConfig) -> list[tuple[float, float]]:

@@ -222,7 +222,9 @@ def _within_prior(kernels: list[np.ndarray], histories: list[KernelEstimationHis
     count = len(histories)
     outside = "; ".join(f"run {i + 1} of {count}: {_why_outside(h.raw_kernel, variance_high)}"
                         for i, h in enumerate(histories) if i not in kept)
-    fixes = "more estimation_iters (a short run ends near where it started) or estimation_runs"
+    # Runs leave the prior by streaking along strong edges as they train on, so fewer
+    # iterations, not more, keep them inside (experiments/README.md, "Blind SR").
+    fixes = "more estimation_runs, prior_range_weight=1 (a penalty past the range)"
     if not kept:
         kept = [int(np.argmin(excess))]
         warnings.warn(f"every kernel-prior (FKP) run ended outside the kernels the prior was trained on ({outside}); "
