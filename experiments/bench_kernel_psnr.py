@@ -109,7 +109,8 @@ def run_image(set_name: str, name: str, crop: int, sources, overrides, estimatio
             continue
         estimation_info = {}
         if source == "estimate":
-            kernel, estimation_info = estimated_kernel(cache, lr, estimation)
+            kernel, estimation_info = estimated_kernel(cache.with_name(f"{cache.stem}_{keys[source]}.npz"), lr,
+                                                       estimation)
         else:
             kernel = source_kernel(source, set_name, name, crop, true, variance_high)
         start = time.perf_counter()
@@ -135,12 +136,10 @@ def estimate_key(estimation: list[str]) -> str:
     return "estimate_" + hashlib.sha256(settings.encode()).hexdigest()[:10]
 
 
-def estimated_kernel(cache: Path, lr: np.ndarray, estimation: list[str]) -> tuple[np.ndarray, dict]:
+def estimated_kernel(path: Path, lr: np.ndarray, estimation: list[str]) -> tuple[np.ndarray, dict]:
     """The `blind` preset's estimate (with the `estimation` overrides) of `lr`'s kernel, cached
-    next to the image's results (`cache`): (float64 kernel summing to 1, {"estimation":
+    in `path` (.npz, named by `estimate_key`): (float64 kernel summing to 1, {"estimation":
     overrides, seconds, ms per iteration, runs averaged})."""
-    key = estimate_key(estimation)
-    path = cache.with_name(f"{cache.stem}_{key}.npz")
     if not path.is_file():
         kernel, history = estimate_kernel(lr, load_config("blind", estimation))
         path.parent.mkdir(parents=True, exist_ok=True)
