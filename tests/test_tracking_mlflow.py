@@ -48,7 +48,8 @@ def small_lr(shared_data_dir, tmp_path):
 def test_input_and_ground_truth_of_one_name_are_both_logged_writable_with_name_datasets_and_system_metrics(
         shared_data_dir, tmp_path, monkeypatch, capsys):
     lr, hr = shared_data_dir / "set5/lr_x2/bird.png", shared_data_dir / "set5/hr/bird.png"  # read-only files
-    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")
+    # Sample every 50 ms: MLflow logs a sample only after a whole interval has passed, and this run lasts about a second.
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.05")
     assert main(["train", str(lr), "--gt", str(hr), "--out", "out", *TINY, "noise_std=0.01", "progress_every=10",
                  "log_model=false"]) == 0
     out = capsys.readouterr().out
