@@ -1,8 +1,11 @@
 """Blind SR end to end: `zssr kernel`, `zssr train --config blind`, the gradient loss map."""
 
+import io
+
 import cv2
 import numpy as np
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 from zssr_tf.cli import main
@@ -15,6 +18,7 @@ from zssr_tf.kernel_estimation import KernelEstimationHistory
 from zssr_tf.kernel_estimation.estimator import VALUE_NAMES
 from zssr_tf.kernel_estimation.postprocess import post_process
 from zssr_tf.kernels import bicubic_kernel, gaussian_kernel, kernel_distance, load_kernel
+from zssr_tf.pipeline import estimation_progress
 
 # A constant learning rate (the step schedule's first halving is at 500): the policy could not act
 # in 3 iterations, and with it the short-run warning would precede every message under test.
@@ -30,6 +34,28 @@ def _blurred_lr(shared_data_dir, tmp_path, size=192):
     path = tmp_path / "blurred.png"
     write_image(path, lr, info)
     return path
+
+
+def test_estimation_progress_names_the_run_and_its_own_iteration():
+    # The estimator counts iterations on across runs (run r's first is r * estimation_iters).
+    lines = io.StringIO()
+    report = estimation_progress(every=2, iters_per_run=5, runs=2, stream=lines)
+    for iteration in range(10):
+        report(iteration, {"g_loss": 0.5, "d_loss": 0.25, "kernel_sum": 1.0})
+    heads = [line.split("  G ")[0] for line in lines.getvalue().splitlines()]
+    assert heads == [f"[kernel estimation] run {r}/2  iter {i:5d}/5" for r in (1, 2) for i in (0, 2, 4)]
+    one_run = io.StringIO()
+    estimation_progress(every=2, iters_per_run=5, stream=one_run)(4, {"g_loss": 0.5, "d_loss": 0.25, "kernel_sum": 1.0})
+    assert one_run.getvalue().startswith("[kernel estimation] iter     4/5  G 0.5000")
+
+
+def test_kernel_print_config_shows_the_resolved_estimation_settings_without_an_image(capsys):
+    assert main(["kernel", "--print-config", "method=fkp", "seed=4"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["run"] == {"seed": 4}
+    assert printed["kernel_estimation"]["estimation_iters"] == 500  # "auto" for fkp
+    assert printed["kernel_estimation"]["estimate_variance_scale"] == 0.667
+    assert printed["kernel_estimation"]["kernel"] == "estimate"
 
 
 def test_kernel_command_recovers_a_known_kernel_roughly(shared_data_dir, tmp_path, capsys):

@@ -1,7 +1,7 @@
 """The `zssr` command.
 
     zssr train IMAGE [--config YAML] [--gt GT] [--kernel FILE ... | --estimate-kernel] [key=value ...]
-    zssr kernel IMAGE [--scale 2|4] [--out DIR] [--config YAML] [key=value ...]
+    zssr kernel IMAGE [--scale 2|4] [--out DIR] [--config YAML] [--print-config] [key=value ...]
                                                         estimate the image's own downscaling kernel
     zssr predict (--run-id ID | --model URI) IMAGE [--out DIR]   re-apply a tracked run's networks
     zssr upload-metrics FILE [--tracking-uri URI]       send metrics saved while the server was away
@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     kernel.add_argument("--scale", type=int, choices=(2, 4), default=2, help="2: the x2 kernel; 4: also the x4 kernel")
     kernel.add_argument("--config", help="YAML config file or preset name (its kernel_estimation section is used)")
     kernel.add_argument("--out", default=None, help="output folder (default: run.output_dir)")
+    kernel.add_argument("--print-config", action="store_true",
+                        help="print the resolved kernel_estimation settings and run.seed, and exit")
     kernel.add_argument("--verbose", action="store_true", help="show TensorFlow's own log messages")
     predict = commands.add_parser("predict", help="super-resolve an image with the networks of a tracked run",
                                   description="Re-apply the networks an MLflow run of `zssr train` saved (no "
@@ -199,7 +201,8 @@ def train(args: argparse.Namespace) -> int:
                                      callbacks=[run.callback])
         run.log_outcome(outcome, gt)
     if estimate is not None:
-        print(f"estimated kernel in {estimate.history.seconds:.1f} s: {', '.join(map(str, kernel_paths))}")
+        print(f"estimated the kernel in {_estimation_summary(estimate.history, config)}; wrote "
+              f"{', '.join(map(str, kernel_paths))}")
     print(f"saved {outcome.sr_path} ({outcome.result.sr.shape[1]}x{outcome.result.sr.shape[0]}) "
           f"and {outcome.bicubic_path}")
     if outcome.metrics:
@@ -229,6 +232,13 @@ def kernel(args: argparse.Namespace) -> int:
     # there) plays no part in the estimation.
     config = load_config(args.config, args.overrides + ["kernel=estimate", f"scale_factors={scale}", "base_change_sfs=[]",
                                                         "back_projection_iters=[0]"])
+    if args.print_config:  # needs no image: what the estimation would use, "auto" resolved
+        import yaml
+
+        settings = config.to_dict()
+        print(yaml.safe_dump({"kernel_estimation": settings["kernel_estimation"],
+                              "run": {"seed": settings["run"]["seed"]}}, sort_keys=False), end="")
+        return 0
     image, _, info = read_image(_input_path(args))
     from zssr_tf.kernel_estimation.inputs import check_estimation_inputs
 
@@ -236,15 +246,22 @@ def kernel(args: argparse.Namespace) -> int:
     load_tensorflow(args.quiet)
     from zssr_tf.pipeline import estimate_blind_kernels, estimation_progress, write_estimated_kernels
 
+    k = config.kernel_estimation
     estimate = estimate_blind_kernels(config, image, estimation_progress(
-        config.run.progress_every, config.kernel_estimation.total_iters))
+        config.run.progress_every, k.estimation_iters, k.estimation_runs))
     paths = write_estimated_kernels(estimate, Path(args.out or config.run.output_dir), Path(info.path).stem)
-    history = estimate.history
+    print(f"estimated the kernel of {info.path} in {_estimation_summary(estimate.history, config)}; wrote "
+          f"{', '.join(map(str, paths))}")
+    return 0
+
+
+def _estimation_summary(history, config) -> str:
+    """"<seconds> s (<iterations> iterations, <ms> ms each; the mean of a of R runs)" of a
+    KernelEstimationHistory."""
     runs = config.kernel_estimation.estimation_runs
     mean_of = f"; the mean of {history.runs_averaged} of {runs} runs" if runs > 1 else ""
-    print(f"estimated the kernel of {info.path} in {history.seconds:.1f} s ({history.iterations} iterations, "
-          f"{history.ms_per_iteration:.0f} ms each{mean_of}); wrote {', '.join(map(str, paths))}")
-    return 0
+    return (f"{history.seconds:.1f} s ({history.iterations} iterations, {history.ms_per_iteration:.0f} ms each"
+            f"{mean_of})")
 
 
 def predict(args: argparse.Namespace) -> int:

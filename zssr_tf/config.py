@@ -206,11 +206,6 @@ class KernelEstimationConfig:
             if getattr(self, key) == "auto" and self.method in per_method:
                 object.__setattr__(self, key, per_method[self.method])
 
-    @property
-    def total_iters(self) -> int:
-        """Iterations of the whole estimation: estimation_iters per run, estimation_runs runs."""
-        return self.estimation_iters * self.estimation_runs
-
 
 @dataclass(frozen=True)
 class RunConfig:

@@ -74,7 +74,8 @@ def estimate_run_kernels(config: Config, image: np.ndarray, run, out_dir: Path, 
     from zssr_tf.tracking.kernel_estimation import KernelEstimationLogger  # MLflow, only for tracked runs
 
     logger = KernelEstimationLogger(run)
-    progress = estimation_progress(config.run.progress_every, config.kernel_estimation.total_iters)
+    k = config.kernel_estimation
+    progress = estimation_progress(config.run.progress_every, k.estimation_iters, k.estimation_runs)
 
     def report(iteration: int, values: dict) -> None:
         progress(iteration, values)
@@ -96,14 +97,18 @@ def write_estimated_kernels(estimate: BlindKernels, out_dir: Path, stem: str) ->
     return paths
 
 
-def estimation_progress(every: int, total: int, stream=None) -> Callable[[int, dict], None]:
-    """A kernel-estimation callback printing one line every `every` iterations (0: none)."""
+def estimation_progress(every: int, iters_per_run: int, runs: int = 1, stream=None) -> Callable[[int, dict], None]:
+    """A kernel-estimation callback printing one line every `every` iterations of each run (0:
+    none) and at each run's last, as "run r/R iter i/N" (the estimator counts iterations on
+    across runs; run r's first is r * `iters_per_run`)."""
 
     def report(iteration: int, values: dict) -> None:
-        if every and (iteration % every == 0 or iteration == total - 1):
+        run, within = divmod(iteration, iters_per_run)
+        if every and (within % every == 0 or within == iters_per_run - 1):
             bicubic = (f"bicubic {values['bicubic']:.4f} (weight {values['bicubic_weight']:.0e})  "
                        if "bicubic" in values else "")  # FKP has no bicubic term
-            print(f"[kernel estimation] iter {iteration:5d}/{total}  G {values['g_loss']:.4f}  "
+            runs_done = f"run {run + 1}/{runs}  " if runs > 1 else ""
+            print(f"[kernel estimation] {runs_done}iter {within:5d}/{iters_per_run}  G {values['g_loss']:.4f}  "
                   f"D {values['d_loss']:.4f}  {bicubic}kernel sum {values['kernel_sum']:.3f}",
                   file=stream or sys.stdout, flush=True)
 
