@@ -2,10 +2,12 @@
 sources on the same LR images, next to each kernel's distance to the true one.
 
     python experiments/bench_kernel_psnr.py [--sets krk14] [--images N | names] [--crop 320]
-                                            [--sources bicubic true isotropic_2.5 fkp_1500 estimate]
+                                            [--sources interpolation bicubic true isotropic_2.5 fkp_1500 estimate]
                                             [--estimation key=value ...] [key=value ...]
 
-Kernel sources:
+Kernel sources (every one but `interpolation` is a ZSSR run with that kernel):
+- `interpolation`: no ZSSR, the LR image upscaled x2 with MATLAB's bicubic interpolation (the
+  floor every method has to beat; its "kernel distance" is the bicubic kernel's);
 - `bicubic`: MATLAB's bicubic kernel (what ZSSR assumes without an estimate);
 - `true`: the kernel the LR image was made with (the bound);
 - `isotropic_<v>`: a round Gaussian of variance v px^2 (11x11): a fixed guess that knows
@@ -56,6 +58,7 @@ from zssr_tf.kernel_estimation.prior import load_prior  # noqa: E402
 from zssr_tf.kernels import bicubic_kernel, gaussian_kernel, kernel_distance  # noqa: E402
 from zssr_tf.metrics import evaluate  # noqa: E402
 from zssr_tf.precision import resolve_precision  # noqa: E402
+from zssr_tf.resize import imresize  # noqa: E402
 from zssr_tf.trainer import ZSSR  # noqa: E402
 
 DEFAULT_SOURCES = ("bicubic", "true", "isotropic_2.5", "fkp_1500")
@@ -105,6 +108,10 @@ def run_image(set_name: str, name: str, crop: int, sources, overrides, estimatio
     precision = resolve_precision(config.train.precision)
     keys = {source: estimate_key(estimation) if source == "estimate" else source for source in sources}
     for source in sources:
+        if source == "interpolation":  # no training: scored anew every time
+            sr = np.clip(imresize(lr, scale_factor=2, output_shape=gt.shape[:2]), 0, 1)
+            result[source] = {**evaluate(sr, gt, 2), "kernel_distance": kernel_distance(bicubic_kernel(2), true)}
+            continue
         if result.get(keys[source], {}).get("precision") == precision:
             continue
         estimation_info = {}
@@ -167,6 +174,8 @@ def summary_table(report: dict) -> str:
         means = {s: np.mean([r[s]["psnr"] for r in images.values()]) for s in sources}
         lines.append("| mean | " + " | ".join(f"{means[s]:.2f} ({np.mean([r[s]['kernel_distance'] for r in images.values()]):.3f})"
                                               for s in sources) + " |")
+        lines.append("| mean SSIM-Y | " + " | ".join(f"{np.mean([r[s]['ssim'] for r in images.values()]):.4f}"
+                                                     for s in sources) + " |")
         if "bicubic" in means:
             lines.append("| gain over bicubic kernel | " + " | ".join(f"{means[s] - means['bicubic']:+.2f}"
                                                                        for s in sources) + " |")
@@ -181,7 +190,7 @@ def main() -> int:
                         help="image names, or one number N: the first N images of each set (0: all)")
     parser.add_argument("--crop", type=int, default=320, help="centre-crop the HR images to this side (0: whole)")
     parser.add_argument("--sources", nargs="+", default=list(DEFAULT_SOURCES),
-                        help="bicubic, true, isotropic_<variance px^2>, fkp_<iteration>, estimate")
+                        help="interpolation, bicubic, true, isotropic_<variance px^2>, fkp_<iteration>, estimate")
     parser.add_argument("--estimation", nargs="*", default=[], metavar="key=value",
                         help="overrides of the `blind` preset for the estimate source, e.g. method=fkp")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every ZSSR run")

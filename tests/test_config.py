@@ -212,15 +212,19 @@ def test_kernelgan_only_generator_settings_do_not_block_fkp():
 def test_auto_estimation_settings_resolve_per_method(overrides, method):
     for config in (load_config("blind", overrides).kernel_estimation, KernelEstimationConfig(method=method)):
         assert config.estimation_iters == AUTO_BY_METHOD["estimation_iters"][method]
+        assert config.estimation_runs == AUTO_BY_METHOD["estimation_runs"][method]
         assert config.estimate_variance_scale == AUTO_BY_METHOD["estimate_variance_scale"][method]
-    explicit = load_config("blind", [*overrides, "estimation_iters=1500", "estimate_variance_scale=1"])
-    assert (explicit.kernel_estimation.estimation_iters, explicit.kernel_estimation.estimate_variance_scale) == (1500, 1.0)
+    explicit = load_config("blind", [*overrides, "estimation_iters=1500", "estimation_runs=2",
+                                     "estimate_variance_scale=1"]).kernel_estimation
+    assert (explicit.estimation_iters, explicit.estimation_runs, explicit.estimate_variance_scale) == (1500, 2, 1.0)
 
 
 @pytest.mark.parametrize("override, message", [
     ("estimation_iters=lots", "estimation_iters must be a whole number or auto"),
     ("estimation_iters=0", "estimation_iters must be a whole number >= 1 or auto"),
     ("estimation_iters=12.5", "estimation_iters must be a whole number or auto"),
+    ("estimation_runs=0", "estimation_runs must be a whole number >= 1 \\(1 in the paper\\) or auto \\(kernelgan 5, fkp 3\\)"),
+    ("estimation_runs=many", "estimation_runs must be a whole number or auto"),
     ("estimate_variance_scale=wide", "estimate_variance_scale must be a number or auto"),
     ("estimate_variance_scale=0", "estimate_variance_scale must be in \\[0.1, 1\\]"),
     ("estimate_variance_scale=1.5", "estimate_variance_scale must be in \\[0.1, 1\\]"),

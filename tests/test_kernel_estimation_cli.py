@@ -42,11 +42,13 @@ def test_estimation_progress_names_the_run_and_its_own_iteration():
     report = estimation_progress(every=2, iters_per_run=5, runs=2, stream=lines)
     for iteration in range(10):
         report(iteration, {"g_loss": 0.5, "d_loss": 0.25, "kernel_sum": 1.0})
-    heads = [line.split("  G ")[0] for line in lines.getvalue().splitlines()]
+    printed = lines.getvalue().splitlines()
+    heads = [line.split("  G ")[0] for line in printed]
     assert heads == [f"[kernel estimation] run {r}/2  iter {i:5d}/5" for r in (1, 2) for i in (0, 2, 4)]
+    assert all(" elapsed 00:00  ETA 00:00" in line for line in printed)  # ten instant iterations
     one_run = io.StringIO()
     estimation_progress(every=2, iters_per_run=5, stream=one_run)(4, {"g_loss": 0.5, "d_loss": 0.25, "kernel_sum": 1.0})
-    assert one_run.getvalue().startswith("[kernel estimation] iter     4/5  G 0.5000")
+    assert one_run.getvalue().startswith("[kernel estimation] iter     4/5  G 0.5000  D 0.2500  kernel sum 1.000  elapsed")
 
 
 def test_kernel_print_config_shows_the_resolved_estimation_settings_without_an_image(capsys):
@@ -79,7 +81,8 @@ def _fake_estimate(kernel):
     def estimate(image, config, callback=None):
         for iteration in range(3):
             callback(iteration, {**{name: 0.5 for name in VALUE_NAMES}, "bicubic_weight": 5.0, "learning_rate": 2e-4})
-        return kernel, KernelEstimationHistory(raw_kernel=kernel, seconds=1.5, iterations=3, similar_to_bicubic_at=1)
+        return kernel, KernelEstimationHistory(raw_kernel=kernel, seconds=1.5, iterations=3, similar_to_bicubic_at=1,
+                                               runs_averaged=2)
 
     return estimate
 
@@ -94,6 +97,11 @@ def test_train_blind_estimates_first_and_tracks_the_estimation(shared_data_dir, 
     out = capsys.readouterr().out
     assert code == 0, out
     assert (tmp_path / "out/blurred_x4_zssr.png").is_file()
+    # The estimation's summary comes as soon as it ends, with how to reuse the kernel files.
+    summary = next(line for line in out.splitlines() if line.startswith("estimated the kernel in"))
+    assert out.index(summary) < out.index("saved ")
+    assert (f"--kernel {tmp_path / 'out/blurred_kernel_x2.npy'} {tmp_path / 'out/blurred_kernel_x4.npy'} "
+            "kernel=given)") in summary
     np.testing.assert_allclose(np.load(tmp_path / "out/blurred_kernel_x2.npy"), kernel)
     assert (tmp_path / "out/blurred_kernel_x4.mat").is_file()
     client = MlflowClient()
@@ -102,6 +110,7 @@ def test_train_blind_estimates_first_and_tracks_the_estimation(shared_data_dir, 
     assert run.data.params["kernel_estimation.kernel"] == "estimate"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "kernel_estimation/g_loss")] == [0, 1, 2]
     assert run.data.metrics["kernel_estimation/seconds"] == 1.5
+    assert run.data.metrics["kernel_estimation/runs_averaged"] == 2
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "kernel_estimation")}
     assert "kernel_estimation/blurred_kernel_x2.png" in artifacts
 
@@ -131,6 +140,20 @@ def test_blind_input_errors_come_before_any_work(shared_data_dir, tmp_path, caps
     code = main(["train", str(shared_data_dir / "set5/lr_x2/baby.png"), *args, *QUICK])
     assert code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "outputs").exists()  # no run began
+
+
+@pytest.mark.parametrize("command", ["kernel", "train"])
+def test_an_output_folder_that_cannot_be_written_stops_before_any_work(shared_data_dir, tmp_path, capsys, command):
+    image = str(shared_data_dir / "set5/lr_x2/baby.png")
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    extra = ["--config", "blind"] if command == "train" else []
+    assert main([command, image, *extra, "--out", str(tmp_path / "notes.txt")]) == 2
+    err = capsys.readouterr().err
+    assert "notes.txt is a file, not a folder" in err and "pass another --out" in err
+    assert (tmp_path / "notes.txt").read_text() == "a file, not a folder"
+    assert main([command, image, *extra, "--out", str(tmp_path / "notes.txt" / "sub")]) == 2
+    assert "the folder cannot be created" in capsys.readouterr().err
+    assert not (tmp_path / "mlflow.db").exists() and not list(tmp_path.glob("mlflow_runs"))  # no run started
 
 
 def test_kernel_command_checks_the_prior_before_any_work(shared_data_dir, tmp_path, capsys):

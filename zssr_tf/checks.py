@@ -7,7 +7,9 @@ TensorFlow), so the command line and sweeps run them before the first network is
 from __future__ import annotations
 
 import math
+import os
 import warnings
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -142,6 +144,26 @@ def check_inputs(config: Config, image: np.ndarray, gt: np.ndarray | None = None
                         "discriminator (loss.adversarial_weight > 0) needs fathers of at least 64 pixels per side; "
                         "use a larger image or loss.adversarial_weight=0")
     return image, gt, check_kernels(kernels, config)
+
+
+def check_output_dir(path: str | Path, option: str = "--out") -> Path:
+    """The folder results go to, created (with its parents) when missing, so that a path that
+    is a file or cannot be written stops a run before any training rather than after it.
+    Returns the Path; raises ZSSRError naming the folder, why it cannot be used and the fix
+    (`option`: how the user set it, e.g. "--out" or "run.output_dir")."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ZSSRError(f"{option} {path} is a file, not a folder: results go into a folder; pass another "
+                        f"{option}") from None
+    except OSError as err:
+        raise ZSSRError(f"{option} {path}: the folder cannot be created ({err.strerror}); pass {option} with a "
+                        "folder you can write to") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ZSSRError(f"{option} {path}: the folder is not writable; pass {option} with a folder you can "
+                        "write to")
+    return path
 
 
 def check_lpips_files(config: Config, has_gt: bool) -> None:

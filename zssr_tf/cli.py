@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
 def train(args: argparse.Namespace) -> int:
     import yaml
 
-    from zssr_tf.checks import check_inputs
+    from zssr_tf.checks import check_inputs, check_output_dir
     from zssr_tf.config import load_config
     from zssr_tf.image_io import read_image
     from zssr_tf.kernels import load_kernel
@@ -184,25 +184,26 @@ def train(args: argparse.Namespace) -> int:
     kernels = [load_kernel(k) for k in args.kernel] if args.kernel else None
     # Every check that needs no training, before TensorFlow is even imported.
     check_inputs(config, image, gt, kernels, names={"image": f"the image {image_path}", "gt": f"the ground truth {args.gt}"})
+    out_dir = check_output_dir(args.out or config.run.output_dir, "--out" if args.out else "run.output_dir")
 
     load_tensorflow(args.quiet)  # after the cheap checks
     from zssr_tf.pipeline import estimate_run_kernels, kernel_tags, super_resolve_file
     from zssr_tf.tracking import tracked_run
 
-    out_dir = Path(args.out or config.run.output_dir)
     tags = {"config": Path(args.config).stem if args.config else "default", **kernel_tags(config)}
     with tracked_run(config, info, out_dir, gt_path=args.gt, kernel_paths=args.kernel or (), tags=tags,
                      overrides=args.overrides) as run:
-        estimate = None
         if blind:
             estimate, kernel_paths = estimate_run_kernels(config, image, run, out_dir, Path(info.path).stem)
             kernels = estimate.per_step
+            # Printed now, not at the end: the kernel files stay usable if ZSSR then fails.
+            npy = " ".join(str(p) for p in kernel_paths if p.suffix == ".npy")
+            print(f"estimated the kernel in {_estimation_summary(estimate.history, config)}; wrote "
+                  f"{', '.join(map(str, kernel_paths))} (to reuse it instead of estimating again: --kernel {npy} "
+                  "kernel=given)", flush=True)
         outcome = super_resolve_file(config, image, alpha, info, out_dir, gt=gt, kernels=kernels,
                                      callbacks=[run.callback])
         run.log_outcome(outcome, gt)
-    if estimate is not None:
-        print(f"estimated the kernel in {_estimation_summary(estimate.history, config)}; wrote "
-              f"{', '.join(map(str, kernel_paths))}")
     print(f"saved {outcome.sr_path} ({outcome.result.sr.shape[1]}x{outcome.result.sr.shape[0]}) "
           f"and {outcome.bicubic_path}")
     if outcome.metrics:
@@ -240,16 +241,18 @@ def kernel(args: argparse.Namespace) -> int:
                               "run": {"seed": settings["run"]["seed"]}}, sort_keys=False), end="")
         return 0
     image, _, info = read_image(_input_path(args))
+    from zssr_tf.checks import check_output_dir
     from zssr_tf.kernel_estimation.inputs import check_estimation_inputs
 
     check_estimation_inputs(image, config)
+    out_dir = check_output_dir(args.out or config.run.output_dir, "--out" if args.out else "run.output_dir")
     load_tensorflow(args.quiet)
     from zssr_tf.pipeline import estimate_blind_kernels, estimation_progress, write_estimated_kernels
 
     k = config.kernel_estimation
     estimate = estimate_blind_kernels(config, image, estimation_progress(
         config.run.progress_every, k.estimation_iters, k.estimation_runs))
-    paths = write_estimated_kernels(estimate, Path(args.out or config.run.output_dir), Path(info.path).stem)
+    paths = write_estimated_kernels(estimate, out_dir, Path(info.path).stem)
     print(f"estimated the kernel of {info.path} in {_estimation_summary(estimate.history, config)}; wrote "
           f"{', '.join(map(str, paths))}")
     return 0

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import keras
 import numpy as np
+from tqdm import tqdm
 
 from zssr_tf.checks import blind_step_factors
 from zssr_tf.config import Config, output_stem
@@ -99,8 +101,11 @@ def write_estimated_kernels(estimate: BlindKernels, out_dir: Path, stem: str) ->
 
 def estimation_progress(every: int, iters_per_run: int, runs: int = 1, stream=None) -> Callable[[int, dict], None]:
     """A kernel-estimation callback printing one line every `every` iterations of each run (0:
-    none) and at each run's last, as "run r/R iter i/N" (the estimator counts iterations on
-    across runs; run r's first is r * `iters_per_run`)."""
+    none) and at each run's last, as "run r/R iter i/N", the losses, the elapsed time and an ETA
+    for all runs at the mean rate so far (the estimator counts iterations on across runs; run r's
+    first is r * `iters_per_run`)."""
+    start = time.perf_counter()
+    total = iters_per_run * runs
 
     def report(iteration: int, values: dict) -> None:
         run, within = divmod(iteration, iters_per_run)
@@ -108,8 +113,11 @@ def estimation_progress(every: int, iters_per_run: int, runs: int = 1, stream=No
             bicubic = (f"bicubic {values['bicubic']:.4f} (weight {values['bicubic_weight']:.0e})  "
                        if "bicubic" in values else "")  # FKP has no bicubic term
             runs_done = f"run {run + 1}/{runs}  " if runs > 1 else ""
+            elapsed = time.perf_counter() - start
+            eta = elapsed / (iteration + 1) * (total - iteration - 1)
             print(f"[kernel estimation] {runs_done}iter {within:5d}/{iters_per_run}  G {values['g_loss']:.4f}  "
-                  f"D {values['d_loss']:.4f}  {bicubic}kernel sum {values['kernel_sum']:.3f}",
+                  f"D {values['d_loss']:.4f}  {bicubic}kernel sum {values['kernel_sum']:.3f}  "
+                  f"elapsed {tqdm.format_interval(elapsed)}  ETA {tqdm.format_interval(eta)}",
                   file=stream or sys.stdout, flush=True)
 
     return report

@@ -38,10 +38,12 @@ class KernelEstimationLogger:
             self._warn(err)
 
     def log_result(self, history, kernel_paths: Sequence[Path]) -> None:
-        """Queue the estimation's timings and milestones; copy the kernel files to the run's
-        folder (uploaded when the run ends)."""
+        """Queue the estimation's timings, how many runs its mean holds (`runs_averaged`: the
+        collapsed ones are left out) and the first kept run's milestones; copy the kernel files to
+        the run's folder (uploaded when the run ends)."""
         try:
             summary = {"seconds": history.seconds, "ms_per_iteration": history.ms_per_iteration,
+                       "runs_averaged": history.runs_averaged,
                        "similar_to_bicubic_at": history.similar_to_bicubic_at,
                        "constraints_on_at": history.constraints_on_at}
             for name, value in summary.items():
