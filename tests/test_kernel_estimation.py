@@ -213,22 +213,29 @@ def test_a_collapsed_run_is_left_out_of_the_average(shared_data_dir, monkeypatch
     assert history.iterations == 3 and history.runs_averaged == 2
 
 
-@pytest.mark.parametrize("threshold, warns", [(1e-12, True), (1e9, False)])
-def test_a_bicubic_phase_that_never_ends_is_a_warning(shared_data_dir, threshold, warns):
+@pytest.mark.parametrize("schedule, warning", [
+    (["bicubic_similar_threshold=1e-12"], "never left its bicubic phase"),
+    (["bicubic_similar_threshold=1e9"], "before its kernel constraints (centre of mass, sparsity) switched on"),
+    (["bicubic_similar_threshold=1e9", "bicubic_decay_every=1", "bicubic_decay_factor=1e6"], None),
+])
+def test_a_bicubic_phase_that_never_ends_is_a_warning(shared_data_dir, schedule, warning):
+    # 5 iterations: the bicubic phase never ends; it ends but the weight is still decaying; it
+    # ends and the weight falls under the constraints' switch at once.
     lr, _, _ = read_image(shared_data_dir / "set5/lr_x2/butterfly.png")
     config = load_config("blind", ["estimation_iters=5", "estimation_runs=1", "estimation_shave=0", "generator_width=8",
-                                   "patch_discriminator_width=8", f"bicubic_similar_threshold={threshold}",
-                                   "bicubic_target=channel_sum"])
+                                   "patch_discriminator_width=8", "bicubic_target=channel_sum", *schedule])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             estimate_kernel(lr, config)
         except KernelEstimationError:
             pass  # 5 iterations leave the raw kernel near 0; the warning comes first
-    phase = [w for w in caught if issubclass(w.category, BicubicPhaseWarning)]
-    assert bool(phase) == warns
-    if warns:
-        assert "never left its bicubic phase" in str(phase[0].message) and "per_channel" in str(phase[0].message)
+    phase = [str(w.message) for w in caught if issubclass(w.category, BicubicPhaseWarning)]
+    assert len(phase) == (warning is not None)
+    if warning is not None:
+        assert warning in phase[0]
+    if warning == "never left its bicubic phase":
+        assert "per_channel" in phase[0]
 
 
 def test_constraint_values_on_hand_made_kernels():

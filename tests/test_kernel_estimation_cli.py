@@ -66,9 +66,13 @@ def test_kernel_command_recovers_a_known_kernel_roughly(shared_data_dir, tmp_pat
     image = _blurred_lr(shared_data_dir, tmp_path)
     code = main(["kernel", str(image), "--scale", "4", "--out", str(tmp_path / "k"), "estimation_iters=300",
                  "estimation_runs=1", "estimation_shave=0", "progress_every=100"])
-    out = capsys.readouterr().out
+    printed = capsys.readouterr()
+    out = printed.out
     assert code == 0, out
     assert "[kernel estimation] iter   100/300" in out and "estimated the kernel of" in out
+    # 300 iterations end while the bicubic weight still decays: said, with the fix.
+    assert "before its kernel constraints (centre of mass, sparsity) switched on" in printed.err
+    assert "use more estimation_iters (auto: 3000)" in printed.err
     names = {p.name for p in (tmp_path / "k").iterdir()}
     assert names == {f"blurred_kernel_x{s}.{e}" for s in (2, 4) for e in ("npy", "mat", "png")}
     k2 = load_kernel(tmp_path / "k/blurred_kernel_x2.mat")

@@ -31,7 +31,7 @@ from zssr_tf.kernel_estimation.networks import (build_linear_generator, discrimi
                                                 extract_kernel, generator_kernel_size)
 from zssr_tf.kernel_estimation.postprocess import average_kernels, post_process, scale_kernel_variance
 from zssr_tf.kernel_estimation.prior import load_prior
-from zssr_tf.kernel_estimation.schedule import ConstraintSchedule
+from zssr_tf.kernel_estimation.schedule import CONSTRAINTS_SWITCH_BELOW, ConstraintSchedule
 from zssr_tf.kernels import kernel_variances
 
 # Per-iteration values, in the order the training step returns them (KernelGAN's, then FKP's).
@@ -49,7 +49,8 @@ class KernelEstimationWarning(UserWarning):
 
 
 class BicubicPhaseWarning(UserWarning):
-    """An estimation never left its bicubic phase: its kernel stayed tied to the bicubic target."""
+    """An estimation never left its bicubic phase, or ended before its kernel constraints switched
+    on: its kernel is still tied to the bicubic target."""
 
 
 @dataclass
@@ -160,7 +161,7 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
     KernelEstimationWarning, and so is an FKP run whose kernel left the prior's kernels
     (`fkp.off_prior_excess` > 1; when all did, the closest is kept); warns
     (crops.FlatImageWarning) for a flat image and (BicubicPhaseWarning) for a run whose bicubic
-    phase never ended.
+    phase never ended or that ended before its kernel constraints switched on.
     """
     c = config.kernel_estimation
     image = prepare_image(lr_image, c.estimation_shave, c.generator_crop_size)
@@ -329,6 +330,13 @@ def _estimate_once(image: np.ndarray, config: Config, seed: int,
                       + ("bicubic_target=per_channel avoids this" if c.bicubic_target == "channel_sum"
                          else "more estimation_iters or a larger bicubic_similar_threshold may let it end"),
                       BicubicPhaseWarning, stacklevel=3)
+    elif schedule.constraints_on_at is None:
+        # A short run: the bicubic weight is still decaying when it ends (e.g. 300 iterations).
+        warnings.warn(f"kernel estimation (seed {seed}) ended after {c.estimation_iters} iterations before its kernel "
+                      f"constraints (centre of mass, sparsity) switched on: the bicubic weight was still "
+                      f"{schedule.bicubic_weight:.0e} and they start under {CONSTRAINTS_SWITCH_BELOW:g}, so the "
+                      "estimate is still close to the bicubic phase's kernel; use more estimation_iters (auto: 3000)",
+                      BicubicPhaseWarning, stacklevel=3)
     return check_and_post_process(history.raw_kernel, c.kernel_keep_taps), history
 
 
@@ -342,7 +350,8 @@ def check_raw_kernel(raw_kernel: np.ndarray) -> None:
     """Raise KernelEstimationError (naming the bicubic fallback) when the raw kernel collapsed:
     NaN/inf taps, a sum outside RAW_SUM_RANGE, no positive tap."""
     total = float(raw_kernel.sum())
-    fallback = "try another run.seed, more estimation_iters, or use the bicubic kernel (kernel=given)"
+    fallback = ("try another run.seed, more estimation_runs (a collapsed run among several is left out of the "
+                "mean), or the bicubic kernel (kernel=given)")
     if not np.all(np.isfinite(raw_kernel)):
         raise KernelEstimationError(f"the estimated kernel has NaN or infinite taps; {fallback}")
     if not RAW_SUM_RANGE[0] <= total <= RAW_SUM_RANGE[1]:
