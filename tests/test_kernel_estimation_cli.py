@@ -160,6 +160,14 @@ def test_an_output_folder_that_cannot_be_written_stops_before_any_work(shared_da
     assert not (tmp_path / "mlflow.db").exists() and not list(tmp_path.glob("mlflow_runs"))  # no run started
 
 
+@pytest.mark.parametrize("override, why", [("kernel=given", "it always estimates"),
+                                           ("scale.scale_factors=[[2,2]]", "--scale 2|4 chooses the steps"),
+                                           ("back_projection_iters=[1]", "a ZSSR setting, unused here")])
+def test_kernel_command_refuses_settings_it_would_replace(shared_data_dir, capsys, override, why):
+    assert main(["kernel", str(shared_data_dir / "set5/lr_x2/baby.png"), override]) == 2
+    assert f"sets {override.split('=')[0].rsplit('.')[-1]} itself ({why}): drop {override}" in capsys.readouterr().err
+
+
 def test_kernel_command_checks_the_prior_before_any_work(shared_data_dir, tmp_path, capsys):
     (tmp_path / "prior.npz").write_text("not an archive")
     code = main(["kernel", str(shared_data_dir / "set5/lr_x2/baby.png"), "method=fkp",

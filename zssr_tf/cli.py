@@ -231,8 +231,15 @@ def kernel(args: argparse.Namespace) -> int:
     scale = [[2.0, 2.0], [4.0, 4.0]] if args.scale == 4 else [[2.0, 2.0]]
     # The kernel's steps replace the config's; back-projection (a ZSSR setting, one value per step
     # there) plays no part in the estimation.
-    config = load_config(args.config, args.overrides + ["kernel=estimate", f"scale_factors={scale}", "base_change_sfs=[]",
-                                                        "back_projection_iters=[0]"])
+    fixed = {"kernel": "estimate", "scale_factors": scale, "base_change_sfs": [], "back_projection_iters": [0]}
+    why = {"kernel": "it always estimates", "scale_factors": "--scale 2|4 chooses the steps"}
+    for override in args.overrides:  # a setting the command would silently replace
+        key, _, value = override.partition("=")
+        key = key.rsplit(".", 1)[-1]
+        if key in fixed and not (key == "kernel" and value == "estimate"):
+            raise ZSSRError(f"zssr kernel sets {key} itself ({why.get(key, 'a ZSSR setting, unused here')}): "
+                            f"drop {override}")
+    config = load_config(args.config, args.overrides + [f"{key}={value}" for key, value in fixed.items()])
     if args.print_config:  # needs no image: what the estimation would use, "auto" resolved
         import yaml
 
