@@ -24,12 +24,16 @@ the true kernel is the L2 norm of their difference after moving both centres of 
 point; and how well the estimate explains the LR image (the HR image degraded with it, PSNR
 and shift against the LR) next to the covariance eigenvalues of both kernels. Every (image,
 method) result is cached in experiments/results/blind/<set>/<image>.json, so an interrupted run
-resumes; the summary goes to experiments/results/blind_x2.{md,json}.
+resumes (the estimate's entries under the `estimation_digest` of the settings they were made
+with: other settings are estimated again); the summary goes to experiments/results/blind_x2.{md,json}.
+Bicubic upscaling samples on the set's grid (`kernel_alignment`), as ZSSR's own bicubic output does.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import json
 import os
 import sys
@@ -48,7 +52,7 @@ from zssr_tf.config import KEY_TO_SECTION, load_config  # noqa: E402
 from zssr_tf.image_io import read_image  # noqa: E402
 from zssr_tf.kernel_estimation import KernelEstimationError, estimate_kernel  # noqa: E402
 from zssr_tf.degradation import degrade, random_anisotropic_kernel  # noqa: E402
-from zssr_tf.kernels import bicubic_kernel, gaussian_kernel, kernel_distance, kernel_variances  # noqa: E402
+from zssr_tf.kernels import bicubic_kernel, gaussian_kernel, kernel_distance, kernel_variances, upscale_offset  # noqa: E402
 from zssr_tf.metrics import evaluate  # noqa: E402
 from zssr_tf.resize import imresize  # noqa: E402
 from zssr_tf.trainer import ZSSR  # noqa: E402
@@ -85,6 +89,18 @@ def kernel_fit(lr: np.ndarray, hr: np.ndarray, kernel: np.ndarray, convention: s
             "shift_px": [float(shift[1]), float(shift[0])], "variances": kernel_variances(kernel)}
 
 
+def estimation_digest(config) -> str:
+    """10 hex digits naming what an estimate depends on: the resolved `kernel_estimation`
+    settings and the seed of `config` (`estimate_variance_scale` left out at 1, so estimates
+    cached before that setting existed keep their name). Cached estimates of other settings
+    (e.g. from before a default changed) are made again, never reused."""
+    settings = dataclasses.asdict(config.kernel_estimation)
+    if settings["estimate_variance_scale"] == 1:
+        del settings["estimate_variance_scale"]
+    settings = json.dumps([settings, config.run.seed], sort_keys=True)
+    return hashlib.sha256(settings.encode()).hexdigest()[:10]
+
+
 def estimator_tag(method: str) -> str:
     """The suffix of an estimator's result keys and files: "" for KernelGAN, "_fkp" for FKP."""
     return "" if method == "kernelgan" else f"_{method}"
@@ -107,14 +123,17 @@ def run_case(set_name: str, name: str, crop: int, methods, overrides) -> dict:
     tag = estimator_tag(base.kernel_estimation.method)
     estimate_path = cache.with_name(f"{cache.stem}_estimated_kernel{tag}.npy")
     cache.parent.mkdir(parents=True, exist_ok=True)
+    digest = estimation_digest(base)
     for method in methods:
-        key = method + tag if method in ("kernel", "zssr_estimated") else method
-        if key in result:
+        estimated = method in ("kernel", "zssr_estimated")
+        key = method + tag if estimated else method
+        if key in result and (not estimated or result[key].get("estimation_digest") == digest):
             continue
         start = time.perf_counter()
         entry: dict = {}
         if method == "bicubic":
-            sr = np.clip(imresize(lr, scale_factor=2, output_shape=gt.shape[:2]), 0, 1)
+            sr = np.clip(imresize(lr, scale_factor=2, output_shape=gt.shape[:2],
+                                  offset=upscale_offset((2, 2), convention)), 0, 1)
         elif method == "kernel":
             try:
                 estimate, history = estimate_kernel(lr, base)
@@ -141,6 +160,8 @@ def run_case(set_name: str, name: str, crop: int, methods, overrides) -> dict:
             entry.update(iterations=run.iterations, zssr_seconds=run.train_seconds + run.test_seconds)
         if method != "kernel":
             entry.update(evaluate(sr, gt, 2))
+        if estimated:
+            entry["estimation_digest"] = digest
         entry["seconds"] = time.perf_counter() - start
         result[key] = entry
         cache.parent.mkdir(parents=True, exist_ok=True)

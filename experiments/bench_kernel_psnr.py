@@ -6,8 +6,9 @@ sources on the same LR images, next to each kernel's distance to the true one.
                                             [--estimation key=value ...] [key=value ...]
 
 Kernel sources (every one but `interpolation` is a ZSSR run with that kernel):
-- `interpolation`: no ZSSR, the LR image upscaled x2 with MATLAB's bicubic interpolation (the
-  floor every method has to beat; its "kernel distance" is the bicubic kernel's);
+- `interpolation`: no ZSSR, the LR image upscaled x2 with MATLAB's bicubic interpolation on the
+  set's grid (`kernel_alignment`, as ZSSR's own bicubic output): the floor every method has to
+  beat; its "kernel distance" is the bicubic kernel's;
 - `bicubic`: MATLAB's bicubic kernel (what ZSSR assumes without an estimate);
 - `true`: the kernel the LR image was made with (the bound);
 - `isotropic_<v>`: a round Gaussian of variance v px^2 (11x11): a fixed guess that knows
@@ -36,8 +37,6 @@ never mixes them. The summary goes to experiments/results/kernel_psnr_crop<crop>
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import hashlib
 import json
 import os
 import sys
@@ -49,13 +48,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-from bench_blind import SETS, make_case  # noqa: E402
+from bench_blind import SETS, estimation_digest, make_case  # noqa: E402
 from bench_fkp_checkpoints import CHECKPOINTS, cache_tag, checkpoint_cache, combined, image_names  # noqa: E402
 from results_io import RESULTS, write_json  # noqa: E402
 from zssr_tf.config import load_config  # noqa: E402
 from zssr_tf.kernel_estimation import estimate_kernel  # noqa: E402
 from zssr_tf.kernel_estimation.prior import load_prior  # noqa: E402
-from zssr_tf.kernels import bicubic_kernel, gaussian_kernel, kernel_distance  # noqa: E402
+from zssr_tf.kernels import bicubic_kernel, gaussian_kernel, kernel_distance, upscale_offset  # noqa: E402
 from zssr_tf.metrics import evaluate  # noqa: E402
 from zssr_tf.precision import resolve_precision  # noqa: E402
 from zssr_tf.resize import imresize  # noqa: E402
@@ -90,8 +89,8 @@ def source_kernel(source: str, set_name: str, name: str, crop: int, true: np.nda
             raise FileNotFoundError(f"{cache} lacks {seeds} FKP runs: run bench_fkp_checkpoints.py --sets "
                                     f"{set_name} --images {name} --crop {crop} --seeds {seeds} first")
         return combined([stored[k] for k in keys], variance_high)[0]
-    raise ValueError(f"unknown kernel source {source!r}: use bicubic, true, isotropic_<variance> or "
-                     f"fkp_<iteration> with an iteration in {CHECKPOINTS}")
+    raise ValueError(f"unknown kernel source {source!r}: use interpolation, bicubic, true, estimate, "
+                     f"isotropic_<variance> or fkp_<iteration> with an iteration in {CHECKPOINTS}")
 
 
 def run_image(set_name: str, name: str, crop: int, sources, overrides, estimation, variance_high: float) -> dict:
@@ -109,7 +108,8 @@ def run_image(set_name: str, name: str, crop: int, sources, overrides, estimatio
     keys = {source: estimate_key(estimation) if source == "estimate" else source for source in sources}
     for source in sources:
         if source == "interpolation":  # no training: scored anew every time
-            sr = np.clip(imresize(lr, scale_factor=2, output_shape=gt.shape[:2]), 0, 1)
+            sr = np.clip(imresize(lr, scale_factor=2, output_shape=gt.shape[:2],
+                                  offset=upscale_offset((2, 2), SETS[set_name][1])), 0, 1)
             result[source] = {**evaluate(sr, gt, 2), "kernel_distance": kernel_distance(bicubic_kernel(2), true)}
             continue
         if result.get(keys[source], {}).get("precision") == precision:
@@ -133,14 +133,9 @@ def run_image(set_name: str, name: str, crop: int, sources, overrides, estimatio
 
 
 def estimate_key(estimation: list[str]) -> str:
-    """The cache key of the `estimate` source: "estimate_" and a hash of the resolved
-    `kernel_estimation` settings and seed of the `blind` preset with the `estimation` overrides."""
-    config = load_config("blind", estimation)
-    settings = dataclasses.asdict(config.kernel_estimation)
-    if settings["estimate_variance_scale"] == 1:  # leaves the estimate as it was before the setting existed
-        del settings["estimate_variance_scale"]
-    settings = json.dumps([settings, config.run.seed], sort_keys=True)
-    return "estimate_" + hashlib.sha256(settings.encode()).hexdigest()[:10]
+    """The cache key of the `estimate` source: "estimate_" and `bench_blind.estimation_digest`
+    of the `blind` preset with the `estimation` overrides."""
+    return "estimate_" + estimation_digest(load_config("blind", estimation))
 
 
 def estimated_kernel(path: Path, lr: np.ndarray, estimation: list[str]) -> tuple[np.ndarray, dict]:

@@ -36,8 +36,11 @@ def _blurred_lr(shared_data_dir, tmp_path, size=192):
     return path
 
 
-def test_estimation_progress_names_the_run_and_its_own_iteration():
+def test_estimation_progress_names_the_run_and_its_own_iteration(monkeypatch):
     # The estimator counts iterations on across runs (run r's first is r * estimation_iters).
+    # A fake clock: iteration i is reported at second i, so every iteration after the first takes 1 s.
+    ticks = iter(range(100))
+    monkeypatch.setattr("zssr_tf.pipeline.time.perf_counter", lambda: float(next(ticks)))
     lines = io.StringIO()
     report = estimation_progress(every=2, iters_per_run=5, runs=2, stream=lines)
     for iteration in range(10):
@@ -45,7 +48,10 @@ def test_estimation_progress_names_the_run_and_its_own_iteration():
     printed = lines.getvalue().splitlines()
     heads = [line.split("  G ")[0] for line in printed]
     assert heads == [f"[kernel estimation] run {r}/2  iter {i:5d}/5" for r in (1, 2) for i in (0, 2, 4)]
-    assert all(" elapsed 00:00  ETA 00:00" in line for line in printed)  # ten instant iterations
+    # No ETA from the first iteration alone (it holds the tracing); then 1 s for each one left.
+    assert printed[0].endswith("kernel sum 1.000  elapsed 00:00")
+    timings = [line.split("kernel sum 1.000  ")[1] for line in printed[1:]]
+    assert timings == [f"elapsed 00:0{i}  ETA 00:0{9 - i}" for i in (2, 4, 5, 7, 9)]
     one_run = io.StringIO()
     estimation_progress(every=2, iters_per_run=5, stream=one_run)(4, {"g_loss": 0.5, "d_loss": 0.25, "kernel_sum": 1.0})
     assert one_run.getvalue().startswith("[kernel estimation] iter     4/5  G 0.5000  D 0.2500  kernel sum 1.000  elapsed")
@@ -72,7 +78,7 @@ def test_kernel_command_recovers_a_known_kernel_roughly(shared_data_dir, tmp_pat
     assert "[kernel estimation] iter   100/300" in out and "estimated the kernel of" in out
     # 300 iterations end while the bicubic weight still decays: said, with the fix.
     assert "before its kernel constraints (centre of mass, sparsity) switched on" in printed.err
-    assert "use more estimation_iters (auto: 3000)" in printed.err
+    assert "by iteration" in printed.err and "use more estimation_iters (kernelgan's default: 3000)" in printed.err
     names = {p.name for p in (tmp_path / "k").iterdir()}
     assert names == {f"blurred_kernel_x{s}.{e}" for s in (2, 4) for e in ("npy", "mat", "png")}
     k2 = load_kernel(tmp_path / "k/blurred_kernel_x2.mat")
@@ -104,8 +110,8 @@ def test_train_blind_estimates_first_and_tracks_the_estimation(shared_data_dir, 
     # The estimation's summary comes as soon as it ends, with how to reuse the kernel files.
     summary = next(line for line in out.splitlines() if line.startswith("estimated the kernel in"))
     assert out.index(summary) < out.index("saved ")
-    assert (f"--kernel {tmp_path / 'out/blurred_kernel_x2.npy'} {tmp_path / 'out/blurred_kernel_x4.npy'} "
-            "kernel=given)") in summary
+    assert summary.endswith(f"To reuse it instead of estimating again: --kernel {tmp_path / 'out/blurred_kernel_x2.npy'} "
+                            f"{tmp_path / 'out/blurred_kernel_x4.npy'} kernel=given (without --estimate-kernel)")
     np.testing.assert_allclose(np.load(tmp_path / "out/blurred_kernel_x2.npy"), kernel)
     assert (tmp_path / "out/blurred_kernel_x4.mat").is_file()
     client = MlflowClient()
@@ -147,25 +153,35 @@ def test_blind_input_errors_come_before_any_work(shared_data_dir, tmp_path, caps
 
 
 @pytest.mark.parametrize("command", ["kernel", "train"])
-def test_an_output_folder_that_cannot_be_written_stops_before_any_work(shared_data_dir, tmp_path, capsys, command):
+def test_an_output_folder_that_cannot_be_written_stops_before_any_work(shared_data_dir, tmp_path, monkeypatch,
+                                                                       capsys, command):
+    def no_work(*args, **kwargs):
+        raise AssertionError("TensorFlow was loaded: the check came too late")
+
+    monkeypatch.setattr("zssr_tf.cli.load_tensorflow", no_work)
     image = str(shared_data_dir / "set5/lr_x2/baby.png")
     (tmp_path / "notes.txt").write_text("a file, not a folder")
     extra = ["--config", "blind"] if command == "train" else []
     assert main([command, image, *extra, "--out", str(tmp_path / "notes.txt")]) == 2
     err = capsys.readouterr().err
-    assert "notes.txt is a file, not a folder" in err and "pass another --out" in err
+    assert "notes.txt is a file, not a folder" in err and "pass --out DIR with a folder you can write to" in err
     assert (tmp_path / "notes.txt").read_text() == "a file, not a folder"
     assert main([command, image, *extra, "--out", str(tmp_path / "notes.txt" / "sub")]) == 2
-    assert "the folder cannot be created" in capsys.readouterr().err
-    assert not (tmp_path / "mlflow.db").exists() and not list(tmp_path.glob("mlflow_runs"))  # no run started
+    assert "the folder cannot be created (Not a directory)" in capsys.readouterr().err
+    monkeypatch.setattr("zssr_tf.checks.os.access", lambda path, mode: False)  # as a read-only folder (root passes)
+    assert main([command, image, *extra, "--out", str(tmp_path / "out")]) == 2
+    assert "the folder is not writable" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("override, why", [("kernel=given", "it always estimates"),
-                                           ("scale.scale_factors=[[2,2]]", "--scale 2|4 chooses the steps"),
+                                           ("scale.scale_factors=[[4,4]]", "--scale 2|4 chooses the steps"),
                                            ("back_projection_iters=[1]", "a ZSSR setting, unused here")])
 def test_kernel_command_refuses_settings_it_would_replace(shared_data_dir, capsys, override, why):
     assert main(["kernel", str(shared_data_dir / "set5/lr_x2/baby.png"), override]) == 2
-    assert f"sets {override.split('=')[0].rsplit('.')[-1]} itself ({why}): drop {override}" in capsys.readouterr().err
+    name = override.split("=")[0]
+    assert f"sets {name.rsplit('.')[-1]} itself ({why}): leave out {name}=" in capsys.readouterr().err
+    # The values it sets itself are harmless: `--print-config` shows them taken.
+    assert main(["kernel", "--print-config", "kernel=estimate", "scale_factors=[[2,2]]", "back_projection_iters=[0]"]) == 0
 
 
 def test_kernel_command_checks_the_prior_before_any_work(shared_data_dir, tmp_path, capsys):

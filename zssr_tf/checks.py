@@ -152,17 +152,15 @@ def check_output_dir(path: str | Path, option: str = "--out") -> Path:
     Returns the Path; raises ZSSRError naming the folder, why it cannot be used and the fix
     (`option`: how the user set it, e.g. "--out" or "run.output_dir")."""
     path = Path(path)
+    fix = "pass --out DIR with a folder you can write to (it is created when missing)"
     try:
         path.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
-        raise ZSSRError(f"{option} {path} is a file, not a folder: results go into a folder; pass another "
-                        f"{option}") from None
+        raise ZSSRError(f"{option} {path} is a file, not a folder: results go into a folder; {fix}") from None
     except OSError as err:
-        raise ZSSRError(f"{option} {path}: the folder cannot be created ({err.strerror}); pass {option} with a "
-                        "folder you can write to") from None
+        raise ZSSRError(f"{option} {path}: the folder cannot be created ({err.strerror}); {fix}") from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise ZSSRError(f"{option} {path}: the folder is not writable; pass {option} with a folder you can "
-                        "write to")
+        raise ZSSRError(f"{option} {path}: the folder is not writable; {fix}")
     return path
 
 

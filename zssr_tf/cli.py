@@ -1,6 +1,7 @@
 """The `zssr` command.
 
-    zssr train IMAGE [--config YAML] [--gt GT] [--kernel FILE ... | --estimate-kernel] [key=value ...]
+    zssr train IMAGE [--config YAML] [--gt GT] [--kernel FILE ... | --estimate-kernel] [--out DIR]
+               [--print-config] [key=value ...]
     zssr kernel IMAGE [--scale 2|4] [--out DIR] [--config YAML] [--print-config] [key=value ...]
                                                         estimate the image's own downscaling kernel
     zssr predict (--run-id ID | --model URI) IMAGE [--out DIR]   re-apply a tracked run's networks
@@ -17,14 +18,20 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import shlex
 import signal
 import sys
 import threading
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from zssr_tf.errors import Terminated, ZSSRError, raise_terminated
 from zssr_tf.startup import load_tensorflow, quiet_tensorflow
+
+if TYPE_CHECKING:  # the command imports the package's modules only when it needs them
+    from zssr_tf.config import Config
+    from zssr_tf.kernel_estimation import KernelEstimationHistory
 
 
 def preset_names() -> list[str]:
@@ -165,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
 def train(args: argparse.Namespace) -> int:
     import yaml
 
-    from zssr_tf.checks import check_inputs, check_output_dir
+    from zssr_tf.checks import blind_step_factors, check_inputs, check_output_dir
     from zssr_tf.config import load_config
     from zssr_tf.image_io import read_image
     from zssr_tf.kernels import load_kernel
@@ -197,10 +204,10 @@ def train(args: argparse.Namespace) -> int:
             estimate, kernel_paths = estimate_run_kernels(config, image, run, out_dir, Path(info.path).stem)
             kernels = estimate.per_step
             # Printed now, not at the end: the kernel files stay usable if ZSSR then fails.
-            npy = " ".join(str(p) for p in kernel_paths if p.suffix == ".npy")
+            per_step = [str(out_dir / f"{Path(info.path).stem}_kernel_x{f}.npy") for f in blind_step_factors(config)]
             print(f"estimated the kernel in {_estimation_summary(estimate.history, config)}; wrote "
-                  f"{', '.join(map(str, kernel_paths))} (to reuse it instead of estimating again: --kernel {npy} "
-                  "kernel=given)", flush=True)
+                  f"{', '.join(map(str, kernel_paths))}. To reuse it instead of estimating again: --kernel "
+                  f"{shlex.join(per_step)} kernel=given (without --estimate-kernel)", flush=True)
         outcome = super_resolve_file(config, image, alpha, info, out_dir, gt=gt, kernels=kernels,
                                      callbacks=[run.callback])
         run.log_outcome(outcome, gt)
@@ -225,7 +232,7 @@ def train(args: argparse.Namespace) -> int:
 
 
 def kernel(args: argparse.Namespace) -> int:
-    from zssr_tf.config import load_config
+    from zssr_tf.config import load_config, parse_overrides
     from zssr_tf.image_io import read_image
 
     scale = [[2.0, 2.0], [4.0, 4.0]] if args.scale == 4 else [[2.0, 2.0]]
@@ -233,12 +240,11 @@ def kernel(args: argparse.Namespace) -> int:
     # there) plays no part in the estimation.
     fixed = {"kernel": "estimate", "scale_factors": scale, "base_change_sfs": [], "back_projection_iters": [0]}
     why = {"kernel": "it always estimates", "scale_factors": "--scale 2|4 chooses the steps"}
-    for override in args.overrides:  # a setting the command would silently replace
-        key, _, value = override.partition("=")
-        key = key.rsplit(".", 1)[-1]
-        if key in fixed and not (key == "kernel" and value == "estimate"):
+    for name, value in parse_overrides(args.overrides).items():  # a setting the command would silently replace
+        key = name.rsplit(".", 1)[-1]
+        if key in fixed and value != fixed[key]:
             raise ZSSRError(f"zssr kernel sets {key} itself ({why.get(key, 'a ZSSR setting, unused here')}): "
-                            f"drop {override}")
+                            f"leave out {name}=")
     config = load_config(args.config, args.overrides + [f"{key}={value}" for key, value in fixed.items()])
     if args.print_config:  # needs no image: what the estimation would use, "auto" resolved
         import yaml
@@ -265,9 +271,9 @@ def kernel(args: argparse.Namespace) -> int:
     return 0
 
 
-def _estimation_summary(history, config) -> str:
-    """"<seconds> s (<iterations> iterations, <ms> ms each; the mean of a of R runs)" of a
-    KernelEstimationHistory."""
+def _estimation_summary(history: KernelEstimationHistory, config: Config) -> str:
+    """"<seconds> s (<iterations> iterations, <ms> ms each; the mean of <kept> of <R> runs)": one
+    line on a finished estimation (kept: the runs that did not collapse)."""
     runs = config.kernel_estimation.estimation_runs
     mean_of = f"; the mean of {history.runs_averaged} of {runs} runs" if runs > 1 else ""
     return (f"{history.seconds:.1f} s ({history.iterations} iterations, {history.ms_per_iteration:.0f} ms each"

@@ -101,23 +101,30 @@ def write_estimated_kernels(estimate: BlindKernels, out_dir: Path, stem: str) ->
 
 def estimation_progress(every: int, iters_per_run: int, runs: int = 1, stream=None) -> Callable[[int, dict], None]:
     """A kernel-estimation callback printing one line every `every` iterations of each run (0:
-    none) and at each run's last, as "run r/R iter i/N", the losses, the elapsed time and an ETA
-    for all runs at the mean rate so far (the estimator counts iterations on across runs; run r's
-    first is r * `iters_per_run`)."""
-    start = time.perf_counter()
+    none) and at each run's last, as "run r/R iter i/N", the losses and the time since the first
+    iteration, and from the second line on an ETA for all R x N iterations at the rate of the
+    iterations reported since the first (which includes building and tracing). The estimator counts
+    iterations on across runs (run r's first is r * `iters_per_run`)."""
     total = iters_per_run * runs
+    clock = {"start": None, "reported": 0}
 
     def report(iteration: int, values: dict) -> None:
+        now = time.perf_counter()
+        if clock["start"] is None:
+            clock["start"] = now
+        clock["reported"] += 1
         run, within = divmod(iteration, iters_per_run)
         if every and (within % every == 0 or within == iters_per_run - 1):
             bicubic = (f"bicubic {values['bicubic']:.4f} (weight {values['bicubic_weight']:.0e})  "
                        if "bicubic" in values else "")  # FKP has no bicubic term
             runs_done = f"run {run + 1}/{runs}  " if runs > 1 else ""
-            elapsed = time.perf_counter() - start
-            eta = elapsed / (iteration + 1) * (total - iteration - 1)
+            elapsed = now - clock["start"]
+            timing = f"  elapsed {tqdm.format_interval(elapsed)}"
+            if clock["reported"] > 1:
+                left = max(total - iteration - 1, 0)
+                timing += f"  ETA {tqdm.format_interval(elapsed / (clock['reported'] - 1) * left)}"
             print(f"[kernel estimation] {runs_done}iter {within:5d}/{iters_per_run}  G {values['g_loss']:.4f}  "
-                  f"D {values['d_loss']:.4f}  {bicubic}kernel sum {values['kernel_sum']:.3f}  "
-                  f"elapsed {tqdm.format_interval(elapsed)}  ETA {tqdm.format_interval(eta)}",
+                  f"D {values['d_loss']:.4f}  {bicubic}kernel sum {values['kernel_sum']:.3f}{timing}",
                   file=stream or sys.stdout, flush=True)
 
     return report

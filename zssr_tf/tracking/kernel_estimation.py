@@ -3,8 +3,10 @@
 Metrics whose step is the estimation iteration (from 0): `kernel_estimation/<name>` for every
 value `zssr_tf.kernel_estimation.estimate_kernel` reports per iteration (g_loss, g_adversarial,
 bicubic, sum_to_one, boundaries, centralization, sparsity, d_loss, kernel_sum, bicubic_weight,
-learning_rate; method fkp: g_loss, d_loss, kernel_sum, learning_rate, latent_learning_rate). Step 0: `kernel_estimation/seconds`, `kernel_estimation/ms_per_iteration`, and
-when they happened `kernel_estimation/similar_to_bicubic_at`, `kernel_estimation/constraints_on_at`.
+learning_rate; method fkp: g_loss, d_loss, kernel_sum, learning_rate, latent_learning_rate).
+Step 0: `kernel_estimation/seconds`, `kernel_estimation/ms_per_iteration`,
+`kernel_estimation/runs_averaged` (the runs in the mean), and when they happened in the first
+kept run `kernel_estimation/similar_to_bicubic_at`, `kernel_estimation/constraints_on_at`.
 Artifacts: `kernel_estimation/` holds the kernel files (.npy, .mat with `Kernel`, .png picture).
 Failures only warn, as everywhere in tracking.
 """
