@@ -167,10 +167,13 @@ def test_an_output_folder_that_cannot_be_written_stops_before_any_work(shared_da
     assert "notes.txt is a file, not a folder" in err and "pass --out DIR with a folder you can write to" in err
     assert (tmp_path / "notes.txt").read_text() == "a file, not a folder"
     assert main([command, image, *extra, "--out", str(tmp_path / "notes.txt" / "sub")]) == 2
-    assert "the folder cannot be created (Not a directory)" in capsys.readouterr().err
+    assert f"the folder cannot be created ({tmp_path / 'notes.txt'} is a file)" in capsys.readouterr().err
     monkeypatch.setattr("zssr_tf.checks.os.access", lambda path, mode: False)  # as a read-only folder (root passes)
-    assert main([command, image, *extra, "--out", str(tmp_path / "out")]) == 2
+    assert main([command, image, *extra, "--out", str(tmp_path)]) == 2
     assert "the folder is not writable" in capsys.readouterr().err
+    assert main([command, image, *extra, "--out", str(tmp_path / "new" / "out")]) == 2
+    assert f"the folder cannot be created ({tmp_path} is not writable)" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()  # checked, never created
 
 
 @pytest.mark.parametrize("override, why", [("kernel=given", "it always estimates"),

@@ -147,20 +147,20 @@ def check_inputs(config: Config, image: np.ndarray, gt: np.ndarray | None = None
 
 
 def check_output_dir(path: str | Path, option: str = "--out") -> Path:
-    """The folder results go to, created (with its parents) when missing, so that a path that
-    is a file or cannot be written stops a run before any training rather than after it.
-    Returns the Path; raises ZSSRError naming the folder, why it cannot be used and the fix
-    (`option`: how the user set it, e.g. "--out" or "run.output_dir")."""
+    """The folder results go to, checked before any training (and without creating it, so a run
+    that then fails its other checks leaves nothing behind): it must be a folder you can write
+    to, or not exist yet below one. Returns the Path; raises ZSSRError naming the folder, why it
+    cannot be used and the fix (`option`: how the user set it, e.g. "--out" or "run.output_dir")."""
     path = Path(path)
     fix = "pass --out DIR with a folder you can write to (it is created when missing)"
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise ZSSRError(f"{option} {path} is a file, not a folder: results go into a folder; {fix}") from None
-    except OSError as err:
-        raise ZSSRError(f"{option} {path}: the folder cannot be created ({err.strerror}); {fix}") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise ZSSRError(f"{option} {path}: the folder is not writable; {fix}")
+    if path.exists() and not path.is_dir():
+        raise ZSSRError(f"{option} {path} is a file, not a folder: results go into a folder; {fix}")
+    existing = next(p for p in (path, *path.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise ZSSRError(f"{option} {path}: the folder cannot be created ({existing} is a file); {fix}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "is not writable" if existing == path else f"cannot be created ({existing} is not writable)"
+        raise ZSSRError(f"{option} {path}: the folder {what}; {fix}")
     return path
 
 

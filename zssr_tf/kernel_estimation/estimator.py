@@ -330,7 +330,8 @@ def _estimate_once(image: np.ndarray, config: Config, seed: int,
                       + ("bicubic_target=per_channel avoids this" if c.bicubic_target == "channel_sum"
                          else "more estimation_iters or a larger bicubic_similar_threshold may let it end"),
                       BicubicPhaseWarning, stacklevel=3)
-    elif schedule.constraints_on_at is None and (switch_at := _constraints_switch_by(c, schedule.similar_to_bicubic_at)):
+    elif schedule.constraints_on_at is None and (
+            switch_at := _constraints_switch_by(c, schedule.similar_to_bicubic_at)) is not None:
         # A short run: the bicubic weight is still decaying when it ends (e.g. 300 iterations).
         warnings.warn(f"kernel estimation (seed {seed}) ended after {c.estimation_iters} iterations before its kernel "
                       f"constraints (centre of mass, sparsity) switched on: the bicubic weight was still "
