@@ -215,9 +215,10 @@ def test_a_collapsed_run_is_left_out_of_the_average(shared_data_dir, monkeypatch
 
 @pytest.mark.parametrize("schedule, warning", [
     (["bicubic_similar_threshold=1e-12"], "never left its bicubic phase"),
-    # similar to bicubic at iteration 3 (three losses under the threshold); 5 -> 0.05 -> 5e-4 at two decays
+    # similar to bicubic at iteration 3 (three losses under the threshold); then 5 -> 0.05 -> 5e-4 at the
+    # decays of iterations 200 and 400
     (["bicubic_similar_threshold=1e9"], "switched on: the bicubic weight was still 5e+00 (they start under 0.005, "
-                                        "by iteration 403 here)"),
+                                        "by iteration 400 here)"),
     (["bicubic_similar_threshold=1e9", "bicubic_min_weight=0.01"], None),  # never switched on by these settings
     (["bicubic_similar_threshold=1e9", "bicubic_decay_every=1", "bicubic_decay_factor=1e6"], None),
 ])
@@ -278,6 +279,8 @@ def test_schedule_on_a_scripted_bicubic_loss():
     for iteration in range(3000):
         schedule.update(iteration, losses.get(iteration, 0.3 if iteration > 10 else 0.5))
         weights[iteration], rates[iteration] = schedule.bicubic_weight, schedule.learning_rate
+        if iteration == 300:  # a run stopped here: its projection is where the full run switched on
+            assert schedule.constraints_on_by(iteration) == 400 and schedule.bicubic_weight == 0.05
     assert schedule.similar_to_bicubic_at == 10
     assert [weights[i] for i in (199, 200, 399, 400, 599, 600, 2999)] == [5, 0.05, 0.05, 5e-4, 5e-4, 5e-6, 5e-6]
     assert schedule.constraints_on_at == 400
@@ -292,6 +295,7 @@ def test_schedule_never_set_keeps_the_constraints_off():
         schedule.update(iteration, 0.3 if iteration % 3 else 0.5)  # never three in a row
     assert schedule.similar_to_bicubic_at is None and schedule.bicubic_weight == 5.0
     assert schedule.constraints_on_at is None and schedule.sparsity_weight == 0
+    assert schedule.constraints_on_by(999) is None
 
 
 def test_kernel_files_use_the_mat_variable_kernel(tmp_path):

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zssr_tf.config import AUTO_BY_METHOD, Config, KernelEstimationConfig
+from zssr_tf.config import AUTO_BY_METHOD, Config
 from zssr_tf.errors import KernelEstimationError
 from zssr_tf.kernel_estimation import constraints as C
 from zssr_tf.kernel_estimation import fkp
@@ -330,8 +330,7 @@ def _estimate_once(image: np.ndarray, config: Config, seed: int,
                       + ("bicubic_target=per_channel avoids this" if c.bicubic_target == "channel_sum"
                          else "more estimation_iters or a larger bicubic_similar_threshold may let it end"),
                       BicubicPhaseWarning, stacklevel=3)
-    elif schedule.constraints_on_at is None and (
-            switch_at := _constraints_switch_by(c, schedule.similar_to_bicubic_at)) is not None:
+    elif (switch_at := schedule.constraints_on_by(c.estimation_iters - 1)) is not None:
         # A short run: the bicubic weight is still decaying when it ends (e.g. 300 iterations).
         warnings.warn(f"kernel estimation (seed {seed}) ended after {c.estimation_iters} iterations before its kernel "
                       f"constraints (centre of mass, sparsity) switched on: the bicubic weight was still "
@@ -340,20 +339,6 @@ def _estimate_once(image: np.ndarray, config: Config, seed: int,
                       f"estimation_iters (kernelgan's default: {AUTO_BY_METHOD['estimation_iters']['kernelgan']})",
                       BicubicPhaseWarning, stacklevel=3)
     return check_and_post_process(history.raw_kernel, c.kernel_keep_taps), history
-
-
-def _constraints_switch_by(c: KernelEstimationConfig, similar_at: int) -> int | None:
-    """The iteration by which the schedule (`schedule.ConstraintSchedule`) switches the kernel
-    constraints on when the bicubic phase ended at `similar_at`: the bicubic weight falls by
-    `bicubic_decay_factor` every `bicubic_decay_every` iterations and they start under
-    CONSTRAINTS_SWITCH_BELOW. None when these settings never switch them on (or they weigh 0)."""
-    if (c.bicubic_min_weight >= CONSTRAINTS_SWITCH_BELOW or c.bicubic_weight <= c.bicubic_min_weight
-            or c.bicubic_decay_factor <= 1 or not (c.centralization_weight > 0 or c.sparsity_weight > 0)):
-        return None
-    weight, decays = c.bicubic_weight / c.bicubic_decay_factor, 1  # they switch on at a decay
-    while weight >= CONSTRAINTS_SWITCH_BELOW:
-        weight, decays = weight / c.bicubic_decay_factor, decays + 1
-    return similar_at + decays * c.bicubic_decay_every
 
 
 def check_and_post_process(raw_kernel: np.ndarray, keep: int) -> np.ndarray:

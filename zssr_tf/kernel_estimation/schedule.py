@@ -6,6 +6,7 @@ loss; the training step reads the weights from it.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 from zssr_tf.config import KernelEstimationConfig
@@ -62,3 +63,20 @@ class ConstraintSchedule:
                 self.centralization_weight = c.centralization_weight
                 self.sparsity_weight = c.sparsity_weight
                 self.constraints_on_at = iteration
+
+    def constraints_on_by(self, iteration: int) -> int | None:
+        """The iteration at which centralisation and sparsity would switch on if training went on
+        after `iteration` (the last one run), found by running `update` on a copy of this
+        schedule. None when G never got similar to bicubic, when they are on already, when both
+        weigh 0, or when the bicubic weight stops at `bicubic_min_weight` before 5e-3."""
+        c = self.config
+        if (self.similar_to_bicubic_at is None or self.constraints_on_at is not None
+                or not (c.centralization_weight > 0 or c.sparsity_weight > 0)):
+            return None
+        trial = copy.copy(self)
+        while trial.bicubic_weight > c.bicubic_min_weight:  # each decay brings it closer: this ends
+            iteration += 1
+            trial.update(iteration, 0.0)
+            if trial.constraints_on_at is not None:
+                return iteration
+        return None
