@@ -106,24 +106,24 @@ def estimation_progress(every: int, iters_per_run: int, runs: int = 1, stream=No
     iterations reported since the first (which includes building and tracing). The estimator counts
     iterations on across runs (run r's first is r * `iters_per_run`)."""
     total = iters_per_run * runs
-    clock = {"start": None, "reported": 0}
+    start, reported = None, 0
 
     def report(iteration: int, values: dict) -> None:
+        nonlocal start, reported
         now = time.perf_counter()
-        if clock["start"] is None:
-            clock["start"] = now
-        clock["reported"] += 1
+        start = now if start is None else start
+        reported += 1
         run, within = divmod(iteration, iters_per_run)
         if every and (within % every == 0 or within == iters_per_run - 1):
             bicubic = (f"bicubic {values['bicubic']:.4f} (weight {values['bicubic_weight']:.0e})  "
                        if "bicubic" in values else "")  # FKP has no bicubic term
-            runs_done = f"run {run + 1}/{runs}  " if runs > 1 else ""
-            elapsed = now - clock["start"]
+            run_label = f"run {run + 1}/{runs}  " if runs > 1 else ""
+            elapsed = now - start
             timing = f"  elapsed {tqdm.format_interval(elapsed)}"
-            if clock["reported"] > 1:
+            if reported > 1:
                 left = max(total - iteration - 1, 0)
-                timing += f"  ETA {tqdm.format_interval(elapsed / (clock['reported'] - 1) * left)}"
-            print(f"[kernel estimation] {runs_done}iter {within:5d}/{iters_per_run}  G {values['g_loss']:.4f}  "
+                timing += f"  ETA {tqdm.format_interval(elapsed / (reported - 1) * left)}"
+            print(f"[kernel estimation] {run_label}iter {within:5d}/{iters_per_run}  G {values['g_loss']:.4f}  "
                   f"D {values['d_loss']:.4f}  {bicubic}kernel sum {values['kernel_sum']:.3f}{timing}",
                   file=stream or sys.stdout, flush=True)
 
