@@ -194,17 +194,18 @@ def train(args: argparse.Namespace) -> int:
     out_dir = check_output_dir(args.out or config.run.output_dir, "--out" if args.out else "run.output_dir")
 
     load_tensorflow(args.quiet)  # after the cheap checks
-    from zssr_tf.pipeline import estimate_run_kernels, kernel_tags, super_resolve_file
+    from zssr_tf.pipeline import estimate_run_kernels, kernel_file_stem, kernel_tags, super_resolve_file
     from zssr_tf.tracking import tracked_run
 
     tags = {"config": Path(args.config).stem if args.config else "default", **kernel_tags(config)}
     with tracked_run(config, info, out_dir, gt_path=args.gt, kernel_paths=args.kernel or (), tags=tags,
                      overrides=args.overrides) as run:
         if blind:
-            estimate, kernel_paths = estimate_run_kernels(config, image, run, out_dir, Path(info.path).stem)
+            stem = Path(info.path).stem
+            estimate, kernel_paths = estimate_run_kernels(config, image, run, out_dir, stem)
             kernels = estimate.per_step
             # Printed now, not at the end: the kernel files stay usable if ZSSR then fails.
-            per_step = [str(out_dir / f"{Path(info.path).stem}_kernel_x{f}.npy") for f in blind_step_factors(config)]
+            per_step = [str(out_dir / f"{kernel_file_stem(stem, f)}.npy") for f in blind_step_factors(config)]
             print(f"estimated the kernel in {_estimation_summary(estimate.history, config)}; wrote "
                   f"{', '.join(map(str, kernel_paths))}. To reuse it instead of estimating again: --kernel "
                   f"{shlex.join(per_step)} kernel=given (without --estimate-kernel)", flush=True)

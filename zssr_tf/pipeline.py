@@ -89,13 +89,18 @@ def estimate_run_kernels(config: Config, image: np.ndarray, run, out_dir: Path, 
     return estimate, paths
 
 
+def kernel_file_stem(stem: str, factor: int) -> str:
+    """The name (without suffix) of the x`factor` kernel files estimated for the image `stem`."""
+    return f"{stem}_kernel_x{factor}"
+
+
 def write_estimated_kernels(estimate: BlindKernels, out_dir: Path, stem: str) -> list[Path]:
     """Write `<stem>_kernel_x2.{npy,mat,png}` (and `_x4` when there is one) to `out_dir`
     (`kernel_estimation.files.write_kernel_files`); returns the written paths."""
     paths = []
     for factor, kernel in ((2, estimate.kernel_x2), (4, estimate.kernel_x4)):
         if kernel is not None:
-            paths += write_kernel_files(kernel, out_dir, f"{stem}_kernel_x{factor}").values()
+            paths += write_kernel_files(kernel, out_dir, kernel_file_stem(stem, factor)).values()
     return paths
 
 
