@@ -79,6 +79,12 @@ def make_case(set_name: str, name: str, crop: int) -> tuple[np.ndarray, np.ndarr
     return degrade(hr, kernel, 2, convention), hr, kernel
 
 
+def bicubic_upscale(lr: np.ndarray, shape: tuple[int, int], convention: str) -> np.ndarray:
+    """`lr` upscaled x2 to `shape` with MATLAB's bicubic interpolation on the set's grid
+    (`convention`: its kernel_alignment), as ZSSR's own bicubic output is, clipped to [0, 1]."""
+    return np.clip(imresize(lr, scale_factor=2, output_shape=shape, offset=upscale_offset((2, 2), convention)), 0, 1)
+
+
 def kernel_fit(lr: np.ndarray, hr: np.ndarray, kernel: np.ndarray, convention: str) -> dict:
     """How well `kernel` explains the LR image: PSNR (dB, all channels) of the HR image degraded
     with it against the LR image, and their shift (px, y/x, phase correlation of the means over
@@ -132,8 +138,7 @@ def run_case(set_name: str, name: str, crop: int, methods, overrides) -> dict:
         start = time.perf_counter()
         entry: dict = {}
         if method == "bicubic":
-            sr = np.clip(imresize(lr, scale_factor=2, output_shape=gt.shape[:2],
-                                  offset=upscale_offset((2, 2), convention)), 0, 1)
+            sr = bicubic_upscale(lr, gt.shape[:2], convention)
         elif method == "kernel":
             try:
                 estimate, history = estimate_kernel(lr, base)

@@ -48,16 +48,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-from bench_blind import SETS, estimation_digest, make_case  # noqa: E402
+from bench_blind import SETS, bicubic_upscale, estimation_digest, make_case  # noqa: E402
 from bench_fkp_checkpoints import CHECKPOINTS, cache_tag, checkpoint_cache, combined, image_names  # noqa: E402
 from results_io import RESULTS, write_json  # noqa: E402
 from zssr_tf.config import load_config  # noqa: E402
 from zssr_tf.kernel_estimation import estimate_kernel  # noqa: E402
 from zssr_tf.kernel_estimation.prior import load_prior  # noqa: E402
-from zssr_tf.kernels import bicubic_kernel, gaussian_kernel, kernel_distance, upscale_offset  # noqa: E402
+from zssr_tf.kernels import bicubic_kernel, gaussian_kernel, kernel_distance  # noqa: E402
 from zssr_tf.metrics import evaluate  # noqa: E402
 from zssr_tf.precision import resolve_precision  # noqa: E402
-from zssr_tf.resize import imresize  # noqa: E402
 from zssr_tf.trainer import ZSSR  # noqa: E402
 
 DEFAULT_SOURCES = ("bicubic", "true", "isotropic_2.5", "fkp_1500")
@@ -108,8 +107,7 @@ def run_image(set_name: str, name: str, crop: int, sources, overrides, estimatio
     keys = {source: estimate_key(estimation) if source == "estimate" else source for source in sources}
     for source in sources:
         if source == "interpolation":  # no training: scored anew every time
-            sr = np.clip(imresize(lr, scale_factor=2, output_shape=gt.shape[:2],
-                                  offset=upscale_offset((2, 2), SETS[set_name][1])), 0, 1)
+            sr = bicubic_upscale(lr, gt.shape[:2], SETS[set_name][1])
             result[source] = {**evaluate(sr, gt, 2), "kernel_distance": kernel_distance(bicubic_kernel(2), true)}
             continue
         if result.get(keys[source], {}).get("precision") == precision:
