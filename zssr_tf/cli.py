@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Run every point of the sweep FILE's grid/zip on every one of its images, "
                                             "each as an MLflow run nested under one parent run, then log a summary "
                                             "table and plot to the parent. Running it again skips finished runs. "
-                                            "The file format is described in zssr_tf/sweep.py.")
+                                            "The file format is described in docs/sweeps.md.")
     sweep.add_argument("file", metavar="FILE",
                        help="sweep YAML file, or a shipped sweep's name (noise_crop, speed_quality, tiny)")
     sweep.add_argument("overrides", nargs="*", metavar="key=value",

@@ -37,8 +37,8 @@ LOSS_TERMS = ("train/l1_loss", "train/perceptual_loss", "train/adversarial_loss"
 
 class MLflowLogger(ScaleStepCallback):
     """Keras callback of a `TrackedRun`: starts the run when the first scale step begins (so
-    input errors the trainer finds leave no run behind), queues the per-iteration metrics (see
-    the module docstrings) in the run's buffer, keeps the curves in `history` for the figures,
+    input errors the trainer finds leave no run behind), queues the per-iteration metrics (listed in
+    docs/tracking.md, "Metric reference") in the run's buffer, keeps the curves in `history` for the figures,
     and saves each finished scale step's network (and the outputs of all steps but the last) in
     the run's folder. Needs the `iteration` key that `IterationLogs` adds. With a ground truth,
     puts the latest `psnr` (dB) into the logs of test iterations for callbacks after it (the
