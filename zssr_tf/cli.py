@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
                                             "file or preset name) and key=value overrides, e.g. noise_std=0.02. "
                                             "Presets: default (ZSSR, MATLAB bicubic kernel), blind (estimate the "
                                             "image's own kernel first), zsrgan (GAN mode: L1 + adversarial + "
-                                            "VGG16 perceptual loss), and more; see README.md.")
+                                            "VGG16 perceptual loss), and more; see README.md (Presets).")
     train.add_argument("inputs", nargs="*", metavar="IMAGE [key=value ...]",
                        help="input image (PNG, JPEG, TIFF; 8/16-bit, gray/RGB/RGBA), then config overrides "
                             "such as noise_std=0.02 or train.max_iters=500")

@@ -36,7 +36,7 @@ SCALE_DISTRIBUTIONS = ("uniform", "area")
 LOSS_MAPS = ("none", "gradient")
 KERNEL_SOURCES = ("given", "estimate")
 KERNEL_ESTIMATION_METHODS = ("kernelgan", "fkp")
-# What "auto" means per estimation method (experiments/README.md, "Blind SR"):
+# What "auto" means per estimation method (experiments/reports/blind-sr.md):
 # estimation_iters: KernelGAN's paper value; FKP's latent search stopped early, where ZSSR
 # scored better on the krk14 benchmark (its kernel drifts off the true one when trained on).
 # estimation_runs: KernelGAN's single estimates vary in shape from seed to seed, and the mean of
