@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, get_type_hints
 import yaml
 
 from zssr_tf.errors import ZSSRError, ZSSRWarning
-from zssr_tf.warm_start import INIT_WEIGHTS_NAMES, resolve_init_weights
 
 if TYPE_CHECKING:
     from zssr_tf.image_io import ImageInfo
@@ -47,6 +46,10 @@ KERNEL_ESTIMATION_METHODS = ("kernelgan", "fkp")
 AUTO_BY_METHOD = {"estimation_iters": {"kernelgan": 3000, "fkp": 500},
                   "estimation_runs": {"kernelgan": 5, "fkp": 3},
                   "estimate_variance_scale": {"kernelgan": 1.0, "fkp": 0.667}}
+# The network the shipped warm start (`warm_start.WARM_START`) was trained as, and the
+# `model.init_weights` values that are not a file.
+WARM_START_NETWORK = {"depth": 8, "width": 64, "scale": (2.0, 2.0)}
+INIT_WEIGHTS_NAMES = ("none", "warm_start", "auto")
 BICUBIC_TARGETS = ("channel_sum", "per_channel")
 ESTIMATION_PRECISIONS = ("float32", "mixed_bfloat16")
 
@@ -59,7 +62,7 @@ class ModelConfig:
     weights start: `init_weights` "none" (random, N(0, init_variance / fan_in)), "warm_start"
     (the x2 network shipped in the package), "auto" (the warm start where it fits the network and
     the first scale step is x2, else random; `Config` resolves it, see
-    `warm_start.resolve_init_weights`) or the path of a .npz (see `warm_start`)."""
+    `resolve_init_weights`) or the path of a .npz (see `warm_start`)."""
 
     depth: int = 8
     width: int = 64
@@ -264,6 +267,22 @@ class Config:
     def flat(self) -> dict[str, Any]:
         """`section.key -> value` pairs, e.g. for logging as run parameters."""
         return {f"{s}.{k}": v for s, keys in self.to_dict().items() for k, v in keys.items()}
+
+
+def resolve_init_weights(model: ModelConfig, first_step: tuple[float, float] | None) -> str:
+    """`model.init_weights` with "auto" resolved: "warm_start" when the shipped network fits the
+    configured one (`model.depth` 8, `model.width` 64) and the first scale step `first_step`
+    (vertical, horizontal; None when there is none) is x2, the scale it was trained for; else
+    "none" (random init). Any other value is returned as it is."""
+    if model.init_weights != "auto":
+        return model.init_weights
+    fits = (model.depth, model.width) == (WARM_START_NETWORK["depth"], WARM_START_NETWORK["width"])
+    return "warm_start" if fits and is_warm_start_scale(first_step) else "none"
+
+
+def is_warm_start_scale(step: tuple[float, float] | None) -> bool:
+    """Whether a scale step (vertical, horizontal) is the one the shipped warm start was trained for."""
+    return step is not None and tuple(step) == WARM_START_NETWORK["scale"]
 
 
 SECTIONS: dict[str, type] = get_type_hints(Config)
