@@ -6,7 +6,7 @@ key, so running the same sweep on the same inputs again finds it (the latest one
 match). Params `sweep.*`: the base, fixed settings, swept values, counts. Artifacts: the sweep
 file, and at the end `summary.csv`, `summary.md` (with links to every run in the MLflow UI),
 `summary.png` and `front.png` (also written to the output folder). Metrics: `runs/finished`, `runs/failed`, and
-the best point's means (`sweep_summary.best_row`) as `best/psnr`, `best/ssim`,
+the best point's means (`summary.best_row`) as `best/psnr`, `best/ssim`,
 `best/psnr_gain`, `best/reconstruction_error`, `best/iterations`, `best/seconds`; tags `zssr.best_point` (its
 values) and `zssr.best_run_id` (its best run). It ends FINISHED when every run of the sweep has
 finished, else FAILED with tag `zssr.failed_runs` (how many); KILLED when interrupted.
@@ -39,9 +39,9 @@ from typing import Callable, Iterator
 from urllib.parse import urlparse
 
 from zssr_tf.errors import ZSSRError
-from zssr_tf.sweep import Point, Sweep, format_value, format_values
-from zssr_tf.sweep_engines import PointResult, PointTask, import_ray, run_local, run_ray
-from zssr_tf.sweep_summary import (COLUMNS, Failure, RunRecord, best_row, best_run_id, markdown, record_from_run,
+from zssr_tf.sweeps.engines import PointResult, PointTask, import_ray, run_local, run_ray
+from zssr_tf.sweeps.spec import Point, Sweep, format_value, format_values
+from zssr_tf.sweeps.summary import (COLUMNS, Failure, RunRecord, best_row, best_run_id, markdown, record_from_run,
                                    summarize, write_summary)
 
 ENGINES = ("local", "ray")
@@ -276,7 +276,7 @@ def _records(client, experiment_id: str, parent_id: str, results: list[PointResu
 
 def _log_best(client, parent_id: str, sweep: Sweep, rows, records: dict[str, RunRecord]) -> None:
     """The best point's means as `best/<column>` metrics of the parent, its values as tag
-    `zssr.best_point` and its best run as tag `zssr.best_run_id` (see sweep_summary.best_row)."""
+    `zssr.best_point` and its best run as tag `zssr.best_run_id` (see summary.best_row)."""
     from mlflow.entities import Metric, RunTag
 
     best = best_row(rows)
