@@ -25,7 +25,7 @@ runs on every image. Settings apply in this order, later ones winning: base conf
 validated when the file is loaded, before anything runs, and so is every (image, point)'s input:
 the image and ground truth are read and checked against the point's scale steps (GT size and
 channels), and the kernels against its steps (`checks.check_inputs`). Running points is `engines`'
-job; resume, progress and the parent run are `runner`'s; the summary `summary`'s.
+job; resume and progress are `runner`'s; the parent run `parent_run`'s; the summary `summary`'s.
 """
 
 from __future__ import annotations
