@@ -14,12 +14,12 @@ from typing import Sequence
 
 import numpy as np
 
-from zssr_tf.config import Config, format_scale, relative_scale_factors
+from zssr_tf.config import Config, format_scale, is_warm_start_scale, relative_scale_factors
 from zssr_tf.errors import ZSSRError, ZSSRWarning
 from zssr_tf.gan.vgg import check_weights_file, lpips_heads_path
 from zssr_tf.kernel_estimation.inputs import check_estimation_inputs
 from zssr_tf.kernels import check_kernel
-from zssr_tf.warm_start import is_warm_start_scale, read_init_weights
+from zssr_tf.warm_start import read_init_weights
 
 MIN_INPUT_SIDE = 8
 # Adam learning rates ZSSR is known to train with: the paper's 1e-3 and its drops to 1e-5 (below

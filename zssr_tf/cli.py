@@ -302,8 +302,8 @@ def upload_metrics(args: argparse.Namespace) -> int:
 
 
 def sweep(args: argparse.Namespace) -> int:
-    from zssr_tf.sweep import describe, load_sweep
-    from zssr_tf.sweep_runner import run_sweep
+    from zssr_tf.sweeps.runner import run_sweep
+    from zssr_tf.sweeps.spec import describe, load_sweep
 
     plan = load_sweep(args.file, args.overrides, images=args.image)
     if args.dry_run:
@@ -317,7 +317,7 @@ def sweep(args: argparse.Namespace) -> int:
 def _on_sigterm(signum, frame) -> None:
     """SIGTERM stops a run as Ctrl-C does (errors.raise_terminated: the MLflow run ends KILLED,
     outputs kept; later SIGTERMs are ignored meanwhile). It reaches this process only, unlike a terminal's Ctrl-C, so it is passed on to the
-    sweep's worker processes, which end their runs the same way (sweep_engines.start_worker)."""
+    sweep's worker processes, which end their runs the same way (sweeps.engines.start_worker)."""
     for child in multiprocessing.active_children():
         child.terminate()
     raise_terminated(signum, frame)
