@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pytest
 
+from zssr_tf.callbacks import ScaleStepCallback
 from zssr_tf.config import load_config
 from zssr_tf.errors import ZSSRError, ZSSRWarning
 from zssr_tf.kernels import gaussian_kernel
@@ -32,10 +33,34 @@ def test_gradual_non_square_steps_have_the_right_sizes():
     assert iterations == sorted(iterations) and iterations[-1] >= 16
 
 
-def test_base_change_makes_the_output_the_new_input():
-    config = load_config(overrides=TINY + ["scale_factors=[[2, 2], [4, 4]]", "base_change_sfs=[[2, 2]]"])
-    result = ZSSR(config, verbose=False).run(smooth_image(12, 14))
+class StepRecorder(ScaleStepCallback):
+    """Keeps the `ScaleStep` each scale step starts with."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps = []
+
+    def on_scale_step_begin(self, step, predict):
+        self.steps.append(step)
+
+
+@pytest.mark.parametrize("base_change", [True, False])
+def test_base_change_makes_the_output_the_new_input(base_change):
+    """After a base change the x4 step trains and tests on the x2 output at x2; without one, on
+    the input at x4. The output sizes are the same either way."""
+    overrides = ["scale_factors=[[2, 2], [4, 4]]", f"base_change_sfs={[[2, 2]] if base_change else []}"]
+    recorder = StepRecorder()
+    image = smooth_image(12, 14)
+    result = ZSSR(load_config(overrides=TINY + overrides), callbacks=[recorder], verbose=False).run(image)
     assert [s.output.shape[:2] for s in result.steps] == [(24, 28), (48, 56)]
+    second = recorder.steps[1]
+    assert second.scale_factor == (4.0, 4.0)
+    if base_change:
+        assert second.relative_sf == (2.0, 2.0)
+        np.testing.assert_array_equal(second.input_image, result.steps[0].output)
+    else:
+        assert second.relative_sf == (4.0, 4.0)
+        np.testing.assert_array_equal(second.input_image, image)
 
 
 def test_grayscale_image_gives_grayscale_output():
