@@ -7,8 +7,11 @@ import pytest
 
 from zssr_tf.callbacks import ScaleStepCallback
 from zssr_tf.config import load_config
+from zssr_tf.degradation import degrade
 from zssr_tf.errors import ZSSRError, ZSSRWarning
+from zssr_tf.image_io import read_image
 from zssr_tf.kernels import gaussian_kernel
+from zssr_tf.metrics import calculate_psnr
 from zssr_tf.trainer import ZSSR
 
 TINY = ["model.depth=3", "model.width=8", "max_iters=4", "run_test_every=2", "learning_rate_slope_range=6",
@@ -68,11 +71,21 @@ def test_grayscale_image_gives_grayscale_output():
     assert result.sr.shape == (32, 32, 1)
 
 
-def test_given_kernel_is_used_for_sons():
-    image = smooth_image(24, 24)
-    config = load_config("given_kernel", TINY)
-    result = ZSSR(config, verbose=False).run(image, kernels=[gaussian_kernel(9, 1.2)])
-    assert result.sr.shape == (48, 48, 3) and np.all((result.sr >= 0) & (result.sr <= 1))
+def test_given_kernel_is_used_for_sons(shared_data_dir):
+    """An LR image made with a wide anisotropic blur: sons made with that kernel teach the network
+    to undo it, bicubic sons do not. Without back-projection only the sons carry the kernel.
+    Measured: 24.5 dB with the kernel, 23.1-23.3 dB with bicubic sons, 22.8 dB plain bicubic."""
+    hr = read_image(shared_data_dir / "set5" / "hr" / "butterfly.png")[0][96:160, 96:160]
+    kernel = gaussian_kernel(13, 2.2, 0.8)
+    lr = degrade(hr, kernel, 2)
+    config = load_config("given_kernel", [
+        "model.depth=4", "model.width=16", "crop_size=32", "max_iters=200", "learning_rate_schedule=cosine",
+        "run_test_every=50", "back_projection_iters=[0]", "progress_every=0", "precision=float32"])
+    given = ZSSR(config, verbose=False).run(lr, kernels=[kernel])
+    bicubic_sons = ZSSR(config, verbose=False).run(lr)
+    assert given.sr.shape == hr.shape and np.all((given.sr >= 0) & (given.sr <= 1))
+    psnr_given, psnr_bicubic_sons = (calculate_psnr(r.sr, hr, crop_border=4) for r in (given, bicubic_sons))
+    assert psnr_given > psnr_bicubic_sons + 0.5, (psnr_given, psnr_bicubic_sons)
 
 
 def test_kernel_count_must_match_steps():
