@@ -35,10 +35,9 @@ def select_backend(name: str | None) -> str:
     """Choose the Keras backend before Keras is imported; returns the backend that will run.
 
     `name`: one of BACKENDS, or None to keep `KERAS_BACKEND` (TensorFlow when unset). Sets
-    KERAS_BACKEND and, unless the user set it, XLA_PYTHON_CLIENT_PREALLOCATE=false (JAX then
-    takes GPU memory as it needs it instead of 75% of it at start; `zssr_tf/__init__.py` sets the
-    same default). Raises ZSSRError for an unknown name, and when Keras is already loaded with
-    another backend (the backend is fixed when Keras is imported).
+    KERAS_BACKEND (importing the package already set XLA_PYTHON_CLIENT_PREALLOCATE=false, see
+    `zssr_tf/__init__.py`). Raises ZSSRError for an unknown name, and when Keras is already
+    loaded with another backend (the backend is fixed when Keras is imported).
     """
     wanted = name or os.environ.get("KERAS_BACKEND", "tensorflow")
     if wanted not in BACKENDS:
@@ -51,7 +50,6 @@ def select_backend(name: str | None) -> str:
                             f"chosen now: set KERAS_BACKEND={wanted} before starting Python")
         return wanted
     os.environ["KERAS_BACKEND"] = wanted
-    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     return wanted
 
 
