@@ -91,7 +91,8 @@ def zsrgan() -> dict:
     before = [numbers(generator.trainable_variables[0]), numbers(discriminator.trainable_variables[0])]
     history = model.fit(training_dataset(pair_maker(True), 3), epochs=1, steps_per_epoch=3, verbose=0)
     return {"logs": {name: values[-1] for name, values in history.history.items()},
-            "g_iterations": int(model.optimizer.iterations), "d_iterations": int(model.discriminator_optimizer.iterations),
+            "g_iterations": int(model.optimizer.iterations),
+            "d_iterations": int(model.discriminator_optimizer.iterations),
             "changed": [numbers(generator.trainable_variables[0]) != before[0],
                         numbers(discriminator.trainable_variables[0]) != before[1]]}
 
@@ -118,5 +119,5 @@ print(json.dumps({
     "backend": keras.config.backend(), "gpu": first_gpu(), "auto_precision": resolve_precision("auto"),
     "gradients": run(gradients),
     "kernelgan": run(kernelgan), "fkp": run(fkp), "zsrgan": run(zsrgan),
-    "core_fit": run(core_fit), "tensorflow_loaded": "tensorflow" in sys.modules and sys.modules["tensorflow"] is not None,
+    "core_fit": run(core_fit), "tensorflow_loaded": sys.modules.get("tensorflow") is not None,
 }))

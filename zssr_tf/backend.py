@@ -6,14 +6,14 @@ for TensorFlow, JAX and PyTorch): TensorFlow records a `tf.GradientTape` and com
 `tf.function`; JAX differentiates pure functions of the variables' values (`jax.value_and_grad`
 over a `keras.StatelessScope` that maps each variable to a value, which is what
 `Model.stateless_call` and `Optimizer.stateless_apply` do inside) and compiles them with
-`jax.jit`. This module is the one place that knows which. A step written with `value_and_grad`,
-`optimizer.apply` and `keras.ops` runs on both; `compile_step` compiles it, and
-`jax_fit_train_step` lets such a step be a `Model.train_step` under JAX's `fit`.
+`jax.jit`; PyTorch records on the tensors themselves (`torch.autograd`). This module is the one
+place that knows which. A step written with `value_and_grad`, `optimizer.apply` and `keras.ops`
+runs on all three; `compile_step` compiles it, and `jax_fit_train_step` lets such a step be a
+`Model.train_step` under JAX's `fit`.
 
-PyTorch is not supported by these steps (`check_supported`): Keras' spectral normalisation
-assigns its kernel in place inside the forward pass, which torch's autograd rejects in a step
-that differentiates through it. The plain ZSSR network (a compiled loss in `model.fit`) needs
-none of this and runs on every backend.
+Kernel estimation does not run on PyTorch (`check_supported`): Keras' spectral normalisation,
+in its discriminator, assigns its kernel in place inside the forward pass, which torch's
+autograd rejects when it differentiates through that pass.
 
 `select_backend` sets the backend before Keras is imported; importing this module does not
 import Keras.
@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 from zssr_tf.errors import ZSSRError
 
 BACKENDS = ("tensorflow", "jax", "torch")  # Keras 3's backends that the package knows
-STEP_BACKENDS = ("tensorflow", "jax")  # the backends `value_and_grad` and `compile_step` run on
+STEP_BACKENDS = ("tensorflow", "jax", "torch")  # the backends `value_and_grad` and `compile_step` run on
 
 
 def select_backend(name: str | None) -> str:
@@ -60,11 +60,11 @@ def backend_name() -> str:
     return keras.config.backend()
 
 
-def check_supported(what: str) -> None:
-    """Raise ZSSRError naming the backends that run `what` (e.g. "kernel estimation") when the
-    current backend is not one of STEP_BACKENDS."""
-    if backend_name() not in STEP_BACKENDS:
-        raise ZSSRError(f"{what} runs on the {' and '.join(STEP_BACKENDS)} Keras backends, not on "
+def check_supported(what: str, backends: Sequence[str] = STEP_BACKENDS) -> None:
+    """Raise ZSSRError naming the `backends` that run `what` (e.g. "kernel estimation") when the
+    current Keras backend is not one of them."""
+    if backend_name() not in backends:
+        raise ZSSRError(f"{what} runs on the {', '.join(backends[:-1])} and {backends[-1]} Keras backends, not on "
                         f"{backend_name()}: set KERAS_BACKEND to one of them")
 
 
@@ -79,11 +79,13 @@ def value_and_grad(fn: Callable[[], tuple[Any, Any]], variables: Sequence, state
     Returns ((loss, aux), grads), grads a list of tensors shaped like `variables`.
 
     Assignments fn makes to `variables` and `state` take effect, as when fn runs plainly. On
-    TensorFlow this is `tf.GradientTape`. On JAX, fn runs under `jax.value_and_grad` as a pure
-    function of the variables' values (a `keras.StatelessScope`) and the values fn assigned are
-    written back afterwards; there a variable fn assigns and then reads (Keras'
-    SpectralNormalization does so with its kernel) is differentiated through the assignment,
-    while TensorFlow's tape stops at it. Raises ZSSRError on other backends (`check_supported`).
+    TensorFlow this is `tf.GradientTape`; on PyTorch `torch.autograd.grad` (`state` is not
+    needed there), which fails when fn assigns in place a variable it used before. On JAX, fn
+    runs under `jax.value_and_grad` as a pure function of the variables' values (a
+    `keras.StatelessScope`) and the values fn assigned are written back afterwards; there a
+    variable fn assigns and then reads (Keras' SpectralNormalization does so with its kernel) is
+    differentiated through the assignment, while TensorFlow's tape stops at it. Raises ZSSRError
+    on other backends (`check_supported`).
     """
     name = backend_name()
     if name == "tensorflow":
@@ -92,6 +94,11 @@ def value_and_grad(fn: Callable[[], tuple[Any, Any]], variables: Sequence, state
         with tf.GradientTape() as tape:
             loss, aux = fn()
         return (loss, aux), tape.gradient(loss, list(variables))
+    if name == "torch":
+        import torch
+
+        loss, aux = fn()
+        return (loss, aux), list(torch.autograd.grad(loss, [v.value for v in variables]))
     check_supported("this training step")
     import jax
     import keras
@@ -117,14 +124,16 @@ def compile_step(step: Callable, variables: Sequence, jit_compile: bool = False)
 
     TensorFlow: `tf.function(step, jit_compile=jit_compile)`. JAX: always `jax.jit` (XLA is
     JAX's compiler), over a pure function of the variables' values that writes the new values
-    back after each call; it compiles again for new argument shapes. Raises ZSSRError on other
-    backends (`check_supported`).
+    back after each call; it compiles again for new argument shapes. PyTorch: `step` itself,
+    run eagerly. Raises ZSSRError on other backends (`check_supported`).
     """
     name = backend_name()
     if name == "tensorflow":
         import tensorflow as tf
 
         return tf.function(step, jit_compile=jit_compile)
+    if name == "torch":
+        return step
     check_supported("this training step")
     import jax
     import keras

@@ -5,7 +5,7 @@ Shaped like the Keras DCGAN example (keras-io `generative/dcgan_overriding_train
 `train_step` that applies them with `optimizer.apply`. `model.fit` drives it on the same
 training pairs and callbacks as plain ZSSR; the callbacks see the generator's optimizer as
 `model.optimizer`, and calling the model runs the generator only. The step is written once with
-`keras.ops` and `zssr_tf.backend.value_and_grad`, so it runs on TensorFlow and on JAX.
+`keras.ops` and `zssr_tf.backend.value_and_grad`, so it runs on TensorFlow, JAX and PyTorch.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """KernelGAN's losses on the generator's output and on its kernel (Bell-Kligler et al. 2019, Sec. 3).
 
 All functions are `keras.ops` on float32 tensors and differentiable, so they run inside the
-generator's gradient computation (`backend.value_and_grad`) on any backend that runs it. Kernels are K x K correlation kernels (see `networks.extract_kernel`).
+generator's gradient computation (`backend.value_and_grad`). Kernels are K x K correlation
+kernels (see `networks.extract_kernel`).
 """
 
 from __future__ import annotations

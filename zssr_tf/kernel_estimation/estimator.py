@@ -27,7 +27,7 @@ from zssr_tf.kernel_estimation import constraints as C
 from zssr_tf.kernel_estimation import fkp
 from zssr_tf.kernel_estimation.crops import training_inputs
 from zssr_tf.kernel_estimation.inputs import check_prior_fits, prepare_image
-from zssr_tf.kernel_estimation.networks import (build_linear_generator, discriminator_step,
+from zssr_tf.kernel_estimation.networks import (BACKENDS, build_linear_generator, discriminator_step,
                                                 discriminator_with_optimizer, downscale_with_generator_kernel,
                                                 extract_kernel, generator_kernel_size)
 from zssr_tf.kernel_estimation.postprocess import average_kernels, post_process, scale_kernel_variance
@@ -82,7 +82,7 @@ class KernelGAN:
 
     def __init__(self, config: Config, channels: int, seed: int):
         c = self.config = config.kernel_estimation
-        backend.check_supported("kernel estimation")
+        backend.check_supported("kernel estimation", BACKENDS)
         keras.utils.set_random_seed(seed)
         self.generator = build_linear_generator(c.generator_structure, c.generator_width, c.init_gain, seed,
                                                 c.estimation_precision)

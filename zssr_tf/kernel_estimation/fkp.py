@@ -24,7 +24,7 @@ from keras import ops
 
 from zssr_tf import backend
 from zssr_tf.config import Config
-from zssr_tf.kernel_estimation.networks import (discriminator_step, discriminator_with_optimizer,
+from zssr_tf.kernel_estimation.networks import (BACKENDS, discriminator_step, discriminator_with_optimizer,
                                                 downscale_with_generator_kernel)
 from zssr_tf.kernel_estimation.prior import KernelPrior
 from zssr_tf.kernels import kernel_variances, recenter_kernel
@@ -41,7 +41,7 @@ class KernelPriorGAN:
 
     def __init__(self, config: Config, prior: KernelPrior, channels: int, seed: int):
         c = self.config = config.kernel_estimation
-        backend.check_supported("kernel estimation")
+        backend.check_supported("kernel estimation", BACKENDS)
         keras.utils.set_random_seed(seed)
         self.prior = prior
         self.kernel_size = prior.kernel_size

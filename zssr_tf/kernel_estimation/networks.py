@@ -3,7 +3,7 @@
 The generator is a deep *linear* network that downscales x2: it is equivalent to one small
 kernel followed by stride-2 subsampling, and that kernel is the estimate. The discriminator is
 a fully convolutional patch discriminator that judges 7x7 patches of LR-sized images.
-Written with `keras.ops` and `zssr_tf.backend`: they run on TensorFlow and on JAX.
+Written with `keras.ops` and `zssr_tf.backend`: they run on TensorFlow and on JAX (BACKENDS).
 """
 
 from __future__ import annotations
@@ -12,6 +12,10 @@ import keras
 from keras import ops
 
 from zssr_tf import backend
+
+# Not PyTorch: the discriminator's spectral normalisation assigns its kernel in place during the
+# forward pass, and torch's autograd rejects that in a step that differentiates through it.
+BACKENDS = ("tensorflow", "jax")
 
 
 def glorot_normal(gain: float, seed: int | None = None) -> keras.initializers.Initializer:
