@@ -137,6 +137,9 @@ def test_value_and_grad_and_compiled_steps_on_tensorflow():
     compiled()
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(weights), [0.25, 0.5, 0.75])
     backend.check_supported("anything")  # TensorFlow runs every step
+    with pytest.raises(ZSSRError, match="^kernel estimation runs on the jax and torch Keras backends, not on "
+                                        "tensorflow: set KERAS_BACKEND to one of them$"):
+        backend.check_supported("kernel estimation", ("jax", "torch"))
 
 
 def test_select_backend(monkeypatch):

@@ -27,8 +27,9 @@ from typing import Any, Callable, Sequence
 
 from zssr_tf.errors import ZSSRError
 
-BACKENDS = ("tensorflow", "jax", "torch")  # Keras 3's backends that the package knows
-STEP_BACKENDS = ("tensorflow", "jax", "torch")  # the backends `value_and_grad` and `compile_step` run on
+# Keras 3's training backends: the ones `select_backend` takes and the steps here run on (Keras'
+# numpy and openvino backends only run inference).
+BACKENDS = ("tensorflow", "jax", "torch")
 
 
 def select_backend(name: str | None) -> str:
@@ -60,12 +61,13 @@ def backend_name() -> str:
     return keras.config.backend()
 
 
-def check_supported(what: str, backends: Sequence[str] = STEP_BACKENDS) -> None:
+def check_supported(what: str, backends: Sequence[str] = BACKENDS) -> None:
     """Raise ZSSRError naming the `backends` that run `what` (e.g. "kernel estimation") when the
     current Keras backend is not one of them."""
     if backend_name() not in backends:
-        raise ZSSRError(f"{what} runs on the {', '.join(backends[:-1])} and {backends[-1]} Keras backends, not on "
-                        f"{backend_name()}: set KERAS_BACKEND to one of them")
+        names = " and ".join(filter(None, [", ".join(backends[:-1]), backends[-1]]))
+        raise ZSSRError(f"{what} runs on the {names} Keras backend{'s' if len(backends) > 1 else ''}, not on "
+                        f"{backend_name()}: set KERAS_BACKEND to {'one of them' if len(backends) > 1 else 'it'}")
 
 
 def value_and_grad(fn: Callable[[], tuple[Any, Any]], variables: Sequence, state: Sequence = ()):
