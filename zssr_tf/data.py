@@ -1,16 +1,21 @@
-"""The tf.data pipeline of (interpolated LR son, HR father) training pairs, made on the fly.
+"""The (interpolated LR son, HR father) training pairs, made on the fly: a tf.data pipeline on
+TensorFlow, a `keras.utils.PyDataset` on the other Keras backends (`training_dataset` picks).
 
 Element i is drawn from its own random stream seeded by (seed, i), so the pairs do not depend
-on how many are made in parallel or in which order the parallel calls finish.
+on how many are made in parallel or in which order the parallel calls finish, nor on the
+pipeline that makes them. TensorFlow is imported only by the tf.data pipeline.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
+import keras
 import numpy as np
-import tensorflow as tf
 from scipy import ndimage
+
+from zssr_tf.backend import backend_name
 
 from zssr_tf.augment import FatherSampler, dihedral_variants, father_to_son, interpolate_son, random_crop
 
@@ -93,7 +98,7 @@ class PairMaker:
         return (son, hr_father) if weights is None else (son, hr_father, weights)
 
 
-def make_dataset(pair_maker: PairMaker, channels: int, start_index: int = 0) -> tf.data.Dataset:
+def make_dataset(pair_maker: PairMaker, channels: int, start_index: int = 0):
     """An endless dataset of batches of one pair: ([1, h, w, C] son, [1, h, w, C] father), or
     of its 8 dihedral variants ([8, s, s, C] each) when `pair_maker.dihedral_batch` is set;
     with a loss map also the father's per-pixel weights ([1, h, w] or [8, s, s]), which Keras
@@ -101,7 +106,10 @@ def make_dataset(pair_maker: PairMaker, channels: int, start_index: int = 0) -> 
 
     Pairs are made by `num_parallel_calls=AUTOTUNE` workers and prefetched, so training never
     waits on augmentation. `start_index` continues the random streams (e.g. in a later step).
+    Returns a `tf.data.Dataset` (imports TensorFlow).
     """
+    import tensorflow as tf
+
     weighted = bool(pair_maker.loss_map_scale)
 
     def make(index):
@@ -119,3 +127,41 @@ def make_dataset(pair_maker: PairMaker, channels: int, start_index: int = 0) -> 
         .map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .prefetch(tf.data.AUTOTUNE)
     )
+
+
+class PairDataset(keras.utils.PyDataset):
+    """The batches of `make_dataset` as an endless `keras.utils.PyDataset`, for Keras backends
+    without tf.data: batch i is `pair_maker(start_index + i)` with a batch axis, the same arrays
+    as the tf.data pipeline's element i (float32 numpy; shapes as `make_dataset` says).
+
+    `workers` threads make the batches ahead of training (Keras keeps their order), up to
+    `max_queue_size` of them; the random stream of each is its index's, so the pairs do not
+    depend on `workers`.
+    """
+
+    def __init__(self, pair_maker: PairMaker, start_index: int = 0, workers: int = 1, max_queue_size: int = 8):
+        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max_queue_size)
+        self.pair_maker = pair_maker
+        self.start_index = start_index
+
+    @property
+    def num_batches(self) -> None:
+        """None: the dataset is endless (training stops at `steps_per_epoch`)."""
+        return None
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, ...]:
+        """Batch `index`: (son, father[, per-pixel weights]) as `make_dataset` gives them."""
+        arrays = self.pair_maker(self.start_index + index)
+        if not self.pair_maker.dihedral_batch:
+            arrays = tuple(array[None] for array in arrays)
+        return tuple(arrays[:2]) + ((arrays[2][..., 0],) if len(arrays) == 3 else ())
+
+
+def training_dataset(pair_maker: PairMaker, channels: int, start_index: int = 0):
+    """The endless training batches for `model.fit` on this process's Keras backend: the tf.data
+    pipeline (`make_dataset`) on TensorFlow, a `PairDataset` with one worker thread per CPU core
+    (at most 8) on JAX and PyTorch. Both give the same pairs for the same `pair_maker` and
+    `start_index`."""
+    if backend_name() == "tensorflow":
+        return make_dataset(pair_maker, channels, start_index)
+    return PairDataset(pair_maker, start_index, workers=min(8, os.cpu_count() or 1))

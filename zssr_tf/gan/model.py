@@ -3,15 +3,17 @@
 Shaped like the Keras DCGAN example (keras-io `generative/dcgan_overriding_train_step.py`): a
 `keras.Model` subclass holding both networks, `compile` taking one optimizer per network, a
 `train_step` that applies them with `optimizer.apply`. `model.fit` drives it on the same
-tf.data pipeline and callbacks as plain ZSSR; the callbacks see the generator's optimizer as
-`model.optimizer`, and calling the model runs the generator only.
+training pairs and callbacks as plain ZSSR; the callbacks see the generator's optimizer as
+`model.optimizer`, and calling the model runs the generator only. The step is written once with
+`keras.ops` and `zssr_tf.backend.value_and_grad`, so it runs on TensorFlow, JAX and PyTorch.
 """
 
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 from keras import ops
+
+from zssr_tf import backend
 
 
 class ZSRGAN(keras.Model):
@@ -43,7 +45,9 @@ class ZSRGAN(keras.Model):
 
     def compile(self, optimizer, discriminator_optimizer=None, jit_compile=False):
         """`optimizer` trains the generator (and is `model.optimizer` for the callbacks);
-        `discriminator_optimizer` the discriminator, when there is one."""
+        `discriminator_optimizer` the discriminator, when there is one. Raises ZSSRError on a
+        backend the step does not run on (`backend.check_supported`)."""
+        backend.check_supported("ZSRGAN's training step")
         super().compile(optimizer=optimizer, jit_compile=jit_compile)
         self.discriminator_optimizer = discriminator_optimizer
         # Build the optimizers on their own network's variables (Keras would otherwise build
@@ -51,12 +55,22 @@ class ZSRGAN(keras.Model):
         self.optimizer.build(self.generator.trainable_variables)
         if self.discriminator is not None:
             self.discriminator_optimizer.build(self.discriminator.trainable_variables)
+            # Tracked as this model's non-trainable variables, so that JAX's `fit`, which passes
+            # the model's variables and `model.optimizer`'s alone, carries them from step to step.
+            self._discriminator_optimizer_variables = list(self.discriminator_optimizer.variables)
 
     def call(self, inputs, training=False):
         """The generator alone: interpolated sons [N, h, w, C] float32 -> SR [N, h, w, C]."""
         return self.generator(inputs, training=training)
 
-    def train_step(self, data):
+    def train_step(self, *args):
+        """One iteration (`_train_step`). TensorFlow's `fit` calls it with `data`; JAX's with
+        (state, data), and takes (logs, state) back (`backend.jax_fit_train_step`)."""
+        if backend.backend_name() == "jax":
+            return backend.jax_fit_train_step(self, self._train_step, *args)
+        return self._train_step(*args)
+
+    def _train_step(self, data):
         """One iteration on `data` = (interpolated sons, fathers[, sample weights]), each
         [N, h, w, C] float32 in [0, 1] (the weights are not used): the discriminator step, then
         the generator step (see the class docstring). Returns the logs: "loss" (the generator's
@@ -64,12 +78,14 @@ class ZSRGAN(keras.Model):
         "discriminator_loss", "discriminator_real", "discriminator_fake" (mean D outputs) and
         "discriminator_learning_rate"."""
         son, father, _ = keras.utils.unpack_x_y_sample_weight(data)
-        logs = {}
-        with tf.GradientTape() as tape:
-            sr = self.generator(son, training=True)
+        generator = self.generator
+
+        def generator_loss():
+            sr = generator(son, training=True)
+            logs = {}
             if self.discriminator is not None:
-                with tape.stop_recording():
-                    logs.update(self._discriminator_step(father, sr))
+                # Held fixed: the discriminator step does not train the generator.
+                logs.update(self._discriminator_step(father, ops.stop_gradient(sr)))
             l1 = ops.mean(ops.abs(sr - father))
             loss = self.l1_weight * l1
             logs["l1_loss"] = l1
@@ -82,20 +98,30 @@ class ZSRGAN(keras.Model):
                 perceptual = self.perceptual(sr, father)
                 loss = loss + self.perceptual_weight * perceptual
                 logs["perceptual_loss"] = perceptual
-            scaled = self.optimizer.scale_loss(loss)
-        variables = self.generator.trainable_variables
-        self.optimizer.apply(tape.gradient(scaled, variables), variables)
-        return {"loss": loss, **logs}
+            return self.optimizer.scale_loss(loss), {"loss": loss, **logs}
+
+        state = [*generator.non_trainable_variables, *self.optimizer.variables]
+        if self.discriminator is not None:
+            state += [*self.discriminator.variables, *self.discriminator_optimizer.variables]
+        variables = generator.trainable_variables
+        (_, logs), grads = backend.value_and_grad(generator_loss, variables, state)
+        self.optimizer.apply(grads, variables)
+        return logs
 
     def _discriminator_step(self, father, sr):
         """One discriminator update on real fathers and fixed SR outputs; its logs."""
-        variables = self.discriminator.trainable_variables
-        with tf.GradientTape() as tape:
-            d_real = self.discriminator(father, training=True)
-            d_fake = self.discriminator(sr, training=True)
+        discriminator, optimizer = self.discriminator, self.discriminator_optimizer
+
+        def discriminator_loss():
+            d_real = discriminator(father, training=True)
+            d_fake = discriminator(sr, training=True)
             d_loss = 0.5 * (self.bce(ops.ones_like(d_real), d_real) + self.bce(ops.zeros_like(d_fake), d_fake))
-            scaled = self.discriminator_optimizer.scale_loss(d_loss)
-        self.discriminator_optimizer.apply(tape.gradient(scaled, variables), variables)
+            return optimizer.scale_loss(d_loss), (d_loss, d_real, d_fake)
+
+        variables = discriminator.trainable_variables
+        (_, (d_loss, d_real, d_fake)), grads = backend.value_and_grad(
+            discriminator_loss, variables, [*discriminator.non_trainable_variables, *optimizer.variables])
+        optimizer.apply(grads, variables)
         return {"discriminator_loss": d_loss, "discriminator_real": ops.mean(d_real),
                 "discriminator_fake": ops.mean(d_fake),
-                "discriminator_learning_rate": ops.convert_to_tensor(self.discriminator_optimizer.learning_rate)}
+                "discriminator_learning_rate": ops.convert_to_tensor(optimizer.learning_rate)}

@@ -1,13 +1,14 @@
 """KernelGAN's losses on the generator's output and on its kernel (Bell-Kligler et al. 2019, Sec. 3).
 
-All functions are TensorFlow ops on float32 tensors and differentiable, so they run inside the
-generator's gradient tape. Kernels are K x K correlation kernels (see `networks.extract_kernel`).
+All functions are `keras.ops` on float32 tensors and differentiable, so they run inside the
+generator's gradient computation (`backend.value_and_grad`). Kernels are K x K correlation
+kernels (see `networks.extract_kernel`).
 """
 
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from zssr_tf.kernels import bicubic_kernel
 
@@ -27,7 +28,7 @@ def kernel_centre(kernel_size: int, scale: int = 2) -> float:
     return kernel_size // 2 + 0.5 * (scale - kernel_size % 2)
 
 
-def bicubic_downscale(images: tf.Tensor, out_size: int, target: str = "channel_sum") -> tf.Tensor:
+def bicubic_downscale(images, out_size: int, target: str = "channel_sum"):
     """The bicubic x2 reference for G's output: (1, H, W, C) -> (1, out_size, out_size, C) float32.
 
     MATLAB's antialiased 8x8 bicubic kernel as a stride-2 correlation with zero padding 3, the
@@ -36,25 +37,25 @@ def bicubic_downscale(images: tf.Tensor, out_size: int, target: str = "channel_s
     channel the *sum* of the three downscales, as the paper's code does (its dense 3x3-channel
     conv weight carries the kernel in every channel pair).
     """
-    weight = tf.constant(bicubic_kernel(2)[:, :, None, None], tf.float32)
-    as_batch = tf.transpose(images, [3, 1, 2, 0])
-    padded = tf.pad(as_batch, [[0, 0], [3, 3], [3, 3], [0, 0]])
-    down = tf.transpose(tf.nn.conv2d(padded, weight, strides=2, padding="VALID"), [3, 1, 2, 0])
+    weight = ops.convert_to_tensor(bicubic_kernel(2)[:, :, None, None], "float32")
+    as_batch = ops.transpose(images, [3, 1, 2, 0])
+    padded = ops.pad(as_batch, [[0, 0], [3, 3], [3, 3], [0, 0]])
+    down = ops.transpose(ops.conv(padded, weight, strides=2, padding="valid"), [3, 1, 2, 0])
     crop = (down.shape[1] - out_size) // 2
     down = down[:, crop:crop + out_size, crop:crop + out_size, :]
     if target == "channel_sum":
-        down = tf.broadcast_to(tf.reduce_sum(down, axis=-1, keepdims=True), tf.shape(down))
+        down = ops.broadcast_to(ops.sum(down, axis=-1, keepdims=True), ops.shape(down))
     return down
 
 
-def bicubic_loss(generated: tf.Tensor, inputs: tf.Tensor, target: str = "channel_sum") -> tf.Tensor:
+def bicubic_loss(generated, inputs, target: str = "channel_sum"):
     """MSE between G's output (1, h, w, C) and the bicubic x2 downscale of G's input (1, H, W, C)."""
-    return tf.reduce_mean(tf.square(generated - bicubic_downscale(inputs, generated.shape[1], target)))
+    return ops.mean(ops.square(generated - bicubic_downscale(inputs, generated.shape[1], target)))
 
 
-def sum_to_one_loss(kernel: tf.Tensor) -> tf.Tensor:
+def sum_to_one_loss(kernel):
     """|1 - sum(k)|: a downscaling kernel keeps the mean brightness."""
-    return tf.abs(1.0 - tf.reduce_sum(kernel))
+    return ops.abs(1.0 - ops.sum(kernel))
 
 
 def boundary_mask(kernel_size: int) -> np.ndarray:
@@ -70,22 +71,22 @@ def boundary_mask(kernel_size: int) -> np.ndarray:
     return (BOUNDARY_SCALE * mask).astype(np.float32)
 
 
-def boundaries_loss(kernel: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+def boundaries_loss(kernel, mask):
     """Mean of |k * mask| over the K x K taps: mass near the border is penalised."""
-    return tf.reduce_mean(tf.abs(kernel * mask))
+    return ops.mean(ops.abs(kernel * mask))
 
 
-def centralization_loss(kernel: tf.Tensor, centre: float) -> tf.Tensor:
+def centralization_loss(kernel, centre: float):
     """Mean of the squared errors of the (row, column) centre of mass of the signed kernel
     against (`centre`, `centre`), in pixels^2; a delta at (6, 6) of a 13 x 13 kernel gives 0.25."""
     size = kernel.shape[0]
-    index = tf.range(size, dtype=tf.float32)
-    total = tf.reduce_sum(kernel)
-    row = tf.reduce_sum(index * tf.reduce_sum(kernel, axis=1)) / total
-    col = tf.reduce_sum(index * tf.reduce_sum(kernel, axis=0)) / total
-    return 0.5 * (tf.square(row - centre) + tf.square(col - centre))
+    index = ops.arange(size, dtype="float32")
+    total = ops.sum(kernel)
+    row = ops.sum(index * ops.sum(kernel, axis=1)) / total
+    col = ops.sum(index * ops.sum(kernel, axis=0)) / total
+    return 0.5 * (ops.square(row - centre) + ops.square(col - centre))
 
 
-def sparsity_loss(kernel: tf.Tensor) -> tf.Tensor:
+def sparsity_loss(kernel):
     """Mean of |k|^0.2: favours few non-zero taps (epsilon keeps the gradient finite at 0)."""
-    return tf.reduce_mean(tf.pow(tf.abs(kernel) + SPARSITY_EPSILON, SPARSITY_POWER))
+    return ops.mean(ops.power(ops.abs(kernel) + SPARSITY_EPSILON, SPARSITY_POWER))

@@ -18,15 +18,16 @@ from typing import Callable
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
+from zssr_tf import backend
 from zssr_tf.config import AUTO_BY_METHOD, Config
 from zssr_tf.errors import KernelEstimationError
 from zssr_tf.kernel_estimation import constraints as C
 from zssr_tf.kernel_estimation import fkp
 from zssr_tf.kernel_estimation.crops import training_inputs
 from zssr_tf.kernel_estimation.inputs import check_prior_fits, prepare_image
-from zssr_tf.kernel_estimation.networks import (build_linear_generator, discriminator_step,
+from zssr_tf.kernel_estimation.networks import (BACKENDS, build_linear_generator, discriminator_step,
                                                 discriminator_with_optimizer, downscale_with_generator_kernel,
                                                 extract_kernel, generator_kernel_size)
 from zssr_tf.kernel_estimation.postprocess import average_kernels, post_process, scale_kernel_variance
@@ -81,6 +82,7 @@ class KernelGAN:
 
     def __init__(self, config: Config, channels: int, seed: int):
         c = self.config = config.kernel_estimation
+        backend.check_supported("kernel estimation", BACKENDS)
         keras.utils.set_random_seed(seed)
         self.generator = build_linear_generator(c.generator_structure, c.generator_width, c.init_gain, seed,
                                                 c.estimation_precision)
@@ -88,11 +90,13 @@ class KernelGAN:
         self.kernel_size = generator_kernel_size(c.generator_structure)
         self.g_optimizer = keras.optimizers.Adam(c.estimation_learning_rate, beta_1=c.estimation_beta_1, beta_2=0.999)
         self.g_optimizer.build(self.generator.trainable_variables)
-        self.mask = tf.constant(C.boundary_mask(self.kernel_size))
+        self.mask = ops.convert_to_tensor(C.boundary_mask(self.kernel_size))
         self.centre = C.kernel_centre(self.kernel_size, 2)
         # XLA-compiled: through TensorFlow's own oneDNN kernels, on Intel CPUs with AMX, this step's
         # filter gradients left G untrained (the kernel sum stayed at 0 and the run collapsed).
-        self.train_step = tf.function(self._train_step, jit_compile=True)
+        self.train_step = backend.compile_step(
+            self._train_step, [*self.generator.variables, *self.discriminator.variables, *self.g_optimizer.variables,
+                               *self.d_optimizer.variables], jit_compile=True)
 
     @property
     def d_crop_size(self) -> int:
@@ -111,22 +115,26 @@ class KernelGAN:
         as running its layers, far cheaper."""
         c = self.config
         G, D = self.generator, self.discriminator
-        with tf.GradientTape() as tape:
+
+        def generator_loss():
             kernel = extract_kernel(G)
             generated = downscale_with_generator_kernel(g_input, kernel)
-            adversarial = tf.reduce_mean(tf.abs(tf.cast(D(generated, training=True), tf.float32) - 1))
+            # D runs in training mode here too (its batch statistics and spectral-norm vectors move).
+            adversarial = ops.mean(ops.abs(ops.cast(D(generated, training=True), "float32") - 1))
             terms = [C.bicubic_loss(generated, g_input, c.bicubic_target), C.sum_to_one_loss(kernel),
                      C.boundaries_loss(kernel, self.mask), C.centralization_loss(kernel, self.centre),
                      C.sparsity_loss(kernel)]
             weights = [bicubic_weight, c.sum_to_one_weight, c.boundaries_weight, centralization_weight,
                        sparsity_weight]
-            g_loss = adversarial + tf.add_n([w * t for w, t in zip(weights, terms)])
-        grads = tape.gradient(g_loss, G.trainable_variables)
-        self.g_optimizer.apply_gradients(zip(grads, G.trainable_variables))
+            return adversarial + sum(w * t for w, t in zip(weights, terms)), (adversarial, terms, kernel)
 
-        fake = downscale_with_generator_kernel(g_input, tf.stop_gradient(extract_kernel(G))) + fake_noise
+        (g_loss, (adversarial, terms, kernel)), grads = backend.value_and_grad(
+            generator_loss, G.trainable_variables, D.variables)
+        self.g_optimizer.apply(grads, G.trainable_variables)
+
+        fake = downscale_with_generator_kernel(g_input, ops.stop_gradient(extract_kernel(G))) + fake_noise
         d_loss = discriminator_step(D, self.d_optimizer, fake, d_real)
-        values = tf.stack([g_loss, adversarial, *terms, d_loss, tf.reduce_sum(kernel)])
+        values = ops.stack([g_loss, adversarial, *terms, d_loss, ops.sum(kernel)])
         return values, kernel
 
 
@@ -269,16 +277,16 @@ def _estimate_once_fkp(image: np.ndarray, config: Config, seed: int, callback: I
                 latent_learning_rate=c.latent_learning_rate)
     history.seconds = time.perf_counter() - start
     history.iterations = c.estimation_iters
-    history.raw_kernel = kernel.numpy().astype(np.float64)
+    history.raw_kernel = ops.convert_to_numpy(kernel).astype(np.float64)
     check_raw_kernel(history.raw_kernel)
     return fkp.finish(history.raw_kernel), history
 
 
-def _record(history: KernelEstimationHistory, iteration: int, names, values: tf.Tensor,
+def _record(history: KernelEstimationHistory, iteration: int, names, values,
             callback: IterationCallback | None, **extra: float) -> dict:
     """Append one iteration's `values` (named `names`) and `extra` values to `history`, pass them
     to `callback`; KernelEstimationError when a loss or the kernel's sum is NaN/inf. Returns the row."""
-    row = dict(zip(names, values.numpy().tolist()), **extra)
+    row = dict(zip(names, ops.convert_to_numpy(values).tolist()), **extra)
     for name, value in row.items():
         history.values[name].append(value)
     if callback is not None:
@@ -318,7 +326,7 @@ def _estimate_once(image: np.ndarray, config: Config, seed: int,
     history.iterations = c.estimation_iters
     history.similar_to_bicubic_at = schedule.similar_to_bicubic_at
     history.constraints_on_at = schedule.constraints_on_at
-    history.raw_kernel = kernel.numpy().astype(np.float64)
+    history.raw_kernel = ops.convert_to_numpy(kernel).astype(np.float64)
     if schedule.similar_to_bicubic_at is None:
         # Seen with the channel-summed target on Set5 g2.0 bird (all 3 runs): the bicubic loss
         # never falls under the threshold, so its weight never decays and the kernel constraints

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
+from zssr_tf import backend
 from zssr_tf.config import Config
-from zssr_tf.kernel_estimation.networks import (discriminator_step, discriminator_with_optimizer,
+from zssr_tf.kernel_estimation.networks import (BACKENDS, discriminator_step, discriminator_with_optimizer,
                                                 downscale_with_generator_kernel)
 from zssr_tf.kernel_estimation.prior import KernelPrior
 from zssr_tf.kernels import kernel_variances, recenter_kernel
@@ -40,23 +41,26 @@ class KernelPriorGAN:
 
     def __init__(self, config: Config, prior: KernelPrior, channels: int, seed: int):
         c = self.config = config.kernel_estimation
+        backend.check_supported("kernel estimation", BACKENDS)
         keras.utils.set_random_seed(seed)
         self.prior = prior
         self.kernel_size = prior.kernel_size
         self.radius = float(prior.kernel_size - 1)
         start = np.random.default_rng((seed, 11)).standard_normal((1, prior.latent_size))
-        self.latent = tf.Variable(self.radius * start / np.linalg.norm(start), dtype=tf.float32, name="kernel_latent")
+        self.latent = keras.Variable(self.radius * start / np.linalg.norm(start), dtype="float32", name="kernel_latent")
         self.discriminator, self.d_optimizer = discriminator_with_optimizer(c, channels, seed)
         self.z_optimizer = keras.optimizers.Adam(c.latent_learning_rate, beta_1=c.estimation_beta_1, beta_2=0.999)
         self.z_optimizer.build([self.latent])
-        self.train_step = tf.function(self._train_step)
+        self.train_step = backend.compile_step(
+            self._train_step, [self.latent, *self.discriminator.variables, *self.z_optimizer.variables,
+                               *self.d_optimizer.variables, *prior.variables])
 
     @property
     def d_crop_size(self) -> int:
         """The side of a downscaled generator crop ((64 - 11) // 2 + 1 = 27): the discriminator's crops."""
         return (self.config.generator_crop_size - self.kernel_size) // 2 + 1
 
-    def raw_kernel(self) -> tf.Tensor:
+    def raw_kernel(self):
         """The K x K float32 kernel the latent decodes to (taps sum to about 1, not exactly)."""
         return self.prior.decode(self.latent)[0]
 
@@ -64,32 +68,35 @@ class KernelPriorGAN:
         """One latent step, then one D step (`networks.discriminator_step`) on (1, s, s, C) crops
         in [-1, 1]. Returns the VALUE_NAMES vector (g_loss: the latent's adversarial loss;
         kernel_sum: the raw kernel's) and the raw kernel of the latent step (before its update)."""
-        with tf.GradientTape() as tape:
+        def latent_loss():
             raw = self.raw_kernel()
-            kernel = raw / tf.reduce_sum(raw)
+            kernel = raw / ops.sum(raw)
             generated = downscale_with_generator_kernel(g_input, kernel)
-            adversarial = tf.reduce_mean(tf.abs(tf.cast(self.discriminator(generated, training=True), tf.float32) - 1))
+            adversarial = ops.mean(ops.abs(ops.cast(self.discriminator(generated, training=True), "float32") - 1))
             loss = adversarial
             if self.config.prior_range_weight > 0:
-                excess = tf.nn.relu(widest_variance(kernel) - self.prior.variance_range[1])
+                excess = ops.relu(widest_variance(kernel) - self.prior.variance_range[1])
                 loss = loss + self.config.prior_range_weight * excess
-        grads = tape.gradient(loss, [self.latent])
-        self.z_optimizer.apply_gradients(zip(grads, [self.latent]))
-        self.latent.assign(self.radius * self.latent / (tf.norm(self.latent) + 1e-9))
-        fake = downscale_with_generator_kernel(g_input, tf.stop_gradient(kernel)) + fake_noise
+            return loss, (adversarial, raw, kernel)
+
+        (_, (adversarial, raw, kernel)), grads = backend.value_and_grad(latent_loss, [self.latent],
+                                                                        self.discriminator.variables)
+        self.z_optimizer.apply(grads, [self.latent])
+        self.latent.assign(self.radius * self.latent / (ops.norm(self.latent) + 1e-9))
+        fake = downscale_with_generator_kernel(g_input, ops.stop_gradient(kernel)) + fake_noise
         d_loss = discriminator_step(self.discriminator, self.d_optimizer, fake, d_real)
-        return tf.stack([adversarial, d_loss, tf.reduce_sum(raw)]), raw
+        return ops.stack([adversarial, d_loss, ops.sum(raw)]), raw
 
 
-def widest_variance(kernel: tf.Tensor) -> tf.Tensor:
+def widest_variance(kernel):
     """The larger covariance eigenvalue (px^2) of a (K, K) float32 kernel whose taps sum to 1,
     differentiably (the closed form for a 2x2 symmetric matrix); `kernels.kernel_variances`'
-    second value, in TensorFlow."""
-    size = tf.shape(kernel)[0]
-    y, x = tf.meshgrid(tf.range(size, dtype=tf.float32), tf.range(size, dtype=tf.float32), indexing="ij")
-    dy, dx = y - tf.reduce_sum(kernel * y), x - tf.reduce_sum(kernel * x)
-    a, b, c = (tf.reduce_sum(kernel * dy * dy), tf.reduce_sum(kernel * dy * dx), tf.reduce_sum(kernel * dx * dx))
-    return (a + c) / 2 + tf.sqrt(tf.square((a - c) / 2) + tf.square(b) + 1e-12)
+    second value, in `keras.ops`."""
+    size = kernel.shape[0]
+    y, x = ops.meshgrid(ops.arange(size, dtype="float32"), ops.arange(size, dtype="float32"), indexing="ij")
+    dy, dx = y - ops.sum(kernel * y), x - ops.sum(kernel * x)
+    a, b, c = (ops.sum(kernel * dy * dy), ops.sum(kernel * dy * dx), ops.sum(kernel * dx * dx))
+    return (a + c) / 2 + ops.sqrt(ops.square((a - c) / 2) + ops.square(b) + 1e-12)
 
 
 def off_prior_excess(raw_kernel: np.ndarray, variance_high: float) -> float:

@@ -3,12 +3,19 @@
 The generator is a deep *linear* network that downscales x2: it is equivalent to one small
 kernel followed by stride-2 subsampling, and that kernel is the estimate. The discriminator is
 a fully convolutional patch discriminator that judges 7x7 patches of LR-sized images.
+Written with `keras.ops` and `zssr_tf.backend`: they run on TensorFlow and on JAX (BACKENDS).
 """
 
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
+from keras import ops
+
+from zssr_tf import backend
+
+# Not PyTorch: the discriminator's spectral normalisation assigns its kernel in place during the
+# forward pass, and torch's autograd rejects that in a step that differentiates through it.
+BACKENDS = ("tensorflow", "jax")
 
 
 def glorot_normal(gain: float, seed: int | None = None) -> keras.initializers.Initializer:
@@ -41,18 +48,18 @@ def generator_kernel_size(structure) -> int:
     return sum(structure) - len(structure) + 1
 
 
-def generate(generator: keras.Model, images: tf.Tensor) -> tf.Tensor:
+def generate(generator: keras.Model, images):
     """G applied to every channel of (1, H, W, C) images with one shared kernel: (1, h, w, C) float32.
     The definition of G's output; training computes the same through `downscale_with_generator_kernel`.
 
     The channels become the batch (C, H, W, 1) so that the single-channel G cannot mix them,
     then they are swapped back.
     """
-    as_batch = tf.transpose(images, [3, 1, 2, 0])
-    return tf.cast(tf.transpose(generator(as_batch), [3, 1, 2, 0]), tf.float32)
+    as_batch = ops.transpose(images, [3, 1, 2, 0])
+    return ops.cast(ops.transpose(generator(as_batch), [3, 1, 2, 0]), "float32")
 
 
-def downscale_with_generator_kernel(images: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+def downscale_with_generator_kernel(images, kernel):
     """What `generate` computes, through G's K x K kernel: (1, H, W, C) -> (1, (H-K)//2+1, .., C).
 
     G is linear, so G(x) = correlate_valid(x, k)[::2, ::2] with k = `extract_kernel(G)`, and
@@ -61,12 +68,12 @@ def downscale_with_generator_kernel(images: tf.Tensor, kernel: tf.Tensor) -> tf.
     64-channel layers (13x13 taps per output pixel against ~1.3 GMAC per 64x64 crop), which is
     why training uses it.
     """
-    as_batch = tf.transpose(images, [3, 1, 2, 0])
-    out = tf.nn.conv2d(as_batch, kernel[:, :, None, None], strides=2, padding="VALID")
-    return tf.transpose(out, [3, 1, 2, 0])
+    as_batch = ops.transpose(images, [3, 1, 2, 0])
+    out = ops.conv(as_batch, kernel[:, :, None, None], strides=2, padding="valid")
+    return ops.transpose(out, [3, 1, 2, 0])
 
 
-def extract_kernel(generator: keras.Model) -> tf.Tensor:
+def extract_kernel(generator: keras.Model):
     """The K x K float32 correlation kernel k with G(x) = correlate_valid(x, k)[::2, ::2].
 
     A delta in the middle of a (2K - 1)^2 zero canvas is passed through G's layers without the
@@ -75,11 +82,10 @@ def extract_kernel(generator: keras.Model) -> tf.Tensor:
     constraints train G. Uses the float32 weights whatever the layers' compute dtype.
     """
     size = generator_kernel_size([layer.kernel.shape[0] for layer in generator.layers])
-    canvas = tf.pad(tf.ones((1, 1, 1, 1), tf.float32), [[0, 0], [size - 1, size - 1], [size - 1, size - 1], [0, 0]])
-    x = canvas
+    x = ops.pad(ops.ones((1, 1, 1, 1), "float32"), [[0, 0], [size - 1, size - 1], [size - 1, size - 1], [0, 0]])
     for layer in generator.layers:
-        x = tf.nn.conv2d(x, tf.cast(layer.kernel, tf.float32), strides=1, padding="VALID")
-    return tf.reverse(x[0, :, :, 0], axis=[0, 1])
+        x = ops.conv(x, ops.cast(layer.kernel, "float32"), strides=1, padding="valid")
+    return ops.flip(x[0, :, :, 0], axis=(0, 1))
 
 
 def build_patch_discriminator(layers: int = 7, width: int = 64, kernel_size: int = 7, channels: int = 3,
@@ -123,14 +129,16 @@ def discriminator_with_optimizer(c, channels: int, seed: int) -> tuple[keras.Seq
     return discriminator, optimizer
 
 
-def discriminator_step(discriminator: keras.Model, optimizer: keras.optimizers.Optimizer, fake: tf.Tensor,
-                       real: tf.Tensor) -> tf.Tensor:
+def discriminator_step(discriminator: keras.Model, optimizer: keras.optimizers.Optimizer, fake, real):
     """One step of KernelGAN's D: L1 of its maps to 0 on `fake` and to 1 on `real` crops
     ((1, d, d, C) in [-1, 1]), averaged; applied with `optimizer`. Returns the float32 D loss."""
-    with tf.GradientTape() as tape:
-        d_fake = tf.cast(discriminator(fake, training=True), tf.float32)
-        d_true = tf.cast(discriminator(real, training=True), tf.float32)
-        d_loss = 0.5 * (tf.reduce_mean(tf.abs(d_fake)) + tf.reduce_mean(tf.abs(d_true - 1)))
-    grads = tape.gradient(d_loss, discriminator.trainable_variables)
-    optimizer.apply_gradients(zip(grads, discriminator.trainable_variables))
+
+    def loss():
+        d_fake = ops.cast(discriminator(fake, training=True), "float32")
+        d_true = ops.cast(discriminator(real, training=True), "float32")
+        return 0.5 * (ops.mean(ops.abs(d_fake)) + ops.mean(ops.abs(d_true - 1))), None
+
+    variables = discriminator.trainable_variables
+    (d_loss, _), grads = backend.value_and_grad(loss, variables, discriminator.non_trainable_variables)
+    optimizer.apply(grads, variables)
     return d_loss

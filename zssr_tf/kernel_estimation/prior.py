@@ -25,7 +25,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from zssr_tf.errors import ZSSRError
 from zssr_tf.kernel_estimation.prior_file import META_KEYS, PRIOR_FIX, read_prior_file, resolve_prior_path
@@ -75,7 +75,7 @@ class _Coupling(keras.layers.Layer):
 
     def __init__(self, size: int, hidden: int, mask: np.ndarray, **kwargs):
         super().__init__(**kwargs)
-        self.mask = tf.constant(mask, tf.float32)
+        self.mask = ops.convert_to_tensor(mask, "float32")
         self.scale_net = keras.Sequential([keras.layers.Dense(hidden, "tanh"), keras.layers.Dense(hidden, "tanh"),
                                            keras.layers.Dense(size)])
         self.shift_net = keras.Sequential([keras.layers.Dense(hidden, "relu"), keras.layers.Dense(hidden, "relu"),
@@ -88,13 +88,13 @@ class _Coupling(keras.layers.Layer):
     def forward(self, x):
         kept = x * self.mask
         log_scale, shift = self.scale_net(kept), self.shift_net(kept)
-        u = kept + (1 - self.mask) * (x - shift) * tf.exp(-log_scale)
-        return u, -tf.reduce_sum((1 - self.mask) * log_scale, axis=1)
+        u = kept + (1 - self.mask) * (x - shift) * ops.exp(-log_scale)
+        return u, -ops.sum((1 - self.mask) * log_scale, axis=1)
 
     def inverse(self, u):
         kept = u * self.mask
         log_scale, shift = self.scale_net(kept), self.shift_net(kept)
-        return kept + (1 - self.mask) * (u * tf.exp(log_scale) + shift)
+        return kept + (1 - self.mask) * (u * ops.exp(log_scale) + shift)
 
 
 class _FlowBatchNorm(keras.layers.Layer):
@@ -115,17 +115,17 @@ class _FlowBatchNorm(keras.layers.Layer):
 
     def forward(self, x, training: bool = False):
         if training:
-            mean, variance = tf.nn.moments(x, axes=[0])
+            mean, variance = ops.moments(x, axes=[0])
             self.moving_mean.assign(self.momentum * self.moving_mean + (1 - self.momentum) * mean)
             self.moving_variance.assign(self.momentum * self.moving_variance + (1 - self.momentum) * variance)
         else:
             mean, variance = self.moving_mean, self.moving_variance
-        y = tf.exp(self.log_gamma) * (x - mean) / tf.sqrt(variance + self.epsilon) + self.beta
-        log_det = tf.reduce_sum(self.log_gamma - 0.5 * tf.math.log(variance + self.epsilon))
-        return y, log_det * tf.ones_like(y[:, 0])
+        y = ops.exp(self.log_gamma) * (x - mean) / ops.sqrt(variance + self.epsilon) + self.beta
+        log_det = ops.sum(self.log_gamma - 0.5 * ops.log(variance + self.epsilon))
+        return y, log_det * ops.ones_like(y[:, 0])
 
     def inverse(self, y):
-        return (y - self.beta) * tf.exp(-self.log_gamma) * tf.sqrt(self.moving_variance + self.epsilon) \
+        return (y - self.beta) * ops.exp(-self.log_gamma) * ops.sqrt(self.moving_variance + self.epsilon) \
             + self.moving_mean
 
 
@@ -162,7 +162,7 @@ class KernelPrior(keras.Model):
 
     def forward(self, x, training: bool = False):
         """Flow-space kernels (N, K^2) -> latents (N, K^2) and log|det du/dx| (N,)."""
-        log_det = tf.zeros_like(x[:, 0])
+        log_det = ops.zeros_like(x[:, 0])
         for layer in self.flow_layers:
             x, step = layer.forward(x, training=training) if isinstance(layer, _FlowBatchNorm) else layer.forward(x)
             log_det += step
@@ -177,7 +177,7 @@ class KernelPrior(keras.Model):
     def log_prob(self, x, training: bool = False):
         """log p(x) of flow-space kernels (N, K^2) under the flow with a standard normal base (N,)."""
         u, log_det = self.forward(x, training=training)
-        return tf.reduce_sum(-0.5 * tf.square(u), axis=1) - 0.5 * self.latent_size * math.log(2 * math.pi) + log_det
+        return ops.sum(-0.5 * ops.square(u), axis=1) - 0.5 * self.latent_size * math.log(2 * math.pi) + log_det
 
     def to_flow_space(self, kernels: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
         """(N, K, K) kernels -> (N, K^2) float32 flow inputs: clipped at 0, divided by
@@ -191,11 +191,11 @@ class KernelPrior(keras.Model):
         return np.log(k / (1 - k)).astype(np.float32)
 
     def to_kernels(self, x):
-        """Flow-space kernels (N, K^2) -> (N, K, K) kernels: tf float32 taps in
+        """Flow-space kernels (N, K^2) -> (N, K, K) kernels: float32 backend-tensor taps in
         [-ALPHA x normalization, normalization] (the inverse of `to_flow_space` without its noise),
         not renormalised: decoded kernels sum to about 1."""
-        k = (tf.sigmoid(x) - ALPHA) / (1 - 2 * ALPHA) * self.normalization
-        return tf.reshape(k, (-1, self.kernel_size, self.kernel_size))
+        k = (ops.sigmoid(x) - ALPHA) / (1 - 2 * ALPHA) * self.normalization
+        return ops.reshape(k, (-1, self.kernel_size, self.kernel_size))
 
     def decode(self, latents):
         """Latents (N, K^2) -> kernels (N, K, K): `to_kernels(inverse(latents))`. Differentiable."""
@@ -205,7 +205,7 @@ class KernelPrior(keras.Model):
 def save_prior(prior: KernelPrior, path: str | Path) -> Path:
     """Write `prior`'s variables (in order, float32) and sizes to the .npz `path`; returns it."""
     path = Path(path)
-    arrays = {f"v{i}": np.asarray(v.numpy(), np.float32) for i, v in enumerate(prior.variables)}
+    arrays = {f"v{i}": np.asarray(ops.convert_to_numpy(v), np.float32) for i, v in enumerate(prior.variables)}
     meta = dict(zip(META_KEYS, (prior.kernel_size, prior.blocks, prior.hidden, prior.normalization,
                                  *prior.variance_range)))
     path.parent.mkdir(parents=True, exist_ok=True)
