@@ -3,20 +3,9 @@
 import numpy as np
 import pytest
 
-from zssr_tf.checks import check_ground_truth, check_inputs, final_output_shape, setting_warnings
+from zssr_tf.checks import check_ground_truth, check_inputs, setting_warnings
 from zssr_tf.config import load_config
 from zssr_tf.errors import ZSSRError
-
-
-@pytest.mark.parametrize("overrides, expected", [
-    ([], (40, 60)),
-    (["scale_factors=[[1.5, 1.5], [2, 2]]"], (40, 60)),
-    (["scale_factors=[[2, 2], [4, 4]]", "base_change_sfs=[[2, 2]]"], (80, 120)),
-    (["scale_factors=[[1.5, 2]]"], (30, 60)),
-    (["scale_factors=[[3, 3]]"], (60, 90)),
-])
-def test_final_output_shape_follows_the_steps(overrides, expected):
-    assert final_output_shape((20, 30), load_config(overrides=overrides)) == expected
 
 
 def test_ground_truth_within_the_shave_passes_and_beyond_fails():

@@ -17,6 +17,7 @@ import numpy as np
 from zssr_tf.config import Config, format_scale, relative_scale_factors
 from zssr_tf.errors import ZSSRError, ZSSRWarning
 from zssr_tf.gan.vgg import check_weights_file, lpips_heads_path
+from zssr_tf.inference.plan import plan_scale_steps
 from zssr_tf.kernel_estimation.inputs import check_estimation_inputs
 from zssr_tf.kernels import check_kernel
 from zssr_tf.warm_start import is_warm_start_scale, read_init_weights
@@ -30,23 +31,6 @@ LEARNING_RATE_FAR_FACTOR = 10  # warn only when the rate is this far outside the
 # Float images this far outside [0, 1] are refused rather than clipped (a little overshoot, e.g.
 # from a bicubic resize, is clipped): they are not [0, 1] images.
 VALUE_RANGE_TOLERANCE = 0.01
-
-
-def step_output_shape(input_shape: tuple[int, int], relative_sf: tuple[float, float]) -> tuple[int, int]:
-    """(H, W) of a scale step's output: the input's (h, w) times the step's factors, rounded up."""
-    return tuple(int(math.ceil(n * s - 1e-9)) for n, s in zip(input_shape, relative_sf))
-
-
-def final_output_shape(input_shape: tuple[int, int], config: Config) -> tuple[int, int]:
-    """(H, W) of the last scale step's output for an input of (h, w) pixels, following the steps
-    and base changes of `config.scale` as `trainer.ZSSR.run` does."""
-    base_shape, base_sf = tuple(input_shape), (1.0, 1.0)
-    shape = base_shape
-    for sf in config.scale.scale_factors:
-        shape = step_output_shape(base_shape, (sf[0] / base_sf[0], sf[1] / base_sf[1]))
-        if sf in config.scale.base_change_sfs:
-            base_shape, base_sf = shape, sf
-    return shape
 
 
 def check_image(image: np.ndarray, scale_factors, name: str = "the image") -> np.ndarray:
@@ -74,7 +58,7 @@ def check_ground_truth(gt: np.ndarray, image_shape: tuple[int, int, int], config
         raise ZSSRError(f"{name} is {kinds[gt.shape[2]]} but the input is {kinds[image_shape[2]]}: "
                         "pass a ground truth with the input's channels (both gray or both RGB)")
     scale = config.scale.scale_factors[-1]
-    height, width = final_output_shape(image_shape[:2], config)
+    height, width = plan_scale_steps(image_shape[:2], config)[-1].output_shape
     shave = int(math.ceil(max(scale)))
     if abs(gt.shape[0] - height) > shave or abs(gt.shape[1] - width) > shave:
         raise ZSSRError(f"{name} is {gt.shape[1]}x{gt.shape[0]} pixels, but the {format_scale(scale)} output of "

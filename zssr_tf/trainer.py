@@ -17,12 +17,13 @@ from zssr_tf.augment import FatherSampler, father_to_son, interpolate_son, kerne
 from zssr_tf.callbacks import (CosineLearningRate, IterationLogs, LearningRatePolicy, NonFiniteCheck,
                                ProgressLogger, ReconstructionTest, ScaleStepCallback, StepLearningRate,
                                StopAtMinLearningRate, reconstruction_windows)
-from zssr_tf.checks import check_image, check_inputs, setting_warnings, step_output_shape
+from zssr_tf.checks import check_image, check_inputs, setting_warnings
 from zssr_tf.config import Config, describe_schedule, format_scale
 from zssr_tf.data import PairMaker, make_dataset, with_loss_maps
 from zssr_tf.ensemble import ensemble_transforms, geometric_self_ensemble, tiled_predict_for
 from zssr_tf.errors import ZSSRError, ZSSRWarning
 from zssr_tf.gan.build import build_zsrgan
+from zssr_tf.inference.plan import plan_scale_steps
 from zssr_tf.kernels import align_kernel, is_isotropic, upscale_offset
 from zssr_tf.model import build_zssr_net
 from zssr_tf.precision import resolve_precision
@@ -132,11 +133,10 @@ class ZSSR:
         self.model = None  # every run starts from fresh weights
         channels = image.shape[2]
         sources, base_scales = [image], [1.0]
-        base_input, base_sf = image, (1.0, 1.0)
         steps: list[StepResult] = []
         iteration_offset = 0
-        for index, (sf, bp_iters) in enumerate(zip(scale_factors, cfg.back_projection_per_step)):
-            relative_sf = (sf[0] / base_sf[0], sf[1] / base_sf[1])
+        for planned in plan_scale_steps(image.shape[:2], cfg):
+            index, sf, relative_sf = planned.index, planned.scale_factor, planned.relative_sf
             symmetries, isotropic = (0,), False
             if kernels is not None:
                 kernel = align_kernel(kernels[index], relative_sf, alignment)
@@ -145,9 +145,10 @@ class ZSSR:
                     isotropic = len(symmetries) == 8 and is_isotropic(kernels[index])
             else:
                 kernel = cfg.scale.downscale_method
-            output_shape = step_output_shape(base_input.shape[:2], relative_sf)
-            step = ScaleStep(index, sf, relative_sf, base_input, output_shape, kernel, bp_iters, iteration_offset,
-                             _gt_for_step(gt, sf, scale_factors[-1], output_shape), symmetries, isotropic)
+            base_input = image if planned.base_index is None else steps[planned.base_index].output
+            step = ScaleStep(index, sf, relative_sf, base_input, planned.output_shape, kernel,
+                             planned.back_projection_iters, iteration_offset,
+                             _gt_for_step(gt, sf, scale_factors[-1], planned.output_shape), symmetries, isotropic)
             if self.model is None or cfg.scale.init_net_for_each_sf:
                 self.model = self._build_model(channels)
                 if self.verbose:
@@ -159,8 +160,6 @@ class ZSSR:
             iteration_offset += result.iterations
             sources.append(result.output)
             base_scales.append(min(sf))
-            if sf in cfg.scale.base_change_sfs:
-                base_input, base_sf = result.output, sf
         # Under "direct" the plain upscale on the same grid (what an identity network returns).
         bicubic = np.clip(imresize(image, scale_factor=scale_factors[-1], output_shape=steps[-1].output.shape[:2],
                                    kernel=cfg.scale.upscale_method,
@@ -319,21 +318,19 @@ def super_resolve_with_networks(config: Config, networks: Sequence[keras.Model],
         raise ZSSRError(f"the image has shape {image.shape} but the networks were trained on {channels}-channel "
                         f"images (h, w, {channels}); convert the image first")
     symmetries = symmetries or [None] * len(networks)
-    base_input, base_sf = image, (1.0, 1.0)
-    for sf, bp_iters, network, kernel, step_symmetries in zip(
-            config.scale.scale_factors, config.back_projection_per_step, networks, kernels, symmetries):
-        relative_sf = (sf[0] / base_sf[0], sf[1] / base_sf[1])
+    outputs: list[np.ndarray] = []
+    for planned, network, kernel, step_symmetries in zip(plan_scale_steps(image.shape[:2], config), networks,
+                                                         kernels, symmetries):
         if kernel is None:
             kernel, step_symmetries = config.scale.downscale_method, (0,)
         elif step_symmetries is None:
             step_symmetries = kernel_symmetries(kernel) if config.scale.kernel_symmetry else (0,)
         predict = lambda batch, net=network: keras.ops.convert_to_numpy(net(np.asarray(batch, np.float32),
                                                                                training=False))
-        output = final_test(predict, config, base_input, relative_sf,
-                            step_output_shape(base_input.shape[:2], relative_sf), kernel, bp_iters,
-                            tuple(step_symmetries))
-        if sf in config.scale.base_change_sfs:
-            base_input, base_sf = output, sf
+        base_input = image if planned.base_index is None else outputs[planned.base_index]
+        outputs.append(final_test(predict, config, base_input, planned.relative_sf, planned.output_shape, kernel,
+                                  planned.back_projection_iters, tuple(step_symmetries)))
+    output = outputs[-1]
     if not np.isfinite(output).all():
         raise ZSSRError("the networks gave NaN or infinite pixels, so there is no result to save: they come from a "
                         "training that diverged; train again with a lower train.learning_rate")
