@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from zssr_tf.augment import interpolate_son
-from zssr_tf.checks import check_inputs, setting_warnings
+from zssr_tf.checks import check_inputs
+from zssr_tf.inputs import setting_warnings
 from zssr_tf.config import load_config
 from zssr_tf.errors import ZSSRError
 from zssr_tf.image_io import read_image

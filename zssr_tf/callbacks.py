@@ -19,10 +19,9 @@ import keras
 import numpy as np
 from tqdm import tqdm
 
-from zssr_tf.checks import LEARNING_RATE_RANGE
-from zssr_tf.errors import ZSSRError
-
 from zssr_tf.config import RECONSTRUCTION_TEST_MODES
+from zssr_tf.errors import ZSSRError
+from zssr_tf.inputs import LEARNING_RATE_RANGE
 
 
 class IterationLogs(keras.callbacks.Callback):

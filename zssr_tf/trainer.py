@@ -17,13 +17,13 @@ from zssr_tf.augment import FatherSampler, father_to_son, interpolate_son, kerne
 from zssr_tf.callbacks import (CosineLearningRate, IterationLogs, LearningRatePolicy, NonFiniteCheck,
                                ProgressLogger, ReconstructionTest, ScaleStepCallback, StepLearningRate,
                                StopAtMinLearningRate, reconstruction_windows)
-from zssr_tf.checks import check_image, check_inputs, setting_warnings
 from zssr_tf.config import Config, describe_schedule, format_scale
 from zssr_tf.data import PairMaker, make_dataset, with_loss_maps
 from zssr_tf.ensemble import ensemble_transforms, geometric_self_ensemble, tiled_predict_for
 from zssr_tf.errors import ZSSRError, ZSSRWarning
 from zssr_tf.gan.build import build_zsrgan
 from zssr_tf.inference.plan import plan_scale_steps
+from zssr_tf.inputs import check_image, check_training_inputs, setting_warnings
 from zssr_tf.kernels import align_kernel, is_isotropic, upscale_offset
 from zssr_tf.model import build_zssr_net
 from zssr_tf.precision import resolve_precision
@@ -113,7 +113,7 @@ class ZSSR:
         `kernels`: optional numeric downscaling kernels, one per scale step (raw; aligned here for
         scale.kernel_alignment; none under "direct", whose grid needs a numeric kernel, is an error;
         none with kernel_estimation.kernel "estimate" too: `run` does not estimate them).
-        Raises ZSSRError before training for inputs `checks.check_inputs` rejects, and during
+        Raises ZSSRError before training for inputs `inputs.check_training_inputs` rejects, and during
         training when the loss or the network's output stops being finite (`NonFiniteCheck`) or a
         step's final output has NaN/inf pixels. Warns (ZSSRWarning) for settings unlikely to train.
         """
@@ -125,7 +125,7 @@ class ZSSR:
                             "k, _ = kernel_estimation.estimate_kernel(image, config), or "
                             "pipeline.estimate_blind_kernels(config, image).per_step), or set kernel=given to train "
                             "with scale.downscale_method")
-        image, gt, kernels = check_inputs(cfg, image, gt, kernels)
+        image, gt, kernels = check_training_inputs(cfg, image, gt, kernels)
         for message in setting_warnings(cfg):
             warnings.warn(message, ZSSRWarning, stacklevel=2)
         alignment = cfg.scale.kernel_alignment
@@ -310,7 +310,7 @@ def super_resolve_with_networks(config: Config, networks: Sequence[keras.Model],
     kernel symmetric under (`ScaleStep.kernel_symmetries`), which pick the ensemble's transforms;
     None (runs saved without them) recomputes them from the aligned kernel, which re-centring may
     have made less symmetric. Returns the last step's output (H, W, C) float32 in [0, 1]. Raises
-    ZSSRError for an image `checks.check_image` refuses, a channel count other than the networks',
+    ZSSRError for an image `inputs.check_image` refuses, a channel count other than the networks',
     or an output with NaN/inf pixels."""
     channels = networks[0].input_shape[-1]
     image = check_image(image, config.scale.scale_factors)
@@ -358,7 +358,7 @@ class IterationCount(keras.callbacks.Callback):
 
 
 def _gt_for_step(gt, sf, final_sf, output_shape) -> np.ndarray | None:
-    """The ground truth (H, W, C), already checked against the input by `checks.check_ground_truth`,
+    """The ground truth (H, W, C), already checked against the input by `inputs.check_ground_truth`,
     at this step's scale: itself for the last scale, else resized to the step's output shape."""
     if gt is None:
         return None
