@@ -64,7 +64,7 @@ def test_lpips_files_warn_once_without_gt_and_with_gt_are_checked_before_tensorf
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")  # as a user's run has it
         check_inputs(config, image)
-        check_inputs(config, image)  # the command line checks, then ZSSR.run checks again
+        check_inputs(config, image)  # checked again (e.g. once per point of a sweep): still one warning
     lpips = [w for w in caught if "LPIPS" in str(w.message)]
     assert [(w.category, str(w.message)) for w in lpips] == [(ZSSRWarning, (
         "loss.lpips_heads and loss.lpips_vgg_weights are set but the run has no ground truth, so the LPIPS-like "
