@@ -295,7 +295,8 @@ def test_logger_failure_warns_and_never_stops_training(tmp_path):
 
 def test_ground_truth_curves_under_direct_score_the_final_tests_grid(images, tmp_path):
     from zssr_tf.kernels import gaussian_kernel
-    from zssr_tf.trainer import ScaleStep, final_test
+    from zssr_tf.inference.trained import final_test
+    from zssr_tf.trainer import ScaleStep
 
     lr, hr = (read_image(p)[0] for p in images)
     config = load_config(overrides=["kernel_alignment=direct", "output_flip=false"])

@@ -18,8 +18,7 @@ from mlflow import MlflowClient
 from zssr_tf.cli import main, quiet_tensorflow
 from zssr_tf.config import load_config
 from zssr_tf.image_io import read_image
-from zssr_tf.tracking.model import load_networks
-from zssr_tf.trainer import super_resolve_with_networks
+from zssr_tf.inference.trained import TrainedZSSR
 
 TINY = ["model.depth=3", "model.width=8", "train.max_iters=20", "run_test_every=10", "crop_size=32",
         "back_projection_iters=[2]", "precision=float32", "min_iters=5", "learning_rate_policy_check_every=5",
@@ -120,8 +119,7 @@ def test_logged_model_predicts_as_zssr_predict_and_registers(small_lr, tmp_path,
                                                              dst_path="dl"))
     model_dir = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="model",
                                                          dst_path="dl"))
-    networks, kernels, symmetries = load_networks(model_dir, config)
-    np.testing.assert_array_equal(sr, super_resolve_with_networks(config, networks, kernels, lr, symmetries))
+    np.testing.assert_array_equal(sr, TrainedZSSR.load(model_dir, config).super_resolve(lr))
     # ... and the files both forms of `zssr predict` write hold the same pixels.
     assert main(["predict", "--run-id", run.info.run_id, str(small_lr), "--out", "by_run"]) == 0
     assert main(["predict", "--model", "models:/tiny_zssr/1", str(small_lr), "--out", "by_model"]) == 0

@@ -141,28 +141,28 @@ def test_far_out_learning_rate_warns():
 
 
 def test_networks_with_nan_weights_give_an_error_not_an_image():
+    from zssr_tf.inference.trained import TrainedZSSR
     from zssr_tf.model import build_zssr_net
-    from zssr_tf.trainer import super_resolve_with_networks
 
     network = build_zssr_net(3, 8, 3)
     network.set_weights([np.full_like(w, np.nan) for w in network.get_weights()])
     with pytest.raises(ZSSRError, match="NaN or infinite pixels, so there is no result"):
-        super_resolve_with_networks(load_config(overrides=TINY), [network], [None], smooth_image(16, 16))
+        TrainedZSSR(load_config(overrides=TINY), [network], [None], [None]).super_resolve(smooth_image(16, 16))
 
 
 def test_reapplying_networks_checks_the_image_first():
+    from zssr_tf.inference.trained import TrainedZSSR
     from zssr_tf.model import build_zssr_net
-    from zssr_tf.trainer import super_resolve_with_networks
 
-    config, network = load_config(overrides=TINY), build_zssr_net(3, 8, 3)
+    trained = TrainedZSSR(load_config(overrides=TINY), [build_zssr_net(3, 8, 3)], [None], [None])
     image = smooth_image(16, 16)
     image[3, 4, 1] = np.nan
     with pytest.raises(ZSSRError, match="the image has 1 NaN or infinite value"):  # not "training diverged"
-        super_resolve_with_networks(config, [network], [None], image)
+        trained.super_resolve(image)
     with pytest.raises(ZSSRError, match="trained on 3-channel images"):
-        super_resolve_with_networks(config, [network], [None], smooth_image(16, 16, channels=1))
+        trained.super_resolve(smooth_image(16, 16, channels=1))
     with pytest.raises(ZSSRError, match="too small for scale x2"):
-        super_resolve_with_networks(config, [network], [None], smooth_image(5, 16))
+        trained.super_resolve(smooth_image(5, 16))
 
 
 def test_kernel_estimate_without_kernels_is_an_error_not_a_bicubic_run():

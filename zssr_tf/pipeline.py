@@ -17,12 +17,13 @@ from zssr_tf.config import Config, output_stem
 from zssr_tf.errors import ZSSRError
 from zssr_tf.gan.lpips import LpipsLike
 from zssr_tf.image_io import ImageInfo, write_image
+from zssr_tf.inference.trained import TrainedZSSR
 from zssr_tf.metrics import evaluate
 from zssr_tf.kernels import upscale_offset
 from zssr_tf.resize import imresize
 from zssr_tf.kernel_estimation import KernelEstimationHistory, analytic_x4_kernel, estimate_kernel
 from zssr_tf.kernel_estimation.files import write_kernel_files
-from zssr_tf.trainer import ZSSR, ZSSRResult, super_resolve_with_networks
+from zssr_tf.trainer import ZSSR, ZSSRResult
 
 
 @dataclass
@@ -165,18 +166,18 @@ def super_resolve_file(config: Config, image: np.ndarray, alpha: np.ndarray | No
     return Outcome(result, sr_path, bicubic_path, metrics)
 
 
-def super_resolve_with_models(config: Config, models: Sequence[keras.Model], kernels: Sequence[np.ndarray | None],
-                              image: np.ndarray, alpha: np.ndarray | None, info: ImageInfo, out_dir: Path,
-                              symmetries: Sequence[Sequence[int] | None] | None = None) -> Path:
-    """Super-resolve `image` (h, w, C) float32 in [0, 1] with networks trained earlier (see
-    `trainer.super_resolve_with_networks`, which also says what `kernels` and `symmetries` are) and write `<stem>_zssr.png` to `out_dir` with the
-    input's bit depth and channel layout; returns its path."""
+def super_resolve_with_trained(trained: TrainedZSSR, image: np.ndarray, alpha: np.ndarray | None, info: ImageInfo,
+                               out_dir: Path) -> Path:
+    """Super-resolve `image` (h, w, C) float32 in [0, 1] with networks trained earlier
+    (`inference.trained.TrainedZSSR.super_resolve`) and write `<stem>_zssr.png` to `out_dir` with
+    the input's bit depth and channel layout; returns its path. Raises ZSSRError naming the image
+    for one the networks cannot take."""
     try:
-        output = super_resolve_with_networks(config, models, kernels, image, symmetries)
+        output = trained.super_resolve(image)
     except ZSSRError as err:
         raise ZSSRError(f"{info.path}: {err}") from None
-    sr_path = Path(out_dir) / f"{output_stem(info, config)}_zssr.png"
-    write_image(sr_path, output, info, alpha=_upscale_alpha(alpha, config, output.shape[:2]))
+    sr_path = Path(out_dir) / f"{output_stem(info, trained.config)}_zssr.png"
+    write_image(sr_path, output, info, alpha=_upscale_alpha(alpha, trained.config, output.shape[:2]))
     return sr_path
 
 

@@ -19,11 +19,12 @@ from zssr_tf.callbacks import (CosineLearningRate, IterationLogs, LearningRatePo
                                StopAtMinLearningRate, reconstruction_windows)
 from zssr_tf.config import Config, describe_schedule, format_scale
 from zssr_tf.data import PairMaker, make_dataset, with_loss_maps
-from zssr_tf.ensemble import ensemble_transforms, geometric_self_ensemble, tiled_predict_for
+from zssr_tf.ensemble import ensemble_transforms, tiled_predict_for
 from zssr_tf.errors import ZSSRError, ZSSRWarning
 from zssr_tf.gan.build import build_zsrgan
 from zssr_tf.inference.plan import plan_scale_steps
-from zssr_tf.inputs import check_image, check_training_inputs, setting_warnings
+from zssr_tf.inference.trained import TrainedZSSR, final_test
+from zssr_tf.inputs import check_training_inputs, setting_warnings
 from zssr_tf.kernels import align_kernel, is_isotropic, upscale_offset
 from zssr_tf.model import build_zssr_net
 from zssr_tf.precision import resolve_precision
@@ -55,7 +56,8 @@ class ScaleStep:
 
 @dataclass
 class StepResult:
-    """What one scale step produced: the output (H, W, C) float32 in [0, 1] and its timings."""
+    """What one scale step produced: the output (H, W, C) float32 in [0, 1], its timings, and
+    `network`, a copy of the network as this step left it (for a GAN, its generator)."""
 
     scale_factor: tuple[float, float]
     output: np.ndarray
@@ -64,16 +66,19 @@ class StepResult:
     reconstruction_errors: list[tuple[int, float]]  # (global iteration, MSE)
     train_seconds: float
     test_seconds: float
+    network: keras.Model | None = None
 
 
 @dataclass
 class ZSSRResult:
-    """The final super-resolved image, the plain bicubic upscale for comparison, every step."""
+    """The final super-resolved image, the plain bicubic upscale for comparison, every step, and
+    the trained networks (`trained`: save them, or re-apply them to other images)."""
 
     sr: np.ndarray
     bicubic: np.ndarray
     steps: list[StepResult] = field(default_factory=list)
     precision: str = "float32"
+    trained: TrainedZSSR | None = None
 
     @property
     def iterations(self) -> int:
@@ -134,6 +139,8 @@ class ZSSR:
         channels = image.shape[2]
         sources, base_scales = [image], [1.0]
         steps: list[StepResult] = []
+        aligned_kernels: list[np.ndarray | None] = []
+        step_symmetries: list[tuple[int, ...] | None] = []
         iteration_offset = 0
         for planned in plan_scale_steps(image.shape[:2], cfg):
             index, sf, relative_sf = planned.index, planned.scale_factor, planned.relative_sf
@@ -157,6 +164,8 @@ class ZSSR:
                           f"{describe_schedule(cfg.train)}", flush=True)
             result = self._run_step(step, sources, base_scales)
             steps.append(result)
+            aligned_kernels.append(kernel if kernels is not None else None)
+            step_symmetries.append(symmetries if kernels is not None else None)
             iteration_offset += result.iterations
             sources.append(result.output)
             base_scales.append(min(sf))
@@ -164,7 +173,8 @@ class ZSSR:
         bicubic = np.clip(imresize(image, scale_factor=scale_factors[-1], output_shape=steps[-1].output.shape[:2],
                                    kernel=cfg.scale.upscale_method,
                                    offset=upscale_offset(scale_factors[-1], alignment)), 0, 1)
-        return ZSSRResult(sr=steps[-1].output, bicubic=bicubic, steps=steps, precision=self.precision)
+        trained = TrainedZSSR(cfg, [s.network for s in steps], aligned_kernels, step_symmetries)
+        return ZSSRResult(sr=steps[-1].output, bicubic=bicubic, steps=steps, precision=self.precision, trained=trained)
 
     def _build_model(self, channels: int) -> keras.Model:
         m, t, loss = self.config.model, self.config.train, self.config.loss
@@ -182,6 +192,15 @@ class ZSSR:
             model.compile(optimizer=optimizer, loss="mean_absolute_error", jit_compile=t.jit_compile)
         self._predict = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
         return model
+
+    def _network_copy(self) -> keras.Model:
+        """The network as trained so far, in a model of its own: later scale steps may train the
+        same network on. A GAN (gan.model.ZSRGAN) keeps it as `generator`; its discriminator is
+        only for training."""
+        network = getattr(self.model, "generator", self.model)
+        copy = keras.models.clone_model(network)
+        copy.set_weights(network.get_weights())
+        return copy
 
     def _adam(self, learning_rate: float, beta_1: float) -> keras.optimizers.Optimizer:
         """Adam; under mixed precision wrapped in Keras' LossScaleOptimizer, which skips a step
@@ -279,7 +298,7 @@ class ZSSR:
             scale_factor=step.scale_factor, output=output, iterations=history.iterations,
             learning_rate_drops=[offset + i for i in schedule.drops],
             reconstruction_errors=[(offset + i, e) for i, e in zip(reconstruction.iterations, reconstruction.errors)],
-            train_seconds=train_seconds, test_seconds=test_seconds)
+            train_seconds=train_seconds, test_seconds=test_seconds, network=self._network_copy())
         if self.verbose:
             print(f"{label}done: {result.iterations} iterations in {train_seconds:.1f} s, "
                   f"final test {test_seconds:.1f} s", flush=True)
@@ -287,54 +306,6 @@ class ZSSR:
             if isinstance(callback, ScaleStepCallback):
                 callback.on_scale_step_end(step, result)
         return result
-
-
-def final_test(predict, config: Config, lr_image: np.ndarray, relative_sf, output_shape, kernel,
-               back_projection_iters: int, kernel_symmetries=(0,)) -> np.ndarray:
-    """A scale step's output (H, W, C) float32: `predict` ([N, H, W, C] -> same) run in tiles under
-    the self-ensemble with back-projection, with `config`'s test and scale settings (the kernel's
-    alignment; without output_flip, the ensemble uses the `kernel_symmetries` transforms)."""
-    return geometric_self_ensemble(tiled_predict_for(predict, config), lr_image, relative_sf, output_shape, kernel,
-                                   config.scale.upscale_method, back_projection_iters, config.test.output_flip,
-                                   config.scale.kernel_alignment, kernel_symmetries)
-
-
-def super_resolve_with_networks(config: Config, networks: Sequence[keras.Model],
-                                kernels: Sequence[np.ndarray | None], image: np.ndarray,
-                                symmetries: Sequence[Sequence[int] | None] | None = None) -> np.ndarray:
-    """Super-resolve `image` (h, w, C) float32 in [0, 1] with networks trained earlier, one per
-    scale step of `config`, without training: each step's `final_test` as in training (tiled
-    self-ensemble and back-projection with `config`'s settings, base changes). `kernels[i]`: step
-    i's numeric kernel as aligned for training (`kernels.align_kernel`), or None for
-    scale.downscale_method. `symmetries[i]`: the dihedral transforms training found the step's
-    kernel symmetric under (`ScaleStep.kernel_symmetries`), which pick the ensemble's transforms;
-    None (runs saved without them) recomputes them from the aligned kernel, which re-centring may
-    have made less symmetric. Returns the last step's output (H, W, C) float32 in [0, 1]. Raises
-    ZSSRError for an image `inputs.check_image` refuses, a channel count other than the networks',
-    or an output with NaN/inf pixels."""
-    channels = networks[0].input_shape[-1]
-    image = check_image(image, config.scale.scale_factors)
-    if image.shape[2] != channels:
-        raise ZSSRError(f"the image has shape {image.shape} but the networks were trained on {channels}-channel "
-                        f"images (h, w, {channels}); convert the image first")
-    symmetries = symmetries or [None] * len(networks)
-    outputs: list[np.ndarray] = []
-    for planned, network, kernel, step_symmetries in zip(plan_scale_steps(image.shape[:2], config), networks,
-                                                         kernels, symmetries):
-        if kernel is None:
-            kernel, step_symmetries = config.scale.downscale_method, (0,)
-        elif step_symmetries is None:
-            step_symmetries = kernel_symmetries(kernel) if config.scale.kernel_symmetry else (0,)
-        predict = lambda batch, net=network: keras.ops.convert_to_numpy(net(np.asarray(batch, np.float32),
-                                                                               training=False))
-        base_input = image if planned.base_index is None else outputs[planned.base_index]
-        outputs.append(final_test(predict, config, base_input, planned.relative_sf, planned.output_shape, kernel,
-                                  planned.back_projection_iters, tuple(step_symmetries)))
-    output = outputs[-1]
-    if not np.isfinite(output).all():
-        raise ZSSRError("the networks gave NaN or infinite pixels, so there is no result to save: they come from a "
-                        "training that diverged; train again with a lower train.learning_rate")
-    return output
 
 
 def _autolog_paused():

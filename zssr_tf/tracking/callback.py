@@ -19,6 +19,7 @@ import numpy as np
 from zssr_tf.callbacks import ScaleStepCallback
 from zssr_tf.ensemble import tiled_predict_for
 from zssr_tf.image_io import ImageInfo, write_image
+from zssr_tf.inference.trained import save_step
 from zssr_tf.kernels import upscale_offset
 from zssr_tf.metrics import evaluate
 from zssr_tf.resize import imresize
@@ -105,16 +106,8 @@ class MLflowLogger(ScaleStepCallback):
                     scores = evaluate(result.output, step.gt, step.scale_factor)
                     self._add("step/psnr", scores["psnr"], step.index)
                     self._add("step/ssim", scores["ssim"], step.index)
-            model_dir = self.run.folder / "model"
-            model_dir.mkdir(parents=True, exist_ok=True)
-            # A GAN training model (gan.model.ZSRGAN) keeps the network to re-apply as `generator`;
-            # its discriminator is only for training and is not saved.
-            getattr(self.model, "generator", self.model).save(model_dir / f"step_{step.index}.keras")
-            if isinstance(step.kernel, np.ndarray):
-                np.save(model_dir / f"step_{step.index}_kernel.npy", step.kernel)
-                # The transforms training used: found on the kernel before re-centring, which may
-                # have made the saved kernel less symmetric (trainer.super_resolve_with_networks).
-                np.save(model_dir / f"step_{step.index}_kernel_symmetries.npy", np.asarray(step.kernel_symmetries))
+            save_step(self.run.folder / "model", step.index, result.network,
+                      step.kernel if isinstance(step.kernel, np.ndarray) else None, step.kernel_symmetries)
             if step.index < len(self.run.config.scale.scale_factors) - 1:
                 sy, sx = step.scale_factor
                 path = self.run.folder / "outputs" / f"step_{step.index}_x{sy:g}x{sx:g}.png"
