@@ -18,7 +18,6 @@ from zssr_tf.errors import ZSSRError
 from zssr_tf.gan.lpips import LpipsLike
 from zssr_tf.image_io import ImageInfo, write_image
 from zssr_tf.inference.trained import TrainedZSSR
-from zssr_tf.metrics import evaluate
 from zssr_tf.kernels import upscale_offset
 from zssr_tf.resize import imresize
 from zssr_tf.kernel_estimation import KernelEstimationHistory, analytic_x4_kernel, estimate_kernel
@@ -141,13 +140,14 @@ def super_resolve_file(config: Config, image: np.ndarray, alpha: np.ndarray | No
                        callbacks: Sequence[keras.callbacks.Callback] = ()) -> Outcome:
     """Run ZSSR on `image` (h, w, C) and write `<stem>_zssr.png` and `<stem>_bicubic.png` to
     `out_dir` with the input's bit depth and channel layout (alpha upscaled with bicubic).
-    With `gt`, metrics hold PSNR/SSIM (metrics.evaluate at `info.bit_depth`: 16-bit data adds
-    `*_16bit`) and, when loss.lpips_heads is set, `lpips_like` (gan.lpips). Errors (ZSSRError)
+    With `gt`, metrics hold the run's final scores (`ZSSRResult.metrics`: metrics.evaluate at
+    `info.bit_depth`, 16-bit data adds `*_16bit`) and, when loss.lpips_heads is set, `lpips_like`
+    (gan.lpips). Errors (ZSSRError)
     are raised before anything is written."""
     # Built before training so that a missing weight file stops the run before any work.
     lpips = (LpipsLike(config.loss.lpips_vgg_weights, config.loss.lpips_heads)
              if gt is not None and config.loss.lpips_heads else None)
-    result = ZSSR(config, callbacks=callbacks).run(image, gt=gt, kernels=kernels)
+    result = ZSSR(config, callbacks=callbacks).run(image, gt=gt, kernels=kernels, bit_depth=info.bit_depth)
     stem = output_stem(info, config)
     big_alpha = _upscale_alpha(alpha, config, result.sr.shape[:2])
     sr_path = Path(out_dir) / f"{stem}_zssr.png"
@@ -155,10 +155,8 @@ def super_resolve_file(config: Config, image: np.ndarray, alpha: np.ndarray | No
     write_image(sr_path, result.sr, info, alpha=big_alpha)
     write_image(bicubic_path, result.bicubic, info, alpha=big_alpha)
     metrics = None
-    if gt is not None:
-        scale = config.scale.scale_factors[-1]
-        metrics = {name: evaluate(output, gt, scale, info.bit_depth)
-                   for name, output in (("zssr", result.sr), ("bicubic", result.bicubic))}
+    if result.metrics is not None:
+        metrics = {name: dict(scores) for name, scores in result.metrics.items()}
         if lpips is not None:
             for key, sr in (("zssr", result.sr), ("bicubic", result.bicubic)):
                 height, width = min(sr.shape[0], gt.shape[0]), min(sr.shape[1], gt.shape[1])

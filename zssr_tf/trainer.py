@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from zssr_tf.augment import FatherSampler, father_to_son, interpolate_son, kernel_symmetries
-from zssr_tf.callbacks import (CosineLearningRate, IterationLogs, LearningRatePolicy, NonFiniteCheck,
+from zssr_tf.callbacks import (CosineLearningRate, GroundTruthTest, IterationLogs, LearningRatePolicy, NonFiniteCheck,
                                ProgressLogger, ReconstructionTest, ScaleStepCallback, StepLearningRate,
                                StopAtMinLearningRate, reconstruction_windows)
 from zssr_tf.config import Config, describe_schedule, format_scale
@@ -26,6 +26,7 @@ from zssr_tf.inference.plan import plan_scale_steps
 from zssr_tf.inference.trained import TrainedZSSR, final_test
 from zssr_tf.inputs import check_training_inputs, setting_warnings
 from zssr_tf.kernels import align_kernel, is_isotropic, upscale_offset
+from zssr_tf.metrics import evaluate
 from zssr_tf.model import build_zssr_net
 from zssr_tf.precision import resolve_precision
 from zssr_tf.resize import imresize
@@ -37,9 +38,11 @@ class ScaleStep:
     """One scale step: `scale_factor` is relative to the original input, `relative_sf` to
     `input_image` (they differ after a base change). `kernel`: a method name or the numeric
     kernel aligned by `kernels.align_kernel`. `gt` is the ground truth resized to `output_shape`
-    (H, W) when one was given. `kernel_symmetries`: the dihedral transforms a numeric kernel is
-    symmetric under (when scale.kernel_symmetry is on; (0,) otherwise), `kernel_isotropic`
-    whether it is also the same under any rotation."""
+    (H, W) when one was given; then `interpolated` is `input_image` upscaled to that size on the
+    final test's grid (scale.kernel_alignment), what the ground-truth test runs the network on, and
+    `bicubic_scores` its `metrics.evaluate` scores against `gt`. `kernel_symmetries`: the dihedral
+    transforms a numeric kernel is symmetric under (when scale.kernel_symmetry is on; (0,)
+    otherwise), `kernel_isotropic` whether it is also the same under any rotation."""
 
     index: int
     scale_factor: tuple[float, float]
@@ -52,12 +55,17 @@ class ScaleStep:
     gt: np.ndarray | None = None
     kernel_symmetries: tuple[int, ...] = (0,)
     kernel_isotropic: bool = False
+    interpolated: np.ndarray | None = None
+    bicubic_scores: dict[str, float] | None = None
 
 
 @dataclass
 class StepResult:
     """What one scale step produced: the output (H, W, C) float32 in [0, 1], its timings, and
-    `network`, a copy of the network as this step left it (for a GAN, its generator)."""
+    `network`, a copy of the network as this step left it (for a GAN, its generator). With a
+    ground truth: `gt_tests`, the ground-truth test's scores (`callbacks.GroundTruthTest`: psnr,
+    ssim, true_error) by global iteration, and `scores`, the output's `metrics.evaluate` scores
+    against the step's ground truth."""
 
     scale_factor: tuple[float, float]
     output: np.ndarray
@@ -67,18 +75,22 @@ class StepResult:
     train_seconds: float
     test_seconds: float
     network: keras.Model | None = None
+    gt_tests: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    scores: dict[str, float] | None = None
 
 
 @dataclass
 class ZSSRResult:
     """The final super-resolved image, the plain bicubic upscale for comparison, every step, and
-    the trained networks (`trained`: save them, or re-apply them to other images)."""
+    the trained networks (`trained`: save them, or re-apply them to other images). With a ground
+    truth, `metrics` holds the final scores (`metrics.evaluate`) of "zssr" (`sr`) and "bicubic"."""
 
     sr: np.ndarray
     bicubic: np.ndarray
     steps: list[StepResult] = field(default_factory=list)
     precision: str = "float32"
     trained: TrainedZSSR | None = None
+    metrics: dict[str, dict[str, float]] | None = None
 
     @property
     def iterations(self) -> int:
@@ -111,10 +123,13 @@ class ZSSR:
         self.model: keras.Model | None = None
 
     def run(self, image: np.ndarray, gt: np.ndarray | None = None,
-            kernels: Sequence[np.ndarray] | None = None) -> ZSSRResult:
+            kernels: Sequence[np.ndarray] | None = None, bit_depth: int = 8) -> ZSSRResult:
         """Super-resolve `image` (h, w, C) float32 in [0, 1] through every scale step.
 
-        `gt`: optional ground truth (H, W, C) for the final scale, for per-step evaluation.
+        `gt`: optional ground truth (H, W, C) for the final scale: every train.gt_test_every
+        iterations the network is scored against it (`StepResult.gt_tests`, the progress line's
+        PSNR), every step's output too (`StepResult.scores`), and the result's `metrics` hold the
+        final scores, with `bit_depth` (8 or 16, the data's) as `metrics.evaluate` takes it.
         `kernels`: optional numeric downscaling kernels, one per scale step (raw; aligned here for
         scale.kernel_alignment; none under "direct", whose grid needs a numeric kernel, is an error;
         none with kernel_estimation.kernel "estimate" too: `run` does not estimate them).
@@ -153,16 +168,21 @@ class ZSSR:
             else:
                 kernel = cfg.scale.downscale_method
             base_input = image if planned.base_index is None else steps[planned.base_index].output
+            step_gt = _gt_for_step(gt, sf, scale_factors[-1], planned.output_shape)
+            interpolated = bicubic_scores = None
+            if step_gt is not None:
+                interpolated = _upscale(cfg, base_input, relative_sf, planned.output_shape)
+                bicubic_scores = evaluate(np.clip(interpolated, 0, 1), step_gt, sf)
             step = ScaleStep(index, sf, relative_sf, base_input, planned.output_shape, kernel,
-                             planned.back_projection_iters, iteration_offset,
-                             _gt_for_step(gt, sf, scale_factors[-1], planned.output_shape), symmetries, isotropic)
+                             planned.back_projection_iters, iteration_offset, step_gt, symmetries, isotropic,
+                             interpolated, bicubic_scores)
             if self.model is None or cfg.scale.init_net_for_each_sf:
                 self.model = self._build_model(channels)
                 if self.verbose:
                     print(f"[step {index + 1}/{len(scale_factors)} {format_scale(sf)}] network: "
                           f"{describe_init_weights(cfg.model.init_weights)}; learning rate: "
                           f"{describe_schedule(cfg.train)}", flush=True)
-            result = self._run_step(step, sources, base_scales)
+            result = self._run_step(step, sources, base_scales, bit_depth)
             steps.append(result)
             aligned_kernels.append(kernel if kernels is not None else None)
             step_symmetries.append(symmetries if kernels is not None else None)
@@ -170,11 +190,13 @@ class ZSSR:
             sources.append(result.output)
             base_scales.append(min(sf))
         # Under "direct" the plain upscale on the same grid (what an identity network returns).
-        bicubic = np.clip(imresize(image, scale_factor=scale_factors[-1], output_shape=steps[-1].output.shape[:2],
-                                   kernel=cfg.scale.upscale_method,
-                                   offset=upscale_offset(scale_factors[-1], alignment)), 0, 1)
+        bicubic = np.clip(_upscale(cfg, image, scale_factors[-1], steps[-1].output.shape[:2]), 0, 1)
         trained = TrainedZSSR(cfg, [s.network for s in steps], aligned_kernels, step_symmetries)
-        return ZSSRResult(sr=steps[-1].output, bicubic=bicubic, steps=steps, precision=self.precision, trained=trained)
+        metrics = None
+        if gt is not None:  # the last step's gt is `gt` itself: its scores are the final ones
+            metrics = {"zssr": steps[-1].scores, "bicubic": evaluate(bicubic, gt, scale_factors[-1], bit_depth)}
+        return ZSSRResult(sr=steps[-1].output, bicubic=bicubic, steps=steps, precision=self.precision, trained=trained,
+                          metrics=metrics)
 
     def _build_model(self, channels: int) -> keras.Model:
         m, t, loss = self.config.model, self.config.train, self.config.loss
@@ -217,7 +239,8 @@ class ZSSR:
         """The network's output for a [N, H, W, C] float32 batch of interpolated images."""
         return self._predict(tf.convert_to_tensor(batch, tf.float32)).numpy()
 
-    def _run_step(self, step: ScaleStep, sources: list[np.ndarray], base_scales: list[float]) -> StepResult:
+    def _run_step(self, step: ScaleStep, sources: list[np.ndarray], base_scales: list[float],
+                  bit_depth: int) -> StepResult:
         cfg = self.config
         a, t = cfg.augment, cfg.train
         self.model.optimizer.learning_rate.assign(t.learning_rate)
@@ -272,10 +295,15 @@ class ZSSR:
                                          t.reconstruction_test_pixels, cfg.run.seed)
         reconstruction = ReconstructionTest(tiled_predict_for(self.predict, cfg), step.input_image, interpolated_son,
                                             t.run_test_every, windows, margin=cfg.model.depth)
+        gt_test = None
+        if step.gt is not None:
+            gt_test = GroundTruthTest(tiled_predict_for(self.predict, cfg), step.interpolated, step.gt,
+                                      step.scale_factor, t.gt_test_every)
         # Order matters: later callbacks read the logs earlier ones add (see callbacks.py).
         callbacks = [history, IterationLogs(step.iteration_offset), reconstruction,
-                     NonFiniteCheck(step.iteration_offset), schedule, StopAtMinLearningRate(t.min_learning_rate),
-                     *self.callbacks, ProgressLogger(cfg.run.progress_every if self.verbose else 0, label, t.max_iters)]
+                     NonFiniteCheck(step.iteration_offset), *([gt_test] if gt_test else []), schedule,
+                     StopAtMinLearningRate(t.min_learning_rate), *self.callbacks,
+                     ProgressLogger(cfg.run.progress_every if self.verbose else 0, label, t.max_iters)]
         for callback in self.callbacks:
             if isinstance(callback, ScaleStepCallback):
                 callback.on_scale_step_begin(step, self.predict)
@@ -299,6 +327,9 @@ class ZSSR:
             learning_rate_drops=[offset + i for i in schedule.drops],
             reconstruction_errors=[(offset + i, e) for i, e in zip(reconstruction.iterations, reconstruction.errors)],
             train_seconds=train_seconds, test_seconds=test_seconds, network=self._network_copy())
+        if gt_test is not None:
+            result.gt_tests = [(offset + i, scores) for i, scores in zip(gt_test.iterations, gt_test.scores)]
+            result.scores = evaluate(output, step.gt, step.scale_factor, bit_depth)
         if self.verbose:
             print(f"{label}done: {result.iterations} iterations in {train_seconds:.1f} s, "
                   f"final test {test_seconds:.1f} s", flush=True)
@@ -326,6 +357,13 @@ class IterationCount(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.iterations = batch + 1
+
+
+def _upscale(config: Config, image: np.ndarray, scale_factor, output_shape) -> np.ndarray:
+    """`image` upscaled by `scale_factor` to `output_shape` (H, W) with scale.upscale_method, on the
+    grid of scale.kernel_alignment (the final test's), not clipped."""
+    return imresize(image, scale_factor=scale_factor, output_shape=output_shape, kernel=config.scale.upscale_method,
+                    offset=upscale_offset(scale_factor, config.scale.kernel_alignment))
 
 
 def _gt_for_step(gt, sf, final_sf, output_shape) -> np.ndarray | None:

@@ -78,9 +78,10 @@ MLflow autologging (`mlflow.tensorflow.autolog()` and the like) is paused while 
 (`tracking.autolog`), so this run is the only one.
 
 Speed: the training thread only appends metric values to a list; a background thread sends them
-with `log_batch` (see `MetricBuffer`). The scores against a ground truth are real work: each
-test runs the network on the full output size and SSIM on it
-(`MLflowLogger.evaluate_against_gt`). Nothing below `trainer.py` imports this package.
+with `log_batch` (see `MetricBuffer`). This package computes no score: the ground-truth test
+(`callbacks.GroundTruthTest`, real work: it runs the network on the full output size and SSIM on
+it), the step and final scores come from the trainer, with or without tracking. Nothing below
+`trainer.py` imports this package, and it imports neither the trainer nor the pipeline.
 
 Modules: `store` (which store, reachability, experiments, creating runs, the UI command),
 `buffer` (the background metric sender, spill files, params), `callback` (the Keras callback),
