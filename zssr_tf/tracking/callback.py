@@ -14,16 +14,12 @@ from __future__ import annotations
 
 import warnings
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from zssr_tf.callbacks import ScaleStepCallback
 from zssr_tf.image_io import ImageInfo, write_image
 from zssr_tf.inference.trained import save_step
-
-if TYPE_CHECKING:
-    from zssr_tf.tracking.run import TrackedRun
 
 # Keras log keys that are not per-iteration training values.
 NOT_LOGGED = frozenset({"iteration", "batch", "size"})
@@ -36,15 +32,17 @@ LOSS_TERMS = ("train/l1_loss", "train/perceptual_loss", "train/adversarial_loss"
 
 
 class MLflowLogger(ScaleStepCallback):
-    """Keras callback of a `TrackedRun`: starts the run when the first scale step begins (so input
-    errors the trainer finds leave no run behind), queues the per-iteration metrics (see the module
-    docstrings) in the run's buffer, keeps the curves in `history` for the figures, and saves each
-    finished scale step's network (and the outputs of all steps but the last) in the run's folder.
-    Needs the `iteration` key that `IterationLogs` adds. After the start, a failure here warns once
-    and never stops training.
+    """Keras callback of a tracked run (`run`: the `run.TrackedRun` whose `start()`, `buffer`,
+    `folder` and `config` it uses; the run makes its own logger, so this module does not import
+    it): starts the run when the first scale step begins (so input errors the trainer finds leave
+    no run behind), queues the per-iteration metrics (see the module docstrings) in the run's
+    buffer, keeps the curves in `history` for the figures, and saves each finished scale step's
+    network (and the outputs of all steps but the last) in the run's folder. Needs the `iteration`
+    key that `IterationLogs` adds. After the start, a failure here warns once and never stops
+    training.
     """
 
-    def __init__(self, run: TrackedRun):
+    def __init__(self, run):
         super().__init__()
         self.run = run
         # Run state spans all scale steps (one `fit` each), so it is not reset in on_train_begin.
