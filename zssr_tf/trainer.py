@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -309,8 +307,7 @@ class ZSSR:
                 callback.on_scale_step_begin(step, self.predict)
 
         start = time.perf_counter()
-        with _autolog_paused():
-            self.model.fit(dataset, epochs=1, steps_per_epoch=t.max_iters, callbacks=callbacks, verbose=0, shuffle=False)
+        self.model.fit(dataset, epochs=1, steps_per_epoch=t.max_iters, callbacks=callbacks, verbose=0, shuffle=False)
         train_seconds = time.perf_counter() - start
 
         start = time.perf_counter()
@@ -337,16 +334,6 @@ class ZSSR:
             if isinstance(callback, ScaleStepCallback):
                 callback.on_scale_step_end(step, result)
         return result
-
-
-def _autolog_paused():
-    """MLflow autologging paused around `fit` (see `tracking.autolog`). Imported only when MLflow
-    is loaded: autologging cannot be on otherwise, and the trainer itself never needs MLflow."""
-    if "mlflow" not in sys.modules:
-        return contextlib.nullcontext()
-    from zssr_tf.tracking.autolog import autolog_paused
-
-    return autolog_paused()
 
 
 class IterationCount(keras.callbacks.Callback):
