@@ -115,7 +115,7 @@ def test_train_run_is_complete_and_predict_reapplies_it(images, tmp_path, capsys
 
     assert artifact_paths(client, run_id) >= {
         "config.yaml", "inputs/image_lr.png", "inputs/gt_hr.png", "outputs/lr_x2_zssr.png", "outputs/lr_x2_bicubic.png",
-        "outputs/step_0_x1.5x1.5.png", "figures/training_curves.png", "figures/crops.png",
+        "outputs/step_0_x1.5.png", "figures/training_curves.png", "figures/crops.png",
         "model/step_0.keras", "model/step_1.keras"}
 
     # Re-applying the logged networks reproduces the trained output exactly, without training.

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from zssr_tf.callbacks import ScaleStepCallback
+from zssr_tf.config import format_scale
 from zssr_tf.image_io import ImageInfo, write_image
 from zssr_tf.inference.trained import save_step
 
@@ -89,8 +90,7 @@ class MLflowLogger(ScaleStepCallback):
             save_step(self.run.folder / "model", step.index, result.network,
                       step.kernel if isinstance(step.kernel, np.ndarray) else None, step.kernel_symmetries)
             if step.index < len(self.run.config.scale.scale_factors) - 1:
-                sy, sx = step.scale_factor
-                path = self.run.folder / "outputs" / f"step_{step.index}_x{sy:g}x{sx:g}.png"
+                path = self.run.folder / "outputs" / f"step_{step.index}_{format_scale(step.scale_factor)}.png"
                 height, width, channels = result.output.shape
                 write_image(path, result.output, ImageInfo(str(path), 8, channels, height, width))
 

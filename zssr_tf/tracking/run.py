@@ -175,7 +175,7 @@ class TrackedRun:
         for i, kernel in enumerate(self.kernel_paths):
             params.update(_file_params(f"kernel.{i}", kernel))
         params.update({
-            "scale_steps": " > ".join(f"x{sy:g}x{sx:g}" for sy, sx in config.scale.scale_factors),
+            "scale_steps": " > ".join(format_scale(sf) for sf in config.scale.scale_factors),
             "precision": precision, "device": device, "version.zssr_tf": zssr_tf.__version__,
             "version.tensorflow": tf.__version__, "version.keras": keras.__version__,
             "version.mlflow": mlflow.__version__, "version.python": platform.python_version()})
