@@ -12,9 +12,9 @@ import numpy as np
 import tensorflow as tf
 
 from zssr_tf.augment import FatherSampler, father_to_son, interpolate_son, kernel_symmetries
-from zssr_tf.callbacks import (CosineLearningRate, GroundTruthTest, IterationLogs, LearningRatePolicy, NonFiniteCheck,
-                               ProgressLogger, ReconstructionTest, ScaleStepCallback, StepLearningRate,
-                               StopAtMinLearningRate, reconstruction_windows)
+from zssr_tf.callbacks import (CosineLearningRate, GroundTruthTest, IterationLogs, LearningRatePolicy,
+                               NonFiniteCheck, ProgressLogger, ReconstructionTest, ScaleStepCallback,
+                               StepLearningRate, StopAtMinLearningRate, reconstruction_windows)
 from zssr_tf.config import Config, describe_schedule, format_scale
 from zssr_tf.data import PairMaker, make_dataset, with_loss_maps
 from zssr_tf.ensemble import ensemble_transforms, tiled_predict_for
@@ -254,11 +254,7 @@ class ZSSR:
             father_sources, loss_map_scale = with_loss_maps(father_sources)
         pairs = PairMaker(
             sources=father_sources, base_scales=tuple(base_scales),
-            sampler=FatherSampler(a.crop_size, a.augment_leave_as_is_probability,
-                                  a.augment_no_interpolate_probability, a.augment_min_scale,
-                                  a.augment_scale_diff_sigma, a.augment_shear_sigma, a.augment_allow_rotation,
-                                  a.augment_min_father_side, a.augment_scale_distribution,
-                                  step.kernel_symmetries, step.kernel_isotropic),
+            sampler=FatherSampler(a, step.kernel_symmetries, step.kernel_isotropic),
             scale_factor=step.relative_sf, kernel=step.kernel, noise_std=a.noise_std,
             upscale_method=cfg.scale.upscale_method, seed=cfg.run.seed, dihedral_batch=a.augment_dihedral_batch,
             loss_map_scale=loss_map_scale, upscale_offset=offset)
