@@ -106,6 +106,11 @@ def test_logged_model_predicts_as_zssr_predict_and_registers(small_lr, tmp_path,
     run = only_run(client)
     version = client.get_model_version("tiny_zssr", "1")
     assert version.run_id == run.info.run_id and version.status == "READY"
+    # The logged model is in its run's experiment (its Models tab), not in MLflow's "Default" one.
+    (logged,) = client.search_logged_models(experiment_ids=[run.info.experiment_id])
+    assert logged.experiment_id == run.info.experiment_id != "0"
+    assert logged.source_run_id == run.info.run_id and logged.name == "zssr" and str(logged.status) == "READY"
+    assert logged.params["model.depth"] == "3"
 
     lr = read_image(small_lr)[0]
     model = mlflow.pyfunc.load_model("models:/tiny_zssr/1")

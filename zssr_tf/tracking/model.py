@@ -20,6 +20,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+from mlflow import MlflowClient
 from mlflow.models import Model, ModelSignature
 from mlflow.types import Schema, TensorSpec
 
@@ -59,13 +60,13 @@ class ZSSRModel(mlflow.pyfunc.PythonModel):
         return self.trained.super_resolve(image)
 
 
-def log_zssr_model(run_id: str, folder: Path, config: Config, image: np.ndarray,
+def log_zssr_model(run_id: str, experiment_id: str, folder: Path, config: Config, image: np.ndarray,
                    registered_model_name: str | None = None):
     """Log the networks the run `run_id` saved in `folder` (`config.yaml`, `model/step_<i>.keras`,
-    kernels) as the MLflow model `zssr` of that run, with a signature and an input example (a
-    crop of at most EXAMPLE_SIDE pixels of `image`, (h, w, C) float32 in [0, 1]); register it as
-    a new version of `registered_model_name` when given. Uses MLflow's current tracking URI
-    (`store.use_tracking_uri`). Returns MLflow's `ModelInfo`."""
+    kernels) as the MLflow model `zssr` of that run, in the run's experiment `experiment_id`, with
+    a signature and an input example (a crop of at most EXAMPLE_SIDE pixels of `image`, (h, w, C)
+    float32 in [0, 1]); register it as a new version of `registered_model_name` when given. Uses
+    MLflow's current tracking URI (`store.use_tracking_uri`). Returns MLflow's `ModelInfo`."""
     artifacts = {"config": str(folder / "config.yaml")}
     for i in range(len(config.scale.scale_factors)):
         artifacts.update({path.stem: str(path) for path in step_files(folder / "model", i).values() if path.is_file()})
@@ -73,8 +74,14 @@ def log_zssr_model(run_id: str, folder: Path, config: Config, image: np.ndarray,
     tensor = TensorSpec(np.dtype(np.float32), (-1, -1, channels))
     signature = ModelSignature(inputs=Schema([tensor]), outputs=Schema([tensor]))
     example = np.ascontiguousarray(image[:EXAMPLE_SIDE, :EXAMPLE_SIDE], dtype=np.float32)
+    # Model.log files a model it creates in the fluent API's current experiment (0, "Default", when
+    # none is set), not in its run's: create it in the run's experiment, with the run's params as
+    # Model.log gives them, and log into it.
+    params = MlflowClient().get_run(run_id).data.params
+    model = mlflow.initialize_logged_model(name=MODEL_NAME, source_run_id=run_id, experiment_id=experiment_id,
+                                           params=params)
     # Model.log, unlike mlflow.pyfunc.log_model, takes the run explicitly: no fluent run is needed.
-    return Model.log(artifact_path=None, name=MODEL_NAME, flavor=mlflow.pyfunc, run_id=run_id,
+    return Model.log(artifact_path=None, name=MODEL_NAME, flavor=mlflow.pyfunc, run_id=run_id, model_id=model.model_id,
                      python_model=str(MODEL_CODE), artifacts=artifacts, signature=signature, input_example=example,
                      registered_model_name=registered_model_name, pip_requirements=_requirements())
 

@@ -231,7 +231,7 @@ class TrackedRun:
     def _log_model(self) -> None:
         image = read_image(self.info.path)[0]
         with use_tracking_uri(self.tracking_uri):
-            self.model_info = log_zssr_model(self.run_id, self.folder, self.config, image,
+            self.model_info = log_zssr_model(self.run_id, self.experiment_id, self.folder, self.config, image,
                                              self.config.run.register_model)
 
     def _end(self, status: str, error: str | None) -> None:
