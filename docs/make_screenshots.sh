@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the MLflow UI screenshots of the README (docs/mlflow_*.png): a tiny 2x2 sweep and
+# Regenerates the MLflow UI screenshots of docs/tracking.md (docs/mlflow_*.png): a tiny 2x2 sweep and
 # one registered run on Set5 bird in a fresh SQLite store, the MLflow UI on it, headless Chromium
 # (Debian package `chromium`) driven by docs/screenshot.py. Run from the repository root; needs
 # ../shared/data. A few minutes (more on a busy machine: raise WAIT, seconds per page).

@@ -86,7 +86,7 @@ def main() -> int:
     parser.add_argument("--images", nargs="*", help="only these image names")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--vgg-weights", default="imagenet", help="VGG16 weights for the full ZSRGAN")
-    parser.add_argument("--lpips-heads", help=".npz of LPIPS-VGG heads (README.md); needs --vgg-weights")
+    parser.add_argument("--lpips-heads", help=".npz of LPIPS-VGG heads (docs/zsrgan.md); needs --vgg-weights")
     parser.add_argument("--zssr-override", action="append", default=[], metavar="KEY=VALUE",
                         help="an override for the zssr run (repeatable), e.g. max_iters=600 on a busy CPU")
     parser.add_argument("--combine", action="store_true",

@@ -12,7 +12,7 @@ variances and sigmas of the Gaussian's axes, angle, alignment, scale, noise, see
 MZSR's Set5 "g2.0" (21x21 centred Gaussian, every 2nd pixel from (0, 0)); its 2.0 is the
 Gaussian's variance (sigma = 1.414), as in the kernel code MZSR builds on (cov = diag(lambda_1,
 lambda_2)): with it the bicubic PSNR-Y of all five images matches MZSR's set to 0.01 dB, with
-sigma = 2.0 it is 1-1.7 dB lower (experiments/README.md):
+sigma = 2.0 it is 1-1.7 dB lower (experiments/reports/given-kernels.md):
     python experiments/make_degraded_set.py ../shared/data/set5/hr experiments/data/set5_g2.0_direct \\
         --scale 2 --alignment direct --variance 2.0 --size 21
 A DIV2KRK-like x2 set (random 11x11 anisotropic kernels whose covariance eigenvalues are

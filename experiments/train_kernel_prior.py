@@ -10,7 +10,7 @@ with FKP's recipe (Liang et al., CVPR 2021) but shorter: Adam with weight decay 
 learning rate halved at 40, 50, ..., 90 % of the steps, batches of 100, dequantisation noise.
 FKP runs 50,000 steps from 1e-4; here 20,000 from 1e-3 (5 min on 2 CPU cores), because in a
 short trial 1e-4 had brought the validation NLL only to 158.8 after 400 steps, where 1e-3 fell
-fast (experiments/README.md, "Blind SR"; the two were not run to the end side by side). No
+fast (experiments/reports/blind-sr.md; the two were not run to the end side by side). No
 image is used.
 
 Prints the negative log-likelihood of a fixed validation grid (variances 0.35..5 in steps of

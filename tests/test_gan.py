@@ -278,15 +278,15 @@ def test_lpips_heads_files_that_are_not_float_arrays(tmp_path):
     import re
     from pathlib import Path
 
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    assert "## ZSRGAN mode" in readme and "**LPIPS-like metric**" in readme  # the messages' reference
+    page = (Path(__file__).parents[1] / "docs" / "zsrgan.md").read_text()
+    assert "\n## LPIPS-like metric\n" in page and "lpips.__file__" in page  # the messages' reference
     with pytest.raises(ZSSRError, match=r"LPIPS heads file '.*nowhere\.npz' not found: convert lpips' vgg\.pth to a "
-                                        r"\.npz as README\.md \(ZSRGAN mode, LPIPS-like metric\) shows and give it as "
+                                        r"\.npz as docs/zsrgan\.md \(LPIPS-like metric\) shows and give it as "
                                         r"loss\.lpips_heads=PATH; or run without the LPIPS-like metric"):
         load_heads(tmp_path / "nowhere.npz")
     pickled = re.escape(" holds Python objects (pickled), not the float arrays lin0..lin4, and pickles are not loaded "
-                        "(they can run code): convert lpips' vgg.pth to a .npz of float arrays lin0..lin4 as README.md "
-                        "(ZSRGAN mode, LPIPS-like metric) shows, each head as tensor.numpy()") + "$"
+                        "(they can run code): convert lpips' vgg.pth to a .npz of float arrays lin0..lin4 as docs/zsrgan.md "
+                        "(LPIPS-like metric) shows, each head as tensor.numpy()") + "$"
     objects = {f"lin{i}": np.array([None] * n, dtype=object) for i, n in enumerate(HEAD_SIZES)}
     np.savez(tmp_path / "objects.npz", **objects)
     with pytest.raises(ZSSRError, match=pickled) as error:

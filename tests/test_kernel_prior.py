@@ -218,7 +218,7 @@ def test_range_penalty_sees_the_widest_variance_and_pulls_it_in():
 
 def test_fkp_runs_that_left_the_priors_kernels_are_left_out_of_the_mean():
     # Three runs as measured on krk14 bridge: one in range, one streak past the range, one whose
-    # raw taps shrank to 0.88 (experiments/README.md, "Blind SR").
+    # raw taps shrank to 0.88 (experiments/reports/blind-sr.md).
     shapes = [([1.8, 4.3], 1.0), ([1.0, 20.0], 1.3), ([0.7, 1.2], 0.88)]
     raw = [total * anisotropic_gaussians(np.array([v]), np.array([0.3]), 11)[0] for v, total in shapes]
     histories = [KernelEstimationHistory(raw_kernel=k) for k in raw]

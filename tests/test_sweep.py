@@ -13,10 +13,10 @@ from mlflow import MlflowClient
 
 from zssr_tf.cli import main
 from zssr_tf.errors import ZSSRError
-from zssr_tf.sweep import load_sweep
-from zssr_tf.sweep_engines import PointTask, localise
-from zssr_tf.sweep_runner import check_engine, check_store_for_workers, run_sweep
-from zssr_tf.sweep_summary import Row, best_row, pareto_front, plot_front
+from zssr_tf.sweeps.engines import PointTask, localise
+from zssr_tf.sweeps.runner import check_engine, check_store_for_workers, run_sweep
+from zssr_tf.sweeps.spec import load_sweep
+from zssr_tf.sweeps.summary import Row, best_row, pareto_front, plot_front
 
 QUICK = textwrap.dedent("""\
     overrides:
@@ -384,8 +384,8 @@ def test_a_swallowed_ctrl_c_still_stops_the_sweep_after_that_run(lr_images, tmp_
     # between runs); the sweep must still stop at the next run's end and record the parent KILLED.
     import signal
 
-    from zssr_tf import sweep_runner
-    from zssr_tf.sweep_engines import PointResult
+    from zssr_tf.sweeps import runner
+    from zssr_tf.sweeps.engines import PointResult
 
     def engine(tasks, workers=1):
         for task in tasks:
@@ -395,13 +395,13 @@ def test_a_swallowed_ctrl_c_still_stops_the_sweep_after_that_run(lr_images, tmp_
                 pass  # swallowed, as in a __del__
             yield PointResult(task.key, "FINISHED", None, 0.1, {"final/psnr": 30.0}, None)
 
-    monkeypatch.setattr(sweep_runner, "run_local", engine)
+    monkeypatch.setattr(runner, "run_local", engine)
     path = sweep_file(tmp_path, QUICK + f"images: ['{lr_images}/baby.png']\ngrid: {{noise_std: [0, 0.01, 0.02]}}\n")
     sweep = load_sweep(path)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # an earlier test (Ray) may have set its own
     try:
         with pytest.raises(KeyboardInterrupt):
-            sweep_runner.run_sweep(sweep, out_dir=tmp_path / "out")
+            runner.run_sweep(sweep, out_dir=tmp_path / "out")
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
     finally:
         signal.signal(signal.SIGINT, previous)

@@ -7,15 +7,14 @@ import pytest
 
 from zssr_tf.augment import interpolate_son
 from zssr_tf.checks import check_inputs
-from zssr_tf.inputs import setting_warnings
-from zssr_tf.config import load_config
+from zssr_tf.config import WARM_START_NETWORK, load_config
 from zssr_tf.errors import ZSSRError
 from zssr_tf.image_io import read_image
+from zssr_tf.inputs import setting_warnings
 from zssr_tf.metrics import evaluate
 from zssr_tf.model import build_zssr_net
 from zssr_tf.trainer import ZSSR
-from zssr_tf.warm_start import (WARM_START, WARM_START_NETWORK, kernel_shapes, read_init_weights, save_weights,
-                                set_init_weights)
+from zssr_tf.warm_start import WARM_START, kernel_shapes, read_init_weights, save_weights, set_init_weights
 
 TINY = ["model.depth=3", "model.width=8", "max_iters=2", "learning_rate_schedule=step", "run_test_every=1",
         "learning_rate_slope_range=3", "crop_size=16", "back_projection_iters=[1]", "progress_every=0",

@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
                                             "file or preset name) and key=value overrides, e.g. noise_std=0.02. "
                                             "Presets: default (ZSSR, MATLAB bicubic kernel), blind (estimate the "
                                             "image's own kernel first), zsrgan (GAN mode: L1 + adversarial + "
-                                            "VGG16 perceptual loss), and more; see README.md.")
+                                            "VGG16 perceptual loss), and more; see README.md (Presets).")
     train.add_argument("inputs", nargs="*", metavar="IMAGE [key=value ...]",
                        help="input image (PNG, JPEG, TIFF; 8/16-bit, gray/RGB/RGBA), then config overrides "
                             "such as noise_std=0.02 or train.max_iters=500")
@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Run every point of the sweep FILE's grid/zip on every one of its images, "
                                             "each as an MLflow run nested under one parent run, then log a summary "
                                             "table and plot to the parent. Running it again skips finished runs. "
-                                            "The file format is described in zssr_tf/sweep.py.")
+                                            "The file format is described in docs/sweeps.md.")
     sweep.add_argument("file", metavar="FILE",
                        help="sweep YAML file, or a shipped sweep's name (noise_crop, speed_quality, tiny)")
     sweep.add_argument("overrides", nargs="*", metavar="key=value",
@@ -298,8 +298,8 @@ def upload_metrics(args: argparse.Namespace) -> int:
 
 
 def sweep(args: argparse.Namespace) -> int:
-    from zssr_tf.sweep import describe, load_sweep
-    from zssr_tf.sweep_runner import run_sweep
+    from zssr_tf.sweeps.runner import run_sweep
+    from zssr_tf.sweeps.spec import describe, load_sweep
 
     plan = load_sweep(args.file, args.overrides, images=args.image)
     if args.dry_run:
@@ -313,7 +313,7 @@ def sweep(args: argparse.Namespace) -> int:
 def _on_sigterm(signum, frame) -> None:
     """SIGTERM stops a run as Ctrl-C does (errors.raise_terminated: the MLflow run ends KILLED,
     outputs kept; later SIGTERMs are ignored meanwhile). It reaches this process only, unlike a terminal's Ctrl-C, so it is passed on to the
-    sweep's worker processes, which end their runs the same way (sweep_engines.start_worker)."""
+    sweep's worker processes, which end their runs the same way (sweeps.engines.start_worker)."""
     for child in multiprocessing.active_children():
         child.terminate()
     raise_terminated(signum, frame)

@@ -11,12 +11,12 @@ from typing import Sequence
 
 import numpy as np
 
-from zssr_tf.config import Config, format_scale
+from zssr_tf.config import Config, format_scale, is_warm_start_scale
 from zssr_tf.errors import ZSSRError
 from zssr_tf.gan.vgg import check_weights_file
 from zssr_tf.inference.plan import plan_scale_steps
 from zssr_tf.kernels import check_kernel
-from zssr_tf.warm_start import is_warm_start_scale, read_init_weights
+from zssr_tf.warm_start import read_init_weights
 
 MIN_INPUT_SIDE = 8
 # Adam learning rates ZSSR is known to train with: the paper's 1e-3 and its drops to 1e-5 (below

@@ -1,6 +1,7 @@
 """The network's initial weights (`model.init_weights`): random (`none`, the paper's init), the
 warm start shipped in the package (`warm_start`: a network trained for x2 bicubic SR on the
 images scikit-image ships, see experiments/pretrain_warm_start.py), or a user's .npz file.
+The config resolves "auto" to one of these (`config.resolve_init_weights`).
 
 A weights file is a .npz with one 3x3 kernel per conv layer, named as `model.build_zssr_net`
 names the layers: `conv_1` ... `conv_<depth-1>` (3, 3, C_in, width) and `residual`
@@ -24,8 +25,6 @@ if TYPE_CHECKING:
     from zssr_tf.config import ModelConfig
 
 WARM_START = Path(__file__).resolve().parent / "weights" / "warm_start_x2.npz"
-WARM_START_NETWORK = {"depth": 8, "width": 64, "scale": (2.0, 2.0)}  # what WARM_START was trained as
-INIT_WEIGHTS_NAMES = ("none", "warm_start", "auto")
 
 
 def layer_names(depth: int) -> list[str]:
@@ -37,22 +36,6 @@ def kernel_shapes(depth: int, width: int, channels: int) -> dict[str, tuple[int,
     """Layer name -> (3, 3, C_in, C_out) of each conv kernel of `model.build_zssr_net`."""
     sizes = [channels] + [width] * (depth - 1) + [channels]
     return {name: (3, 3, c_in, c_out) for name, c_in, c_out in zip(layer_names(depth), sizes, sizes[1:])}
-
-
-def resolve_init_weights(model: ModelConfig, first_step: tuple[float, float] | None) -> str:
-    """`model.init_weights` with "auto" resolved: "warm_start" when the shipped network fits the
-    configured one (`model.depth` 8, `model.width` 64) and the first scale step `first_step`
-    (vertical, horizontal; None when there is none) is x2, the scale it was trained for; else
-    "none" (random init). Any other value is returned as it is."""
-    if model.init_weights != "auto":
-        return model.init_weights
-    fits = (model.depth, model.width) == (WARM_START_NETWORK["depth"], WARM_START_NETWORK["width"])
-    return "warm_start" if fits and is_warm_start_scale(first_step) else "none"
-
-
-def is_warm_start_scale(step: tuple[float, float] | None) -> bool:
-    """Whether a scale step (vertical, horizontal) is the one the shipped warm start was trained for."""
-    return step is not None and tuple(step) == WARM_START_NETWORK["scale"]
 
 
 def describe_init_weights(init_weights: str) -> str:

@@ -2,7 +2,7 @@
 
 LPIPS compares unit-normalised VGG16 features at five layers through learned non-negative 1x1
 heads. The heads (1,472 weights) come from the `lpips` package (BSD-2-Clause), converted to a
-.npz as README.md shows; the backbone is Keras' VGG16 (Oxford/Caffe weights, fed as Keras
+.npz as docs/zsrgan.md shows; the backbone is Keras' VGG16 (Oxford/Caffe weights, fed as Keras
 expects), not the torchvision VGG16 the heads were trained on, so scores track LPIPS but are
 not equal to it: call them "LPIPS-like".
 """

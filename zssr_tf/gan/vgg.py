@@ -149,8 +149,8 @@ def resolve_weights(source: str, setting: str = "loss.perceptual_weights") -> Pa
     return path
 
 
-# Where README.md shows how to convert the LPIPS heads.
-LPIPS_README = "README.md (ZSRGAN mode, LPIPS-like metric)"
+# Where the docs show how to convert the LPIPS heads.
+LPIPS_README = "docs/zsrgan.md (LPIPS-like metric)"
 
 
 def lpips_heads_path(source: str | Path) -> Path:

@@ -224,7 +224,7 @@ def _within_prior(kernels: list[np.ndarray], histories: list[KernelEstimationHis
     outside = "; ".join(f"run {i + 1} of {count}: {_why_outside(h.raw_kernel, variance_high)}"
                         for i, h in enumerate(histories) if i not in kept)
     # Runs leave the prior by streaking along strong edges as they train on, so fewer
-    # iterations, not more, keep them inside (experiments/README.md, "Blind SR").
+    # iterations, not more, keep them inside (experiments/reports/blind-sr.md).
     fixes = "more estimation_runs, prior_range_weight=1 (a penalty past the range)"
     if not kept:
         kept = [int(np.argmin(excess))]

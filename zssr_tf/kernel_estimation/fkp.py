@@ -13,7 +13,7 @@ or constraint terms, no learning-rate drops, and no post-processing beyond norma
 re-centring (`finish`). Differences from the FKP code:
 its discriminator is a WGAN-GP one trained 3 times per iteration on batches of 64 crops, and
 its latent's learning rate 5e-4 (here `latent_learning_rate`, 2e-3 by default: measured better
-in experiments/README.md, "Blind SR").
+in experiments/reports/blind-sr.md, "A kernel prior (FKP) fixes baboon's shape").
 """
 
 from __future__ import annotations
@@ -98,8 +98,8 @@ def off_prior_excess(raw_kernel: np.ndarray, variance_high: float) -> float:
     covariance eigenvalue (px^2, `kernels.kernel_variances`) / `variance_high` (the prior's
     largest training variance, `KernelPrior.variance_range[1]`). Above 1 the latent has left the
     prior's kernels: the flow extrapolates there, and such estimates are streaks along the
-    image's strong edges (long axis past the training range) or shrunk blobs (experiments/
-    README.md, "Blind SR"). Dimensionless, >= 0; for a raw kernel with a positive sum."""
+    image's strong edges (long axis past the training range) or shrunk blobs
+    (experiments/reports/blind-sr.md, "The third image, bridge"). Dimensionless, >= 0; for a raw kernel with a positive sum."""
     return max(abs(float(raw_kernel.sum()) - 1) / RAW_SUM_TOLERANCE, kernel_variances(raw_kernel)[1] / variance_high)
 
 

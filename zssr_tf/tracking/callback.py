@@ -36,8 +36,8 @@ class MLflowLogger(ScaleStepCallback):
     """Keras callback of a tracked run (`run`: the `run.TrackedRun` whose `start()`, `buffer`,
     `folder` and `config` it uses; the run makes its own logger, so this module does not import
     it): starts the run when the first scale step begins (so input errors the trainer finds leave
-    no run behind), queues the per-iteration metrics (see the module docstrings) in the run's
-    buffer, keeps the curves in `history` for the figures, and saves each finished scale step's
+    no run behind), queues the per-iteration metrics (listed in docs/tracking.md, "Metric
+    reference") in the run's buffer, keeps the curves in `history` for the figures, and saves each finished scale step's
     network (and the outputs of all steps but the last) in the run's folder. Needs the `iteration`
     key that `IterationLogs` adds. After the start, a failure here warns once and never stops
     training.

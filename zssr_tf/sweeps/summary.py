@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 
 from matplotlib.figure import Figure
 
-from zssr_tf.sweep import Point, format_value, format_values
+from zssr_tf.sweeps.spec import Point, format_value, format_values
 
 # Characters per line of front.png's key (7-point monospace across the 6.4-inch figure).
 KEY_WIDTH = 85

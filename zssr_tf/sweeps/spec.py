@@ -1,5 +1,6 @@
 """Parameter sweeps: a YAML file names a base config, the images and the values to try; every
-(image, point) is one `zssr train`-like run nested under one parent MLflow run.
+(image, point) is one `zssr train`-like run nested under one parent MLflow run. The full
+reference, with engines, resume and the summary: docs/sweeps.md.
 
 Sweep file (every key is optional but `images`, which `zssr sweep --image` may replace):
 
@@ -24,8 +25,8 @@ runs on every image. Settings apply in this order, later ones winning: base conf
 `overrides` or on the command line, so no setting is silently ignored). Every point's config is
 validated when the file is loaded, before anything runs, and so is every (image, point)'s input:
 the image and ground truth are read and checked against the point's scale steps (GT size and
-channels), and the kernels against its steps (`checks.check_inputs`). Running points is `sweep_engines`'
-job; resume, progress and the parent run are `sweep_runner`'s; the summary `sweep_summary`'s.
+channels), and the kernels against its steps (`checks.check_inputs`). Running points is `engines`'
+job; resume and progress are `runner`'s; the parent run `parent_run`'s; the summary `summary`'s.
 """
 
 from __future__ import annotations

@@ -1,15 +1,7 @@
 """Running a loaded sweep: one parent MLflow run, one nested child run per (image, point),
 resume, progress lines and the summary.
 
-Parent: run name = the sweep's name; tag `zssr.sweep_id` = a hash of the name and every point's
-key, so running the same sweep on the same inputs again finds it (the latest one, when several
-match). Params `sweep.*`: the base, fixed settings, swept values, counts. Artifacts: the sweep
-file, and at the end `summary.csv`, `summary.md` (with links to every run in the MLflow UI),
-`summary.png` and `front.png` (also written to the output folder). Metrics: `runs/finished`, `runs/failed`, and
-the best point's means (`sweep_summary.best_row`) as `best/psnr`, `best/ssim`,
-`best/psnr_gain`, `best/reconstruction_error`, `best/iterations`, `best/seconds`; tags `zssr.best_point` (its
-values) and `zssr.best_run_id` (its best run). It ends FINISHED when every run of the sweep has
-finished, else FAILED with tag `zssr.failed_runs` (how many); KILLED when interrupted.
+Parent: its name, tags, params, artifacts, metrics and how it ends are described in `parent_run`.
 
 Children: what `zssr train` logs, named `<image>_x<scale> [preset] key=value ...` after the
 swept values, plus tags `mlflow.parentRunId`, `zssr.sweep_key` (the point key) and
@@ -26,7 +18,6 @@ folder and `<image stem>.log` (the run's own output); `<out>` defaults to
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import signal
 import sys
@@ -39,10 +30,11 @@ from typing import Callable, Iterator
 from urllib.parse import urlparse
 
 from zssr_tf.errors import ZSSRError
-from zssr_tf.sweep import Point, Sweep, format_value, format_values
-from zssr_tf.sweep_engines import PointResult, PointTask, import_ray, run_local, run_ray
-from zssr_tf.sweep_summary import (COLUMNS, Failure, RunRecord, best_row, best_run_id, markdown, record_from_run,
-                                   summarize, write_summary)
+from zssr_tf.sweeps.engines import PointResult, PointTask, import_ray, run_local, run_ray
+from zssr_tf.sweeps.parent_run import (abort_parent_run, child_runs, finish_parent_run, log_best_point,
+                                       open_parent_run, run_records)
+from zssr_tf.sweeps.spec import Point, Sweep, format_value
+from zssr_tf.sweeps.summary import Failure, markdown, summarize, write_summary
 
 ENGINES = ("local", "ray")
 BAR_WIDTH = 30
@@ -106,8 +98,8 @@ def run_sweep(sweep: Sweep, engine: str = "local", workers: int = 1, address: st
     client = MlflowClient(uri)
     try:
         experiment_id = experiment_id_for(client, sweep.base_config.run.experiment_name)
-        parent_id = _parent_run(client, experiment_id, sweep)
-        finished = {run.data.tags.get("zssr.sweep_key") for run in _children(client, experiment_id, parent_id)
+        parent_id = open_parent_run(client, experiment_id, sweep)
+        finished = {run.data.tags.get("zssr.sweep_key") for run in child_runs(client, experiment_id, parent_id)
                     if run.info.status == "FINISHED"}
     except ZSSRError:
         raise
@@ -137,16 +129,17 @@ def run_sweep(sweep: Sweep, engine: str = "local", workers: int = 1, address: st
                 if interrupted():  # a Ctrl-C whose KeyboardInterrupt something swallowed
                     raise KeyboardInterrupt
     except BaseException as err:
-        _safely(f"end the parent run {parent_id}", _abort_parent, client, parent_id, err)
+        _safely(f"end the parent run {parent_id}", abort_parent_run, client, parent_id, err)
         raise
 
-    records = _records(client, experiment_id, parent_id, results)
+    records = run_records(client, experiment_id, parent_id, results)
     rows, failures = summarize(sweep.points, records)
     paths = write_summary(out, sweep.name, sweep.axes, rows, failures,
                           run_url=lambda run_id: ui_url(uri, f"#/experiments/{experiment_id}/runs/{run_id}"))
     print("\n" + markdown(sweep.name, sweep.axes, rows, failures), end="")
-    _safely(f"log the best point to the parent run {parent_id}", _log_best, client, parent_id, sweep, rows, records)
-    _safely(f"log the summary to the parent run {parent_id}", _finish_parent, client, parent_id, paths,
+    _safely(f"log the best point to the parent run {parent_id}", log_best_point, client, parent_id, sweep, rows,
+            records)
+    _safely(f"log the summary to the parent run {parent_id}", finish_parent_run, client, parent_id, paths,
             len(sweep.points) - len(failures), len(failures))
     print(f"summary: {out / 'summary.md'}; parent run {parent_id} "
           f"({'FAILED: ' + str(len(failures)) + ' failed' if failures else 'FINISHED'})")
@@ -218,91 +211,6 @@ def _task(point: Point, sweep: Sweep, uri: str, out: Path, parent_id: str) -> Po
             "config": Path(sweep.base).stem, **{f"sweep.{k}": format_value(v) for k, v in point.values.items()}}
     return PointTask(point.key, point.image, point.ground_truth, point.kernels, config,
                      str(out / point_dir(point)), tags)
-
-
-def _parent_run(client, experiment_id: str, sweep: Sweep) -> str:
-    from mlflow.tracking.context.registry import resolve_tags
-    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
-
-    from zssr_tf.tracking import log_params
-
-    found = client.search_runs([experiment_id], f"tags.`zssr.sweep_id` = '{sweep.sweep_id}'",
-                               order_by=["attributes.start_time DESC"], max_results=1)
-    if found:
-        run_id = found[0].info.run_id
-        client.update_run(run_id, status="RUNNING")
-        if "error" in found[0].data.tags:  # left by an interrupted session
-            client.delete_tag(run_id, "error")
-        return run_id
-    run_id = client.create_run(experiment_id, tags=resolve_tags({
-        MLFLOW_RUN_NAME: sweep.name, "zssr.sweep_id": sweep.sweep_id, "zssr.sweep": sweep.name,
-        "zssr.sweep_axes": ", ".join(sweep.axes)})).info.run_id
-    axes = {f"sweep.axis.{key}": json.dumps(list(dict.fromkeys(format_value(p.values[key]) for p in sweep.points)))
-            for key in sweep.axes}
-    log_params(client, run_id, {"sweep.name": sweep.name, "sweep.file": str(sweep.path), "sweep.base": sweep.base,
-                                "sweep.settings": " ".join(sweep.settings), "sweep.images": sweep.n_images,
-                                "sweep.points": sweep.n_points, "sweep.runs": len(sweep.points),
-                                "sweep.resources": json.dumps(sweep.resources), **axes})
-    client.log_artifact(run_id, str(sweep.path))
-    return run_id
-
-
-def _children(client, experiment_id: str, parent_id: str) -> list:
-    runs, token = [], None
-    while True:
-        page = client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{parent_id}'",
-                                  max_results=1000, page_token=token)
-        runs += page
-        token = page.token
-        if not token:
-            return runs
-
-
-def _records(client, experiment_id: str, parent_id: str, results: list[PointResult]) -> dict[str, RunRecord]:
-    """Per point key, what MLflow holds (a FINISHED child wins over failed attempts, else the
-    latest), overridden by this session's failures: their errors are the engine's own words and
-    a lost worker leaves no run to read."""
-    records: dict[str, RunRecord] = {}
-    for run in sorted(_children(client, experiment_id, parent_id), key=lambda r: r.info.start_time or 0):
-        key = run.data.tags.get("zssr.sweep_key")
-        if key not in records or records[key].status != "FINISHED":
-            records[key] = record_from_run(run)
-    for result in results:
-        if result.status != "FINISHED" or result.key not in records:
-            records[result.key] = RunRecord(result.status, result.metrics, result.seconds, result.error,
-                                            result.run_id)
-    return records
-
-
-def _log_best(client, parent_id: str, sweep: Sweep, rows, records: dict[str, RunRecord]) -> None:
-    """The best point's means as `best/<column>` metrics of the parent, its values as tag
-    `zssr.best_point` and its best run as tag `zssr.best_run_id` (see sweep_summary.best_row)."""
-    from mlflow.entities import Metric, RunTag
-
-    best = best_row(rows)
-    if best is None:
-        return
-    now = int(time.time() * 1000)
-    metrics = [Metric(f"best/{column}", best.means[column], now, 0) for column, _, _ in COLUMNS if column in best.means]
-    tags = [RunTag("zssr.best_point", format_values({a: best.values[a] for a in sweep.axes}) or "base")]
-    if (run_id := best_run_id(best, records)) is not None:
-        tags.append(RunTag("zssr.best_run_id", run_id))
-    client.log_batch(parent_id, metrics=metrics, tags=tags)
-
-
-def _finish_parent(client, parent_id: str, paths: list[Path], finished: int, failed: int) -> None:
-    for path in paths:
-        client.log_artifact(parent_id, str(path))
-    client.log_metric(parent_id, "runs/finished", finished)
-    client.log_metric(parent_id, "runs/failed", failed)
-    client.set_tag(parent_id, "zssr.failed_runs", str(failed))
-    client.set_terminated(parent_id, "FAILED" if failed else "FINISHED")
-
-
-def _abort_parent(client, parent_id: str, err: BaseException) -> None:
-    interrupted = isinstance(err, KeyboardInterrupt)
-    client.set_tag(parent_id, "error", "interrupted" if interrupted else f"{type(err).__name__}: {err}")
-    client.set_terminated(parent_id, "KILLED" if interrupted else "FAILED")
 
 
 def _safely(what: str, function, *args) -> None:
