@@ -1,9 +1,10 @@
 """The scale-step plan: what every scale step of a config upscales, by how much, to which size.
 
 Each step upscales its *base*: the input image, or after a base change the output of the last
-step whose factor is in `scale.base_change_sfs` (DESIGN §1.8). Its factor relative to the base
-is its `scale_factor` divided by the base's. Every user of these sizes (the trainer, re-applying
-trained networks, the pre-flight checks) takes them from `plan_scale_steps`.
+step whose factor is in `scale.base_change_sfs` (DESIGN §1.8); its factor relative to the base
+is its `scale_factor` divided by the base's (`config.scale_step_bases`, which the config's own
+validation uses too). Every user of the sizes (the trainer, re-applying trained networks, the
+pre-flight checks) takes them from `plan_scale_steps`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from zssr_tf.config import Config
+from zssr_tf.config import Config, scale_step_bases
 
 
 @dataclass(frozen=True)
@@ -38,16 +39,14 @@ def step_output_shape(input_shape: tuple[int, int], relative_sf: tuple[float, fl
 
 def plan_scale_steps(input_shape: tuple[int, int], config: Config) -> list[PlannedStep]:
     """The scale steps of `config` for an input of `input_shape` (h, w) pixels, in order: each
-    step's factors, input and output sizes and base (see `PlannedStep`). The last step's
-    `output_shape` is the size of the final result."""
+    step's factors, input and output sizes and base (see `PlannedStep`; the bases and relative
+    factors are `config.scale_step_bases`). The last step's `output_shape` is the size of the
+    final result."""
     steps: list[PlannedStep] = []
-    base_index, base_shape, base_sf = None, (int(input_shape[0]), int(input_shape[1])), (1.0, 1.0)
-    for index, (sf, bp_iters) in enumerate(zip(config.scale.scale_factors, config.back_projection_per_step)):
-        relative_sf = (sf[0] / base_sf[0], sf[1] / base_sf[1])
-        changes_base = sf in config.scale.base_change_sfs
-        step = PlannedStep(index, sf, relative_sf, base_index, base_shape, step_output_shape(base_shape, relative_sf),
-                           changes_base, bp_iters)
-        steps.append(step)
-        if changes_base:
-            base_index, base_shape, base_sf = index, step.output_shape, sf
+    s = config.scale
+    for index, ((base_index, relative_sf), sf, bp_iters) in enumerate(
+            zip(scale_step_bases(s), s.scale_factors, config.back_projection_per_step)):
+        step_input = tuple(input_shape[:2]) if base_index is None else steps[base_index].output_shape
+        steps.append(PlannedStep(index, sf, relative_sf, base_index, step_input,
+                                 step_output_shape(step_input, relative_sf), sf in s.base_change_sfs, bp_iters))
     return steps
