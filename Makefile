@@ -1,4 +1,4 @@
-# Two commands on a fresh machine: `make train IMG=photo.png` and `make test`.
+# Two commands on a fresh machine: `make train IMG=photo.png` and `make test` (`make test-fast` skips the slow tests).
 # Both create .venv and install the package with its dependencies the first time.
 PYTHON ?= python3
 VENV := .venv
@@ -15,7 +15,7 @@ ifdef ZSSR_DATA
 export ZSSR_DATA
 endif
 
-.PHONY: install train sweep test bench ui clean
+.PHONY: install train sweep test test-fast bench ui clean
 
 install: $(STAMP)
 
@@ -36,8 +36,15 @@ SWEEP ?= configs/sweeps/noise_crop.yaml
 sweep: $(STAMP)
 	$(BIN)/zssr sweep $(SWEEP) $(ARGS)
 
+# make test: every test, the slow ones included (MLflow servers, Ray clusters, CLI subprocesses,
+# quality runs, long estimations); what CI runs.
+# make test-fast: all but the tests marked slow (`-m "not slow"`; setup.cfg registers the
+# marker), under 4 minutes on 2 otherwise idle cores: for the edit-test loop.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 # Default config on all of Set5 x2; writes experiments/results/. ARGS passes options through.
 # Data: ZSSR_DATA=/path/to/Set5_Set14 (else ../shared/data, else the Set5 shipped in tests/data).

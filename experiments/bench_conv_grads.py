@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from results_io import device_kind, write_json  # noqa: E402
+from common import device_kind, write_json  # noqa: E402
 
 SIZE, WIDTH = 128, 64
 GFLOP = 2 * SIZE * SIZE * 9 * WIDTH * WIDTH / 1e9  # one pass of one layer

@@ -30,12 +30,11 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
 from bench_blind import DATA, SETS, make_case  # noqa: E402
-from results_io import RESULTS, write_json  # noqa: E402
+from common import RESULTS, write_json  # noqa: E402
 from zssr_tf.config import load_config  # noqa: E402
 from zssr_tf.kernel_estimation import fkp  # noqa: E402
 from zssr_tf.kernel_estimation.crops import training_inputs  # noqa: E402

@@ -19,12 +19,11 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from results_io import device_kind, write_json  # noqa: E402
+from common import device_kind, write_json  # noqa: E402
 from zssr_tf.config import load_config  # noqa: E402
 from zssr_tf.image_io import read_image  # noqa: E402
 from zssr_tf.kernel_estimation import KernelEstimationError, estimate_kernel  # noqa: E402

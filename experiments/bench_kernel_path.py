@@ -29,8 +29,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from bench_speed import BatchTimer  # noqa: E402
 from zssr_tf.augment import FatherSampler  # noqa: E402
 from zssr_tf.config import load_config  # noqa: E402

@@ -44,13 +44,12 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
 from bench_blind import SETS, bicubic_upscale, estimation_digest, make_case  # noqa: E402
 from bench_fkp_checkpoints import CHECKPOINTS, cache_tag, checkpoint_cache, combined, image_names  # noqa: E402
-from results_io import RESULTS, write_json  # noqa: E402
+from common import RESULTS, write_json  # noqa: E402
 from zssr_tf.config import load_config  # noqa: E402
 from zssr_tf.kernel_estimation import estimate_kernel  # noqa: E402
 from zssr_tf.kernel_estimation.prior import load_prior  # noqa: E402

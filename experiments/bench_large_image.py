@@ -111,8 +111,7 @@ def main() -> int:
         print(json.dumps(child(*args.child, args.iters, args.final_test)))
         return 0
 
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from results_io import device_kind, write_json
+    from common import device_kind, write_json
 
     cases = [("256x256", "auto"), ("6 MP", "auto"), ("1 MP", "auto")]
     if not args.skip_untiled:

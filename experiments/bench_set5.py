@@ -24,10 +24,9 @@ from zssr_tf.config import load_config  # noqa: E402
 from zssr_tf.image_io import read_image  # noqa: E402
 from zssr_tf.metrics import evaluate  # noqa: E402
 from zssr_tf.trainer import ZSSR  # noqa: E402
-from benchmark_data import benchmark_data_dir  # noqa: E402
+from common import RESULTS, benchmark_data_dir  # noqa: E402
 
 DATA = benchmark_data_dir()
-RESULTS = Path(__file__).resolve().parent / "results"
 COLUMNS = ["image", "psnr", "ssim", "bicubic_psnr", "bicubic_ssim", "iterations", "seconds"]
 
 

@@ -63,8 +63,7 @@ from zssr_tf.metrics import evaluate  # noqa: E402
 from zssr_tf.model import build_zssr_net  # noqa: E402
 from zssr_tf.precision import device_name, resolve_precision  # noqa: E402
 from zssr_tf.trainer import ZSSR  # noqa: E402
-from results_io import device_kind, write_json  # noqa: E402
-from benchmark_data import benchmark_data_dir  # noqa: E402
+from common import benchmark_data_dir, device_kind, write_json  # noqa: E402
 
 DATA = benchmark_data_dir()
 WARMUP = 10

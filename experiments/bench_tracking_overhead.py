@@ -39,8 +39,7 @@ from zssr_tf.image_io import read_image  # noqa: E402
 from zssr_tf.pipeline import super_resolve_file  # noqa: E402
 from zssr_tf.precision import device_name  # noqa: E402
 from zssr_tf.tracking import tracked_run  # noqa: E402
-from results_io import write_json  # noqa: E402
-from benchmark_data import benchmark_data_dir  # noqa: E402
+from common import benchmark_data_dir, write_json  # noqa: E402
 
 DATA = benchmark_data_dir()
 

@@ -8,7 +8,7 @@ Default data: MZSR-style Set5 x2 "g2.0 direct" (21x21 Gaussian of variance 2.0, 
 from (0, 0)), made by
     python experiments/make_degraded_set.py ../shared/data/set5/hr experiments/data/set5_g2.0_direct \\
         --scale 2 --alignment direct --variance 2.0 --size 21
-Ground truth: the top-left 2x LR size of set5/hr in the benchmark folder (experiments/benchmark_data.py). Methods:
+Ground truth: the top-left 2x LR size of set5/hr in the benchmark folder (experiments/common.py). Methods:
 - bicubic: the LR upscaled with MATLAB-style bicubic;
 - zssr: the default config (bicubic sons, as ZSRGAN's report ran it);
 - zsrgan_l1_adv: the zsrgan preset without the perceptual term (loss.perceptual_weight=0);
@@ -52,8 +52,7 @@ from zssr_tf.metrics import evaluate  # noqa: E402
 from zssr_tf.tracking.plots import plot_crop_comparison  # noqa: E402
 from zssr_tf.resize import imresize  # noqa: E402
 from zssr_tf.trainer import ZSSR  # noqa: E402
-from benchmark_data import benchmark_data_dir  # noqa: E402
-from results_io import write_json  # noqa: E402
+from common import benchmark_data_dir, write_json  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 METHODS = ("zssr", "zsrgan_l1_adv", "zsrgan")

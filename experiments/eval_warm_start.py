@@ -23,7 +23,7 @@ from zssr_tf.image_io import read_image  # noqa: E402
 from zssr_tf.metrics import evaluate  # noqa: E402
 from zssr_tf.model import build_zssr_net  # noqa: E402
 from zssr_tf.warm_start import read_init_weights, set_init_weights  # noqa: E402
-from benchmark_data import benchmark_data_dir  # noqa: E402
+from common import benchmark_data_dir  # noqa: E402
 
 SCALE = (2.0, 2.0)
 

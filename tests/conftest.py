@@ -56,4 +56,5 @@ def _isolated_state(tmp_path, monkeypatch):
     import sys
 
     if "keras" in sys.modules:
-        sys.modules["keras"].backend.clear_session()
+        # free_memory=False: no gc.collect(), which costs ~2 s a test once TF and MLflow are loaded.
+        sys.modules["keras"].backend.clear_session(free_memory=False)

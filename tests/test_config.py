@@ -52,9 +52,58 @@ def test_auto_init_weights_resolves_in_every_config():
     assert replaced.model.init_weights == "none"
 
 
-@pytest.mark.parametrize("preset", sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
-def test_every_preset_loads(preset):
-    assert isinstance(load_config(preset), Config)
+GIVEN_KERNEL = {"augment.augment_allow_rotation": False, "test.output_flip": False, "test.back_projection_iters": (2,)}
+REAL_AUGMENTATION = {"augment.noise_std": 0.0125, "augment.augment_allow_rotation": False,
+                     "augment.augment_scale_diff_sigma": 0.0, "augment.augment_shear_sigma": 0.0,
+                     "augment.augment_min_scale": 0.75}
+# Each shipped preset: the preset it builds on and every value it changes (its YAML's header and
+# DESIGN.md §1 say why). Nothing else may differ from the base.
+PRESETS = {
+    "paper": ("default", {"model.init_weights": "none", "train.learning_rate_schedule": "policy",
+                          "train.max_iters": 3000}),
+    "fast": ("default", {"model.init_weights": "warm_start", "train.max_iters": 400}),
+    "gradual_x2": ("paper", {
+        "scale.scale_factors": ((1.0, 1.5), (1.5, 1.0), (1.5, 1.5), (1.5, 2.0), (2.0, 1.5), (2.0, 2.0)),
+        "test.back_projection_iters": (6, 6, 8, 10, 10, 12)}),
+    "given_kernel": ("paper", GIVEN_KERNEL),
+    "real": ("paper", {**REAL_AUGMENTATION, "test.output_flip": False, "test.back_projection_iters": (0,)}),
+    "x4": ("paper", {"scale.scale_factors": ((2.0, 2.0), (4.0, 4.0)), "scale.base_change_sfs": ((2.0, 2.0),),
+                     "test.back_projection_iters": (10, 10)}),
+    "blind": ("paper", {**GIVEN_KERNEL, "kernel_estimation.kernel": "estimate",
+                        "augment.augment_leave_as_is_probability": 1.0,
+                        "augment.augment_no_interpolate_probability": 0.0, "loss.loss_map": "gradient"}),
+    "blind_real": ("blind", {"kernel_estimation.estimation_shave": 0, "augment.noise_std": 0.0125,
+                             "test.back_projection_iters": (0,)}),
+    "zsrgan": ("paper", {
+        "scale.kernel_symmetry": False, "model.input_noise_std": 0.05,
+        "augment.augment_leave_as_is_probability": 0.0, "augment.augment_no_interpolate_probability": 0.0,
+        "augment.augment_min_scale": 0.05, "augment.augment_min_father_side": 64,
+        "augment.augment_scale_distribution": "area", "augment.augment_scale_diff_sigma": 0.0,
+        "augment.augment_shear_sigma": 0.0, "augment.augment_allow_rotation": False,
+        "augment.augment_dihedral_batch": True, "train.adam_beta_1": 0.5, "train.learning_rate_schedule": "step",
+        "train.learning_rate_step_every": 500, "train.learning_rate_step_factor": 0.5, "train.max_iters": 2000,
+        "loss.adversarial_weight": 1.0, "loss.perceptual_weight": 1.0, "test.output_flip": False,
+        "test.back_projection_iters": (0,)}),
+}
+
+
+def _flat(config: Config) -> dict:
+    """`config` as {"section.key": value}."""
+    return {f"{section}.{key}": value for section, values in dataclasses.asdict(config).items()
+            for key, value in values.items()}
+
+
+def test_every_shipped_preset_is_checked():
+    assert sorted(PRESETS) == sorted(p.stem for p in PRESETS_DIR.glob("*.yaml") if p.stem != "default")
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_preset_sets_what_it_documents_and_nothing_else(preset):
+    base, changes = PRESETS[preset]
+    expected = _flat(load_config(base))
+    assert set(changes) <= set(expected)  # the table names real keys
+    expected.update(changes)
+    assert _flat(load_config(preset)) == expected
 
 
 def test_gradual_preset_extends_the_paper_preset():

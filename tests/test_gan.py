@@ -323,6 +323,7 @@ def test_lpips_like_distance(random_vgg, baby, tmp_path):
         LpipsLike(str(path), tmp_path / "bad.npz")
 
 
+@pytest.mark.slow
 def test_zsrgan_preset_end_to_end_through_the_cli(random_vgg, shared_data_dir, tmp_path, capsys):
     from mlflow import MlflowClient
 

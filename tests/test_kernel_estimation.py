@@ -213,6 +213,7 @@ def test_a_collapsed_run_is_left_out_of_the_average(shared_data_dir, monkeypatch
     assert history.iterations == 3 and history.runs_averaged == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("schedule, warning", [
     (["bicubic_similar_threshold=1e-12"], "never left its bicubic phase"),
     # similar to bicubic at iteration 3 (three losses under the threshold); then 5 -> 0.05 -> 5e-4 at the

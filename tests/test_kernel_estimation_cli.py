@@ -66,6 +66,7 @@ def test_kernel_print_config_shows_the_resolved_estimation_settings_without_an_i
     assert printed["kernel_estimation"]["kernel"] == "estimate"
 
 
+@pytest.mark.slow
 def test_kernel_command_recovers_a_known_kernel_roughly(shared_data_dir, tmp_path, capsys):
     # A short estimation (300 of 3000 iterations): the estimate is already much closer to the true
     # kernel than the bicubic kernel is; the full comparison is experiments/bench_blind.py's.
@@ -97,6 +98,7 @@ def _fake_estimate(kernel):
     return estimate
 
 
+@pytest.mark.slow
 def test_train_blind_estimates_first_and_tracks_the_estimation(shared_data_dir, tmp_path, monkeypatch, capsys):
     # The estimation itself is tested above; here its place in the pipeline and the run.
     kernel = post_process(TRUE_KERNEL)

@@ -86,6 +86,7 @@ def test_flow_space_round_trip_keeps_the_kernel():
     assert np.all(np.isfinite(x)) and np.abs(x).max() < 14
 
 
+@pytest.mark.slow
 def test_short_training_raises_the_likelihood_of_gaussian_kernels():
     tf.keras.utils.set_random_seed(0)
     prior = KernelPrior(5, 2, 8)
@@ -166,6 +167,7 @@ def test_shipped_prior_decodes_random_latents_to_plausible_kernels():
     assert np.mean(variances[:, 1] / variances[:, 0] > 2) > 0.1
 
 
+@pytest.mark.slow
 def test_fkp_step_trains_the_latent_on_its_sphere_and_the_discriminator_not_the_prior():
     config = load_config("blind", ["method=fkp"])
     prior = _random_prior(kernel_size=11, blocks=2, hidden=5)
@@ -234,6 +236,7 @@ def test_fkp_runs_that_left_the_priors_kernels_are_left_out_of_the_mean():
     assert kept == [kernels[2]]  # sum 0.88 (excess 1.2) is closer than the streak's 1.3 (excess 3)
 
 
+@pytest.mark.slow
 def test_fkp_estimation_recovers_a_known_anisotropic_kernel_roughly(shared_data_dir):
     # 400 iterations of one run on a small (96x96) LR image: the estimate is already far closer to
     # the true thin kernel than the bicubic kernel is, thin, and turned roughly the right way (its

@@ -1,9 +1,13 @@
 """End-to-end quality: a short ZSSR run on a real Set5 image clearly beats bicubic."""
 
+import pytest
+
 from zssr_tf.config import load_config
 from zssr_tf.image_io import read_image
 from zssr_tf.metrics import evaluate
 from zssr_tf.trainer import ZSSR
+
+pytestmark = pytest.mark.slow  # a 300-iteration run of the full-size network
 
 
 def test_short_run_beats_bicubic_on_set5_head(shared_data_dir):

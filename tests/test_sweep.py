@@ -223,6 +223,7 @@ def test_kernel_files_and_kernel_estimate_in_one_point_are_refused(lr_images, tm
 
 # Tiny sweeps end to end: 6 iterations of a 3-layer net on 32x32 images.
 
+@pytest.mark.slow
 def test_local_sweep_nests_four_runs_under_one_parent_and_a_rerun_skips_them(lr_images, tmp_path, capsys):
     path = sweep_file(tmp_path, "name: tiny\nimages: [lr/baby.png]\nground_truth: '{dir}/../hr/{name}'\n"
                       + QUICK + GRID)
@@ -281,6 +282,7 @@ def test_local_sweep_nests_four_runs_under_one_parent_and_a_rerun_skips_them(lr_
     assert client.get_run(parent_id).info.status == "FINISHED"
 
 
+@pytest.mark.slow
 def test_a_point_with_kernel_estimate_estimates_its_kernel_as_zssr_train_does(lr_images, tmp_path, monkeypatch):
     from zssr_tf.kernel_estimation import KernelEstimationHistory
     from zssr_tf.kernel_estimation.estimator import VALUE_NAMES
@@ -317,6 +319,7 @@ def test_a_point_with_kernel_estimate_estimates_its_kernel_as_zssr_train_does(lr
     assert "model/step_0_kernel.npy" not in {a.path for a in client.list_artifacts(given.info.run_id, "model")}
 
 
+@pytest.mark.slow
 def test_a_failing_point_is_recorded_failed_while_two_workers_finish_the_others(lr_images, tmp_path, capsys):
     # A learning rate of 1e38 overflows the weights at the first update: the network's output is
     # NaN, which only training can find.
@@ -355,6 +358,7 @@ def test_a_bad_input_of_one_point_fails_before_any_point_trains(lr_images, tmp_p
         load_sweep(sweep_file(tmp_path, "images: [lr/*.png]\n" + QUICK))
 
 
+@pytest.mark.slow
 def test_ray_sweep_on_a_local_cluster(lr_images, tmp_path):
     ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'zssr-tf[ray]'")
     path = sweep_file(tmp_path, "images: [lr/bird.png]\n" + QUICK + "  max_iters: 6\n" + GRID)

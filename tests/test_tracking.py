@@ -176,6 +176,7 @@ def test_interrupted_run_ends_with_its_status_and_keeps_its_curve(images, tmp_pa
         assert "disk full" in (run.folder / "error.txt").read_text()
 
 
+@pytest.mark.slow
 def test_sigterm_ends_the_run_killed_and_keeps_its_outputs(images, tmp_path):
     # `timeout`, batch schedulers and cancelled CI jobs stop a run with SIGTERM, not Ctrl-C.
     lr, _ = images
@@ -235,6 +236,7 @@ def test_metrics_spill_to_a_file_when_the_store_fails_and_upload_later(tmp_path,
     assert "sent 2500 metric values" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_two_processes_on_one_fresh_sqlite_store_lose_no_metric(images, tmp_path):
     script = textwrap.dedent(f"""
         import sys, time
@@ -303,6 +305,7 @@ def test_tracking_imports_neither_the_trainer_nor_the_pipeline():
     assert done.stdout == "[]\n"
 
 
+@pytest.mark.slow
 def test_a_real_server_receives_the_run_and_a_lost_server_loses_nothing(images, tmp_path, monkeypatch):
     """Starts `mlflow server` on a free loopback port (20-45 s to come up), trains against it,
     checks the run through the REST API, then kills the server mid-run."""

@@ -44,6 +44,7 @@ def small_lr(shared_data_dir, tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_input_and_ground_truth_of_one_name_are_both_logged_writable_with_name_datasets_and_system_metrics(
         shared_data_dir, tmp_path, monkeypatch, capsys):
     lr, hr = shared_data_dir / "set5/lr_x2/bird.png", shared_data_dir / "set5/hr/bird.png"  # read-only files
@@ -98,6 +99,7 @@ def test_input_and_ground_truth_of_one_name_are_both_logged_writable_with_name_d
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
+@pytest.mark.slow
 def test_logged_model_predicts_as_zssr_predict_and_registers(small_lr, tmp_path, capsys):
     assert main(["train", str(small_lr), "--out", "out", *TINY, "progress_every=0", "system_metrics=false",
                  "register_model=tiny_zssr", "scale_factors=[[1.5,1.5],[2.0,2.0]]"]) == 0
@@ -136,6 +138,7 @@ def test_logged_model_predicts_as_zssr_predict_and_registers(small_lr, tmp_path,
     assert "cannot load the MLflow model 'models:/tiny_zssr/7'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_active_autolog_is_paused_around_zssr_and_leaves_one_run_in_bounded_memory(small_lr, tmp_path):
     script = textwrap.dedent(f"""
         import resource, warnings
@@ -166,6 +169,7 @@ def test_active_autolog_is_paused_around_zssr_and_leaves_one_run_in_bounded_memo
     assert int(report["peak MB"]) < 3000  # TensorFlow and MLflow loaded: about 1 GB
 
 
+@pytest.mark.slow
 def test_console_is_quiet_unless_asked(tmp_path, monkeypatch):
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "MLFLOW_LOGGING_LEVEL")}
