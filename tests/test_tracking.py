@@ -296,6 +296,7 @@ def test_logger_failure_warns_and_never_stops_training(tmp_path):
             logger.on_train_batch_end(i, {"loss": 0.1, "learning_rate": 1e-3, "iteration": i})
 
 
+@pytest.mark.slow
 def test_tracking_imports_neither_the_trainer_nor_the_pipeline():
     script = ("import sys\nimport zssr_tf.tracking, zssr_tf.tracking.model, zssr_tf.tracking.kernel_estimation\n"
               "print(sorted(m for m in ('zssr_tf.trainer', 'zssr_tf.pipeline', 'zssr_tf.checks') if m in sys.modules))")

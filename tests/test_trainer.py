@@ -237,6 +237,7 @@ def test_only_mixed_precision_skips_a_non_finite_gradient_step(precision):
     assert np.all(np.isfinite(weights.numpy())) and np.all(weights.numpy() < 1)
 
 
+@pytest.mark.slow
 def test_ground_truth_scores_come_with_the_result_without_mlflow(tmp_path):
     """The Python API scores a run against its ground truth by itself: per test iteration, per
     step and at the end, with neither MLflow nor tracking imported."""
