@@ -6,10 +6,11 @@ from scipy.optimize import least_squares
 
 from zssr_tf.augment import (FatherSampler, dihedral, father_to_son, interpolate_son, kernel_symmetries,
                              random_crop, undo_dihedral)
+from zssr_tf.config import AugmentConfig
 from zssr_tf.degradation import random_anisotropic_kernel
 from zssr_tf.kernels import bicubic_kernel, gaussian_kernel, is_isotropic
 
-AFFINE_ONLY = dict(leave_as_is_probability=0.0, no_interpolate_probability=0.0)
+AFFINE_ONLY = dict(augment_leave_as_is_probability=0.0, augment_no_interpolate_probability=0.0)
 
 
 def _smooth(y, x):
@@ -60,7 +61,7 @@ def test_random_crop_of_small_image_is_smaller():
 
 def test_leave_as_is_father_is_exact_crop():
     image = np.arange(40 * 40 * 3, dtype=np.float32).reshape(40, 40, 3) / (40 * 40 * 3)
-    sampler = FatherSampler(crop_size=16, leave_as_is_probability=1.0)
+    sampler = FatherSampler(AugmentConfig(crop_size=16, augment_leave_as_is_probability=1.0))
     for seed in range(5):
         father = sampler.sample([image, np.zeros((80, 80, 3))], [1.0, 2.0], np.random.default_rng(seed))
         top, left = _crop_position(image, father)
@@ -69,7 +70,8 @@ def test_leave_as_is_father_is_exact_crop():
 
 def test_no_interpolate_father_is_dihedral_of_crop():
     image = np.arange(40 * 40 * 3, dtype=np.float32).reshape(40, 40, 3) / (40 * 40 * 3)
-    sampler = FatherSampler(crop_size=16, leave_as_is_probability=0.0, no_interpolate_probability=1.0)
+    sampler = FatherSampler(AugmentConfig(crop_size=16, augment_leave_as_is_probability=0.0,
+                                          augment_no_interpolate_probability=1.0))
     used = set()
     for seed in range(12):
         father = sampler.sample([image], [1.0], np.random.default_rng(seed))
@@ -88,7 +90,8 @@ def test_no_interpolate_fathers_come_from_larger_sources_by_drawn_scale():
     """Gradual mode: a scale drawn in [0.5, 1.5] picks the x1.5 output when it is above 1,
     i.e. for half of the dihedral fathers, which are exact crops of whichever source."""
     small, large = np.full((40, 40, 3), 0.25, np.float32), np.full((60, 60, 3), 0.75, np.float32)
-    sampler = FatherSampler(crop_size=16, leave_as_is_probability=0.0, no_interpolate_probability=1.0)
+    sampler = FatherSampler(AugmentConfig(crop_size=16, augment_leave_as_is_probability=0.0,
+                                          augment_no_interpolate_probability=1.0))
     rng = np.random.default_rng(0)
     values = [float(np.unique(sampler.sample([small, large], [1.0, 1.5], rng))[0]) for _ in range(400)]
     assert set(values) == {0.25, 0.75}
@@ -98,7 +101,7 @@ def test_no_interpolate_fathers_come_from_larger_sources_by_drawn_scale():
 def test_affine_fathers_fit_crop_and_range():
     rng = np.random.default_rng(0)
     image = rng.random((48, 48, 3)).astype(np.float32)
-    sampler = FatherSampler(crop_size=24, **AFFINE_ONLY)
+    sampler = FatherSampler(AugmentConfig(crop_size=24, **AFFINE_ONLY))
     shapes = set()
     for _ in range(30):
         father = sampler.sample([image], [1.0], rng)
@@ -112,7 +115,7 @@ def test_affine_fathers_fit_crop_and_range():
 def test_affine_father_of_small_source_is_smaller():
     rng = np.random.default_rng(0)
     image = rng.random((12, 12, 3)).astype(np.float32)
-    sampler = FatherSampler(crop_size=32, **AFFINE_ONLY)
+    sampler = FatherSampler(AugmentConfig(crop_size=32, **AFFINE_ONLY))
     for _ in range(30):
         assert max(sampler.sample([image], [1.0], rng).shape[:2]) < 32
 
@@ -121,8 +124,8 @@ def test_unit_scale_affine_father_is_translated_crop():
     """Without rotation, shear or scaling the affine warp is a sub-pixel shift of a crop."""
     ys, xs = np.mgrid[0:64, 0:64].astype(np.float64)
     image = np.repeat(_smooth(ys, xs)[..., None], 3, axis=2).astype(np.float32)
-    sampler = FatherSampler(crop_size=24, min_scale=1.0, scale_diff_sigma=0.0, shear_sigma=0.0,
-                            allow_rotation=False, **AFFINE_ONLY)
+    sampler = FatherSampler(AugmentConfig(crop_size=24, augment_min_scale=1.0, augment_scale_diff_sigma=0.0,
+                                          augment_shear_sigma=0.0, augment_allow_rotation=False, **AFFINE_ONLY))
     grid_y, grid_x = np.mgrid[0:24, 0:24].astype(np.float64)
     for seed in range(3):
         father = sampler.sample([image], [1.0], np.random.default_rng(seed))
@@ -184,8 +187,9 @@ def test_kernel_symmetries_and_isotropy(kernel, symmetries, isotropic):
 
 def test_father_transforms_follow_kernel_symmetries():
     image = np.arange(40 * 40 * 3, dtype=np.float32).reshape(40, 40, 3) / (40 * 40 * 3)
-    sampler = FatherSampler(crop_size=16, leave_as_is_probability=0.0, no_interpolate_probability=1.0,
-                            allow_rotation=False, kernel_symmetries=(0, 2, 4, 6))
+    sampler = FatherSampler(AugmentConfig(crop_size=16, augment_leave_as_is_probability=0.0,
+                                          augment_no_interpolate_probability=1.0, augment_allow_rotation=False),
+                            kernel_symmetries=(0, 2, 4, 6))
     used = set()
     for seed in range(24):
         father = sampler.sample([image], [1.0], np.random.default_rng(seed))
@@ -200,7 +204,8 @@ def test_default_sampler_draws_are_unchanged():
     """Fathers with rotations allowed do not depend on the kernel fields: the bicubic path's
     random streams are the ones it had before kernel symmetries existed."""
     image = np.random.default_rng(1).random((60, 60, 3)).astype(np.float32)
-    plain, with_fields = FatherSampler(crop_size=24), FatherSampler(crop_size=24, kernel_symmetries=(0, 2))
+    augment = AugmentConfig(crop_size=24)
+    plain, with_fields = FatherSampler(augment), FatherSampler(augment, kernel_symmetries=(0, 2))
     for seed in range(10):
         np.testing.assert_array_equal(plain.sample([image], [1.0], np.random.default_rng(seed)),
                                       with_fields.sample([image], [1.0], np.random.default_rng(seed)))

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zssr_tf.callbacks import (CosineLearningRate, IterationLogs, LearningRatePolicy, NonFiniteCheck,
+from zssr_tf.callbacks import (CosineLearningRate, GroundTruthTest, IterationLogs, LearningRatePolicy, NonFiniteCheck,
                                ProgressLogger, ReconstructionTest, StopAtMinLearningRate, reconstruction_windows,
                                slope_and_std)
 from zssr_tf.errors import ZSSRError
+from zssr_tf.metrics import evaluate
 from zssr_tf.model import build_zssr_net
 
 
@@ -288,3 +289,30 @@ def test_non_finite_check_stops_at_the_first_bad_value(model, key, bad):
     with pytest.raises(ZSSRError, match=r"training diverged: .* at iteration 103 \(learning rate 0.001\).*"
                                         r"Lower train.learning_rate"):
         check.on_train_batch_end(3, {"loss": 0.1, key: bad})
+
+
+def test_ground_truth_test_puts_its_scores_into_the_logs_of_its_iterations(model):
+    rng = np.random.default_rng(0)
+    gt = rng.random((24, 24, 3), dtype=np.float32)
+    interpolated = np.clip(gt + rng.normal(0, 0.05, gt.shape).astype(np.float32), 0, 1)
+    identity = lambda batch: np.asarray(batch)  # noqa: E731  an untrained residual net's output
+    test = GroundTruthTest(identity, interpolated, gt, (2.0, 2.0), every=3)
+    test.set_model(model)
+    test.on_train_begin()
+    logged = []
+    for batch in range(7):
+        logs = {"loss": 0.1}
+        test.on_train_batch_end(batch, logs)
+        logged.append(logs)
+    assert [i for i, logs in enumerate(logged) if "psnr" in logs] == [0, 3, 6] == test.iterations
+    scores = logged[0]
+    assert set(scores) == {"loss", "psnr", "ssim", "true_error"}
+    expected = evaluate(interpolated, gt, (2.0, 2.0))
+    assert scores["psnr"] == pytest.approx(expected["psnr"]) and scores["ssim"] == pytest.approx(expected["ssim"])
+    assert scores["true_error"] == pytest.approx(float(np.mean((interpolated - gt) ** 2)))
+    assert test.scores == [{k: v for k, v in logs.items() if k != "loss"} for logs in logged[::3]]
+    never = GroundTruthTest(identity, interpolated, gt, (2.0, 2.0), every=0)
+    never.on_train_begin()
+    logs = {}
+    never.on_train_batch_end(0, logs)
+    assert logs == {} and never.iterations == []

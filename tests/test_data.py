@@ -1,12 +1,13 @@
 import numpy as np
 
 from zssr_tf.augment import FatherSampler
+from zssr_tf.config import AugmentConfig
 from zssr_tf.data import PairMaker, make_dataset
 
 
 def _pair_maker(seed: int, channels: int = 3) -> PairMaker:
     image = np.random.default_rng(123).random((24, 28, channels)).astype(np.float32)
-    return PairMaker(sources=(image,), base_scales=(1.0,), sampler=FatherSampler(crop_size=16),
+    return PairMaker(sources=(image,), base_scales=(1.0,), sampler=FatherSampler(AugmentConfig(crop_size=16)),
                      scale_factor=(2.0, 2.0), kernel="cubic", noise_std=0.0, upscale_method="cubic", seed=seed)
 
 

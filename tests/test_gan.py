@@ -10,7 +10,7 @@ import pytest
 
 from zssr_tf.augment import FatherSampler, dihedral, father_to_son, interpolate_son, kernel_symmetries
 from zssr_tf.callbacks import StepLearningRate
-from zssr_tf.config import load_config
+from zssr_tf.config import AugmentConfig, load_config
 from zssr_tf.data import PairMaker, make_dataset, with_loss_maps
 from zssr_tf.degradation import random_anisotropic_kernel
 from zssr_tf.errors import ZSSRError
@@ -49,7 +49,7 @@ def test_discriminator_output_size(crop, side):
 
 
 def test_dihedral_batch_holds_eight_distinct_transforms_of_one_square_pair(baby):
-    maker = PairMaker(sources=(baby,), base_scales=(1.0,), sampler=FatherSampler(crop_size=64),
+    maker = PairMaker(sources=(baby,), base_scales=(1.0,), sampler=FatherSampler(AugmentConfig(crop_size=64)),
                       scale_factor=(2.0, 2.0), kernel="cubic", noise_std=0.0, upscale_method="cubic", seed=3,
                       dihedral_batch=True)
     son, father = next(iter(make_dataset(maker, channels=3)))
@@ -76,7 +76,7 @@ def test_dihedral_batch_degrades_each_transformed_father_with_the_steps_kernel(b
     kernel = align_kernel(raw, scale_factor, alignment)
     offset = upscale_offset(scale_factor, alignment)
     sources, loss_map_scale = ((baby,), 0.0) if not loss_map else with_loss_maps((baby,))
-    maker = PairMaker(sources=sources, base_scales=(1.0,), sampler=FatherSampler(crop_size=48),
+    maker = PairMaker(sources=sources, base_scales=(1.0,), sampler=FatherSampler(AugmentConfig(crop_size=48)),
                       scale_factor=scale_factor, kernel=kernel, noise_std=0.0, upscale_method="cubic", seed=4,
                       dihedral_batch=True, upscale_offset=offset, loss_map_scale=loss_map_scale)
     batch = maker(7)
@@ -101,9 +101,10 @@ def test_dihedral_batch_degrades_each_transformed_father_with_the_steps_kernel(b
 
 
 def test_zsrgan_fathers_are_large_downscales_of_the_input(baby):
-    sampler = FatherSampler(crop_size=512, leave_as_is_probability=0, no_interpolate_probability=0, min_scale=0.05,
-                            scale_diff_sigma=0, shear_sigma=0, allow_rotation=False, min_father_side=64,
-                            scale_distribution="area")
+    sampler = FatherSampler(AugmentConfig(
+        crop_size=512, augment_leave_as_is_probability=0, augment_no_interpolate_probability=0, augment_min_scale=0.05,
+        augment_scale_diff_sigma=0, augment_shear_sigma=0, augment_allow_rotation=False, augment_min_father_side=64,
+        augment_scale_distribution="area"))
     rng = np.random.default_rng(0)
     scales = np.array([sampler._draw_scale([1.0], rng, 256)[1] for _ in range(4000)])
     low = 64.5 / 256

@@ -9,7 +9,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from zssr_tf.cli import main
-from zssr_tf.config import load_config
+from zssr_tf.config import AugmentConfig, load_config
 from zssr_tf.augment import FatherSampler
 from zssr_tf.data import PairMaker, gradient_loss_map, make_dataset, with_loss_maps
 from zssr_tf.degradation import degrade
@@ -218,7 +218,8 @@ def test_gradient_loss_map_weights_edges():
 def test_pairs_carry_the_fathers_own_weights():
     image = np.random.default_rng(1).random((48, 48, 3)).astype(np.float32)
     sources, scale = with_loss_maps((image,))
-    maker = PairMaker(sources, (1.0,), FatherSampler(crop_size=48, leave_as_is_probability=1.0), (2.0, 2.0),
+    sampler = FatherSampler(AugmentConfig(crop_size=48, augment_leave_as_is_probability=1.0))
+    maker = PairMaker(sources, (1.0,), sampler, (2.0, 2.0),
                       "cubic", 0.0, "cubic", seed=0, loss_map_scale=scale)
     son, father, weights = next(iter(make_dataset(maker, channels=3)))
     assert son.shape == father.shape == (1, 48, 48, 3) and weights.shape == (1, 48, 48)

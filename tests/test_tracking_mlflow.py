@@ -18,8 +18,7 @@ from mlflow import MlflowClient
 from zssr_tf.cli import main, quiet_tensorflow
 from zssr_tf.config import load_config
 from zssr_tf.image_io import read_image
-from zssr_tf.tracking.model import load_networks
-from zssr_tf.trainer import super_resolve_with_networks
+from zssr_tf.inference.trained import TrainedZSSR
 
 TINY = ["model.depth=3", "model.width=8", "train.max_iters=20", "run_test_every=10", "crop_size=32",
         "back_projection_iters=[2]", "precision=float32", "min_iters=5", "learning_rate_policy_check_every=5",
@@ -109,6 +108,11 @@ def test_logged_model_predicts_as_zssr_predict_and_registers(small_lr, tmp_path,
     run = only_run(client)
     version = client.get_model_version("tiny_zssr", "1")
     assert version.run_id == run.info.run_id and version.status == "READY"
+    # The logged model is in its run's experiment (its Models tab), not in MLflow's "Default" one.
+    (logged,) = client.search_logged_models(experiment_ids=[run.info.experiment_id])
+    assert logged.experiment_id == run.info.experiment_id != "0"
+    assert logged.source_run_id == run.info.run_id and logged.name == "zssr" and str(logged.status) == "READY"
+    assert logged.params["model.depth"] == "3"
 
     lr = read_image(small_lr)[0]
     model = mlflow.pyfunc.load_model("models:/tiny_zssr/1")
@@ -122,8 +126,7 @@ def test_logged_model_predicts_as_zssr_predict_and_registers(small_lr, tmp_path,
                                                              dst_path="dl"))
     model_dir = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="model",
                                                          dst_path="dl"))
-    networks, kernels, symmetries = load_networks(model_dir, config)
-    np.testing.assert_array_equal(sr, super_resolve_with_networks(config, networks, kernels, lr, symmetries))
+    np.testing.assert_array_equal(sr, TrainedZSSR.load(model_dir, config).super_resolve(lr))
     # ... and the files both forms of `zssr predict` write hold the same pixels.
     assert main(["predict", "--run-id", run.info.run_id, str(small_lr), "--out", "by_run"]) == 0
     assert main(["predict", "--model", "models:/tiny_zssr/1", str(small_lr), "--out", "by_model"]) == 0
@@ -142,21 +145,16 @@ def test_active_autolog_is_paused_around_zssr_and_leaves_one_run_in_bounded_memo
         import mlflow
         mlflow.tensorflow.autolog()
         from mlflow.utils.autologging_utils import autologging_is_disabled
+        from pathlib import Path
         from zssr_tf.config import load_config
         from zssr_tf.image_io import read_image
-        from zssr_tf.pipeline import super_resolve_file
-        from zssr_tf.tracking import tracked_run
-        from zssr_tf.trainer import ZSSR
+        from zssr_tf.pipeline import tracked_super_resolve
 
         config = load_config(overrides={TINY + ["progress_every=0", "system_metrics=false"]!r})
         image, alpha, info = read_image({str(small_lr)!r})
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            ZSSR(config).run(image)  # the Python API alone: no run at all
-            print("runs after ZSSR.run", len(mlflow.search_runs(search_all_experiments=True)))
-            with tracked_run(config, info, "out") as run:
-                outcome = super_resolve_file(config, image, alpha, info, "out", callbacks=[run.callback])
-                run.log_outcome(outcome)
+            tracked_super_resolve(config, image, alpha, info, Path("out"))
         print("warnings", sum("autologging" in str(w.message) and "paused" in str(w.message) for w in caught))
         print("runs", len(mlflow.search_runs(search_all_experiments=True)))
         print("autolog on", not autologging_is_disabled("tensorflow"))
@@ -166,7 +164,6 @@ def test_active_autolog_is_paused_around_zssr_and_leaves_one_run_in_bounded_memo
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert done.returncode == 0, done.stderr[-3000:]
     report = dict(line.rsplit(" ", 1) for line in done.stdout.splitlines() if line[:1].isalpha() and " " in line)
-    assert report["runs after ZSSR.run"] == "0"
     assert report["runs"] == "1" and report["autolog on"] == "True"
     assert int(report["warnings"]) >= 1
     assert int(report["peak MB"]) < 3000  # TensorFlow and MLflow loaded: about 1 GB

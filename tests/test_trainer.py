@@ -1,6 +1,11 @@
 """The scale-step loop: sizes of gradual steps, base changes, kernels per step, input checks."""
 
+import os
+import subprocess
+import sys
+import textwrap
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +19,7 @@ from zssr_tf.kernels import gaussian_kernel
 from zssr_tf.metrics import calculate_psnr
 from zssr_tf.trainer import ZSSR
 
+REPO = Path(__file__).resolve().parents[1]
 TINY = ["model.depth=3", "model.width=8", "max_iters=4", "run_test_every=2", "learning_rate_slope_range=6",
         "crop_size=16", "back_projection_iters=[1]", "progress_every=0", "precision=float32"]
 
@@ -179,28 +185,28 @@ def test_far_out_learning_rate_warns():
 
 
 def test_networks_with_nan_weights_give_an_error_not_an_image():
+    from zssr_tf.inference.trained import TrainedZSSR
     from zssr_tf.model import build_zssr_net
-    from zssr_tf.trainer import super_resolve_with_networks
 
     network = build_zssr_net(3, 8, 3)
     network.set_weights([np.full_like(w, np.nan) for w in network.get_weights()])
     with pytest.raises(ZSSRError, match="NaN or infinite pixels, so there is no result"):
-        super_resolve_with_networks(load_config(overrides=TINY), [network], [None], smooth_image(16, 16))
+        TrainedZSSR(load_config(overrides=TINY), [network], [None], [None]).super_resolve(smooth_image(16, 16))
 
 
 def test_reapplying_networks_checks_the_image_first():
+    from zssr_tf.inference.trained import TrainedZSSR
     from zssr_tf.model import build_zssr_net
-    from zssr_tf.trainer import super_resolve_with_networks
 
-    config, network = load_config(overrides=TINY), build_zssr_net(3, 8, 3)
+    trained = TrainedZSSR(load_config(overrides=TINY), [build_zssr_net(3, 8, 3)], [None], [None])
     image = smooth_image(16, 16)
     image[3, 4, 1] = np.nan
     with pytest.raises(ZSSRError, match="the image has 1 NaN or infinite value"):  # not "training diverged"
-        super_resolve_with_networks(config, [network], [None], image)
+        trained.super_resolve(image)
     with pytest.raises(ZSSRError, match="trained on 3-channel images"):
-        super_resolve_with_networks(config, [network], [None], smooth_image(16, 16, channels=1))
+        trained.super_resolve(smooth_image(16, 16, channels=1))
     with pytest.raises(ZSSRError, match="too small for scale x2"):
-        super_resolve_with_networks(config, [network], [None], smooth_image(5, 16))
+        trained.super_resolve(smooth_image(5, 16))
 
 
 def test_kernel_estimate_without_kernels_is_an_error_not_a_bicubic_run():
@@ -229,3 +235,64 @@ def test_only_mixed_precision_skips_a_non_finite_gradient_step(precision):
     np.testing.assert_array_equal(weights.numpy(), np.ones(3))
     optimizer.apply([tf.constant([1.0, 1.0, 1.0])], [weights])
     assert np.all(np.isfinite(weights.numpy())) and np.all(weights.numpy() < 1)
+
+
+@pytest.mark.slow
+def test_ground_truth_scores_come_with_the_result_without_mlflow(tmp_path):
+    """The Python API scores a run against its ground truth by itself: per test iteration, per
+    step and at the end, with neither MLflow nor tracking imported."""
+    script = textwrap.dedent(f"""
+        import sys
+        import numpy as np
+        from zssr_tf.config import load_config
+        from zssr_tf.trainer import ZSSR
+        y, x = np.mgrid[0:32, 0:32]
+        gt = np.repeat((0.5 + 0.25 * np.sin(x / 3.0) * np.cos(y / 4.0))[..., None], 3, axis=2).astype(np.float32)
+        lr = gt[::2, ::2].copy()
+        config = load_config(overrides={TINY + ["max_iters=6", "gt_test_every=3",
+                                                "scale_factors=[[1.5, 1.5], [2, 2]]"]!r})
+        result = ZSSR(config, verbose=False).run(lr, gt=gt)
+        print([[i for i, _ in s.gt_tests] for s in result.steps])
+        print(sorted(result.steps[0].gt_tests[0][1]), sorted(result.steps[1].scores))
+        print(result.metrics["zssr"] is result.steps[-1].scores, sorted(result.metrics))
+        print(round(result.metrics["zssr"]["psnr"], 6), round(result.metrics["bicubic"]["psnr"], 6))
+        print(sorted(m for m in sys.modules if m == "mlflow" or m.startswith(("mlflow.", "zssr_tf.tracking"))))
+        """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    iterations, keys, final, psnrs, imported = done.stdout.splitlines()
+    assert iterations == "[[0, 3], [6, 9]]"  # global iterations: the second step starts at 6
+    assert keys == "['psnr', 'ssim', 'true_error'] ['psnr', 'psnr_rgb', 'ssim']"
+    assert final == "True ['bicubic', 'zssr']"
+    zssr_psnr, bicubic_psnr = map(float, psnrs.split())
+    assert 10 < bicubic_psnr < 60 and 10 < zssr_psnr < 60
+    assert imported == "[]"
+
+
+def test_ground_truth_test_under_direct_scores_the_final_tests_grid(shared_data_dir):
+    from zssr_tf.callbacks import GroundTruthTest, ScaleStepCallback
+    from zssr_tf.image_io import read_image
+    from zssr_tf.inference.trained import final_test
+    from zssr_tf.metrics import evaluate
+
+    lr = read_image(shared_data_dir / "set5/lr_x2/baby.png")[0][100:148, 100:148]
+    hr = read_image(shared_data_dir / "set5/hr/baby.png")[0][200:296, 200:296]
+    config = load_config(overrides=TINY + ["kernel_alignment=direct", "output_flip=false", "max_iters=1"])
+    kernel = gaussian_kernel(9, 1.2)
+
+    class Steps(ScaleStepCallback):
+        def on_scale_step_begin(self, step, predict):
+            self.step = step
+
+    steps = Steps()
+    ZSSR(config, callbacks=[steps], verbose=False).run(lr, gt=hr, kernels=[kernel])
+    step = steps.step
+    # Under "direct" LR pixel i sits on HR pixel 2i: the interpolation passes through it there ...
+    np.testing.assert_allclose(step.interpolated[::2, ::2], lr, atol=1e-5)
+    assert step.bicubic_scores == evaluate(np.clip(step.interpolated, 0, 1), hr, (2.0, 2.0))
+    # ... and the ground-truth test scores what the final test returns for the same network.
+    identity = lambda batch: np.asarray(batch)  # noqa: E731  an untrained residual net's output
+    psnr = GroundTruthTest(identity, step.interpolated, hr, (2.0, 2.0)).test()["psnr"]
+    final = final_test(identity, config, lr, (2.0, 2.0), hr.shape[:2], step.kernel, 0)
+    assert psnr == pytest.approx(evaluate(final, hr, (2.0, 2.0))["psnr"], abs=1e-9)

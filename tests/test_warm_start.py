@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from zssr_tf.augment import interpolate_son
-from zssr_tf.checks import check_inputs, setting_warnings
+from zssr_tf.checks import check_inputs
 from zssr_tf.config import WARM_START_NETWORK, load_config
 from zssr_tf.errors import ZSSRError
 from zssr_tf.image_io import read_image
+from zssr_tf.inputs import setting_warnings
 from zssr_tf.metrics import evaluate
 from zssr_tf.model import build_zssr_net
 from zssr_tf.trainer import ZSSR

@@ -7,41 +7,35 @@ run them in parallel with one reproducible stream per training iteration.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
+from zssr_tf.config import AugmentConfig
 from zssr_tf.kernels import SYMMETRY_TOLERANCE, centre_kernel, odd_square
 from zssr_tf.resize import imresize
 
 
 @dataclass(frozen=True)
 class FatherSampler:
-    """The augmentation settings of DESIGN §1.1 (names as in the paper's code).
+    """Draws HR fathers with the augmentation settings of DESIGN §1.1, `augment` (the config's
+    `augment_*` fields and `crop_size`; names as in the paper's code).
 
-    `allow_rotation` False keeps fathers upright (a given kernel need not be symmetric), except
-    for the dihedral transforms in `kernel_symmetries` (those the kernel is symmetric under) and,
-    when `kernel_isotropic`, any rotation angle and mirror of affine fathers: turning a father
+    `augment_allow_rotation` False keeps fathers upright (a given kernel need not be symmetric),
+    except for the dihedral transforms in `kernel_symmetries` (those the kernel is symmetric under)
+    and, when `kernel_isotropic`, any rotation angle and mirror of affine fathers: turning a father
     under which the kernel does not change keeps the degradation the same.
     """
 
-    crop_size: int = 128
-    leave_as_is_probability: float = 0.05
-    no_interpolate_probability: float = 0.45
-    min_scale: float = 0.5
-    scale_diff_sigma: float = 0.25
-    shear_sigma: float = 0.1
-    allow_rotation: bool = True
-    min_father_side: int = 0
-    scale_distribution: str = "uniform"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     kernel_symmetries: tuple[int, ...] = (0,)
     kernel_isotropic: bool = False
 
     @property
     def dihedral_transforms(self) -> tuple[int, ...]:
         """The dihedral transforms (as `dihedral`) drawn for no-interpolation fathers."""
-        return tuple(range(8)) if self.allow_rotation else self.kernel_symmetries
+        return tuple(range(8)) if self.augment.augment_allow_rotation else self.kernel_symmetries
 
     def sample(self, sources: list[np.ndarray], base_scales: list[float], rng: np.random.Generator) -> np.ndarray:
         """Draw one HR father (float32 h x w x C, h, w <= crop_size) from the sources.
@@ -49,20 +43,20 @@ class FatherSampler:
         `sources[i]` is the input upscaled by `base_scales[i]` (1.0 for the input itself, then
         the outputs of earlier gradual steps, in increasing scale).
 
-        `min_father_side` (pixels, 0 = off) raises the smallest drawn scale so that the input
-        downscaled to it keeps a short side of at least that many pixels (the input's own size
-        when it is smaller); `scale_distribution` "area" draws scales with density
+        `augment_min_father_side` (pixels, 0 = off) raises the smallest drawn scale so that the
+        input downscaled to it keeps a short side of at least that many pixels (the input's own
+        size when it is smaller); `augment_scale_distribution` "area" draws scales with density
         proportional to scale^2, i.e. to the father's area, as ZSRGAN does (Lee et al. 2021).
         """
         chooser = rng.random()
-        if chooser < self.leave_as_is_probability:
-            return random_crop(sources[0], self.crop_size, rng)
-        if chooser < self.leave_as_is_probability + self.no_interpolate_probability:
+        if chooser < self.augment.augment_leave_as_is_probability:
+            return random_crop(sources[0], self.augment.crop_size, rng)
+        if chooser < self.augment.augment_leave_as_is_probability + self.augment.augment_no_interpolate_probability:
             # As in the paper's code, the drawn scale only picks the source here; the crop is
             # taken at the source's own resolution. With one source there is nothing to pick.
             short_side = min(sources[0].shape[:2])
             source = sources[self._draw_scale(base_scales, rng, short_side)[0]] if len(sources) > 1 else sources[0]
-            father = random_crop(source, self.crop_size, rng)
+            father = random_crop(source, self.augment.crop_size, rng)
             transforms = self.dihedral_transforms
             return dihedral(father, transforms[int(rng.integers(len(transforms)))]) if len(transforms) > 1 else father
         index, scale = self._draw_scale(base_scales, rng, min(sources[0].shape[:2]))
@@ -70,10 +64,10 @@ class FatherSampler:
 
     def _draw_scale(self, base_scales: list[float], rng: np.random.Generator,
                     short_side: int = 0) -> tuple[int, float]:
-        """A scale in [min_scale, largest source scale] and the index of the smallest source at
+        """A scale in [augment_min_scale, largest source scale] and the index of the smallest source at
         least that large, so that larger (better) fathers are favoured."""
         low, high = self._min_scale_for(base_scales, short_side), base_scales[-1]
-        if self.scale_distribution == "area":
+        if self.augment.augment_scale_distribution == "area":
             # Inverse CDF of the density 3 s^2 / (high^3 - low^3) on [low, high].
             scale = (low**3 + rng.random() * max(high**3 - low**3, 0.0)) ** (1 / 3)
         else:
@@ -81,23 +75,25 @@ class FatherSampler:
         return next(i for i, s in enumerate(base_scales) if s > scale - 1e-6), scale
 
     def _min_scale_for(self, base_scales: list[float], short_side: int) -> float:
-        """The smallest scale to draw: min_scale, raised by min_father_side for an input whose
-        short side is `short_side` pixels (never above the largest source scale)."""
-        if not self.min_father_side or not short_side:
-            return self.min_scale
+        """The smallest scale to draw: augment_min_scale, raised by augment_min_father_side for an
+        input whose short side is `short_side` pixels (never above the largest source scale)."""
+        a = self.augment
+        if not a.augment_min_father_side or not short_side:
+            return a.augment_min_scale
         # Half a pixel of margin so that int(scale * short side) never rounds below the limit.
-        return max(self.min_scale, min(base_scales[-1], (self.min_father_side + 0.5) / short_side))
+        return max(a.augment_min_scale, min(base_scales[-1], (a.augment_min_father_side + 0.5) / short_side))
 
     def _affine(self, image: np.ndarray, scale: float, rng: np.random.Generator) -> np.ndarray:
-        scale_diff = rng.normal() * self.scale_diff_sigma
-        shear_x, shear_y = rng.normal(size=2) * self.shear_sigma
-        rotate = self.allow_rotation or self.kernel_isotropic
+        scale_diff = rng.normal() * self.augment.augment_scale_diff_sigma
+        shear_x, shear_y = rng.normal(size=2) * self.augment.augment_shear_sigma
+        rotate = self.augment.augment_allow_rotation or self.kernel_isotropic
         angle = rng.random() * 2 * math.pi if rotate else 0.0
         mirror = -1.0 if (rotate and rng.random() < 0.5) else 1.0
         # The x/y scales differ by scale_diff; the scale never drops to zero or flips sign.
         sx, sy = max(scale + scale_diff / 2, 0.05), max(scale - scale_diff / 2, 0.05)
         h, w = image.shape[:2]
-        out_h, out_w = min(self.crop_size, max(1, int(sy * h))), min(self.crop_size, max(1, int(sx * w)))
+        crop = self.augment.crop_size
+        out_h, out_w = min(crop, max(1, int(sy * h))), min(crop, max(1, int(sx * w)))
         # Pick the source point that lands at the crop centre so the window fits in the image
         # when it can (its half-extent in source pixels is out/2/scale).
         half_y, half_x = min(out_h / 2 / sy, h / 2), min(out_w / 2 / sx, w / 2)

@@ -1,9 +1,12 @@
-"""Keras callbacks of the ZSSR training loop: per-iteration logs, reconstruction test,
-the slope/std learning-rate policy, stopping at the minimum learning rate, and progress.
+"""Keras callbacks of the ZSSR training loop: per-iteration logs, reconstruction test, the test
+against a ground truth, the slope/std learning-rate policy, stopping at the minimum learning
+rate, and progress.
 
 They share the batch `logs` dict: `IterationLogs` adds `iteration` (global across scale steps)
-and `learning_rate`, `ReconstructionTest` adds `reconstruction_error` on test iterations, and
-later callbacks read them; `NonFiniteCheck` stops training at the first NaN/inf among them.
+and `learning_rate`, `ReconstructionTest` adds `reconstruction_error` on test iterations,
+`GroundTruthTest` `psnr`, `ssim` and `true_error` on its test iterations, and later callbacks
+(the progress line, tracking) read them; `NonFiniteCheck` stops training at the first NaN/inf
+among the loss and the reconstruction error.
 Order them as `trainer.ZSSR._run_step` does.
 """
 
@@ -19,10 +22,10 @@ import keras
 import numpy as np
 from tqdm import tqdm
 
-from zssr_tf.checks import LEARNING_RATE_RANGE
-from zssr_tf.errors import ZSSRError
-
 from zssr_tf.config import RECONSTRUCTION_TEST_MODES
+from zssr_tf.errors import ZSSRError
+from zssr_tf.inputs import LEARNING_RATE_RANGE
+from zssr_tf.metrics import evaluate
 
 
 class IterationLogs(keras.callbacks.Callback):
@@ -96,6 +99,45 @@ class ReconstructionTest(keras.callbacks.Callback):
             total += float(np.sum(np.square(output - self.lr_image[top:top + h, left:left + w])))
             count += output.size
         return total / count
+
+
+class GroundTruthTest(keras.callbacks.Callback):
+    """Every `every` iterations (from 0; 0: never), the current network's output on
+    `interpolated` (the step's input upscaled to the ground truth's size on the final test's
+    grid), without self-ensemble or back-projection, scored against `gt` (H, W, C) float32 in
+    [0, 1]: `psnr` (dB) and `ssim`, Y channel shaved by `scale_factor` (`metrics.evaluate`,
+    DESIGN §2), and `true_error` (MSE over all channels). Adds the three to the logs and keeps the
+    tested iterations and scores of the current `fit` in `iterations` and `scores`. `predict`
+    maps [1, H, W, C] float32 to the network output of the same shape (a tiled one, as for
+    `ReconstructionTest`)."""
+
+    def __init__(self, predict: Callable[[np.ndarray], np.ndarray], interpolated: np.ndarray, gt: np.ndarray,
+                 scale_factor: tuple[float, float], every: int = 200):
+        super().__init__()
+        self.predict = predict
+        self.interpolated = interpolated
+        self.gt = gt
+        self.scale_factor = scale_factor
+        self.every = every
+
+    def on_train_begin(self, logs=None):
+        self.iterations: list[int] = []
+        self.scores: list[dict[str, float]] = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.every and batch % self.every == 0 and logs is not None:
+            scores = self.test()
+            logs.update(scores)
+            self.iterations.append(batch)
+            self.scores.append(scores)
+
+    def test(self) -> dict[str, float]:
+        """{"psnr", "ssim", "true_error"} of the network now (see the class docstring)."""
+        output = np.clip(self.predict(self.interpolated[None])[0], 0, 1)
+        scores = evaluate(output, self.gt, self.scale_factor)
+        height, width = min(output.shape[0], self.gt.shape[0]), min(output.shape[1], self.gt.shape[1])
+        true_error = float(np.mean(np.square(output[:height, :width] - self.gt[:height, :width])))
+        return {"psnr": float(scores["psnr"]), "ssim": float(scores["ssim"]), "true_error": true_error}
 
 
 def reconstruction_windows(shape: tuple[int, int], mode: str = "auto", pixels: int = 512 * 512,
@@ -294,8 +336,8 @@ class StopAtMinLearningRate(keras.callbacks.Callback):
 
 class ProgressLogger(keras.callbacks.Callback):
     """Progress of a scale step: iteration, loss, learning rate, the latest reconstruction error
-    and, when a callback before this one puts `psnr` into the logs (tracking does with a ground
-    truth), the latest PSNR in dB; then the speed, the elapsed time and an ETA. The ETA assumes the
+    and, when a callback before this one puts `psnr` into the logs (`GroundTruthTest` does with a
+    ground truth), the latest PSNR in dB; then the speed, the elapsed time and an ETA. The ETA assumes the
     current iteration rate runs on to `max_iters`: the learning-rate policy may stop sooner, so it
     is an upper bound ("ETA <=").
 

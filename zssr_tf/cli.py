@@ -194,24 +194,20 @@ def train(args: argparse.Namespace) -> int:
     out_dir = check_output_dir(args.out or config.run.output_dir, "--out" if args.out else "run.output_dir")
 
     load_tensorflow(args.quiet)  # after the cheap checks
-    from zssr_tf.pipeline import estimate_run_kernels, kernel_file_stem, kernel_tags, super_resolve_file
-    from zssr_tf.tracking import tracked_run
+    from zssr_tf.pipeline import kernel_file_stem, tracked_super_resolve
 
-    tags = {"config": Path(args.config).stem if args.config else "default", **kernel_tags(config)}
-    with tracked_run(config, info, out_dir, gt_path=args.gt, kernel_paths=args.kernel or (), tags=tags,
-                     overrides=args.overrides) as run:
-        if blind:
-            stem = Path(info.path).stem
-            estimate, kernel_paths = estimate_run_kernels(config, image, run, out_dir, stem)
-            kernels = estimate.per_step
-            # Printed now, not at the end: the kernel files stay usable if ZSSR then fails.
-            per_step = [str(out_dir / f"{kernel_file_stem(stem, f)}.npy") for f in blind_step_factors(config)]
-            print(f"estimated the kernel in {_estimation_summary(estimate.history, config)}; wrote "
-                  f"{', '.join(map(str, kernel_paths))}. To reuse it instead of estimating again: --kernel "
-                  f"{shlex.join(per_step)} kernel=given (without --estimate-kernel)", flush=True)
-        outcome = super_resolve_file(config, image, alpha, info, out_dir, gt=gt, kernels=kernels,
-                                     callbacks=[run.callback])
-        run.log_outcome(outcome, gt)
+    def reuse_hint(estimate, kernel_paths) -> None:
+        # Printed now, not at the end: the kernel files stay usable if ZSSR then fails.
+        stem = Path(info.path).stem
+        per_step = [str(out_dir / f"{kernel_file_stem(stem, f)}.npy") for f in blind_step_factors(config)]
+        print(f"estimated the kernel in {_estimation_summary(estimate.history, config)}; wrote "
+              f"{', '.join(map(str, kernel_paths))}. To reuse it instead of estimating again: --kernel "
+              f"{shlex.join(per_step)} kernel=given (without --estimate-kernel)", flush=True)
+
+    run, outcome = tracked_super_resolve(
+        config, image, alpha, info, out_dir, gt_path=args.gt, kernel_paths=args.kernel or (),
+        tags={"config": Path(args.config).stem if args.config else "default"}, overrides=args.overrides,
+        on_estimated=reuse_hint)
     print(f"saved {outcome.sr_path} ({outcome.result.sr.shape[1]}x{outcome.result.sr.shape[0]}) "
           f"and {outcome.bicubic_path}")
     if outcome.metrics:

@@ -1,4 +1,5 @@
-"""From a read image to files on disk: run ZSSR, save SR and bicubic images, evaluate."""
+"""From a read image to files on disk: run ZSSR, save SR and bicubic images, evaluate; and one
+tracked run of it (`tracked_super_resolve`), as `zssr train` and every point of a sweep run it."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import keras
 import numpy as np
@@ -16,13 +17,16 @@ from zssr_tf.checks import blind_step_factors
 from zssr_tf.config import Config, output_stem
 from zssr_tf.errors import ZSSRError
 from zssr_tf.gan.lpips import LpipsLike
-from zssr_tf.image_io import ImageInfo, write_image
-from zssr_tf.metrics import evaluate
-from zssr_tf.kernels import upscale_offset
+from zssr_tf.image_io import ImageInfo, read_image, write_image
+from zssr_tf.inference.trained import TrainedZSSR
+from zssr_tf.kernels import load_kernel, upscale_offset
 from zssr_tf.resize import imresize
 from zssr_tf.kernel_estimation import KernelEstimationHistory, analytic_x4_kernel, estimate_kernel
 from zssr_tf.kernel_estimation.files import write_kernel_files
-from zssr_tf.trainer import ZSSR, ZSSRResult, super_resolve_with_networks
+from zssr_tf.trainer import ZSSR, ZSSRResult
+
+if TYPE_CHECKING:
+    from zssr_tf.tracking import TrackedRun
 
 
 @dataclass
@@ -140,13 +144,14 @@ def super_resolve_file(config: Config, image: np.ndarray, alpha: np.ndarray | No
                        callbacks: Sequence[keras.callbacks.Callback] = ()) -> Outcome:
     """Run ZSSR on `image` (h, w, C) and write `<stem>_zssr.png` and `<stem>_bicubic.png` to
     `out_dir` with the input's bit depth and channel layout (alpha upscaled with bicubic).
-    With `gt`, metrics hold PSNR/SSIM (metrics.evaluate at `info.bit_depth`: 16-bit data adds
-    `*_16bit`) and, when loss.lpips_heads is set, `lpips_like` (gan.lpips). Errors (ZSSRError)
+    With `gt`, metrics hold the run's final scores (`ZSSRResult.metrics`: metrics.evaluate at
+    `info.bit_depth`, 16-bit data adds `*_16bit`) and, when loss.lpips_heads is set, `lpips_like`
+    (gan.lpips). Errors (ZSSRError)
     are raised before anything is written."""
     # Built before training so that a missing weight file stops the run before any work.
     lpips = (LpipsLike(config.loss.lpips_vgg_weights, config.loss.lpips_heads)
              if gt is not None and config.loss.lpips_heads else None)
-    result = ZSSR(config, callbacks=callbacks).run(image, gt=gt, kernels=kernels)
+    result = ZSSR(config, callbacks=callbacks).run(image, gt=gt, kernels=kernels, bit_depth=info.bit_depth)
     stem = output_stem(info, config)
     big_alpha = _upscale_alpha(alpha, config, result.sr.shape[:2])
     sr_path = Path(out_dir) / f"{stem}_zssr.png"
@@ -154,10 +159,8 @@ def super_resolve_file(config: Config, image: np.ndarray, alpha: np.ndarray | No
     write_image(sr_path, result.sr, info, alpha=big_alpha)
     write_image(bicubic_path, result.bicubic, info, alpha=big_alpha)
     metrics = None
-    if gt is not None:
-        scale = config.scale.scale_factors[-1]
-        metrics = {name: evaluate(output, gt, scale, info.bit_depth)
-                   for name, output in (("zssr", result.sr), ("bicubic", result.bicubic))}
+    if result.metrics is not None:
+        metrics = {name: dict(scores) for name, scores in result.metrics.items()}
         if lpips is not None:
             for key, sr in (("zssr", result.sr), ("bicubic", result.bicubic)):
                 height, width = min(sr.shape[0], gt.shape[0]), min(sr.shape[1], gt.shape[1])
@@ -165,18 +168,56 @@ def super_resolve_file(config: Config, image: np.ndarray, alpha: np.ndarray | No
     return Outcome(result, sr_path, bicubic_path, metrics)
 
 
-def super_resolve_with_models(config: Config, models: Sequence[keras.Model], kernels: Sequence[np.ndarray | None],
-                              image: np.ndarray, alpha: np.ndarray | None, info: ImageInfo, out_dir: Path,
-                              symmetries: Sequence[Sequence[int] | None] | None = None) -> Path:
-    """Super-resolve `image` (h, w, C) float32 in [0, 1] with networks trained earlier (see
-    `trainer.super_resolve_with_networks`, which also says what `kernels` and `symmetries` are) and write `<stem>_zssr.png` to `out_dir` with the
-    input's bit depth and channel layout; returns its path."""
+def tracked_super_resolve(config: Config, image: np.ndarray, alpha: np.ndarray | None, info: ImageInfo,
+                          out_dir: Path, gt_path: str | Path | None = None, kernel_paths: Sequence[str | Path] = (),
+                          tags: dict[str, str] | None = None, overrides: Sequence[str] = (),
+                          on_start: Callable[[TrackedRun], None] | None = None,
+                          on_estimated: Callable[[BlindKernels, list[Path]], None] | None = None
+                          ) -> tuple[TrackedRun, Outcome]:
+    """One tracked run (`tracking.tracked_run`) of `super_resolve_file` on `image` (h, w, C)
+    float32 in [0, 1] read from `info.path`: the ground truth and the kernels are read from
+    `gt_path` and `kernel_paths` inside the run; with kernel=estimate the kernels are estimated
+    first (`estimate_run_kernels`, then `on_estimated(estimate, written_paths)` when given); MLflow
+    autologging is paused while ZSSR trains (`tracking.autolog`); the outcome is logged
+    (`TrackedRun.log_outcome`). `tags` add to the run's tags (with `kernel_tags`), `overrides` go
+    into its name. The run starts when training does, or at once when `on_start` is given, which
+    then gets the `TrackedRun` (so a failure reading the inputs is recorded too). Returns (the
+    `TrackedRun`, ended, and the `Outcome`); raises what the run raised, after ending it FAILED
+    or KILLED."""
+    from zssr_tf.tracking import tracked_run  # MLflow, only for tracked runs
+    from zssr_tf.tracking.autolog import autolog_paused
+
+    with tracked_run(config, info, out_dir, gt_path=gt_path, kernel_paths=kernel_paths,
+                     tags={**(tags or {}), **kernel_tags(config)}, overrides=overrides) as run:
+        if on_start is not None:
+            run.start()
+            on_start(run)
+        gt = read_image(gt_path)[0] if gt_path else None
+        kernels = [load_kernel(k) for k in kernel_paths] or None
+        if config.kernel_estimation.kernel == "estimate":
+            estimate, paths = estimate_run_kernels(config, image, run, Path(out_dir), Path(info.path).stem)
+            kernels = estimate.per_step
+            if on_estimated is not None:
+                on_estimated(estimate, paths)
+        with autolog_paused():
+            outcome = super_resolve_file(config, image, alpha, info, Path(out_dir), gt=gt, kernels=kernels,
+                                         callbacks=[run.callback])
+        run.log_outcome(outcome, gt)
+    return run, outcome
+
+
+def super_resolve_with_trained(trained: TrainedZSSR, image: np.ndarray, alpha: np.ndarray | None, info: ImageInfo,
+                               out_dir: Path) -> Path:
+    """Super-resolve `image` (h, w, C) float32 in [0, 1] with networks trained earlier
+    (`inference.trained.TrainedZSSR.super_resolve`) and write `<stem>_zssr.png` to `out_dir` with
+    the input's bit depth and channel layout; returns its path. Raises ZSSRError naming the image
+    for one the networks cannot take."""
     try:
-        output = super_resolve_with_networks(config, models, kernels, image, symmetries)
+        output = trained.super_resolve(image)
     except ZSSRError as err:
         raise ZSSRError(f"{info.path}: {err}") from None
-    sr_path = Path(out_dir) / f"{output_stem(info, config)}_zssr.png"
-    write_image(sr_path, output, info, alpha=_upscale_alpha(alpha, config, output.shape[:2]))
+    sr_path = Path(out_dir) / f"{output_stem(info, trained.config)}_zssr.png"
+    write_image(sr_path, output, info, alpha=_upscale_alpha(alpha, trained.config, output.shape[:2]))
     return sr_path
 
 

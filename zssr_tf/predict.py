@@ -1,6 +1,6 @@
 """`zssr predict`: re-apply the networks a tracked run trained to a new image, without training.
 
-Two sources, the same final test (`trainer.super_resolve_with_networks`), so the same pixels:
+Two sources, the same final test (`inference.trained.TrainedZSSR.super_resolve`), so the same pixels:
 - a run id: the run's `config.yaml` and `model/step_<i>.keras` artifacts (also for runs that
   logged no MLflow model);
 - an MLflow model URI (`models:/NAME/VERSION` of a registered model, `models:/<model id>`,
@@ -18,8 +18,9 @@ from mlflow.artifacts import download_artifacts
 from zssr_tf.config import load_config
 from zssr_tf.errors import ZSSRError
 from zssr_tf.image_io import read_image
-from zssr_tf.pipeline import super_resolve_with_models
-from zssr_tf.tracking.model import ZSSRModel, load_networks
+from zssr_tf.inference.trained import TrainedZSSR
+from zssr_tf.pipeline import super_resolve_with_trained
+from zssr_tf.tracking.model import ZSSRModel
 from zssr_tf.tracking.store import check_reachable, resolve_tracking_uri, use_tracking_uri
 
 
@@ -50,11 +51,10 @@ def predict_from_run(run_id: str, image_path: str | Path, out_dir: str | Path | 
             raise ZSSRError(f"run {run_id} in {uri} has no config.yaml or model/ artifacts ({type(err).__name__}); "
                             "was it logged by zssr train and did it finish?") from None
         try:
-            networks, kernels, symmetries = load_networks(model_dir, config)
+            trained = TrainedZSSR.load(model_dir, config)
         except ZSSRError as err:
             raise ZSSRError(f"run {run_id}: {err}") from None
-        return super_resolve_with_models(config, networks, kernels, image, alpha, info,
-                                         Path(out_dir or config.run.output_dir), symmetries)
+        return super_resolve_with_trained(trained, image, alpha, info, Path(out_dir or config.run.output_dir))
 
 
 def predict_from_model(model_uri: str, image_path: str | Path, out_dir: str | Path | None = None,
@@ -79,5 +79,5 @@ def predict_from_model(model_uri: str, image_path: str | Path, out_dir: str | Pa
     model = loaded.unwrap_python_model()
     if not isinstance(model, ZSSRModel):
         raise ZSSRError(f"{model_uri} is not a model logged by zssr train (it is a {type(model).__name__})")
-    return super_resolve_with_models(model.config, model.networks, model.kernels, image, alpha, info,
-                                     Path(out_dir or model.config.run.output_dir), model.symmetries)
+    return super_resolve_with_trained(model.trained, image, alpha, info,
+                                      Path(out_dir or model.trained.config.run.output_dir))

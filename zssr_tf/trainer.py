@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -14,16 +12,19 @@ import numpy as np
 import tensorflow as tf
 
 from zssr_tf.augment import FatherSampler, father_to_son, interpolate_son, kernel_symmetries
-from zssr_tf.callbacks import (CosineLearningRate, IterationLogs, LearningRatePolicy, NonFiniteCheck,
-                               ProgressLogger, ReconstructionTest, ScaleStepCallback, StepLearningRate,
-                               StopAtMinLearningRate, reconstruction_windows)
-from zssr_tf.checks import check_image, check_inputs, setting_warnings, step_output_shape
+from zssr_tf.callbacks import (CosineLearningRate, GroundTruthTest, IterationLogs, LearningRatePolicy,
+                               NonFiniteCheck, ProgressLogger, ReconstructionTest, ScaleStepCallback,
+                               StepLearningRate, StopAtMinLearningRate, reconstruction_windows)
 from zssr_tf.config import Config, describe_schedule, format_scale
 from zssr_tf.data import PairMaker, make_dataset, with_loss_maps
-from zssr_tf.ensemble import ensemble_transforms, geometric_self_ensemble, tiled_predict_for
+from zssr_tf.ensemble import ensemble_transforms, tiled_predict_for
 from zssr_tf.errors import ZSSRError, ZSSRWarning
 from zssr_tf.gan.build import build_zsrgan
+from zssr_tf.inference.plan import plan_scale_steps
+from zssr_tf.inference.trained import TrainedZSSR, final_test
+from zssr_tf.inputs import check_training_inputs, setting_warnings
 from zssr_tf.kernels import align_kernel, is_isotropic, upscale_offset
+from zssr_tf.metrics import evaluate
 from zssr_tf.model import build_zssr_net
 from zssr_tf.precision import resolve_precision
 from zssr_tf.resize import imresize
@@ -35,9 +36,11 @@ class ScaleStep:
     """One scale step: `scale_factor` is relative to the original input, `relative_sf` to
     `input_image` (they differ after a base change). `kernel`: a method name or the numeric
     kernel aligned by `kernels.align_kernel`. `gt` is the ground truth resized to `output_shape`
-    (H, W) when one was given. `kernel_symmetries`: the dihedral transforms a numeric kernel is
-    symmetric under (when scale.kernel_symmetry is on; (0,) otherwise), `kernel_isotropic`
-    whether it is also the same under any rotation."""
+    (H, W) when one was given; then `interpolated` is `input_image` upscaled to that size on the
+    final test's grid (scale.kernel_alignment), what the ground-truth test runs the network on, and
+    `bicubic_scores` its `metrics.evaluate` scores against `gt`. `kernel_symmetries`: the dihedral
+    transforms a numeric kernel is symmetric under (when scale.kernel_symmetry is on; (0,)
+    otherwise), `kernel_isotropic` whether it is also the same under any rotation."""
 
     index: int
     scale_factor: tuple[float, float]
@@ -50,11 +53,17 @@ class ScaleStep:
     gt: np.ndarray | None = None
     kernel_symmetries: tuple[int, ...] = (0,)
     kernel_isotropic: bool = False
+    interpolated: np.ndarray | None = None
+    bicubic_scores: dict[str, float] | None = None
 
 
 @dataclass
 class StepResult:
-    """What one scale step produced: the output (H, W, C) float32 in [0, 1] and its timings."""
+    """What one scale step produced: the output (H, W, C) float32 in [0, 1], its timings, and
+    `network`, a copy of the network as this step left it (for a GAN, its generator). With a
+    ground truth: `gt_tests`, the ground-truth test's scores (`callbacks.GroundTruthTest`: psnr,
+    ssim, true_error) by global iteration, and `scores`, the output's `metrics.evaluate` scores
+    against the step's ground truth."""
 
     scale_factor: tuple[float, float]
     output: np.ndarray
@@ -63,16 +72,23 @@ class StepResult:
     reconstruction_errors: list[tuple[int, float]]  # (global iteration, MSE)
     train_seconds: float
     test_seconds: float
+    network: keras.Model | None = None
+    gt_tests: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    scores: dict[str, float] | None = None
 
 
 @dataclass
 class ZSSRResult:
-    """The final super-resolved image, the plain bicubic upscale for comparison, every step."""
+    """The final super-resolved image, the plain bicubic upscale for comparison, every step, and
+    the trained networks (`trained`: save them, or re-apply them to other images). With a ground
+    truth, `metrics` holds the final scores (`metrics.evaluate`) of "zssr" (`sr`) and "bicubic"."""
 
     sr: np.ndarray
     bicubic: np.ndarray
     steps: list[StepResult] = field(default_factory=list)
     precision: str = "float32"
+    trained: TrainedZSSR | None = None
+    metrics: dict[str, dict[str, float]] | None = None
 
     @property
     def iterations(self) -> int:
@@ -105,14 +121,17 @@ class ZSSR:
         self.model: keras.Model | None = None
 
     def run(self, image: np.ndarray, gt: np.ndarray | None = None,
-            kernels: Sequence[np.ndarray] | None = None) -> ZSSRResult:
+            kernels: Sequence[np.ndarray] | None = None, bit_depth: int = 8) -> ZSSRResult:
         """Super-resolve `image` (h, w, C) float32 in [0, 1] through every scale step.
 
-        `gt`: optional ground truth (H, W, C) for the final scale, for per-step evaluation.
+        `gt`: optional ground truth (H, W, C) for the final scale: every train.gt_test_every
+        iterations the network is scored against it (`StepResult.gt_tests`, the progress line's
+        PSNR), every step's output too (`StepResult.scores`), and the result's `metrics` hold the
+        final scores, with `bit_depth` (8 or 16, the data's) as `metrics.evaluate` takes it.
         `kernels`: optional numeric downscaling kernels, one per scale step (raw; aligned here for
         scale.kernel_alignment; none under "direct", whose grid needs a numeric kernel, is an error;
         none with kernel_estimation.kernel "estimate" too: `run` does not estimate them).
-        Raises ZSSRError before training for inputs `checks.check_inputs` rejects, and during
+        Raises ZSSRError before training for inputs `inputs.check_training_inputs` rejects, and during
         training when the loss or the network's output stops being finite (`NonFiniteCheck`) or a
         step's final output has NaN/inf pixels. Warns (ZSSRWarning) for settings unlikely to train.
         """
@@ -124,7 +143,7 @@ class ZSSR:
                             "k, _ = kernel_estimation.estimate_kernel(image, config), or "
                             "pipeline.estimate_blind_kernels(config, image).per_step), or set kernel=given to train "
                             "with scale.downscale_method")
-        image, gt, kernels = check_inputs(cfg, image, gt, kernels)
+        image, gt, kernels = check_training_inputs(cfg, image, gt, kernels)
         for message in setting_warnings(cfg):
             warnings.warn(message, ZSSRWarning, stacklevel=2)
         alignment = cfg.scale.kernel_alignment
@@ -132,11 +151,12 @@ class ZSSR:
         self.model = None  # every run starts from fresh weights
         channels = image.shape[2]
         sources, base_scales = [image], [1.0]
-        base_input, base_sf = image, (1.0, 1.0)
         steps: list[StepResult] = []
+        aligned_kernels: list[np.ndarray | None] = []
+        step_symmetries: list[tuple[int, ...] | None] = []
         iteration_offset = 0
-        for index, (sf, bp_iters) in enumerate(zip(scale_factors, cfg.back_projection_per_step)):
-            relative_sf = (sf[0] / base_sf[0], sf[1] / base_sf[1])
+        for planned in plan_scale_steps(image.shape[:2], cfg):
+            index, sf, relative_sf = planned.index, planned.scale_factor, planned.relative_sf
             symmetries, isotropic = (0,), False
             if kernels is not None:
                 kernel = align_kernel(kernels[index], relative_sf, alignment)
@@ -145,27 +165,36 @@ class ZSSR:
                     isotropic = len(symmetries) == 8 and is_isotropic(kernels[index])
             else:
                 kernel = cfg.scale.downscale_method
-            output_shape = step_output_shape(base_input.shape[:2], relative_sf)
-            step = ScaleStep(index, sf, relative_sf, base_input, output_shape, kernel, bp_iters, iteration_offset,
-                             _gt_for_step(gt, sf, scale_factors[-1], output_shape), symmetries, isotropic)
+            base_input = image if planned.base_index is None else steps[planned.base_index].output
+            step_gt = _gt_for_step(gt, sf, scale_factors[-1], planned.output_shape)
+            interpolated = bicubic_scores = None
+            if step_gt is not None:
+                interpolated = _upscale(cfg, base_input, relative_sf, planned.output_shape)
+                bicubic_scores = evaluate(np.clip(interpolated, 0, 1), step_gt, sf)
+            step = ScaleStep(index, sf, relative_sf, base_input, planned.output_shape, kernel,
+                             planned.back_projection_iters, iteration_offset, step_gt, symmetries, isotropic,
+                             interpolated, bicubic_scores)
             if self.model is None or cfg.scale.init_net_for_each_sf:
                 self.model = self._build_model(channels)
                 if self.verbose:
                     print(f"[step {index + 1}/{len(scale_factors)} {format_scale(sf)}] network: "
                           f"{describe_init_weights(cfg.model.init_weights)}; learning rate: "
                           f"{describe_schedule(cfg.train)}", flush=True)
-            result = self._run_step(step, sources, base_scales)
+            result = self._run_step(step, sources, base_scales, bit_depth)
             steps.append(result)
+            aligned_kernels.append(kernel if kernels is not None else None)
+            step_symmetries.append(symmetries if kernels is not None else None)
             iteration_offset += result.iterations
             sources.append(result.output)
             base_scales.append(min(sf))
-            if sf in cfg.scale.base_change_sfs:
-                base_input, base_sf = result.output, sf
         # Under "direct" the plain upscale on the same grid (what an identity network returns).
-        bicubic = np.clip(imresize(image, scale_factor=scale_factors[-1], output_shape=steps[-1].output.shape[:2],
-                                   kernel=cfg.scale.upscale_method,
-                                   offset=upscale_offset(scale_factors[-1], alignment)), 0, 1)
-        return ZSSRResult(sr=steps[-1].output, bicubic=bicubic, steps=steps, precision=self.precision)
+        bicubic = np.clip(_upscale(cfg, image, scale_factors[-1], steps[-1].output.shape[:2]), 0, 1)
+        trained = TrainedZSSR(cfg, [s.network for s in steps], aligned_kernels, step_symmetries)
+        metrics = None
+        if gt is not None:  # the last step's gt is `gt` itself: its scores are the final ones
+            metrics = {"zssr": steps[-1].scores, "bicubic": evaluate(bicubic, gt, scale_factors[-1], bit_depth)}
+        return ZSSRResult(sr=steps[-1].output, bicubic=bicubic, steps=steps, precision=self.precision, trained=trained,
+                          metrics=metrics)
 
     def _build_model(self, channels: int) -> keras.Model:
         m, t, loss = self.config.model, self.config.train, self.config.loss
@@ -184,6 +213,15 @@ class ZSSR:
         self._predict = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
         return model
 
+    def _network_copy(self) -> keras.Model:
+        """The network as trained so far, in a model of its own: later scale steps may train the
+        same network on. A GAN (gan.model.ZSRGAN) keeps it as `generator`; its discriminator is
+        only for training."""
+        network = getattr(self.model, "generator", self.model)
+        copy = keras.models.clone_model(network)
+        copy.set_weights(network.get_weights())
+        return copy
+
     def _adam(self, learning_rate: float, beta_1: float) -> keras.optimizers.Optimizer:
         """Adam; under mixed precision wrapped in Keras' LossScaleOptimizer, which skips a step
         whose gradients are not finite. float16 needs its loss scaling; bfloat16 does not (it has
@@ -199,7 +237,8 @@ class ZSSR:
         """The network's output for a [N, H, W, C] float32 batch of interpolated images."""
         return self._predict(tf.convert_to_tensor(batch, tf.float32)).numpy()
 
-    def _run_step(self, step: ScaleStep, sources: list[np.ndarray], base_scales: list[float]) -> StepResult:
+    def _run_step(self, step: ScaleStep, sources: list[np.ndarray], base_scales: list[float],
+                  bit_depth: int) -> StepResult:
         cfg = self.config
         a, t = cfg.augment, cfg.train
         self.model.optimizer.learning_rate.assign(t.learning_rate)
@@ -215,11 +254,7 @@ class ZSSR:
             father_sources, loss_map_scale = with_loss_maps(father_sources)
         pairs = PairMaker(
             sources=father_sources, base_scales=tuple(base_scales),
-            sampler=FatherSampler(a.crop_size, a.augment_leave_as_is_probability,
-                                  a.augment_no_interpolate_probability, a.augment_min_scale,
-                                  a.augment_scale_diff_sigma, a.augment_shear_sigma, a.augment_allow_rotation,
-                                  a.augment_min_father_side, a.augment_scale_distribution,
-                                  step.kernel_symmetries, step.kernel_isotropic),
+            sampler=FatherSampler(a, step.kernel_symmetries, step.kernel_isotropic),
             scale_factor=step.relative_sf, kernel=step.kernel, noise_std=a.noise_std,
             upscale_method=cfg.scale.upscale_method, seed=cfg.run.seed, dihedral_batch=a.augment_dihedral_batch,
             loss_map_scale=loss_map_scale, upscale_offset=offset)
@@ -254,17 +289,21 @@ class ZSSR:
                                          t.reconstruction_test_pixels, cfg.run.seed)
         reconstruction = ReconstructionTest(tiled_predict_for(self.predict, cfg), step.input_image, interpolated_son,
                                             t.run_test_every, windows, margin=cfg.model.depth)
+        gt_test = None
+        if step.gt is not None:
+            gt_test = GroundTruthTest(tiled_predict_for(self.predict, cfg), step.interpolated, step.gt,
+                                      step.scale_factor, t.gt_test_every)
         # Order matters: later callbacks read the logs earlier ones add (see callbacks.py).
         callbacks = [history, IterationLogs(step.iteration_offset), reconstruction,
-                     NonFiniteCheck(step.iteration_offset), schedule, StopAtMinLearningRate(t.min_learning_rate),
-                     *self.callbacks, ProgressLogger(cfg.run.progress_every if self.verbose else 0, label, t.max_iters)]
+                     NonFiniteCheck(step.iteration_offset), *([gt_test] if gt_test else []), schedule,
+                     StopAtMinLearningRate(t.min_learning_rate), *self.callbacks,
+                     ProgressLogger(cfg.run.progress_every if self.verbose else 0, label, t.max_iters)]
         for callback in self.callbacks:
             if isinstance(callback, ScaleStepCallback):
                 callback.on_scale_step_begin(step, self.predict)
 
         start = time.perf_counter()
-        with _autolog_paused():
-            self.model.fit(dataset, epochs=1, steps_per_epoch=t.max_iters, callbacks=callbacks, verbose=0, shuffle=False)
+        self.model.fit(dataset, epochs=1, steps_per_epoch=t.max_iters, callbacks=callbacks, verbose=0, shuffle=False)
         train_seconds = time.perf_counter() - start
 
         start = time.perf_counter()
@@ -280,7 +319,10 @@ class ZSSR:
             scale_factor=step.scale_factor, output=output, iterations=history.iterations,
             learning_rate_drops=[offset + i for i in schedule.drops],
             reconstruction_errors=[(offset + i, e) for i, e in zip(reconstruction.iterations, reconstruction.errors)],
-            train_seconds=train_seconds, test_seconds=test_seconds)
+            train_seconds=train_seconds, test_seconds=test_seconds, network=self._network_copy())
+        if gt_test is not None:
+            result.gt_tests = [(offset + i, scores) for i, scores in zip(gt_test.iterations, gt_test.scores)]
+            result.scores = evaluate(output, step.gt, step.scale_factor, bit_depth)
         if self.verbose:
             print(f"{label}done: {result.iterations} iterations in {train_seconds:.1f} s, "
                   f"final test {test_seconds:.1f} s", flush=True)
@@ -288,66 +330,6 @@ class ZSSR:
             if isinstance(callback, ScaleStepCallback):
                 callback.on_scale_step_end(step, result)
         return result
-
-
-def final_test(predict, config: Config, lr_image: np.ndarray, relative_sf, output_shape, kernel,
-               back_projection_iters: int, kernel_symmetries=(0,)) -> np.ndarray:
-    """A scale step's output (H, W, C) float32: `predict` ([N, H, W, C] -> same) run in tiles under
-    the self-ensemble with back-projection, with `config`'s test and scale settings (the kernel's
-    alignment; without output_flip, the ensemble uses the `kernel_symmetries` transforms)."""
-    return geometric_self_ensemble(tiled_predict_for(predict, config), lr_image, relative_sf, output_shape, kernel,
-                                   config.scale.upscale_method, back_projection_iters, config.test.output_flip,
-                                   config.scale.kernel_alignment, kernel_symmetries)
-
-
-def super_resolve_with_networks(config: Config, networks: Sequence[keras.Model],
-                                kernels: Sequence[np.ndarray | None], image: np.ndarray,
-                                symmetries: Sequence[Sequence[int] | None] | None = None) -> np.ndarray:
-    """Super-resolve `image` (h, w, C) float32 in [0, 1] with networks trained earlier, one per
-    scale step of `config`, without training: each step's `final_test` as in training (tiled
-    self-ensemble and back-projection with `config`'s settings, base changes). `kernels[i]`: step
-    i's numeric kernel as aligned for training (`kernels.align_kernel`), or None for
-    scale.downscale_method. `symmetries[i]`: the dihedral transforms training found the step's
-    kernel symmetric under (`ScaleStep.kernel_symmetries`), which pick the ensemble's transforms;
-    None (runs saved without them) recomputes them from the aligned kernel, which re-centring may
-    have made less symmetric. Returns the last step's output (H, W, C) float32 in [0, 1]. Raises
-    ZSSRError for an image `checks.check_image` refuses, a channel count other than the networks',
-    or an output with NaN/inf pixels."""
-    channels = networks[0].input_shape[-1]
-    image = check_image(image, config.scale.scale_factors)
-    if image.shape[2] != channels:
-        raise ZSSRError(f"the image has shape {image.shape} but the networks were trained on {channels}-channel "
-                        f"images (h, w, {channels}); convert the image first")
-    symmetries = symmetries or [None] * len(networks)
-    base_input, base_sf = image, (1.0, 1.0)
-    for sf, bp_iters, network, kernel, step_symmetries in zip(
-            config.scale.scale_factors, config.back_projection_per_step, networks, kernels, symmetries):
-        relative_sf = (sf[0] / base_sf[0], sf[1] / base_sf[1])
-        if kernel is None:
-            kernel, step_symmetries = config.scale.downscale_method, (0,)
-        elif step_symmetries is None:
-            step_symmetries = kernel_symmetries(kernel) if config.scale.kernel_symmetry else (0,)
-        predict = lambda batch, net=network: keras.ops.convert_to_numpy(net(np.asarray(batch, np.float32),
-                                                                               training=False))
-        output = final_test(predict, config, base_input, relative_sf,
-                            step_output_shape(base_input.shape[:2], relative_sf), kernel, bp_iters,
-                            tuple(step_symmetries))
-        if sf in config.scale.base_change_sfs:
-            base_input, base_sf = output, sf
-    if not np.isfinite(output).all():
-        raise ZSSRError("the networks gave NaN or infinite pixels, so there is no result to save: they come from a "
-                        "training that diverged; train again with a lower train.learning_rate")
-    return output
-
-
-def _autolog_paused():
-    """MLflow autologging paused around `fit` (see `tracking.autolog`). Imported only when MLflow
-    is loaded: autologging cannot be on otherwise, and the trainer itself never needs MLflow."""
-    if "mlflow" not in sys.modules:
-        return contextlib.nullcontext()
-    from zssr_tf.tracking.autolog import autolog_paused
-
-    return autolog_paused()
 
 
 class IterationCount(keras.callbacks.Callback):
@@ -360,8 +342,15 @@ class IterationCount(keras.callbacks.Callback):
         self.iterations = batch + 1
 
 
+def _upscale(config: Config, image: np.ndarray, scale_factor, output_shape) -> np.ndarray:
+    """`image` upscaled by `scale_factor` to `output_shape` (H, W) with scale.upscale_method, on the
+    grid of scale.kernel_alignment (the final test's), not clipped."""
+    return imresize(image, scale_factor=scale_factor, output_shape=output_shape, kernel=config.scale.upscale_method,
+                    offset=upscale_offset(scale_factor, config.scale.kernel_alignment))
+
+
 def _gt_for_step(gt, sf, final_sf, output_shape) -> np.ndarray | None:
-    """The ground truth (H, W, C), already checked against the input by `checks.check_ground_truth`,
+    """The ground truth (H, W, C), already checked against the input by `inputs.check_ground_truth`,
     at this step's scale: itself for the last scale, else resized to the step's output shape."""
     if gt is None:
         return None

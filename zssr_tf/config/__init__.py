@@ -11,7 +11,7 @@ overrides, presets, save), `validation`, `derived` (numbers that follow from the
 `labels` (settings in words and file names). Its public names are importable from here.
 """
 
-from zssr_tf.config.derived import first_policy_check, relative_scale_factors
+from zssr_tf.config.derived import first_policy_check, relative_scale_factors, scale_step_bases
 from zssr_tf.config.labels import describe_schedule, format_scale, output_stem
 from zssr_tf.config.loading import (PRESETS_DIR, build_config, load_config, parse_overrides, read_yaml_mapping,
                                     save_config, suggest)
@@ -26,5 +26,5 @@ __all__ = [
     "AugmentConfig", "Config", "KernelEstimationConfig", "LossConfig", "ModelConfig", "RunConfig", "ScaleConfig",
     "TestConfig", "TrainConfig", "build_config", "describe_schedule", "first_policy_check", "format_scale",
     "is_warm_start_scale", "load_config", "output_stem", "parse_overrides", "read_yaml_mapping",
-    "relative_scale_factors", "resolve_init_weights", "save_config", "suggest", "validate",
+    "relative_scale_factors", "resolve_init_weights", "save_config", "scale_step_bases", "suggest", "validate",
 ]

@@ -1,5 +1,5 @@
-"""Numbers that follow from the settings: each scale step's factor relative to its own input
-(after base changes), and when the learning-rate policy first can act."""
+"""Numbers that follow from the settings: each scale step's base and factor relative to its own
+input (after base changes), and when the learning-rate policy first can act."""
 
 from __future__ import annotations
 
@@ -9,15 +9,22 @@ if TYPE_CHECKING:
     from zssr_tf.config.schema import ScaleConfig, TrainConfig
 
 
-def relative_scale_factors(s: ScaleConfig) -> list[tuple[float, float]]:
-    """Per scale step, the (sy, sx) factor it upscales its own input by: scale_factors divided by
-    the last base change before the step (DESIGN §1.6)."""
-    factors, base = [], (1.0, 1.0)
-    for sf in s.scale_factors:
-        factors.append((sf[0] / base[0], sf[1] / base[1]))
+def scale_step_bases(s: ScaleConfig) -> list[tuple[int | None, tuple[float, float]]]:
+    """Per scale step, (the index of the step whose output it upscales, None for the input image;
+    the (sy, sx) factor it upscales that by). The base changes after each step whose factor is in
+    base_change_sfs, and the factor is scale_factors divided by the base's (DESIGN §1.8). The one
+    statement of this rule: `inference.plan.plan_scale_steps` adds the sizes."""
+    bases, base_index, base = [], None, (1.0, 1.0)
+    for index, sf in enumerate(s.scale_factors):
+        bases.append((base_index, (sf[0] / base[0], sf[1] / base[1])))
         if sf in s.base_change_sfs:
-            base = sf
-    return factors
+            base_index, base = index, sf
+    return bases
+
+
+def relative_scale_factors(s: ScaleConfig) -> list[tuple[float, float]]:
+    """Per scale step, the (sy, sx) factor it upscales its own input by (`scale_step_bases`)."""
+    return [relative for _, relative in scale_step_bases(s)]
 
 
 def first_policy_check(train: TrainConfig) -> int:

@@ -220,26 +220,19 @@ def _ray_point(task: PointTask, files: dict[str, bytes] | None, threads: int) ->
 def _tracked(task: PointTask, recorded: dict[str, str]) -> dict[str, float]:
     # TensorFlow and the tracking layer load here, in the worker: the driver stays light.
     from zssr_tf.image_io import read_image
-    from zssr_tf.kernels import load_kernel
-    from zssr_tf.pipeline import estimate_run_kernels, kernel_tags, super_resolve_file
-    from zssr_tf.tracking import tracked_run
+    from zssr_tf.pipeline import tracked_super_resolve
 
     try:
         image, alpha, info = read_image(task.image)
     except ZSSRError as err:
         recorded["run_id"] = _record_failure(task, f"ZSSRError: {err}")
         raise
-    with tracked_run(task.config, info, task.out_dir, gt_path=task.ground_truth, kernel_paths=task.kernels,
-                     tags={**task.tags, **kernel_tags(task.config)}) as run:
-        run.start()  # now, not when training starts: a point that fails before that is recorded too
-        recorded["run_id"] = run.run_id
-        gt = read_image(task.ground_truth)[0] if task.ground_truth else None
-        kernels = [load_kernel(k) for k in task.kernels] or None
-        if task.config.kernel_estimation.kernel == "estimate":  # as zssr train does (load_sweep refuses kernel files)
-            kernels = estimate_run_kernels(task.config, image, run, Path(task.out_dir), Path(info.path).stem)[0].per_step
-        outcome = super_resolve_file(task.config, image, alpha, info, Path(task.out_dir), gt=gt, kernels=kernels,
-                                     callbacks=[run.callback])
-        run.log_outcome(outcome, gt)
+    # The run starts at once, not when training does: a point that fails before that is recorded
+    # too. With kernel=estimate the kernels are estimated as zssr train does (load_sweep refuses
+    # kernel files then).
+    _, outcome = tracked_super_resolve(task.config, image, alpha, info, Path(task.out_dir),
+                                       gt_path=task.ground_truth, kernel_paths=task.kernels, tags=task.tags,
+                                       on_start=lambda run: recorded.update(run_id=run.run_id))
     tests = outcome.result.steps[-1].reconstruction_errors
     metrics = {"final/reconstruction_error": tests[-1][1]} if tests else {}
     if outcome.metrics:

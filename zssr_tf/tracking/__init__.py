@@ -7,9 +7,10 @@ figures and networks as artifacts, and a pyfunc model. The full reference (every
 metric and artifact, and the metric names before this layout) is docs/tracking.md.
 
 Nothing in the core imports this package: tracking is a Keras callback handed in from above and
-receives results, computing none of them. The training thread only appends metric values; a
-background thread sends them with `log_batch` (`MetricBuffer`). MLflow autologging is paused
-while ZSSR trains (`autolog`), so the run is the only one.
+receives results, computing none of them, and it imports neither the trainer nor the pipeline.
+The training thread only appends metric values; a background thread sends them with `log_batch`
+(`MetricBuffer`). MLflow autologging is paused while a tracked run trains (`autolog`, used by
+`pipeline.tracked_super_resolve`), so the run is the only one.
 
 Modules: `store` (which store, reachability, experiments, creating runs, the UI command),
 `buffer` (the background metric sender, spill files, params), `callback` (the Keras callback),

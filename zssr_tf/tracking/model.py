@@ -3,7 +3,7 @@
     model = mlflow.pyfunc.load_model("models:/bird_zssr/1")      # or runs:/..., models:/<model id>
     sr = model.predict(lr)          # lr: (h, w, C) float32 in [0, 1] -> sr: (H, W, C) float32 in [0, 1]
 
-`predict` runs exactly the final test of `zssr predict` (`trainer.super_resolve_with_networks`:
+`predict` runs exactly the final test of `zssr predict` (`inference.trained.TrainedZSSR.super_resolve`:
 tiled self-ensemble, back-projection, base changes and the re-centred kernels of the run), so the
 two give the same pixels. The model's artifacts are the run's `config.yaml`, one
 `step_<i>.keras` per scale step and, where a numeric kernel was given, `step_<i>_kernel.npy` and
@@ -18,15 +18,14 @@ import warnings
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-import keras
 import mlflow
 import numpy as np
+from mlflow import MlflowClient
 from mlflow.models import Model, ModelSignature
 from mlflow.types import Schema, TensorSpec
 
 from zssr_tf.config import Config, load_config
-from zssr_tf.errors import ZSSRError
-from zssr_tf.trainer import super_resolve_with_networks
+from zssr_tf.inference.trained import TrainedZSSR, step_files
 
 MODEL_CODE = Path(__file__).with_name("model_code.py")  # MLflow's "models from code" entry point
 MODEL_NAME = "zssr"  # the logged model's name within its run
@@ -37,9 +36,8 @@ REQUIREMENTS = ("tensorflow", "keras", "numpy", "scipy", "opencv-python-headless
 
 
 class ZSSRModel(mlflow.pyfunc.PythonModel):
-    """The pyfunc of a ZSSR run. After `load_context`: `config` (the run's `Config`),
-    `networks` (one Keras model per scale step), `kernels` (per step a re-centred kernel array,
-    or None for scale.downscale_method), `symmetries` (per step the kernel's transforms, or None)."""
+    """The pyfunc of a ZSSR run. After `load_context`: `trained`, the run's
+    `inference.trained.TrainedZSSR` (its config, one network per scale step, kernels, symmetries)."""
 
     # MLflow would wrap `predict` for validation by type hints and warn that there are none; the
     # logged signature (float32 tensors of any height and width) is what MLflow validates inputs by.
@@ -49,9 +47,8 @@ class ZSSRModel(mlflow.pyfunc.PythonModel):
         """Load the config, networks and kernels from the model's artifacts."""
         with warnings.catch_warnings():  # the config's setting warnings were shown when it trained
             warnings.simplefilter("ignore", UserWarning)
-            self.config = load_config(context.artifacts["config"])
-        self.networks, self.kernels, self.symmetries = load_networks(Path(context.artifacts["config"]).parent,
-                                                                     self.config, context.artifacts)
+            config = load_config(context.artifacts["config"])
+        self.trained = TrainedZSSR.load(Path(context.artifacts["config"]).parent, config, context.artifacts)
 
     def predict(self, context, model_input, params=None):
         """The SR image (H, W, C) float32 in [0, 1] of `model_input`, an LR image (h, w, C) or
@@ -60,53 +57,31 @@ class ZSSRModel(mlflow.pyfunc.PythonModel):
         image = np.asarray(model_input, dtype=np.float32)
         if image.ndim == 4 and image.shape[0] == 1:
             image = image[0]
-        return super_resolve_with_networks(self.config, self.networks, self.kernels, image, self.symmetries)
+        return self.trained.super_resolve(image)
 
 
-def load_networks(model_dir: Path, config: Config, artifacts: dict[str, str] | None = None):
-    """(networks, kernels, symmetries) of every scale step of `config`: `step_<i>.keras`,
-    `step_<i>_kernel.npy` and `step_<i>_kernel_symmetries.npy` in `model_dir`, or at the paths
-    `artifacts` names (pyfunc artifact keys `step_<i>`, `step_<i>_kernel`,
-    `step_<i>_kernel_symmetries`). A missing kernel is None (scale.downscale_method), missing
-    symmetries None (a run saved before they were: recomputed from the kernel). Raises ZSSRError
-    naming the missing steps."""
-    artifacts = artifacts or {}
-    steps = range(len(config.scale.scale_factors))
-    paths = {key: Path(artifacts.get(key, model_dir / f"{key}.{ext}"))
-             for i in steps for key, ext in ((f"step_{i}", "keras"), (f"step_{i}_kernel", "npy"),
-                                             (f"step_{i}_kernel_symmetries", "npy"))}
-    missing = [i for i in steps if not paths[f"step_{i}"].is_file()]
-    if missing:
-        raise ZSSRError(f"no trained network for scale step(s) {missing} in {model_dir} (the run ended before "
-                        "them); re-apply a finished run")
-    networks = [keras.saving.load_model(paths[f"step_{i}"], compile=False) for i in steps]
-    kernels = [np.load(p) if (p := paths[f"step_{i}_kernel"]).is_file() else None for i in steps]
-    symmetries = [tuple(int(k) for k in np.load(p)) if (p := paths[f"step_{i}_kernel_symmetries"]).is_file() else None
-                  for i in steps]
-    return networks, kernels, symmetries
-
-
-def log_zssr_model(run_id: str, folder: Path, config: Config, image: np.ndarray,
+def log_zssr_model(run_id: str, experiment_id: str, folder: Path, config: Config, image: np.ndarray,
                    registered_model_name: str | None = None):
     """Log the networks the run `run_id` saved in `folder` (`config.yaml`, `model/step_<i>.keras`,
-    kernels) as the MLflow model `zssr` of that run, with a signature and an input example (a
-    crop of at most EXAMPLE_SIDE pixels of `image`, (h, w, C) float32 in [0, 1]); register it as
-    a new version of `registered_model_name` when given. Uses MLflow's current tracking URI
-    (`store.use_tracking_uri`). Returns MLflow's `ModelInfo`."""
-    model_dir = folder / "model"
-    steps = range(len(config.scale.scale_factors))
+    kernels) as the MLflow model `zssr` of that run, in the run's experiment `experiment_id`, with
+    a signature and an input example (a crop of at most EXAMPLE_SIDE pixels of `image`, (h, w, C)
+    float32 in [0, 1]); register it as a new version of `registered_model_name` when given. Uses
+    MLflow's current tracking URI (`store.use_tracking_uri`). Returns MLflow's `ModelInfo`."""
     artifacts = {"config": str(folder / "config.yaml")}
-    for i in steps:
-        artifacts[f"step_{i}"] = str(model_dir / f"step_{i}.keras")
-        for key in (f"step_{i}_kernel", f"step_{i}_kernel_symmetries"):
-            if (path := model_dir / f"{key}.npy").is_file():
-                artifacts[key] = str(path)
+    for i in range(len(config.scale.scale_factors)):
+        artifacts.update({path.stem: str(path) for path in step_files(folder / "model", i).values() if path.is_file()})
     channels = image.shape[2]
     tensor = TensorSpec(np.dtype(np.float32), (-1, -1, channels))
     signature = ModelSignature(inputs=Schema([tensor]), outputs=Schema([tensor]))
     example = np.ascontiguousarray(image[:EXAMPLE_SIDE, :EXAMPLE_SIDE], dtype=np.float32)
+    # Model.log files a model it creates in the fluent API's current experiment (0, "Default", when
+    # none is set), not in its run's: create it in the run's experiment, with the run's params as
+    # Model.log gives them, and log into it.
+    params = MlflowClient().get_run(run_id).data.params
+    model = mlflow.initialize_logged_model(name=MODEL_NAME, source_run_id=run_id, experiment_id=experiment_id,
+                                           params=params)
     # Model.log, unlike mlflow.pyfunc.log_model, takes the run explicitly: no fluent run is needed.
-    return Model.log(artifact_path=None, name=MODEL_NAME, flavor=mlflow.pyfunc, run_id=run_id,
+    return Model.log(artifact_path=None, name=MODEL_NAME, flavor=mlflow.pyfunc, run_id=run_id, model_id=model.model_id,
                      python_model=str(MODEL_CODE), artifacts=artifacts, signature=signature, input_example=example,
                      registered_model_name=registered_model_name, pip_requirements=_requirements())
 

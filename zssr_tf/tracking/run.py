@@ -175,7 +175,7 @@ class TrackedRun:
         for i, kernel in enumerate(self.kernel_paths):
             params.update(_file_params(f"kernel.{i}", kernel))
         params.update({
-            "scale_steps": " > ".join(f"x{sy:g}x{sx:g}" for sy, sx in config.scale.scale_factors),
+            "scale_steps": " > ".join(format_scale(sf) for sf in config.scale.scale_factors),
             "precision": precision, "device": device, "version.zssr_tf": zssr_tf.__version__,
             "version.tensorflow": tf.__version__, "version.keras": keras.__version__,
             "version.mlflow": mlflow.__version__, "version.python": platform.python_version()})
@@ -231,7 +231,7 @@ class TrackedRun:
     def _log_model(self) -> None:
         image = read_image(self.info.path)[0]
         with use_tracking_uri(self.tracking_uri):
-            self.model_info = log_zssr_model(self.run_id, self.folder, self.config, image,
+            self.model_info = log_zssr_model(self.run_id, self.experiment_id, self.folder, self.config, image,
                                              self.config.run.register_model)
 
     def _end(self, status: str, error: str | None) -> None:
