@@ -15,8 +15,8 @@ Kernel estimation does not run on PyTorch (`check_supported`): Keras' spectral n
 in its discriminator, assigns its kernel in place inside the forward pass, which torch's
 autograd rejects when it differentiates through that pass.
 
-`select_backend` sets the backend before Keras is imported; importing this module does not
-import Keras.
+`select_backend` sets the backend before Keras is imported and `import_library` loads its
+library (one clear error when it is not installed); importing this module does not import Keras.
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ from zssr_tf.errors import ZSSRError
 # Keras 3's training backends: the ones `select_backend` takes and the steps here run on (Keras'
 # numpy and openvino backends only run inference).
 BACKENDS = ("tensorflow", "jax", "torch")
+# Each backend's library (its import and distribution name) and how to install it.
+LIBRARIES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+INSTALL = {"tensorflow": "pip install tensorflow", "jax": "pip install 'zssr-tf[jax]'", "torch": "pip install torch"}
 
 
 def select_backend(name: str | None) -> str:
@@ -52,6 +55,37 @@ def select_backend(name: str | None) -> str:
         return wanted
     os.environ["KERAS_BACKEND"] = wanted
     return wanted
+
+
+def import_library(name: str) -> None:
+    """Import the library of Keras backend `name` (one of BACKENDS). Raises ZSSRError naming the
+    package to install when it cannot be imported."""
+    try:
+        __import__(LIBRARIES[name])
+    except ImportError as err:
+        raise ZSSRError(f"the {name} Keras backend needs the {LIBRARIES[name]} package, which cannot be imported "
+                        f"({err}): {INSTALL[name]}") from None
+
+
+def library_version(name: str) -> str:
+    """The installed version of backend `name`'s library (e.g. "0.10.2"), "unknown" when its
+    distribution has no metadata."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(LIBRARIES[name])
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def train_step_jit(jit_compile: bool) -> bool:
+    """`Model.compile`'s jit_compile for the current backend, given the config's
+    `train.jit_compile` (which means what it means on TensorFlow: XLA instead of TensorFlow's own
+    graph, which on CPU runs oneDNN's convolutions and is the faster one there). JAX: always True,
+    XLA being JAX's only compiler (measured on CPU: experiments/reports/backends.md). PyTorch:
+    False (eager; `torch.compile` costs minutes of compilation for one small network)."""
+    name = backend_name()
+    return jit_compile if name == "tensorflow" else name == "jax"
 
 
 def backend_name() -> str:
@@ -119,12 +153,14 @@ def value_and_grad(fn: Callable[[], tuple[Any, Any]], variables: Sequence, state
     return (loss, aux), grads
 
 
-def compile_step(step: Callable, variables: Sequence, jit_compile: bool = False) -> Callable:
+def compile_step(step: Callable, variables: Sequence, jit_compile: bool = False,
+                 varying_shapes: bool = False) -> Callable:
     """A compiled `step(*args)` that reads and assigns the Keras `variables` (every variable of
     the networks and optimizers it trains; constant ones may be left out). Call it like `step`;
     it returns what `step` returns, as backend tensors.
 
-    TensorFlow: `tf.function(step, jit_compile=jit_compile)`. JAX: always `jax.jit` (XLA is
+    TensorFlow: `tf.function(step, jit_compile=jit_compile)`, with `varying_shapes` one graph
+    for inputs of many shapes (`reduce_retracing`). JAX: always `jax.jit` (XLA is
     JAX's compiler), over a pure function of the variables' values that writes the new values
     back after each call; it compiles again for new argument shapes. PyTorch: `step` itself,
     run eagerly. Raises ZSSRError on other backends (`check_supported`).
@@ -133,7 +169,7 @@ def compile_step(step: Callable, variables: Sequence, jit_compile: bool = False)
     if name == "tensorflow":
         import tensorflow as tf
 
-        return tf.function(step, jit_compile=jit_compile)
+        return tf.function(step, jit_compile=jit_compile, reduce_retracing=varying_shapes)
     if name == "torch":
         return step
     check_supported("this training step")
@@ -156,6 +192,39 @@ def compile_step(step: Callable, variables: Sequence, jit_compile: bool = False)
         return outputs
 
     return run
+
+
+def compile_inference(fn: Callable, variables: Sequence) -> Callable:
+    """A compiled `fn(*args)` that only reads the Keras `variables` (a network's forward pass),
+    for inputs of any shape; call it like `fn`, it returns what `fn` returns as backend tensors.
+
+    TensorFlow: one `tf.function` for every shape (`compile_step` with `varying_shapes`). JAX:
+    `jax.jit` of a pure function of the variables' values (compiled again for each new input
+    shape). PyTorch: `fn` run eagerly under `torch.no_grad()` (no graph kept for gradients).
+    """
+    name = backend_name()
+    if name == "tensorflow":
+        return compile_step(fn, variables, varying_shapes=True)
+    if name == "torch":
+        import torch
+
+        def run_without_grad(*args):
+            with torch.no_grad():
+                return fn(*args)
+
+        return run_without_grad
+    check_supported("inference")
+    import jax
+    import keras
+
+    unique = list({id(v): v for v in variables}.values())
+
+    def pure(values, args):
+        with keras.StatelessScope(state_mapping=list(zip(unique, values))):
+            return fn(*args)
+
+    compiled = jax.jit(pure)
+    return lambda *args: compiled([v.value for v in unique], args)
 
 
 def jax_fit_train_step(model, step: Callable[[Any], dict], state, data):

@@ -9,6 +9,8 @@
     zssr sweep FILE [--engine local|ray] [--workers N] [--address ADDR] [--out DIR] [--image GLOB]
                [--dry-run] [key=value ...]              a parameter sweep, one nested run per point
 
+`--backend tensorflow|jax|torch` (train, kernel, predict, sweep) chooses the Keras backend before
+Keras loads (else run.backend, TensorFlow by default; predict: KERAS_BACKEND, else TensorFlow).
 TensorFlow's start-up messages are silenced unless `--verbose` is given or TF_CPP_MIN_LOG_LEVEL
 is set; warnings print as one `zssr: warning: ...` line. Ctrl-C and SIGTERM end a run's MLflow
 run KILLED, keeping what was written (exit status 130 and 143).
@@ -26,8 +28,9 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from zssr_tf.backend import BACKENDS, library_version, select_backend
 from zssr_tf.errors import Terminated, ZSSRError, raise_terminated
-from zssr_tf.startup import load_tensorflow, quiet_tensorflow
+from zssr_tf.startup import load_backend, quiet_tensorflow
 
 if TYPE_CHECKING:  # the command imports the package's modules only when it needs them
     from zssr_tf.config import Config
@@ -63,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "it; the same as kernel=estimate (the blind and blind_real presets set it)")
     train.add_argument("--out", default=None, help="output folder (default: run.output_dir)")
     train.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    train.add_argument("--no-tracking", action="store_true",
+                       help="no MLflow run: write the outputs only (run.tracking=false; MLflow need not be installed)")
+    _add_backend_option(train)
     train.add_argument("--verbose", action="store_true", help="show TensorFlow's own log messages")
     kernel = commands.add_parser("kernel", help="estimate an image's own downscaling kernel (KernelGAN, or method=fkp)",
                                  description="Estimate the x2 downscaling kernel of IMAGE from the image itself "
@@ -77,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     kernel.add_argument("--out", default=None, help="output folder (default: run.output_dir)")
     kernel.add_argument("--print-config", action="store_true",
                         help="print the resolved kernel_estimation settings and run.seed, and exit")
+    _add_backend_option(kernel)
     kernel.add_argument("--verbose", action="store_true", help="show TensorFlow's own log messages")
     predict = commands.add_parser("predict", help="super-resolve an image with the networks of a tracked run",
                                   description="Re-apply the networks an MLflow run of `zssr train` saved (no "
@@ -90,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", default=None, help="output folder (default: the run's run.output_dir)")
     predict.add_argument("--tracking-uri", default=None,
                          help="MLflow store of the run (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)")
+    predict.add_argument("--backend", choices=BACKENDS, default=None,
+                         help="Keras backend to run the networks on (default: $KERAS_BACKEND, else tensorflow)")
     predict.add_argument("--verbose", action="store_true", help="show TensorFlow's own log messages")
     upload = commands.add_parser("upload-metrics", help="send metrics saved to a file while the server was away",
                                  description="Send the metric values zssr train saved to FILE (JSON lines) "
@@ -118,8 +127,29 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--image", action="append", default=None, metavar="PATH_OR_GLOB",
                        help="run on these images instead of the file's (repeat for several)")
     sweep.add_argument("--dry-run", action="store_true", help="print the runs the sweep expands to and exit")
+    _add_backend_option(sweep)
     sweep.add_argument("--verbose", action="store_true", help="show TensorFlow's own log messages")
     return parser
+
+
+def _add_backend_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
+                        help="Keras backend: tensorflow (default), jax (pip install 'zssr-tf[jax]') or torch; "
+                             "the same as run.backend=NAME (docs/backends.md)")
+
+
+def _backend_overrides(args: argparse.Namespace) -> list[str]:
+    """The settings `--backend` and `--no-tracking` stand for."""
+    return ([f"run.backend={args.backend}"] if args.backend else []) + (
+        ["run.tracking=false"] if getattr(args, "no_tracking", False) else [])
+
+
+def _start_backend(name: str, quiet: bool) -> None:
+    """Select Keras backend `name` and import its library (before Keras loads), then print which
+    one runs. Raises ZSSRError naming the package to install when it is missing."""
+    select_backend(name)
+    load_backend(name, quiet)
+    print(f"Keras backend: {name} {library_version(name)}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,7 +207,8 @@ def train(args: argparse.Namespace) -> int:
     from zssr_tf.image_io import read_image
     from zssr_tf.kernels import load_kernel
 
-    config = load_config(args.config, args.overrides + (["kernel=estimate"] if args.estimate_kernel else []))
+    config = load_config(args.config, args.overrides + (["kernel=estimate"] if args.estimate_kernel else [])
+                         + _backend_overrides(args))
     blind = config.kernel_estimation.kernel == "estimate"
     if blind and args.kernel:
         raise ZSSRError("--kernel gives the kernel and kernel=estimate (--estimate-kernel, --config blind) estimates "
@@ -193,8 +224,8 @@ def train(args: argparse.Namespace) -> int:
     check_inputs(config, image, gt, kernels, names={"image": f"the image {image_path}", "gt": f"the ground truth {args.gt}"})
     out_dir = check_output_dir(args.out or config.run.output_dir, "--out" if args.out else "run.output_dir")
 
-    load_tensorflow(args.quiet)  # after the cheap checks
-    from zssr_tf.pipeline import kernel_file_stem, tracked_super_resolve
+    _start_backend(config.run.backend, args.quiet)  # after the cheap checks
+    from zssr_tf.pipeline import kernel_file_stem, super_resolve_untracked, tracked_super_resolve
 
     def reuse_hint(estimate, kernel_paths) -> None:
         # Printed now, not at the end: the kernel files stay usable if ZSSR then fails.
@@ -204,10 +235,14 @@ def train(args: argparse.Namespace) -> int:
               f"{', '.join(map(str, kernel_paths))}. To reuse it instead of estimating again: --kernel "
               f"{shlex.join(per_step)} kernel=given (without --estimate-kernel)", flush=True)
 
-    run, outcome = tracked_super_resolve(
-        config, image, alpha, info, out_dir, gt_path=args.gt, kernel_paths=args.kernel or (),
-        tags={"config": Path(args.config).stem if args.config else "default"}, overrides=args.overrides,
-        on_estimated=reuse_hint)
+    run = None
+    if config.run.tracking:
+        run, outcome = tracked_super_resolve(
+            config, image, alpha, info, out_dir, gt_path=args.gt, kernel_paths=args.kernel or (),
+            tags={"config": Path(args.config).stem if args.config else "default"}, overrides=args.overrides,
+            on_estimated=reuse_hint)
+    else:
+        outcome = super_resolve_untracked(config, image, alpha, info, out_dir, gt, kernels, on_estimated=reuse_hint)
     print(f"saved {outcome.sr_path} ({outcome.result.sr.shape[1]}x{outcome.result.sr.shape[0]}) "
           f"and {outcome.bicubic_path}")
     if outcome.metrics:
@@ -219,6 +254,8 @@ def train(args: argparse.Namespace) -> int:
         if "psnr_16bit" in z:  # 16-bit data, compared at its own depth
             print(f"PSNR 16-bit  zssr {z['psnr_16bit']:.2f} dB   bicubic {b['psnr_16bit']:.2f} dB   "
                   f"gain {z['psnr_16bit'] - b['psnr_16bit']:+.2f} dB")
+    if run is None:
+        return 0
     print(f"MLflow run {run.run_id} ({run.run_name()}) in {run.tracking_uri}")
     if run.model_info is not None:
         registered = run.model_info.registered_model_version
@@ -242,7 +279,8 @@ def kernel(args: argparse.Namespace) -> int:
         if key in fixed and value != fixed[key]:
             raise ZSSRError(f"zssr kernel sets {key} itself ({why.get(key, 'a ZSSR setting, unused here')}): "
                             f"leave out {name}=")
-    config = load_config(args.config, args.overrides + [f"{key}={value}" for key, value in fixed.items()])
+    config = load_config(args.config, args.overrides + [f"{key}={value}" for key, value in fixed.items()]
+                         + _backend_overrides(args))
     if args.print_config:  # needs no image: what the estimation would use, "auto" resolved
         import yaml
 
@@ -256,7 +294,7 @@ def kernel(args: argparse.Namespace) -> int:
 
     check_estimation_inputs(image, config)
     out_dir = check_output_dir(args.out or config.run.output_dir, "--out" if args.out else "run.output_dir")
-    load_tensorflow(args.quiet)
+    _start_backend(config.run.backend, args.quiet)
     from zssr_tf.pipeline import estimate_blind_kernels, estimation_progress, write_estimated_kernels
 
     k = config.kernel_estimation
@@ -278,7 +316,7 @@ def _estimation_summary(history: KernelEstimationHistory, config: Config) -> str
 
 
 def predict(args: argparse.Namespace) -> int:
-    load_tensorflow(args.quiet)
+    _start_backend(select_backend(args.backend), args.quiet)
     from zssr_tf.predict import predict_from_model, predict_from_run
 
     if args.model:
@@ -301,11 +339,17 @@ def sweep(args: argparse.Namespace) -> int:
     from zssr_tf.sweeps.runner import run_sweep
     from zssr_tf.sweeps.spec import describe, load_sweep
 
-    plan = load_sweep(args.file, args.overrides, images=args.image)
+    plan = load_sweep(args.file, args.overrides + _backend_overrides(args), images=args.image)
+    backends = sorted({point.config.run.backend for point in plan.points} | {plan.base_config.run.backend})
+    if len(backends) > 1:
+        raise ZSSRError(f"a sweep runs on one Keras backend, this one names {', '.join(backends)}: set run.backend "
+                        "for the whole sweep (--backend), not per point")
+    if not plan.base_config.run.tracking:
+        raise ZSSRError("a sweep records every point as an MLflow run: leave out run.tracking=false")
     if args.dry_run:
         print(describe(plan), end="")
         return 0
-    load_tensorflow(args.quiet)  # the runner loads it (tracking): quietly, after the checks
+    _start_backend(backends[0], args.quiet)  # the runner loads the backend (tracking): quietly, after the checks
     report = run_sweep(plan, engine=args.engine, workers=args.workers, address=args.address, out_dir=args.out)
     return 1 if report.failures else 0
 

@@ -206,6 +206,26 @@ def tracked_super_resolve(config: Config, image: np.ndarray, alpha: np.ndarray |
     return run, outcome
 
 
+def super_resolve_untracked(config: Config, image: np.ndarray, alpha: np.ndarray | None, info: ImageInfo,
+                            out_dir: Path, gt: np.ndarray | None = None, kernels: Sequence[np.ndarray] | None = None,
+                            on_estimated: Callable[[BlindKernels, list[Path]], None] | None = None) -> Outcome:
+    """`tracked_super_resolve` without MLflow (run.tracking false; MLflow is not imported): with
+    kernel=estimate and no `kernels` the kernels are estimated first (`estimate_blind_kernels`,
+    a progress line every run.progress_every iterations) and written to `out_dir`
+    (`write_estimated_kernels`; then `on_estimated(estimate, written_paths)` when given), then
+    `super_resolve_file` on `image` (h, w, C) float32 in [0, 1] with `gt` (H, W, C) and `kernels`
+    as it takes them. Returns its `Outcome`."""
+    if kernels is None and config.kernel_estimation.kernel == "estimate":
+        k = config.kernel_estimation
+        estimate = estimate_blind_kernels(config, image, estimation_progress(
+            config.run.progress_every, k.estimation_iters, k.estimation_runs))
+        paths = write_estimated_kernels(estimate, Path(out_dir), Path(info.path).stem)
+        kernels = estimate.per_step
+        if on_estimated is not None:
+            on_estimated(estimate, paths)
+    return super_resolve_file(config, image, alpha, info, Path(out_dir), gt=gt, kernels=kernels)
+
+
 def super_resolve_with_trained(trained: TrainedZSSR, image: np.ndarray, alpha: np.ndarray | None, info: ImageInfo,
                                out_dir: Path) -> Path:
     """Super-resolve `image` (h, w, C) float32 in [0, 1] with networks trained earlier

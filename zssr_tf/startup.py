@@ -1,11 +1,14 @@
-"""Starting TensorFlow quietly: its C++ log, the CUDA stub's lines on a machine without a GPU,
-and its Python loggers, unless the user asks for them (`zssr --verbose`, TF_CPP_MIN_LOG_LEVEL).
-Used by the command line and by the sweep's worker processes."""
+"""Starting the Keras backend's library: TensorFlow quietly (its C++ log, the CUDA stub's lines on
+a machine without a GPU, and its Python loggers, unless the user asks for them: `zssr --verbose`,
+TF_CPP_MIN_LOG_LEVEL); JAX and PyTorch as they are. Used by the command line and by the sweep's
+worker processes."""
 
 from __future__ import annotations
 
 import os
 import sys
+
+from zssr_tf.backend import import_library
 
 
 def quiet_tensorflow(verbose: bool) -> bool:
@@ -46,3 +49,16 @@ def load_tensorflow(quiet: bool) -> None:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+def load_backend(name: str, quiet: bool) -> None:
+    """Import the library of Keras backend `name` (`backend.BACKENDS`), which `select_backend`
+    chose: TensorFlow through `load_tensorflow(quiet)`, the others plainly. Raises ZSSRError
+    naming the package to install when it is missing (`backend.import_library`)."""
+    if name == "tensorflow":
+        try:
+            load_tensorflow(quiet)
+            return
+        except ImportError:
+            pass  # import_library raises the error that names the package
+    import_library(name)

@@ -9,14 +9,14 @@ from typing import Sequence
 
 import keras
 import numpy as np
-import tensorflow as tf
 
+from zssr_tf import backend
 from zssr_tf.augment import FatherSampler, father_to_son, interpolate_son, kernel_symmetries
 from zssr_tf.callbacks import (CosineLearningRate, GroundTruthTest, IterationLogs, LearningRatePolicy,
                                NonFiniteCheck, ProgressLogger, ReconstructionTest, ScaleStepCallback,
                                StepLearningRate, StopAtMinLearningRate, reconstruction_windows)
 from zssr_tf.config import Config, describe_schedule, format_scale
-from zssr_tf.data import PairMaker, make_dataset, with_loss_maps
+from zssr_tf.data import PairMaker, training_dataset, with_loss_maps
 from zssr_tf.ensemble import ensemble_transforms, tiled_predict_for
 from zssr_tf.errors import ZSSRError, ZSSRWarning
 from zssr_tf.gan.build import build_zsrgan
@@ -204,13 +204,15 @@ class ZSSR:
         if init_weights is not None:
             set_init_weights(model, init_weights)
         optimizer = self._adam(t.learning_rate, t.adam_beta_1)
+        jit_compile = backend.train_step_jit(t.jit_compile)
         if loss.gan:
             model = build_zsrgan(model, loss, channels, self.precision)
             model.compile(optimizer, self._adam(loss.discriminator_learning_rate, loss.discriminator_beta_1),
-                          jit_compile=t.jit_compile)
+                          jit_compile=jit_compile)
         else:
-            model.compile(optimizer=optimizer, loss="mean_absolute_error", jit_compile=t.jit_compile)
-        self._predict = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+            model.compile(optimizer=optimizer, loss="mean_absolute_error", jit_compile=jit_compile)
+        network = getattr(model, "generator", model)  # a GAN's forward pass is its generator's
+        self._predict = backend.compile_inference(lambda x: network(x, training=False), network.variables)
         return model
 
     def _network_copy(self) -> keras.Model:
@@ -235,7 +237,7 @@ class ZSSR:
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """The network's output for a [N, H, W, C] float32 batch of interpolated images."""
-        return self._predict(tf.convert_to_tensor(batch, tf.float32)).numpy()
+        return keras.ops.convert_to_numpy(self._predict(keras.ops.convert_to_tensor(batch, "float32")))
 
     def _run_step(self, step: ScaleStep, sources: list[np.ndarray], base_scales: list[float],
                   bit_depth: int) -> StepResult:
@@ -258,7 +260,7 @@ class ZSSR:
             scale_factor=step.relative_sf, kernel=step.kernel, noise_std=a.noise_std,
             upscale_method=cfg.scale.upscale_method, seed=cfg.run.seed, dihedral_batch=a.augment_dihedral_batch,
             loss_map_scale=loss_map_scale, upscale_offset=offset)
-        dataset = make_dataset(pairs, channels=step.input_image.shape[2], start_index=step.iteration_offset)
+        dataset = training_dataset(pairs, channels=step.input_image.shape[2], start_index=step.iteration_offset)
 
         history = IterationCount()
         if t.learning_rate_schedule == "step":

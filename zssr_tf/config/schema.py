@@ -8,6 +8,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
+from zssr_tf.backend import BACKENDS
+
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 RESIZE_METHODS = ("cubic", "linear", "lanczos2", "lanczos3", "box")
 KERNEL_ALIGNMENTS = ("block_centre", "direct")
@@ -201,6 +203,8 @@ class RunConfig:
     """Where results go, how they are tracked, reproducibility and display."""
 
     seed: int = 0
+    backend: str = "tensorflow"  # the Keras backend the command line runs on (BACKENDS)
+    tracking: bool = True  # False: no MLflow run (outputs only; MLflow need not be installed)
     output_dir: str = "outputs"
     experiment_name: str = "zssr"
     tracking_uri: str | None = None

@@ -8,6 +8,7 @@ import math
 import numbers
 import warnings
 
+from zssr_tf.backend import BACKENDS
 from zssr_tf.config.derived import first_policy_check, relative_scale_factors, tests_needed
 from zssr_tf.config.schema import (AUTO_BY_METHOD, BICUBIC_TARGETS, ESTIMATION_PRECISIONS, INIT_WEIGHTS_NAMES,
                                    KERNEL_ALIGNMENTS, KERNEL_ESTIMATION_METHODS, KERNEL_SOURCES,
@@ -89,6 +90,7 @@ def validate(config: Config) -> None:
         (all(n >= 0 for n in config.test.back_projection_iters), "test.back_projection_iters must be >= 0"),
         (config.test.tile_size == 0 or config.test.tile_size >= 32,
          "test.tile_size must be 0 (chosen from available memory) or at least 32 pixels"),
+        (r.backend in BACKENDS, f"run.backend is {r.backend!r}; use one of {', '.join(BACKENDS)}"),
         (r.progress_every >= 0, "run.progress_every must be >= 0 (0 turns the progress display off)"),
         (r.register_model is None or (r.register_model.strip() and r.log_model),
          "run.register_model must be a model name (and needs run.log_model: true), or null"),

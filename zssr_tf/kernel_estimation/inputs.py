@@ -11,13 +11,23 @@ from zssr_tf.config import Config
 from zssr_tf.errors import ZSSRError
 from zssr_tf.kernel_estimation.prior_file import read_prior_file
 
+# The Keras backends kernel estimation runs on: not PyTorch, where Keras' spectral normalisation
+# (in the discriminator) assigns its kernel in place inside the forward pass, which torch's
+# autograd rejects when it differentiates through that pass.
+BACKENDS = ("tensorflow", "jax")
+
 
 def check_estimation_inputs(lr_image: np.ndarray, config: Config) -> None:
     """What an estimation of `lr_image` ((h, w[, C]) float in [0, 1]) needs, checked before any
     work: enough pixels for the crops after the border shave (`prepare_image`) and, for method
     fkp, a readable kernel-prior file (`prior_file.read_prior_file`) whose kernels leave the
-    discriminator room in the generator's crops. Raises ZSSRError naming the fix."""
+    discriminator room in the generator's crops; and a `run.backend` it runs on (BACKENDS).
+    Raises ZSSRError naming the fix."""
     c = config.kernel_estimation
+    if config.run.backend not in BACKENDS:
+        raise ZSSRError(f"kernel estimation runs on the {' and '.join(BACKENDS)} Keras backends, not on "
+                        f"{config.run.backend}: use --backend (run.backend) {' or '.join(BACKENDS)}, or give the "
+                        "kernel (--kernel FILE)")
     prepare_image(lr_image, c.estimation_shave, c.generator_crop_size)
     if c.method == "fkp":
         check_prior_fits(int(read_prior_file(c.prior_weights)[0]["kernel_size"]), c)

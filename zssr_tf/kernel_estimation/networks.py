@@ -12,10 +12,7 @@ import keras
 from keras import ops
 
 from zssr_tf import backend
-
-# Not PyTorch: the discriminator's spectral normalisation assigns its kernel in place during the
-# forward pass, and torch's autograd rejects that in a step that differentiates through it.
-BACKENDS = ("tensorflow", "jax")
+from zssr_tf.kernel_estimation.inputs import BACKENDS  # noqa: F401 (not PyTorch: see there)
 
 
 def glorot_normal(gain: float, seed: int | None = None) -> keras.initializers.Initializer:

@@ -26,7 +26,8 @@ from typing import Iterator, Sequence
 
 from zssr_tf.config import Config
 from zssr_tf.errors import Terminated, ZSSRError, raise_terminated
-from zssr_tf.startup import load_tensorflow
+from zssr_tf.backend import select_backend
+from zssr_tf.startup import load_backend
 
 RAY_MISSING = "Ray is not installed: pip install 'zssr-tf[ray]'"
 
@@ -167,11 +168,12 @@ def _output_to(log) -> Iterator[None]:
 
 def start_worker(threads: int) -> None:
     """A local worker process's set-up: SIGTERM ends its current run KILLED as in the `zssr`
-    command (errors.raise_terminated); TensorFlow starts as quietly as in the parent (whose quiet
-    mode, `startup.quiet_tensorflow`, set TF_CPP_MIN_LOG_LEVEL=3, which the worker inherits);
+    command (errors.raise_terminated); the parent's Keras backend (KERAS_BACKEND, which the worker
+    inherits) starts, TensorFlow as quietly as in the parent (whose quiet mode,
+    `startup.quiet_tensorflow`, set TF_CPP_MIN_LOG_LEVEL=3, which the worker inherits too);
     `limit_threads(threads)`."""
     signal.signal(signal.SIGTERM, raise_terminated)
-    load_tensorflow(quiet=os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "3")
+    load_backend(select_backend(None), quiet=os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "3")
     limit_threads(threads)
 
 
@@ -186,7 +188,10 @@ def _run_point_in_worker(task: PointTask) -> PointResult:
 
 def limit_threads(threads: int) -> None:
     """Cap TensorFlow's thread pools: by default each process uses every core, and N
-    concurrent runs would oversubscribe the machine. No effect once TF has started."""
+    concurrent runs would oversubscribe the machine. No effect once TF has started, nor on the
+    other Keras backends (KERAS_BACKEND; their thread pools are left as they are)."""
+    if select_backend(None) != "tensorflow":
+        return
     import tensorflow as tf
 
     try:

@@ -9,7 +9,9 @@ two give the same pixels. The model's artifacts are the run's `config.yaml`, one
 `step_<i>.keras` per scale step and, where a numeric kernel was given, `step_<i>_kernel.npy` and
 `step_<i>_kernel_symmetries.npy` (the dihedral transforms its self-ensemble used). Its
 signature is a float32 tensor (-1, -1, C) in and out; the input example is a small crop of the
-run's input. Loading it needs this package installed (`pip install zssr-tf`) beside MLflow.
+run's input. Loading it needs this package installed (`pip install zssr-tf`) beside MLflow. Its
+model config's `keras_backend` (and the `run.backend` of its config.yaml) names the Keras backend
+it was trained on, which `model_code.py` chooses when it loads.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from mlflow import MlflowClient
 from mlflow.models import Model, ModelSignature
 from mlflow.types import Schema, TensorSpec
 
+from zssr_tf.backend import LIBRARIES
 from zssr_tf.config import Config, load_config
 from zssr_tf.inference.trained import TrainedZSSR, step_files
 
@@ -31,7 +34,7 @@ MODEL_CODE = Path(__file__).with_name("model_code.py")  # MLflow's "models from 
 MODEL_NAME = "zssr"  # the logged model's name within its run
 EXAMPLE_SIDE = 16  # pixels: the input example is at most this many pixels on a side
 # Distributions a serving environment needs (zssr-tf itself is installed from its source).
-REQUIREMENTS = ("tensorflow", "keras", "numpy", "scipy", "opencv-python-headless", "scikit-image", "PyYAML",
+REQUIREMENTS = ("keras", "numpy", "scipy", "opencv-python-headless", "scikit-image", "PyYAML",
                 "mlflow", "matplotlib")
 
 
@@ -83,13 +86,15 @@ def log_zssr_model(run_id: str, experiment_id: str, folder: Path, config: Config
     # Model.log, unlike mlflow.pyfunc.log_model, takes the run explicitly: no fluent run is needed.
     return Model.log(artifact_path=None, name=MODEL_NAME, flavor=mlflow.pyfunc, run_id=run_id, model_id=model.model_id,
                      python_model=str(MODEL_CODE), artifacts=artifacts, signature=signature, input_example=example,
-                     registered_model_name=registered_model_name, pip_requirements=_requirements())
+                     registered_model_name=registered_model_name, pip_requirements=_requirements(config.run.backend),
+                     model_config={"keras_backend": config.run.backend})
 
 
-def _requirements() -> list[str]:
-    """The installed versions of REQUIREMENTS, pinned (a serving environment then matches this one)."""
+def _requirements(keras_backend: str) -> list[str]:
+    """The installed versions of the `keras_backend`'s library and REQUIREMENTS, pinned (a serving
+    environment then matches this one)."""
     found = []
-    for name in REQUIREMENTS:
+    for name in (LIBRARIES[keras_backend], *REQUIREMENTS):
         try:
             found.append(f"{name}=={version(name)}")
         except PackageNotFoundError:

@@ -3,6 +3,7 @@ starts, logs params, inputs and final results, and ends it FINISHED, KILLED or F
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import shutil
 import sys
@@ -17,13 +18,13 @@ import keras
 import mlflow
 from mlflow.data.numpy_dataset import from_numpy
 import numpy as np
-import tensorflow as tf
 from mlflow import MlflowClient
 from mlflow.entities import DatasetInput, InputTag
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT, MLFLOW_RUN_NAME, MLFLOW_RUN_NOTE
 from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
 import zssr_tf
+from zssr_tf.backend import backend_name, library_version
 from zssr_tf.config import KEY_TO_SECTION, Config, describe_schedule, format_scale, output_stem, save_config
 from zssr_tf.errors import Terminated
 from zssr_tf.hashing import file_sha256
@@ -47,7 +48,9 @@ class TrackedRun:
     def __init__(self, config: Config, info: ImageInfo, out_dir: str | Path, gt_path: str | Path | None = None,
                  kernel_paths: Sequence[str | Path] = (), tags: dict[str, str] | None = None,
                  overrides: Sequence[str] = ()):
-        self.config = config
+        # The saved config (and the MLflow model's) names the backend that ran, which the Python
+        # API takes from KERAS_BACKEND whatever run.backend says.
+        self.config = dataclasses.replace(config, run=dataclasses.replace(config.run, backend=backend_name()))
         self.info = info
         self.out_dir = Path(out_dir)
         self.gt_path = gt_path
@@ -73,7 +76,7 @@ class TrackedRun:
         config, info = self.config, self.info
         precision, device = resolve_precision(config.train.precision), device_name()
         tags = {"image": Path(info.path).stem, "scale": format_scale(config.scale.scale_factors[-1]),
-                "config": "default", "precision": precision, "device": device,
+                "config": "default", "precision": precision, "device": device, "backend": backend_name(),
                 "kernel": ", ".join(Path(k).name for k in self.kernel_paths) or config.scale.downscale_method,
                 "has_gt": str(self.gt_path is not None).lower(), **self.tags}
         tags.setdefault(MLFLOW_RUN_NOTE, self.description())
@@ -176,8 +179,8 @@ class TrackedRun:
             params.update(_file_params(f"kernel.{i}", kernel))
         params.update({
             "scale_steps": " > ".join(format_scale(sf) for sf in config.scale.scale_factors),
-            "precision": precision, "device": device, "version.zssr_tf": zssr_tf.__version__,
-            "version.tensorflow": tf.__version__, "version.keras": keras.__version__,
+            "precision": precision, "device": device, "backend": backend_name(), "version.zssr_tf": zssr_tf.__version__,
+            f"version.{backend_name()}": library_version(backend_name()), "version.keras": keras.__version__,
             "version.mlflow": mlflow.__version__, "version.python": platform.python_version()})
         log_params(self.client, self.run_id, params)
         self.folder.mkdir(parents=True, exist_ok=True)
