@@ -2,7 +2,9 @@
 
 Run by tests/test_backend.py in a subprocess (the backend is fixed when Keras is imported):
 `python tests/backend_checks.py [--no-tensorflow]`; with --no-tensorflow, importing TensorFlow
-fails, which shows the code run here does not need it. Tiny networks, a few steps each: it
+fails, which shows the code run here does not need it.
+`python tests/backend_checks.py --final-test NETWORK.keras IMAGE.npy OUT.npy [--no-tensorflow]`
+instead runs only the final test of a saved network on an image and writes its output. Tiny networks, a few steps each: it
 reports what the tests assert (shapes, sums, finiteness, counters), and for the steps the
 backend does not run, the ZSSRError's message.
 """
@@ -19,6 +21,7 @@ from scipy import ndimage  # noqa: E402
 
 from zssr_tf import backend  # noqa: E402
 from zssr_tf.augment import FatherSampler  # noqa: E402
+from zssr_tf.config import AugmentConfig  # noqa: E402
 from zssr_tf.config import load_config  # noqa: E402
 from zssr_tf.data import PairMaker, training_dataset  # noqa: E402
 from zssr_tf.errors import ZSSRError  # noqa: E402
@@ -27,6 +30,11 @@ from zssr_tf.gan.model import ZSRGAN  # noqa: E402
 from zssr_tf.kernel_estimation import estimate_kernel  # noqa: E402
 from zssr_tf.model import build_zssr_net  # noqa: E402
 from zssr_tf.precision import first_gpu, resolve_precision  # noqa: E402
+from zssr_tf.trainer import ZSSR  # noqa: E402
+
+# The final test of the equality test (tests/test_backend.py): a self-ensemble of 8 and
+# back-projection, so every backend-dependent step of it is covered.
+FINAL_TEST = ["depth=3", "width=8", "init_weights=none", "back_projection_iters=[4]"]
 
 IMAGE = ndimage.gaussian_filter(np.random.default_rng(0).random((72, 72, 3)), (1.5, 1.5, 0)).astype(np.float32)
 ESTIMATION = ["estimation_runs=1", "estimation_shave=0", "generator_width=8", "patch_discriminator_width=8",
@@ -79,7 +87,8 @@ def fkp() -> dict:
 
 
 def pair_maker(dihedral_batch: bool) -> PairMaker:
-    return PairMaker(sources=(IMAGE,), base_scales=(1.0,), sampler=FatherSampler(crop_size=64), scale_factor=(2.0, 2.0),
+    return PairMaker(sources=(IMAGE,), base_scales=(1.0,), sampler=FatherSampler(AugmentConfig(crop_size=64)),
+                     scale_factor=(2.0, 2.0),
                      kernel="cubic", noise_std=0.0, upscale_method="cubic", seed=3, dihedral_batch=dihedral_batch)
 
 
@@ -108,6 +117,35 @@ def core_fit() -> dict:
             "iterations": int(model.optimizer.iterations), "changed": numbers(model.trainable_variables[0]) != before}
 
 
+def zssr_run() -> dict:
+    """ZSSR(config).run end to end: a tiny network, a few iterations, the reconstruction and
+    ground-truth tests, the final test."""
+    config = load_config(None, ["depth=3", "width=8", "init_weights=none", "max_iters=12", "crop_size=32",
+                                "run_test_every=4", "gt_test_every=6", "progress_every=0", "seed=2"])
+    lr = IMAGE[::2, ::2]
+    result = ZSSR(config, verbose=False).run(lr, gt=IMAGE)
+    step = result.steps[0]
+    return {"shape": list(result.sr.shape), "finite": bool(np.isfinite(result.sr).all()),
+            "range": [float(result.sr.min()), float(result.sr.max())], "iterations": result.iterations,
+            "tests": len(step.reconstruction_errors), "psnr": result.metrics["zssr"]["psnr"],
+            "bicubic_psnr": result.metrics["bicubic"]["psnr"]}
+
+
+def final_test_of(network_path: str, image_path: str, out_path: str) -> None:
+    """The final test (FINAL_TEST settings) of the network saved at `network_path` on the image
+    in `image_path`, written to `out_path`."""
+    from zssr_tf.inference.trained import TrainedZSSR
+
+    network = keras.saving.load_model(network_path, compile=False)
+    trained = TrainedZSSR(load_config(None, FINAL_TEST), [network], [None], [None])
+    np.save(out_path, trained.super_resolve(np.load(image_path)))
+
+
+if "--final-test" in sys.argv:
+    final_test_of(*sys.argv[sys.argv.index("--final-test") + 1:][:3])
+    sys.exit(0)
+
+
 def run(check, *args):
     try:
         return check(*args)
@@ -119,5 +157,5 @@ print(json.dumps({
     "backend": keras.config.backend(), "gpu": first_gpu(), "auto_precision": resolve_precision("auto"),
     "gradients": run(gradients),
     "kernelgan": run(kernelgan), "fkp": run(fkp), "zsrgan": run(zsrgan),
-    "core_fit": run(core_fit), "tensorflow_loaded": sys.modules.get("tensorflow") is not None,
+    "core_fit": run(core_fit), "zssr_run": run(zssr_run), "tensorflow_loaded": sys.modules.get("tensorflow") is not None,
 }))

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Sequence
 
 import keras
 import numpy as np
@@ -17,6 +18,7 @@ import pytest
 
 from zssr_tf import backend
 from zssr_tf.augment import FatherSampler
+from zssr_tf.config import AugmentConfig
 from zssr_tf.data import PairDataset, PairMaker, make_dataset, training_dataset, with_loss_maps
 from zssr_tf.errors import ZSSRError
 
@@ -111,6 +113,7 @@ def test_torch_trains_zsrgan_and_the_network_and_names_the_backends_for_kernel_e
     assert set(report["logs"]) == ZSRGAN_LOGS and all(map(math.isfinite, report["logs"].values()))
     assert report["g_iterations"] == report["d_iterations"] == 3 and report["changed"] == [True, True]
     assert on_torch["core_fit"]["iterations"] == 4 and all(map(math.isfinite, on_torch["core_fit"]["loss"]))
+    assert on_torch["zssr_run"]["iterations"] == 12 and on_torch["zssr_run"]["finite"]  # the whole of ZSSR.run
     for name in ("kernelgan", "fkp"):  # spectral normalisation's in-place kernel: see kernel_estimation/networks.py
         assert on_torch[name]["error"].startswith("kernel estimation runs on the tensorflow and jax Keras backends, "
                                                   "not on torch")
@@ -162,7 +165,8 @@ def image():
 @pytest.mark.parametrize("loss_map", [False, True])
 def test_pair_dataset_gives_the_tf_data_pairs(image, dihedral_batch, loss_map):
     sources, scale = ((image,), 0.0) if not loss_map else with_loss_maps((image,))
-    maker = PairMaker(sources=sources, base_scales=(1.0,), sampler=FatherSampler(crop_size=32), scale_factor=(2.0, 2.0),
+    maker = PairMaker(sources=sources, base_scales=(1.0,), sampler=FatherSampler(AugmentConfig(crop_size=32)),
+                      scale_factor=(2.0, 2.0),
                       kernel="cubic", noise_std=0.01, upscale_method="cubic", seed=7, dihedral_batch=dihedral_batch,
                       loss_map_scale=scale)
     batch = 8 if dihedral_batch else 1
@@ -181,6 +185,101 @@ def test_pair_dataset_gives_the_tf_data_pairs(image, dihedral_batch, loss_map):
 def test_training_dataset_is_tf_data_on_tensorflow(image):
     import tensorflow as tf
 
-    maker = PairMaker(sources=(image,), base_scales=(1.0,), sampler=FatherSampler(crop_size=32),
+    maker = PairMaker(sources=(image,), base_scales=(1.0,), sampler=FatherSampler(AugmentConfig(crop_size=32)),
                       scale_factor=(2.0, 2.0), kernel="cubic", noise_std=0.0, upscale_method="cubic", seed=7)
     assert isinstance(training_dataset(maker, channels=3), tf.data.Dataset)
+
+
+def test_zssr_runs_end_to_end_on_jax_without_tensorflow(on_jax):
+    report = on_jax["zssr_run"]
+    assert report["shape"] == [72, 72, 3] and report["finite"] and 0 <= report["range"][0] <= report["range"][1] <= 1
+    assert report["iterations"] == 12 and report["tests"] == 3
+    assert report["psnr"] > report["bicubic_psnr"] - 1.0  # 12 iterations of a tiny net: close to bicubic, not broken
+
+
+def _final_test_on(name: str, network: Path, image: Path, out: Path, hide: Sequence[str] = ()) -> np.ndarray:
+    env = {**os.environ, "KERAS_BACKEND": name,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, str(REPO / "tests" / "backend_checks.py"), *hide, "--final-test",
+                           str(network), str(image), str(out)], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return np.load(out)
+
+
+@pytest.mark.slow
+def test_a_trained_networks_final_test_is_the_same_on_tensorflow_and_jax(tmp_path):
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("JAX is not installed (pip install 'zssr-tf[jax]')")
+    from zssr_tf.config import load_config
+    from zssr_tf.trainer import ZSSR
+
+    rng = np.random.default_rng(3)
+    lr = np.clip(rng.random((30, 34, 3)) * 0.2 + np.linspace(0, 0.8, 34)[None, :, None], 0, 1).astype(np.float32)
+    config = load_config(None, ["depth=3", "width=8", "init_weights=none", "max_iters=10", "crop_size=24",
+                                "progress_every=0"])
+    network = ZSSR(config, verbose=False).run(lr).trained.networks[0]
+    network.save(tmp_path / "net.keras")
+    np.save(tmp_path / "lr.npy", lr)
+    on_tensorflow = _final_test_on("tensorflow", tmp_path / "net.keras", tmp_path / "lr.npy", tmp_path / "tf.npy")
+    on_jax = _final_test_on("jax", tmp_path / "net.keras", tmp_path / "lr.npy", tmp_path / "jax.npy",
+                            hide=["--no-tensorflow"])
+    assert on_tensorflow.shape == on_jax.shape == (60, 68, 3)
+    assert not np.allclose(on_tensorflow, np.clip(on_tensorflow.mean(), 0, 1))  # an image, not a constant
+    np.testing.assert_allclose(on_jax, on_tensorflow, atol=1e-5)
+
+
+def _zssr_command(args: Sequence[str], hidden: Sequence[str], cwd: Path) -> subprocess.CompletedProcess:
+    """`zssr ARGS` in a subprocess in which importing each module of `hidden` fails."""
+    script = ("import sys\n" + "".join(f"sys.modules[{name!r}] = None\n" for name in hidden)
+              + "from zssr_tf.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-c", script, *args], env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=600)
+
+
+TINY_RUN = ["depth=3", "width=8", "init_weights=none", "max_iters=8", "crop_size=32", "progress_every=0"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, hidden", [("tensorflow", ["mlflow"]), ("jax", ["mlflow", "tensorflow"])])
+def test_train_without_tracking_needs_no_mlflow(tmp_path, name, hidden):
+    if importlib.util.find_spec(name) is None:
+        pytest.skip(f"{name} is not installed")
+    lr = REPO / "tests" / "data" / "set5" / "lr_x2" / "bird.png"
+    done = _zssr_command(["train", str(lr), "--gt", str(REPO / "tests" / "data" / "set5" / "hr" / "bird.png"),
+                          "--backend", name, "--no-tracking", "--out", "out", *TINY_RUN], hidden, tmp_path)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert f"Keras backend: {name} " in done.stdout and "MLflow" not in done.stdout
+    assert "PSNR-Y  zssr" in done.stdout
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["bird_x2_bicubic.png", "bird_x2_zssr.png"]
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.slow
+def test_a_missing_backend_library_is_one_error_naming_the_package(tmp_path):
+    lr = REPO / "tests" / "data" / "set5" / "lr_x2" / "bird.png"
+    done = _zssr_command(["train", str(lr), "--backend", "jax", "--no-tracking", "--out", "out", *TINY_RUN],
+                         ["jax"], tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "zssr: error: the jax Keras backend needs the jax package, which cannot be imported (import of jax halted; "
+        "None in sys.modules): pip install 'zssr-tf[jax]'"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_kernel_estimation_on_torch_is_refused_before_any_work():
+    from zssr_tf.checks import check_inputs
+    from zssr_tf.config import load_config
+
+    config = load_config("blind", ["backend=torch"])
+    with pytest.raises(ZSSRError, match=r"^kernel estimation runs on the tensorflow and jax Keras backends, not on "
+                                        r"torch: use --backend \(run.backend\) tensorflow or jax, or give the kernel"):
+        check_inputs(config, np.zeros((100, 100, 3), np.float32))
+
+
+def test_unknown_backend_setting_is_refused():
+    from zssr_tf.config import load_config
+
+    with pytest.raises(ZSSRError, match="^run.backend is 'mxnet'; use one of tensorflow, jax, torch$"):
+        load_config(None, ["backend=mxnet"])
