@@ -15,7 +15,7 @@ ifdef ZSSR_DATA
 export ZSSR_DATA
 endif
 
-.PHONY: install train sweep test test-fast bench ui clean
+.PHONY: install install-jax train sweep test test-fast test-jax bench ui clean
 
 install: $(STAMP)
 
@@ -45,6 +45,18 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# make test-jax: the backend-neutral core tests (tests/jax_core_tests.txt) on JAX, on the CPU;
+# installs the [jax] extra into .venv the first time. CI runs it after `make test`.
+JAX_STAMP := $(VENV)/.installed-jax
+install-jax: $(JAX_STAMP)
+
+$(JAX_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[test,jax]"
+	touch $(JAX_STAMP)
+
+test-jax: $(JAX_STAMP)
+	KERAS_BACKEND=jax JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q -m "not slow" $$(cat tests/jax_core_tests.txt)
 
 # Default config on all of Set5 x2; writes experiments/results/. ARGS passes options through.
 # Data: ZSSR_DATA=/path/to/Set5_Set14 (else ../shared/data, else the Set5 shipped in tests/data).

@@ -3,6 +3,7 @@
     python experiments/bench_speed.py [--iters 60] [--repeats 3] [--full IMAGE ...] [--skip-full] [--skip-memory]
     python experiments/bench_speed.py --side-by-side [--images baby butterfly] [--configs NAME ...]
         [--official CHECKOUT]
+    python experiments/bench_speed.py --backends tensorflow jax [--backend-iters 60] [--images bird]
     python experiments/bench_speed.py --gan [--iters 10] [--repeats 2] [--gan-crops 64 128]
         [--gan-precisions float32 mixed_bfloat16]
 
@@ -31,6 +32,14 @@ runs). `--official CHECKOUT` adds the official ZSSR code's default (`official_zs
 the user's clone of it; a child process per image) to the rotation and a ratio column against
 it. Writes results/side_by_side_<device>_<images>.json after every run (`"complete": false` until
 the last), so an interrupted bench keeps the runs it finished.
+
+`--backends NAME ...` runs only this instead: the default config on each of --images (default
+bird) on each Keras backend named, each run in its own process (`backend_run.py`: the backend is
+fixed when Keras loads), the backends alternating image by image: ms per iteration (median after
+10 warm-up iterations, and the mean over training, which includes JAX's compilations for new crop
+shapes), seconds, PSNR-Y, and each backend's ratio to the first one's. `--backend-iters N` stops
+every run after N iterations (0: the config's whole run). Writes
+results/backends_<images>_<iters>.json.
 
 With --gan, only the ZSRGAN training step instead: ms per iteration of the zsrgan preset (a batch
 of 8 dihedral variants, discriminator and VGG16 relu3_1 perceptual loss; VGG weights random,
@@ -301,6 +310,24 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, before / 1024, 
     return float(out[0])
 
 
+def backends_side_by_side(backends: list[str], images: list[str], iterations: int) -> list[dict]:
+    """`backend_run.py` rows: the default config on Set5 x2 `images`, each on every one of
+    `backends` in a child process (stopped after `iterations` when > 0); printed as they come."""
+    rows = []
+    limit = [f"max_iters={iterations}"] if iterations else []
+    for name in images:
+        for backend in backends:
+            done = subprocess.run([sys.executable, str(Path(__file__).with_name("backend_run.py")), "--backend",
+                                   backend, "--image", str(DATA / f"set5/lr_x2/{name}.png"),
+                                   "--gt", str(DATA / f"set5/hr/{name}.png"), *limit],
+                                  capture_output=True, text=True, check=True)
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+            rows.append(row)
+            print(f"| {name} | {backend} {row['version']} | {row['iterations']} | {row['ms_per_iteration']:.0f} | "
+                  f"{row['ms_per_iteration_mean']:.0f} | {row['seconds']:.1f} | {row['psnr_y']:.2f} |", flush=True)
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--iters", type=int, default=60, help="timed iterations per variant and repeat")
@@ -318,11 +345,32 @@ def main() -> int:
     parser.add_argument("--official", type=Path, metavar="CHECKOUT",
                         help="with --side-by-side, also run the official ZSSR code from this clone of "
                              "github.com/assafshocher/ZSSR (see official_zssr.py)")
+    parser.add_argument("--backends", nargs="+", metavar="NAME",
+                        help="only the default config on each of these Keras backends, side by side (see above)")
+    parser.add_argument("--backend-iters", type=int, default=60,
+                        help="with --backends: iterations per run (0: the config's whole run)")
     parser.add_argument("--gan", action="store_true", help="only the ZSRGAN step timings (see above)")
     parser.add_argument("--gan-crops", type=int, nargs="+", default=[64, 128], help="crop sides for --gan")
     parser.add_argument("--gan-precisions", nargs="+", default=["float32", "mixed_bfloat16"],
                         help="precisions for --gan (bf16 is emulated, very slow, on CPUs without AVX-512 BF16/AMX)")
     args = parser.parse_args()
+    if args.backends:
+        images = args.images if "--images" in sys.argv else ["bird"]
+        print("| image | backend | iterations | ms / iteration (median) | ms / iteration (mean) | seconds | PSNR-Y |\n"
+              "|---|---|---|---|---|---|---|")
+        rows = backends_side_by_side(args.backends, images, args.backend_iters)
+        summary = {b: {key: float(np.mean([r[key] for r in rows if r["backend"] == b]))
+                       for key in ("ms_per_iteration", "ms_per_iteration_mean", "seconds", "psnr_y")}
+                   for b in args.backends}
+        first = args.backends[0]
+        for b, m in summary.items():
+            print(f"{b}: {m['ms_per_iteration']:.0f} ms / iteration (median), "
+                  f"{m['ms_per_iteration'] / summary[first]['ms_per_iteration']:.2f}x {first}; mean "
+                  f"{m['ms_per_iteration_mean']:.0f} ms ({m['ms_per_iteration_mean'] / summary[first]['ms_per_iteration_mean']:.2f}x); "
+                  f"PSNR-Y {m['psnr_y']:.2f} dB ({m['psnr_y'] - summary[first]['psnr_y']:+.3f})")
+        write_json(f"backends_{'_'.join(images)}_{args.backend_iters or 'full'}",
+                   {"device": device_name(), "rows": rows, "summary": summary})
+        return 0
     if args.side_by_side:
         print("| image | config | wall s | iterations | train ms / iteration | PSNR-Y |\n|---|---|---|---|---|---|")
         names = side_by_side_configs(args.configs)
