@@ -110,7 +110,8 @@ def plan_set(inputs: Sequence[str], config: str | Path | None = None, overrides:
         warnings.warn(f"skipping {len(skipped)} of {len(images)} inputs that cannot be used: "
                       + "; ".join(f"{Path(path).name}: {why}" for path, why in skipped), ZSSRWarning, stacklevel=2)
     if not points:
-        raise ZSSRError(f"none of the {len(images)} inputs can be used (see the warning above)")
+        raise ZSSRError(f"none of the {len(images)} inputs can be used; the first, {Path(skipped[0][0]).name}: "
+                        f"{skipped[0][1]}")
     if loaded.sequence.carry_over != "none" and len(set(channels.values())) > 1:
         counts = {}
         for image, count in channels.items():
@@ -154,8 +155,10 @@ def run_set(image_set: ImageSet, engine: str = "local", workers: int = 1, addres
     by_key = {p.key: p for p in todo}
     progress = SetProgress(len(todo), opened, chain=carry_over != "none")
     if carry_over == "none":
-        results = run_engine([_task(p, sweep, opened, out, {}) for p in todo], engine, workers, address,
-                             sweep.resources)
+        numbers = {p.key: str(n) for n, p in enumerate(sweep.points, 1)}
+        tasks = [_task(p, sweep, opened, out, {"sequence.index": numbers[p.key], "sequence.start": "cold"})
+                 for p in todo]
+        results = run_engine(tasks, engine, workers, address, sweep.resources)
     else:
         results = run_chain(sweep, opened, out)
     collected = collect(opened, results, lambda result: progress.update(by_key[result.key], result))
