@@ -45,13 +45,14 @@ def is_many(inputs: Sequence[str]) -> bool:
 
 
 def set_name(inputs: Sequence[str]) -> str:
-    """A name for the set (its parent run and output folder): the first input's folder name,
-    file stem, or a pattern's folder; `images` when none fits a file name."""
+    """A name for the set (its parent run and output folder): a folder's name, a video's or
+    stack's stem, the folder of a pattern or of several files (the first input's); `images` when
+    none fits a file name."""
     first = inputs[0]
     if glob.has_magic(first) and not Path(first).exists():
         first = str(Path(first).parent).split("*")[0].split("?")[0].split("[")[0] or "images"
     path = Path(first).expanduser().resolve()
-    name = path.name if path.is_dir() else path.stem
+    name = path.name if path.is_dir() else path.parent.name if len(inputs) > 1 else path.stem
     return re.sub(r"[^\w.+-]+", "_", name).strip("._") or "images"
 
 
