@@ -40,9 +40,8 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from results_io import RESULTS, write_json  # noqa: E402
+from common import RESULTS, write_json  # noqa: E402
 
 EXPERIMENTS = Path(__file__).resolve().parent
 ARMS = {"single": ("config", "none"), "single_blind": ("blind_config", "none"),
