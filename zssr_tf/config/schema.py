@@ -207,7 +207,7 @@ class SequenceConfig:
     came from), and how long such an image trains (`carry_over_max_iters`, a cosine decay)."""
 
     carry_over: str = "none"
-    carry_over_max_iters: int = 150
+    carry_over_max_iters: int = 50
     reestimate_ratio: float = 1.5
 
 
