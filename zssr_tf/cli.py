@@ -2,6 +2,8 @@
 
     zssr train IMAGE [--config YAML] [--gt GT] [--kernel FILE ... | --estimate-kernel] [--out DIR]
                [--print-config] [key=value ...]
+    zssr train FOLDER|'GLOB'|IMAGE ...|STACK.tif|VIDEO [--order name|given] [--engine local|ray]
+               [--workers N] [--address ADDR] [...]    many images, one nested run each (sequence.*)
     zssr kernel IMAGE [--scale 2|4] [--out DIR] [--config YAML] [--print-config] [key=value ...]
                                                         estimate the image's own downscaling kernel
     zssr predict (--run-id ID | --model URI) IMAGE [--out DIR]   re-apply a tracked run's networks
@@ -70,6 +72,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="no MLflow run: write the outputs only (run.tracking=false; MLflow need not be installed)")
     _add_backend_option(train)
     train.add_argument("--verbose", action="store_true", help="show TensorFlow's own log messages")
+    many = train.add_argument_group("many images", "with a folder, a quoted glob, several images, a multi-page TIFF "
+                                    "or a video: one run per image under one parent MLflow run, finished images "
+                                    "skipped on a rerun; --gt then takes a folder or a pattern such as "
+                                    "'{dir}/../hr/{name}'; sequence.carry_over=weights starts each image from the "
+                                    "last one's network (docs/cli.md)")
+    many.add_argument("--order", choices=("name", "given"), default=None,
+                      help="name: by file name, numbers by value (default); given: as listed")
+    many.add_argument("--engine", choices=("local", "ray"), default="local",
+                      help="local (default) or ray: where independent images (sequence.carry_over=none) run")
+    many.add_argument("--workers", type=int, default=1, metavar="N",
+                      help="local engine: N images at a time, each in its own process (carry_over none only)")
+    many.add_argument("--address", default=None, help="Ray cluster to run on (default: a local Ray started here)")
     kernel = commands.add_parser("kernel", help="estimate an image's own downscaling kernel (KernelGAN, or method=fkp)",
                                  description="Estimate the x2 downscaling kernel of IMAGE from the image itself "
                                              "(KernelGAN, NeurIPS 2019; method=fkp: in a kernel prior's latent "
@@ -170,7 +184,15 @@ def main(argv: list[str] | None = None) -> int:
         positionals = args.inputs + extras
         args.overrides = [p for p in positionals if "=" in p and not Path(p).exists()]
         images = [p for p in positionals if p not in args.overrides]
-        if len(images) > 1:
+        if args.command == "train":
+            from zssr_tf.sweeps.inputs import is_many
+
+            args.images = images if is_many(images) and not args.print_config else None
+            single_only = [o for o, on in (("--order", args.order), ("--engine", args.engine != "local"),
+                                           ("--workers", args.workers != 1), ("--address", args.address)) if on]
+            if args.images is None and single_only:
+                parser.error(f"{', '.join(single_only)}: for several inputs (a folder, a glob, a stack, a video)")
+        if len(images) > 1 and getattr(args, "images", None) is None:
             parser.error(f"one input image at a time, got {images}; overrides take the form key=value")
         args.image = images[0] if images else None
     args.quiet = quiet_tensorflow(getattr(args, "verbose", False))
@@ -178,8 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     # Python lets only the main thread set handlers (main() may run elsewhere, e.g. in a notebook's thread).
     in_main_thread = threading.current_thread() is threading.main_thread()
     default_sigterm = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
-    command = {"train": train, "kernel": kernel, "predict": predict, "upload-metrics": upload_metrics,
-               "sweep": sweep}[args.command]
+    command = {"train": train_many if getattr(args, "images", None) else train, "kernel": kernel,
+               "predict": predict, "upload-metrics": upload_metrics, "sweep": sweep}[args.command]
     try:
         return command(args)
     except ZSSRError as err:
@@ -304,6 +326,20 @@ def kernel(args: argparse.Namespace) -> int:
     print(f"estimated the kernel of {info.path} in {_estimation_summary(estimate.history, config)}; wrote "
           f"{', '.join(map(str, paths))}")
     return 0
+
+
+def train_many(args: argparse.Namespace) -> int:
+    """`zssr train` on several inputs (zssr_tf.sweeps.sequence); exit status 1 when an image failed."""
+    if args.demo:
+        raise ZSSRError("--demo runs on one demo image: leave it out with several inputs")
+    from zssr_tf.sweeps.sequence import plan_set, run_set
+
+    overrides = args.overrides + (["kernel=estimate"] if args.estimate_kernel else [])
+    image_set = plan_set(args.images, args.config, overrides, gt=args.gt, kernels=args.kernel or (), out_dir=args.out,
+                         order=args.order or "name")
+    load_tensorflow(args.quiet)  # the runner loads it (tracking): quietly, after the checks
+    report = run_set(image_set, engine=args.engine, workers=args.workers, address=args.address)
+    return 1 if report.failures else 0
 
 
 def _estimation_summary(history: KernelEstimationHistory, config: Config) -> str:

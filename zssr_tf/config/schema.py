@@ -36,6 +36,7 @@ WARM_START_NETWORK = {"depth": 8, "width": 64, "scale": (2.0, 2.0)}
 INIT_WEIGHTS_NAMES = ("none", "warm_start", "auto")
 BICUBIC_TARGETS = ("channel_sum", "per_channel")
 ESTIMATION_PRECISIONS = ("float32", "mixed_bfloat16")
+CARRY_OVER_MODES = ("none", "weights", "weights_and_kernel")
 
 ScalePair = tuple[float, float]
 
@@ -199,6 +200,20 @@ class KernelEstimationConfig:
 
 
 @dataclass(frozen=True)
+class SequenceConfig:
+    """Many images in one `zssr train` (a folder, a glob, a TIFF stack, a video): what each image
+    after the first takes over from the one before it (`carry_over` "none": nothing, every image
+    runs as alone; "weights": its trained network as the initial weights; "weights_and_kernel":
+    also, in blind runs, its estimated kernel, re-estimated only when the carried network and
+    kernel reconstruct the new image `reestimate_ratio` times worse than they did the image they
+    came from), and how long such an image trains (`carry_over_max_iters`, a cosine decay)."""
+
+    carry_over: str = "none"
+    carry_over_max_iters: int = 50
+    reestimate_ratio: float = 1.5
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Where results go, how they are tracked, reproducibility and display."""
 
@@ -225,6 +240,7 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     test: TestConfig = field(default_factory=TestConfig)
     kernel_estimation: KernelEstimationConfig = field(default_factory=KernelEstimationConfig)
+    sequence: SequenceConfig = field(default_factory=SequenceConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
     def __post_init__(self):

@@ -10,8 +10,8 @@ import warnings
 
 from zssr_tf.backend import BACKENDS
 from zssr_tf.config.derived import first_policy_check, relative_scale_factors, tests_needed
-from zssr_tf.config.schema import (AUTO_BY_METHOD, BICUBIC_TARGETS, ESTIMATION_PRECISIONS, INIT_WEIGHTS_NAMES,
-                                   KERNEL_ALIGNMENTS, KERNEL_ESTIMATION_METHODS, KERNEL_SOURCES,
+from zssr_tf.config.schema import (AUTO_BY_METHOD, BICUBIC_TARGETS, CARRY_OVER_MODES, ESTIMATION_PRECISIONS,
+                                   INIT_WEIGHTS_NAMES, KERNEL_ALIGNMENTS, KERNEL_ESTIMATION_METHODS, KERNEL_SOURCES,
                                    LEARNING_RATE_SCHEDULES, LOSS_MAPS, PRECISIONS, RECONSTRUCTION_TEST_MODES,
                                    RESIZE_METHODS, SCALE_DISTRIBUTIONS, Config, KernelEstimationConfig, ScaleConfig)
 from zssr_tf.errors import ZSSRError, ZSSRWarning
@@ -91,6 +91,13 @@ def validate(config: Config) -> None:
         (config.test.tile_size == 0 or config.test.tile_size >= 32,
          "test.tile_size must be 0 (chosen from available memory) or at least 32 pixels"),
         (r.backend in BACKENDS, f"run.backend is {r.backend!r}; use one of {', '.join(BACKENDS)}"),
+        (config.sequence.carry_over in CARRY_OVER_MODES,
+         f"sequence.carry_over is {config.sequence.carry_over!r}; use one of {CARRY_OVER_MODES}"),
+        (config.sequence.carry_over_max_iters >= 1,
+         "sequence.carry_over_max_iters must be >= 1 (iterations of every image after the first)"),
+        (config.sequence.reestimate_ratio >= 1,
+         "sequence.reestimate_ratio must be >= 1 (1: re-estimate whenever the carried kernel fits the next "
+         "image any worse)"),
         (r.progress_every >= 0, "run.progress_every must be >= 0 (0 turns the progress display off)"),
         (r.register_model is None or (r.register_model.strip() and r.log_model),
          "run.register_model must be a model name (and needs run.log_model: true), or null"),

@@ -26,7 +26,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 from urllib.parse import urlparse
 
 from zssr_tf.errors import ZSSRError
@@ -78,6 +78,18 @@ def check_store_for_workers(address: str | None, tracking_uri: str) -> None:
             f"--port 5000) and set run.tracking_uri or MLFLOW_TRACKING_URI to it (http://<host>:5000)")
 
 
+@dataclass(frozen=True)
+class OpenSweep:
+    """A sweep's parent run, open in the store `uri` (`open_sweep`): `client` is an
+    `mlflow.MlflowClient`, `finished` the point keys with a FINISHED child run."""
+
+    client: Any
+    uri: str
+    experiment_id: str
+    parent_id: str
+    finished: frozenset[str]
+
+
 def run_sweep(sweep: Sweep, engine: str = "local", workers: int = 1, address: str | None = None,
               out_dir: str | Path | None = None) -> SweepReport:
     """Run every point of `sweep` not finished before (see the module docstring): `engine`
@@ -85,16 +97,46 @@ def run_sweep(sweep: Sweep, engine: str = "local", workers: int = 1, address: st
     "ray" runs them as Ray tasks on the cluster at `address` (default: a local one)."""
     start = time.monotonic()
     check_engine(engine, workers, address)
+    opened = open_sweep(sweep, address)
+    out = Path(out_dir or Path(sweep.base_config.run.output_dir) / "sweeps" / sweep.name).resolve()
+    todo = [p for p in sweep.points if p.key not in opened.finished]
+    where = f"on Ray ({address or 'local cluster'})" if engine == "ray" else f"here, {workers} at a time"
+    print(f"sweep {sweep.name}: {sweep.n_points} point(s) x {sweep.n_images} image(s) = {len(sweep.points)} runs; "
+          f"{len(sweep.points) - len(todo)} finished before, {len(todo)} to run {where}\n"
+          f"MLflow parent run {opened.parent_id} in {opened.uri}; outputs and logs in {out}", flush=True)
 
+    by_key = {p.key: p for p in todo}
+    tasks = [point_task(p, sweep, opened, out / point_dir(p)) for p in todo]
+    progress = Progress(len(tasks))
+    results = collect(opened, run_engine(tasks, engine, workers, address, sweep.resources),
+                      lambda result: progress.update(by_key[result.key], result))
+
+    client, parent_id, uri = opened.client, opened.parent_id, opened.uri
+    records = run_records(client, opened.experiment_id, parent_id, results)
+    rows, failures = summarize(sweep.points, records)
+    paths = write_summary(out, sweep.name, sweep.axes, rows, failures, run_url=run_url_for(opened))
+    print("\n" + markdown(sweep.name, sweep.axes, rows, failures), end="")
+    safely(f"log the best point to the parent run {parent_id}", log_best_point, client, parent_id, sweep, rows,
+           records)
+    safely(f"log the summary to the parent run {parent_id}", finish_parent_run, client, parent_id, paths,
+           len(sweep.points) - len(failures), len(failures))
+    print(f"summary: {out / 'summary.md'}; parent run {parent_id} "
+          f"({'FAILED: ' + str(len(failures)) + ' failed' if failures else 'FINISHED'})")
+    return SweepReport(parent_id, out, len(sweep.points) - len(todo), len(todo), failures, time.monotonic() - start)
+
+
+def open_sweep(sweep: Sweep, address: str | None = None) -> OpenSweep:
+    """Check the store (reachable; one that other machines can write when runs go to the Ray
+    cluster at `address`) and open `sweep`'s parent run there, a new one or the one to resume
+    (`parent_run.open_parent_run`). Raises ZSSRError naming the store when it cannot be used."""
     from mlflow import MlflowClient
 
-    # Loads TensorFlow: after the checks.
-    from zssr_tf.tracking.store import check_reachable, experiment_id_for, resolve_tracking_uri, ui_url
+    # Loads TensorFlow: after the caller's cheap checks.
+    from zssr_tf.tracking.store import check_reachable, experiment_id_for, resolve_tracking_uri
 
     uri = resolve_tracking_uri(sweep.base_config.run.tracking_uri)
     check_store_for_workers(address, uri)
     check_reachable(uri)
-    out = Path(out_dir or Path(sweep.base_config.run.output_dir) / "sweeps" / sweep.name).resolve()
     client = MlflowClient(uri)
     try:
         experiment_id = experiment_id_for(client, sweep.base_config.run.experiment_name)
@@ -105,45 +147,42 @@ def run_sweep(sweep: Sweep, engine: str = "local", workers: int = 1, address: st
         raise
     except Exception as err:
         raise ZSSRError(f"cannot use the MLflow store {uri}: {type(err).__name__}: {err}") from None
-    todo = [p for p in sweep.points if p.key not in finished]
-    where = f"on Ray ({address or 'local cluster'})" if engine == "ray" else f"here, {workers} at a time"
-    print(f"sweep {sweep.name}: {sweep.n_points} point(s) x {sweep.n_images} image(s) = {len(sweep.points)} runs; "
-          f"{len(sweep.points) - len(todo)} finished before, {len(todo)} to run {where}\n"
-          f"MLflow parent run {parent_id} in {uri}; outputs and logs in {out}", flush=True)
+    return OpenSweep(client, uri, experiment_id, parent_id, frozenset(finished))
 
-    by_key = {p.key: p for p in todo}
-    tasks = [_task(p, sweep, uri, out, parent_id) for p in todo]
-    results: list[PointResult] = []
-    progress = Progress(len(tasks))
+
+def run_engine(tasks: Sequence[PointTask], engine: str, workers: int, address: str | None,
+               resources: dict[str, float]) -> Iterator[PointResult]:
+    """The results of `tasks` as `engine` ("local" with `workers`, or "ray" at `address` with
+    `resources` per run) finishes them."""
     if not tasks:
-        engine_runs = iter(())
-    elif engine == "ray":
-        engine_runs = run_ray(tasks, sweep.resources, address)
-    else:
-        engine_runs = run_local(tasks, workers)
+        return iter(())
+    return run_ray(tasks, resources, address) if engine == "ray" else run_local(tasks, workers)
+
+
+def collect(opened: OpenSweep, results: Iterator[PointResult],
+            on_result: Callable[[PointResult], None]) -> list[PointResult]:
+    """Every result of `results` (an engine's), each handed to `on_result` as it comes (progress
+    lines). When they stop early (Ctrl-C, SIGTERM, an error) the parent run ends KILLED or FAILED
+    (`parent_run.abort_parent_run`) and the exception propagates."""
+    collected: list[PointResult] = []
     try:
         with _remembering_interrupts() as interrupted:
-            for result in engine_runs:
-                results.append(result)
-                progress.update(by_key[result.key], result)
+            for result in results:
+                collected.append(result)
+                on_result(result)
                 if interrupted():  # a Ctrl-C whose KeyboardInterrupt something swallowed
                     raise KeyboardInterrupt
     except BaseException as err:
-        _safely(f"end the parent run {parent_id}", abort_parent_run, client, parent_id, err)
+        safely(f"end the parent run {opened.parent_id}", abort_parent_run, opened.client, opened.parent_id, err)
         raise
+    return collected
 
-    records = run_records(client, experiment_id, parent_id, results)
-    rows, failures = summarize(sweep.points, records)
-    paths = write_summary(out, sweep.name, sweep.axes, rows, failures,
-                          run_url=lambda run_id: ui_url(uri, f"#/experiments/{experiment_id}/runs/{run_id}"))
-    print("\n" + markdown(sweep.name, sweep.axes, rows, failures), end="")
-    _safely(f"log the best point to the parent run {parent_id}", log_best_point, client, parent_id, sweep, rows,
-            records)
-    _safely(f"log the summary to the parent run {parent_id}", finish_parent_run, client, parent_id, paths,
-            len(sweep.points) - len(failures), len(failures))
-    print(f"summary: {out / 'summary.md'}; parent run {parent_id} "
-          f"({'FAILED: ' + str(len(failures)) + ' failed' if failures else 'FINISHED'})")
-    return SweepReport(parent_id, out, len(sweep.points) - len(todo), len(todo), failures, time.monotonic() - start)
+
+def run_url_for(opened: OpenSweep) -> Callable[[str], str]:
+    """Run id -> the run's address in the MLflow UI of `opened`'s store."""
+    from zssr_tf.tracking.store import ui_url
+
+    return lambda run_id: ui_url(opened.uri, f"#/experiments/{opened.experiment_id}/runs/{run_id}")
 
 
 class Progress:
@@ -164,12 +203,19 @@ class Progress:
             score = f"{metrics['final/psnr']:.2f} dB"
         else:
             score = f"reconstruction error {metrics.get('final/reconstruction_error', float('nan')):.3g}"
-        label = f"point {point.number}, {point.image_name} {point.label}".strip()
-        print(f"[{self.done}/{self.total}] {label}: {score}, {result.seconds:.0f} s")
-        eta = (time.monotonic() - self.start) / self.done * (self.total - self.done)
+        print(f"[{self.done}/{self.total}] {self.describe(point)}: {score}, {result.seconds:.0f} s")
+        eta = self.eta()
         filled = round(BAR_WIDTH * self.done / self.total)
         print(f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {self.done}/{self.total}, ETA {_duration(eta)}",
               flush=True)
+
+    def describe(self, point: Point) -> str:
+        """How a progress line names `point`."""
+        return f"point {point.number}, {point.image_name} {point.label}".strip()
+
+    def eta(self) -> float:
+        """Seconds the remaining runs will take at the mean wall time per run so far."""
+        return (time.monotonic() - self.start) / self.done * (self.total - self.done)
 
 
 def point_dir(point: Point) -> str:
@@ -203,17 +249,22 @@ def _remembering_interrupts() -> Iterator[Callable[[], bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _task(point: Point, sweep: Sweep, uri: str, out: Path, parent_id: str) -> PointTask:
+def point_task(point: Point, sweep: Sweep, opened: OpenSweep, out_dir: Path,
+               tags: dict[str, str] | None = None) -> PointTask:
+    """The engine's task for `point`: its run writes to `out_dir`, tracks into `opened`'s store
+    nested under its parent run, tagged with the point's key, the base config, the swept values
+    and `tags`."""
     # Workers (other processes or machines) must track into the driver's store, whatever their
     # environment or working directory says.
-    config = dataclasses.replace(point.config, run=dataclasses.replace(point.config.run, tracking_uri=uri))
-    tags = {"mlflow.parentRunId": parent_id, "zssr.sweep_key": point.key,
-            "config": Path(sweep.base).stem, **{f"sweep.{k}": format_value(v) for k, v in point.values.items()}}
-    return PointTask(point.key, point.image, point.ground_truth, point.kernels, config,
-                     str(out / point_dir(point)), tags)
+    config = dataclasses.replace(point.config, run=dataclasses.replace(point.config.run, tracking_uri=opened.uri))
+    tags = {"mlflow.parentRunId": opened.parent_id, "zssr.sweep_key": point.key,
+            "config": Path(sweep.base).stem, **{f"sweep.{k}": format_value(v) for k, v in point.values.items()},
+            **(tags or {})}
+    return PointTask(point.key, point.image, point.ground_truth, point.kernels, config, str(out_dir), tags)
 
 
-def _safely(what: str, function, *args) -> None:
+def safely(what: str, function, *args) -> None:
+    """Call `function(*args)`; an exception only prints a `zssr: could not <what>` line."""
     # The runs and the summary files exist already: a tracking failure now only warns.
     try:
         function(*args)

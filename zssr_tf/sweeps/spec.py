@@ -164,11 +164,11 @@ def load_sweep(path: str | Path, overrides: Sequence[str] = (), images: Sequence
     base_config = _load(base_path, settings, f"{where}: base {base!r} with overrides")
 
     image_paths = _expand_images(spec.get("images") if images is None else images, where)
-    ground_truths = {image: _ground_truth(image, spec.get("ground_truth"), where) for image in image_paths}
+    ground_truths = {image: ground_truth_for(image, spec.get("ground_truth"), where) for image in image_paths}
     kernel_patterns = spec.get("kernels") or []
     if not isinstance(kernel_patterns, list):
         raise ZSSRError(f"{where}: kernels must be a list of patterns, one per scale step")
-    kernels = {image: tuple(_kernel(image, p, where) for p in kernel_patterns) for image in image_paths}
+    kernels = {image: tuple(kernel_for(image, p, where) for p in kernel_patterns) for image in image_paths}
 
     digests: dict[str, str] = {}
     points = []
@@ -186,7 +186,7 @@ def load_sweep(path: str | Path, overrides: Sequence[str] = (), images: Sequence
         swept = {key: resolved[canonical] for key, canonical in values}
         for image in image_paths:
             files = [image, ground_truths[image], *kernels[image]]
-            key = _point_key(Path(image).name, [_digest(f, digests) if f else None for f in files], resolved)
+            key = point_key(Path(image).name, [file_digest(f, digests) if f else None for f in files], resolved)
             points.append(Point(index, swept, image, ground_truths[image], kernels[image], config, key))
     _check_point_inputs(points, where)
     keys = [p.key for p in points]
@@ -196,7 +196,7 @@ def load_sweep(path: str | Path, overrides: Sequence[str] = (), images: Sequence
     return Sweep(path=path, name=name, base=base,
                  axes=tuple(key for (key, _), _ in [*grid, *zipped]), points=tuple(points),
                  resources=_resources(spec, where), base_config=base_config, settings=tuple(settings),
-                 sweep_id=_hash([name, *sorted(keys)]))
+                 sweep_id=short_hash([name, *sorted(keys)]))
 
 
 def _check_point_inputs(points: Sequence[Point], where: str) -> None:
@@ -330,14 +330,18 @@ def _fill(pattern: str, image: str, what: str, where: str) -> str:
                         f"{{{'}, {'.join(PLACEHOLDERS)}}}") from None
 
 
-def _ground_truth(image: str, pattern: str | None, where: str) -> str | None:
+def ground_truth_for(image: str, pattern: str | None, where: str) -> str | None:
+    """The ground truth `pattern` ({dir}, {stem}, {name}) gives `image`, or None when there is no
+    pattern or no such file. ZSSRError (prefixed `where`) for an invalid pattern."""
     if not pattern:
         return None
     path = _fill(pattern, image, "ground_truth", where)
     return path if Path(path).is_file() else None
 
 
-def _kernel(image: str, pattern: str, where: str) -> str:
+def kernel_for(image: str, pattern: str, where: str) -> str:
+    """The kernel file `pattern` ({dir}, {stem}, {name}) gives `image`. ZSSRError (prefixed
+    `where`) for an invalid pattern or a file that does not exist."""
     path = _fill(pattern, image, "kernels", where)
     if not Path(path).is_file():
         raise ZSSRError(f"{where}: kernel pattern {pattern!r} gives {path} for {Path(image).name}, which does "
@@ -359,17 +363,21 @@ def _resources(spec: dict[str, Any], where: str) -> dict[str, float]:
     return resources
 
 
-def _digest(path: str, cache: dict[str, str]) -> str:
+def file_digest(path: str, cache: dict[str, str]) -> str:
+    """The SHA-256 of the file `path`, computed once per path of `cache`."""
     if path not in cache:
         cache[path] = file_sha256(path)
     return cache[path]
 
 
-def _point_key(image_name: str, file_digests: list[str | None], flat_config: dict[str, Any]) -> str:
+def point_key(image_name: str, file_digests: list[str | None], flat_config: dict[str, Any]) -> str:
+    """The key that identifies a run on resume (`Point.key`): a hash of the image's file name,
+    its input files' digests and the flat resolved config but for NOT_IN_KEY."""
     # The name too: runs are named after the image, and two copies of one file are two runs.
     settings = {k: v for k, v in flat_config.items() if k not in NOT_IN_KEY}
-    return _hash([image_name, file_digests, settings])
+    return short_hash([image_name, file_digests, settings])
 
 
-def _hash(value: Any) -> str:
+def short_hash(value: Any) -> str:
+    """The first 20 hex digits of the SHA-256 of `value` as sorted JSON."""
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:20]
