@@ -115,6 +115,9 @@ def test_carry_over_refuses_parallel_workers_and_single_images_refuse_set_option
     with pytest.raises(SystemExit):
         main(["train", str(frames / "f_2.png"), "--workers", "2"])
     assert "--workers: for several inputs" in capsys.readouterr().err
+    assert main(["train", str(frames), "--no-tracking", *TINY]) == 2
+    assert "leave out --no-tracking" in capsys.readouterr().err
+    assert children() == []
 
 
 # Sets end to end.

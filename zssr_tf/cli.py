@@ -334,10 +334,13 @@ def train_many(args: argparse.Namespace) -> int:
         raise ZSSRError("--demo runs on one demo image: leave it out with several inputs")
     from zssr_tf.sweeps.sequence import plan_set, run_set
 
-    overrides = args.overrides + (["kernel=estimate"] if args.estimate_kernel else [])
+    overrides = args.overrides + (["kernel=estimate"] if args.estimate_kernel else []) + _backend_overrides(args)
     image_set = plan_set(args.images, args.config, overrides, gt=args.gt, kernels=args.kernel or (), out_dir=args.out,
                          order=args.order or "name")
-    load_tensorflow(args.quiet)  # the runner loads it (tracking): quietly, after the checks
+    if not image_set.config.run.tracking:
+        raise ZSSRError("several images run as one parent MLflow run with a child run each: leave out "
+                        "--no-tracking (run.tracking=false), or run one image at a time")
+    _start_backend(image_set.config.run.backend, args.quiet)  # the runner loads it (tracking): after the checks
     report = run_set(image_set, engine=args.engine, workers=args.workers, address=args.address)
     return 1 if report.failures else 0
 
