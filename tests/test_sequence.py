@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import tifffile
+import yaml
 from mlflow import MlflowClient
 
 from zssr_tf.cli import main
@@ -120,6 +121,17 @@ def test_carry_over_refuses_parallel_workers_and_single_images_refuse_set_option
     assert children() == []
 
 
+def test_an_out_that_is_a_file_stops_sets_sweeps_and_predict_before_any_work(frames, tmp_path, capsys):
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    for argv in (["train", str(frames), "--out", str(taken), *TINY],
+                 ["sweep", "tiny", "--image", str(frames / "f_2.png"), "--out", str(taken)],
+                 ["predict", "--run-id", "0" * 32, str(frames / "f_2.png"), "--out", str(taken)]):
+        assert main(argv) == 2
+        assert f"--out {taken} is a file, not a folder" in capsys.readouterr().err
+    assert children() == [] and taken.read_text() == "a file"
+
+
 # Sets end to end.
 
 def test_a_folder_runs_every_image_under_one_parent_and_a_rerun_skips_them(frames, tmp_path, capsys):
@@ -152,6 +164,15 @@ def test_a_folder_runs_every_image_under_one_parent_and_a_rerun_skips_them(frame
     assert main(argv) == 0
     assert "3 finished before, 0 to run" in capsys.readouterr().out
     assert len(children()) == 3  # nothing ran again
+
+
+def test_another_set_in_the_same_folder_is_named_in_a_warning(frames, tmp_path, capsys):
+    assert main(["train", str(frames), "--out", "out", "max_iters=2", *TINY]) == 0
+    assert "holds the outputs of another set" not in capsys.readouterr().err
+    assert main(["train", str(frames / "f_2.png"), str(frames / "f_10.png"), "--out", "out", "max_iters=2",
+                 *TINY]) == 0
+    assert "out holds the outputs of another set" in capsys.readouterr().err
+    assert len(yaml.safe_load((tmp_path / "out" / "set.yaml").read_text())["images"]) == 2
 
 
 def test_carry_over_starts_each_image_from_the_last_ones_network(frames, tmp_path):

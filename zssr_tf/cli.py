@@ -47,9 +47,9 @@ def preset_names() -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="zssr", description="Zero-Shot Super-Resolution of one image.")
+    parser = argparse.ArgumentParser(prog="zssr", description="Zero-Shot Super-Resolution: a small CNN trained on each image it super-resolves.")
     commands = parser.add_subparsers(dest="command", required=True)
-    train = commands.add_parser("train", help="super-resolve one image (trains a small CNN on it)",
+    train = commands.add_parser("train", help="super-resolve an image, or every image of a folder, glob, TIFF stack or video",
                                 description="Super-resolve IMAGE. Settings come from --config (a YAML "
                                             "file or preset name) and key=value overrides, e.g. noise_std=0.02. "
                                             "Presets: default (ZSSR, MATLAB bicubic kernel), blind (estimate the "
@@ -355,6 +355,10 @@ def _estimation_summary(history: KernelEstimationHistory, config: Config) -> str
 
 
 def predict(args: argparse.Namespace) -> int:
+    from zssr_tf.checks import check_output_dir
+
+    if args.out:
+        check_output_dir(args.out)  # before the model loads
     _start_backend(select_backend(args.backend), args.quiet)
     from zssr_tf.predict import predict_from_model, predict_from_run
 
@@ -378,7 +382,11 @@ def sweep(args: argparse.Namespace) -> int:
     from zssr_tf.sweeps.runner import run_sweep
     from zssr_tf.sweeps.spec import describe, load_sweep
 
+    from zssr_tf.checks import check_output_dir
+
     plan = load_sweep(args.file, args.overrides + _backend_overrides(args), images=args.image)
+    check_output_dir(args.out or Path(plan.base_config.run.output_dir) / "sweeps" / plan.name,
+                     "--out" if args.out else "run.output_dir")
     backends = sorted({point.config.run.backend for point in plan.points} | {plan.base_config.run.backend})
     if len(backends) > 1:
         raise ZSSRError(f"a sweep runs on one Keras backend, this one names {', '.join(backends)}: set run.backend "

@@ -135,11 +135,12 @@ def _png_header(path: Path):
     None when `path` is not a PNG file."""
     import png
 
-    reader = png.Reader(filename=str(path))
-    try:
-        reader.preamble()
-    except png.Error:
-        return None
+    with open(path, "rb") as file:  # Reader(filename=...) would leave the file open
+        reader = png.Reader(file=file)
+        try:
+            reader.preamble()
+        except png.Error:
+            return None
     return reader
 
 

@@ -33,7 +33,7 @@ from typing import Iterator, Sequence
 
 import yaml
 
-from zssr_tf.checks import check_inputs
+from zssr_tf.checks import check_inputs, check_output_dir
 from zssr_tf.config import Config, load_config
 from zssr_tf.errors import ZSSRError, ZSSRWarning
 from zssr_tf.sweeps.engines import PointResult, run_point
@@ -85,7 +85,8 @@ def plan_set(inputs: Sequence[str], config: str | Path | None = None, overrides:
     when no input can be used; warns (ZSSRWarning) once for the inputs left out."""
     loaded = load_config(config, list(overrides))
     name = set_name(inputs)
-    out = Path(out_dir or Path(loaded.run.output_dir) / "sets" / name).resolve()
+    out = check_output_dir(out_dir or Path(loaded.run.output_dir) / "sets" / name,
+                           "--out" if out_dir else "run.output_dir").resolve()
     images = expand_inputs(inputs, out / "frames", order)
     where = "zssr train"
     if kernels and loaded.kernel_estimation.kernel == "estimate":
@@ -141,6 +142,7 @@ def run_set(image_set: ImageSet, engine: str = "local", workers: int = 1, addres
                         "before, so one at a time: leave out --workers and --engine ray, or use "
                         "sequence.carry_over=none to run the images independently in parallel")
     out.mkdir(parents=True, exist_ok=True)
+    _warn_when_replacing_another_set(sweep.path, sweep.sweep_id)
     sweep.path.write_text(yaml.safe_dump(_description(image_set), sort_keys=False))
     opened = open_sweep(sweep, address)
     safely("tag the parent run", _tag_parent, opened, image_set)
@@ -271,10 +273,24 @@ def _task(point: Point, sweep: Sweep, opened: OpenSweep, out: Path, tags: dict[s
     return point_task(carried, sweep, opened, out, {"zssr.set": sweep.name, **tags})
 
 
+def _warn_when_replacing_another_set(description: Path, set_id: str) -> None:
+    """Warn (ZSSRWarning) when the output folder's `set.yaml` describes another set (other images
+    or settings that share the folder's name): its summary, set.yaml and contact sheet are about to
+    be replaced."""
+    try:
+        earlier = yaml.safe_load(description.read_text()) if description.is_file() else None
+    except (OSError, yaml.YAMLError):
+        earlier = None
+    if isinstance(earlier, dict) and earlier.get("set_id") not in (None, set_id):
+        warnings.warn(f"{description.parent} holds the outputs of another set of the same name (other images or "
+                      "settings): its summary, set.yaml and contact sheet are replaced by this one's (its runs stay "
+                      "in MLflow); give --out DIR to keep sets apart", ZSSRWarning, stacklevel=3)
+
+
 def _description(image_set: ImageSet) -> dict:
     """set.yaml: the inputs in run order, those skipped and why, and the settings."""
     sweep = image_set.sweep
-    return {"name": sweep.name, "config": sweep.base, "settings": list(sweep.settings),
+    return {"name": sweep.name, "set_id": sweep.sweep_id, "config": sweep.base, "settings": list(sweep.settings),
             "carry_over": image_set.config.sequence.carry_over,
             "images": [p.image for p in sweep.points],
             "skipped": [{"input": path, "why": why} for path, why in image_set.skipped]}

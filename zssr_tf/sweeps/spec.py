@@ -310,7 +310,8 @@ def _expand_images(patterns: Any, where: str) -> list[str]:
         matches = sorted(glob.glob(os.path.expanduser(pattern)))
         if not [m for m in matches if Path(m).is_file()]:
             raise ZSSRError(f"{where}: no image file matches {pattern!r} (relative to the working directory "
-                            f"{Path.cwd()})")
+                            f"{Path.cwd()}); run from the folder the paths are relative to, or give the images "
+                            "with --image PATH_OR_GLOB")
         found += [str(Path(m).resolve()) for m in matches if Path(m).is_file()]
     images = list(dict.fromkeys(found))
     stems = [Path(i).stem for i in images]
