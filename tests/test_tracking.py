@@ -112,6 +112,7 @@ def test_train_run_is_complete_and_predict_reapplies_it(images, tmp_path, capsys
     for key in ("precision", "device", "scale_steps", "version.tensorflow", "version.keras", "version.zssr_tf"):
         assert params[key], key
     assert run.data.tags["image"] == "lr" and run.data.tags["scale"] == "x2" and run.data.tags["has_gt"] == "true"
+    assert params["backend"] == run.data.tags["backend"] == "tensorflow"
 
     assert artifact_paths(client, run_id) >= {
         "config.yaml", "inputs/image_lr.png", "inputs/gt_hr.png", "outputs/lr_x2_zssr.png", "outputs/lr_x2_bicubic.png",

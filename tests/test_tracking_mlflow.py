@@ -118,6 +118,7 @@ def test_logged_model_predicts_as_zssr_predict_and_registers(small_lr, tmp_path,
     model = mlflow.pyfunc.load_model("models:/tiny_zssr/1")
     assert model.metadata.get_input_schema().inputs[0].shape == (-1, -1, 3)
     assert model.metadata.saved_input_example_info is not None
+    assert model.model_config["keras_backend"] == "tensorflow"  # the backend it loads on
     sr = model.predict(lr)
     assert sr.shape == (80, 80, 3) and sr.dtype == np.float32
 
