@@ -158,9 +158,9 @@ def test_blind_input_errors_come_before_any_work(shared_data_dir, tmp_path, caps
 def test_an_output_folder_that_cannot_be_written_stops_before_any_work(shared_data_dir, tmp_path, monkeypatch,
                                                                        capsys, command):
     def no_work(*args, **kwargs):
-        raise AssertionError("TensorFlow was loaded: the check came too late")
+        raise AssertionError("the Keras backend was loaded: the check came too late")
 
-    monkeypatch.setattr("zssr_tf.cli.load_tensorflow", no_work)
+    monkeypatch.setattr("zssr_tf.cli.load_backend", no_work)
     image = str(shared_data_dir / "set5/lr_x2/baby.png")
     (tmp_path / "notes.txt").write_text("a file, not a folder")
     extra = ["--config", "blind"] if command == "train" else []
