@@ -46,8 +46,9 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# make test-jax: the backend-neutral core tests (tests/jax_core_tests.txt) on JAX, on the CPU;
-# installs the [jax] extra into .venv the first time. CI runs it after `make test`.
+# make test-jax: the backend-neutral core tests (tests/jax_core_tests.txt) on JAX, on the CPU, then
+# tests/test_backend.py with JAX installed (its JAX checks skip without it); installs the [jax]
+# extra into .venv the first time. CI runs it after `make test`.
 JAX_STAMP := $(VENV)/.installed-jax
 install-jax: $(JAX_STAMP)
 
@@ -57,6 +58,7 @@ $(JAX_STAMP): $(STAMP)
 
 test-jax: $(JAX_STAMP)
 	KERAS_BACKEND=jax JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q -m "not slow" $$(cat tests/jax_core_tests.txt)
+	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q tests/test_backend.py
 
 # Default config on all of Set5 x2; writes experiments/results/. ARGS passes options through.
 # Data: ZSSR_DATA=/path/to/Set5_Set14 (else ../shared/data, else the Set5 shipped in tests/data).

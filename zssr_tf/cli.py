@@ -158,12 +158,14 @@ def _backend_overrides(args: argparse.Namespace) -> list[str]:
         ["run.tracking=false"] if getattr(args, "no_tracking", False) else [])
 
 
-def _start_backend(name: str, quiet: bool) -> None:
+def _start_backend(name: str, quiet: bool, announce: bool = True) -> None:
     """Select Keras backend `name` and import its library (before Keras loads), then print which
-    one runs. Raises ZSSRError naming the package to install when it is missing."""
+    one runs (unless `announce` is False: `zssr predict` prints only what it saved). Raises
+    ZSSRError naming the package to install when it is missing."""
     select_backend(name)
     load_backend(name, quiet)
-    print(f"Keras backend: {name} {library_version(name)}", flush=True)
+    if announce:
+        print(f"Keras backend: {name} {library_version(name)}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -359,7 +361,7 @@ def predict(args: argparse.Namespace) -> int:
 
     if args.out:
         check_output_dir(args.out)  # before the model loads
-    _start_backend(select_backend(args.backend), args.quiet)
+    _start_backend(select_backend(args.backend), args.quiet, announce=False)
     from zssr_tf.predict import predict_from_model, predict_from_run
 
     if args.model:
