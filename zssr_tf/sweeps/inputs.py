@@ -68,12 +68,18 @@ def expand_inputs(inputs: Sequence[str], frames_dir: str | Path, order: str = "n
     images = list(dict.fromkeys(path for group in groups for path in group))
     if order == "name":
         images.sort(key=lambda p: (natural_key(Path(p).name), p))
-    stems = [Path(i).stem for i in images]
-    clashes = sorted({s for s in stems if stems.count(s) > 1})
+    clashes = clashing_stems(images)
     if clashes:
         raise ZSSRError(f"several inputs are named {clashes} (in different folders or suffixes); runs and outputs are "
                         "named after the file, so rename them or run them separately")
     return images
+
+
+def clashing_stems(images: Sequence[str]) -> list[str]:
+    """The file stems (names without suffix) that more than one of `images` has, sorted: runs and
+    outputs are named after the stem, so such images would overwrite each other's."""
+    stems = [Path(i).stem for i in images]
+    return sorted({s for s in stems if stems.count(s) > 1})
 
 
 def natural_key(name: str) -> list:

@@ -45,6 +45,7 @@ from zssr_tf.checks import check_inputs
 from zssr_tf.config import KEY_TO_SECTION, PRESETS_DIR, Config, load_config, parse_overrides, read_yaml_mapping, suggest
 from zssr_tf.errors import ZSSRError
 from zssr_tf.hashing import file_sha256
+from zssr_tf.sweeps.inputs import clashing_stems
 
 SWEEPS_DIR = PRESETS_DIR / "sweeps"
 SWEEP_KEYS = ("name", "base", "overrides", "images", "ground_truth", "kernels", "grid", "zip", "resources")
@@ -314,8 +315,7 @@ def _expand_images(patterns: Any, where: str) -> list[str]:
                             "with --image PATH_OR_GLOB")
         found += [str(Path(m).resolve()) for m in matches if Path(m).is_file()]
     images = list(dict.fromkeys(found))
-    stems = [Path(i).stem for i in images]
-    clashes = sorted({s for s in stems if stems.count(s) > 1})
+    clashes = clashing_stems(images)
     if clashes:
         raise ZSSRError(f"{where}: several images are named {clashes}; runs and outputs are named after the "
                         "image, so rename or sweep them separately")
