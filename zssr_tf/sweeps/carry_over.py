@@ -125,8 +125,12 @@ def carried_config(config: Config, carry: Carry, take_kernels: bool) -> Config:
 def reconstruction_error(network, config: Config, image: np.ndarray, kernel_files: Sequence[str]) -> float:
     """MSE between `image` (h, w, C) float32 in [0, 1] and `network`'s output on it downscaled by
     the first scale step (with the first of `kernel_files`, else scale.downscale_method; no
-    noise) and upscaled back, as the network's input is made in training."""
+    noise) and upscaled back, as the network's input is made in training: the whole-image
+    `callbacks.ReconstructionTest` error."""
+    import keras
+
     from zssr_tf.augment import father_to_son, interpolate_son
+    from zssr_tf.callbacks import ReconstructionTest
     from zssr_tf.ensemble import tiled_predict_for
     from zssr_tf.kernels import align_kernel, load_kernel, upscale_offset
 
@@ -137,9 +141,6 @@ def reconstruction_error(network, config: Config, image: np.ndarray, kernel_file
     lr_son = father_to_son(image, sf, kernel, 0.0, np.random.default_rng(0))
     interpolated = interpolate_son(lr_son, sf, image.shape[:2], scale.upscale_method,
                                    upscale_offset(sf, scale.kernel_alignment))
-    import keras
-
     predict = tiled_predict_for(
         lambda batch: keras.ops.convert_to_numpy(network(np.asarray(batch, np.float32), training=False)), config)
-    output = np.clip(predict(interpolated[None])[0], 0, 1)
-    return float(np.mean(np.square(output - image)))
+    return ReconstructionTest(predict, image, interpolated).error()
