@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from zssr_tf.config import ModelConfig
 
 WARM_START = Path(__file__).resolve().parent / "weights" / "warm_start_x2.npz"
+WARM_START_BLIND = Path(__file__).resolve().parent / "weights" / "warm_start_blind_x2.npz"
 
 
 def layer_names(depth: int) -> list[str]:
