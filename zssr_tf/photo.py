@@ -31,9 +31,9 @@ NOISE_PERCENTILE = 2.0  # the blocks' estimates are summarised by this low perce
 # (measured on 256x256x3 noise; tests/test_photo.py checks it): dividing by it unbiases the result.
 NOISE_PERCENTILE_FACTOR = 0.735
 NOISE_MAX_BLOCKS = 4096  # at most this many blocks, evenly spread, on large images
-# Below this std (in [0, 1] units, 1/255) an estimate is the texture the estimator cannot tell
-# from noise (clean Set5 images read 0.1-1/255, clean textured Set14 images 1.5-3.6/255): no noise.
-NOISE_FLOOR = 1.0 / 255
+# Below this std (in [0, 1] units) an estimate is taken for the texture the estimator cannot tell
+# from noise (clean Set5 LR images read 0.1-1.05/255, clean Set14 ones up to 3.6/255): no noise.
+NOISE_FLOOR = 1.5 / 255
 # The IJG standard luminance quantisation table (JPEG standard Annex K), in natural (row) order.
 IJG_LUMINANCE = np.array([
     16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
@@ -51,7 +51,7 @@ def estimate_noise_std(image: np.ndarray) -> float:
     percentile of the blocks, divided by `NOISE_PERCENTILE_FACTOR` (what that percentile is on pure
     noise), is the estimate. Flat blocks (saturated, where clipping removed the noise) are left out;
     an image with none left reads 0.0. Texture still adds: on clean images the estimate is
-    0.1-1/255 for smooth ones and up to 3.6/255 for Set14's baboon (docs/real-photos.md). An image
+    0.1-1.05/255 on Set5's LR images and up to 3.6/255 on Set14's baboon (docs/real-photos.md). An image
     smaller than one block is estimated whole."""
     image = np.asarray(image, np.float64)
     image = image[..., None] if image.ndim == 2 else image
