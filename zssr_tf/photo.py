@@ -148,7 +148,8 @@ def resolve_photo_settings(config: Config, image: np.ndarray, path: str | Path |
         estimated = estimate_noise_std(image)
         noise_std = round(estimated, 4) if estimated >= NOISE_FLOOR else 0.0
         notes.append(f"noise: estimated std {estimated * 255:.2f}/255 -> augment.noise_std {noise_std:g}"
-                     + (f" (under the floor of {NOISE_FLOOR * 255:g}/255: no noise on the sons)" if not noise_std else ""))
+                     + (f" (under the floor of {NOISE_FLOOR * 255:g}/255: no noise on the sons)"
+                        if not noise_std else ""))
     if isinstance(quality, int) and bit_depth != 8:
         raise ZSSRError(f"augment.jpeg_quality is {quality} but the image {path or ''} is {bit_depth}-bit: JPEG sons "
                         f"are 8-bit and cannot stand for it; set jpeg_quality=none (a {bit_depth}-bit file was never "

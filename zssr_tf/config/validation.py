@@ -36,7 +36,8 @@ def validate(config: Config) -> None:
         (s.kernel_alignment in KERNEL_ALIGNMENTS,
          f"scale.kernel_alignment is {s.kernel_alignment!r}; use one of {KERNEL_ALIGNMENTS}"),
         (a.noise_std == "auto" or a.noise_std >= 0,
-         f"augment.noise_std is {a.noise_std}; it must be >= 0 (0 for clean images) or auto (estimated from the image)"),
+         f"augment.noise_std is {a.noise_std}; it must be >= 0 (0 for clean images) or auto "
+         "(estimated from the image)"),
         (a.jpeg_quality in ("none", "auto") or 1 <= a.jpeg_quality <= 100,
          f"augment.jpeg_quality is {a.jpeg_quality}; use a JPEG quality in 1..100, auto (the input JPEG's) or none"),
         (a.jpeg_subsampling == "auto" or a.jpeg_subsampling in JPEG_SUBSAMPLINGS,
