@@ -3,11 +3,11 @@
     python experiments/make_degraded_set.py HR_DIR OUT_DIR --scale 2 --alignment direct \\
         (--sigma 2.0 [--size 21] | --sigma 1.0 3.0 --angle 0.5 | --variance 2.0 | --random-anisotropic |
          --kernel FILE) \\
-        [--noise 0.01] [--seed 0]
+        [--noise 0.01 | --noise-levels 0 2 5 10 --jpeg-qualities none 90 70 50 [--per-cell 2]] [--seed 0]
 
 Writes OUT_DIR/lr_x<scale>/<name>.png (8-bit), OUT_DIR/kernels/<name>.{npy,mat} (the raw kernel;
 .mat with the variable Kernel, as DIV2KRK), and OUT_DIR/manifest.{json,csv} (image, kernel file,
-variances and sigmas of the Gaussian's axes, angle, alignment, scale, noise, seed). The same arguments give the same files.
+variances and sigmas of the Gaussian's axes, angle, alignment, scale, noise, JPEG quality, seed). The same arguments give the same files.
 
 MZSR's Set5 "g2.0" (21x21 centred Gaussian, every 2nd pixel from (0, 0)); its 2.0 is the
 Gaussian's variance (sigma = 1.414), as in the kernel code MZSR builds on (cov = diag(lambda_1,
@@ -18,6 +18,16 @@ sigma = 2.0 it is 1-1.7 dB lower (experiments/reports/given-kernels.md):
 A DIV2KRK-like x2 set (random 11x11 anisotropic kernels whose covariance eigenvalues are
 U(0.6, 5) px^2, as DIV2KRK's generator; block-centre as KernelGAN's):
     python experiments/make_degraded_set.py HR_DIR OUT --scale 2 --alignment block_centre --random-anisotropic
+
+Photo-like sets: `--noise-levels` (Gaussian noise stds in 8-bit levels, /255) and
+`--jpeg-qualities` (`none`: a PNG; else a JPEG written by Pillow at that IJG quality, 4:2:0) make
+a grid of cells, noise x quality; `--per-cell N` (default 2) images are dealt to each cell from
+the HR images shuffled with the seed (cycling through them, so each is used about equally, each
+time with its own draw of the kernel and noise). The LR image of a cell is
+`<stem>_n<noise>_q<quality>.png|.jpg`; the manifest adds noise_level (/255) and jpeg_quality.
+Set5 + Set14 (19 images) on the 4 x 4 grid above gives 32 LR images, 2 per cell:
+    python experiments/make_degraded_set.py HR_DIR OUT --random-anisotropic \
+        --noise-levels 0 2 5 10 --jpeg-qualities none 90 70 50
 """
 
 from __future__ import annotations
@@ -40,7 +50,7 @@ from zssr_tf.kernels import ALIGNMENTS, gaussian_kernel, load_kernel
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
 KERNEL_PARAMETERS = ["variance_1", "variance_2", "sigma_1", "sigma_2", "angle"]  # the Gaussian's, when it is one
 COLUMNS = ["image", "lr", "kernel_npy", "kernel_mat", *KERNEL_PARAMETERS, "kernel_source", "alignment", "scale",
-           "noise_std", "seed"]
+           "noise_std", "noise_level", "jpeg_quality", "seed"]
 
 
 def main(argv=None) -> int:
@@ -63,6 +73,11 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, default=None,
                         help="kernel side, odd (default: 21 for --sigma, 11 for --random-anisotropic, as DIV2KRK x2)")
     parser.add_argument("--noise", type=float, default=0.0, help="std of Gaussian noise added to the LR images ([0, 1] scale)")
+    parser.add_argument("--noise-levels", type=float, nargs="+", metavar="L",
+                        help="a grid of noise levels, stds in 8-bit levels (/255): with --jpeg-qualities, cells")
+    parser.add_argument("--jpeg-qualities", nargs="+", metavar="Q", default=None,
+                        help="a grid of JPEG qualities (1..100, or none for a PNG)")
+    parser.add_argument("--per-cell", type=int, default=2, help="images per noise x quality cell (default 2)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
@@ -88,25 +103,71 @@ def make_set(args: argparse.Namespace) -> list[dict]:
     kernel_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(args.seed)
     rows = []
-    for hr_path in hr_paths:
+    for hr_path, stem, noise_level, quality in _items(args, hr_paths, rng):
         kernel, params, source = _kernel_for_image(args, rng)
         hr, _, info = read_image(hr_path)  # an alpha channel is not degraded
-        lr = degrade(hr, kernel, args.scale, args.alignment, args.noise, rng)
-        lr_path = lr_dir / f"{hr_path.stem}.png"
-        write_image(lr_path, lr, replace(info, bit_depth=8))
-        npy_path, mat_path = kernel_dir / f"{hr_path.stem}.npy", kernel_dir / f"{hr_path.stem}.mat"
+        noise_std = args.noise if noise_level is None else noise_level / 255
+        lr = degrade(hr, kernel, args.scale, args.alignment, noise_std, rng)
+        lr_path = lr_dir / f"{stem}.{'png' if quality is None else 'jpg'}"
+        if quality is None:
+            write_image(lr_path, lr, replace(info, bit_depth=8))
+        else:
+            _write_jpeg(lr_path, lr, quality)
+        npy_path, mat_path = kernel_dir / f"{stem}.npy", kernel_dir / f"{stem}.mat"
         np.save(npy_path, kernel)
         scipy_io.savemat(mat_path, {"Kernel": kernel})
         rows.append({"image": hr_path.name, "lr": str(lr_path.relative_to(args.out_dir)),
                      "kernel_npy": str(npy_path.relative_to(args.out_dir)),
                      "kernel_mat": str(mat_path.relative_to(args.out_dir)), **params, "kernel_source": source,
-                     "alignment": args.alignment, "scale": args.scale, "noise_std": args.noise, "seed": args.seed})
+                     "alignment": args.alignment, "scale": args.scale, "noise_std": noise_std,
+                     "noise_level": "" if noise_level is None else noise_level,
+                     "jpeg_quality": "none" if quality is None else quality, "seed": args.seed})
     (args.out_dir / "manifest.json").write_text(json.dumps(rows, indent=1) + "\n")
     with open(args.out_dir / "manifest.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
     return rows
+
+
+def _items(args: argparse.Namespace, hr_paths: list[Path], rng: np.random.Generator
+           ) -> list[tuple[Path, str, float | None, int | None]]:
+    """(HR path, output stem, noise level /255 or None, JPEG quality or None) per LR image: one per
+    HR image without a grid; else `args.per_cell` per noise x quality cell, dealt from the HR
+    images shuffled by `rng`, cycling. Raises ZSSRError for a bad grid."""
+    if args.noise_levels is None and args.jpeg_qualities is None:
+        return [(path, path.stem, None, None) for path in hr_paths]
+    if args.noise:
+        raise ZSSRError("--noise is one level for every image; with a grid give --noise-levels instead")
+    levels = args.noise_levels or [0.0]
+    qualities = [_quality(q) for q in (args.jpeg_qualities or ["none"])]
+    if min(levels) < 0 or args.per_cell < 1:
+        raise ZSSRError("--noise-levels must be >= 0 and --per-cell >= 1")
+    order = [hr_paths[i] for i in rng.permutation(len(hr_paths))]
+    cells = [(level, quality) for level in levels for quality in qualities]
+    items = []
+    for n in range(len(cells) * args.per_cell):
+        level, quality = cells[n // args.per_cell]
+        path = order[n % len(order)]
+        items.append((path, f"{path.stem}_n{level:g}_q{quality or 'none'}", level, quality))
+    return items
+
+
+def _quality(text: str) -> int | None:
+    if text == "none":
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= 100:
+        raise ZSSRError(f"--jpeg-qualities takes qualities 1..100 or none, got {text!r}")
+    return int(text)
+
+
+def _write_jpeg(path: Path, image: np.ndarray, quality: int) -> None:
+    """`image` (h, w, C) float in [0, 1] as an 8-bit JPEG at IJG `quality`, 4:2:0 (Pillow's default)."""
+    from PIL import Image
+
+    pixels = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+    Image.fromarray(pixels[..., 0] if pixels.ndim == 3 and pixels.shape[2] == 1 else pixels).save(
+        path, "JPEG", quality=quality)
 
 
 def _kernel_for_image(args: argparse.Namespace, rng: np.random.Generator) -> tuple[np.ndarray, dict, str]:

@@ -14,7 +14,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1] / "zssr_tf"
 PACKAGE = PACKAGE_DIR.name
 # The core (DESIGN.md §3): the leaves, ZSSR's parts, the trainer and the inference code. Names are
 # the first component under zssr_tf, so a module that becomes a package stays covered.
-LEAVES = {"image_io", "resize", "kernels", "metrics", "precision", "degradation", "warm_start"}
+LEAVES = {"image_io", "resize", "kernels", "metrics", "precision", "degradation", "warm_start", "photo"}
 PARTS = {"augment", "data", "model", "callbacks", "ensemble"}
 CORE = LEAVES | PARTS | {"trainer", "inference"}
 # gan/ and kernel_estimation/ use the leaves and the model, never what sits on top of them.

@@ -74,6 +74,7 @@ PRESETS = {
                         "augment.augment_no_interpolate_probability": 0.0, "loss.loss_map": "gradient"}),
     "blind_real": ("blind", {"kernel_estimation.estimation_shave": 0, "augment.noise_std": 0.0125,
                              "test.back_projection_iters": (0,)}),
+    "photo": ("blind_real", {"augment.noise_std": "auto", "augment.jpeg_quality": "auto"}),
     "zsrgan": ("paper", {
         "scale.kernel_symmetry": False, "model.input_noise_std": 0.05,
         "augment.augment_leave_as_is_probability": 0.0, "augment.augment_no_interpolate_probability": 0.0,

@@ -113,3 +113,32 @@ def test_make_degraded_set_script(tmp_path, shared_data_dir):
     clean = degrade(hr[:64, :48], kernel, 2, "direct")
     noise = lr - clean
     assert 0.005 < noise.std() < 0.015  # the requested noise (8-bit rounding adds ~0.001)
+
+
+def test_make_degraded_set_grid_of_noise_and_jpeg(tmp_path, shared_data_dir):
+    """Every noise x quality cell gets --per-cell images, JPEGs at their quality, all in the manifest."""
+    sys.path.insert(0, str(REPO / "experiments"))
+    try:
+        from make_degraded_set import main as make_set_main
+    finally:
+        sys.path.remove(str(REPO / "experiments"))
+    from zssr_tf.image_io import ImageInfo, write_image
+    from zssr_tf.photo import read_jpeg_facts
+
+    hr_dir = tmp_path / "hr"
+    hr_dir.mkdir()
+    for name in ("head", "bird", "baby"):
+        hr, _, _ = read_image(shared_data_dir / f"set5/hr/{name}.png")
+        write_image(hr_dir / f"{name}.png", hr[:96, :96], ImageInfo(f"{name}.png", 8, 3, 96, 96))
+    out = tmp_path / "out"
+    assert make_set_main([str(hr_dir), str(out), "--random-anisotropic", "--noise-levels", "0", "5",
+                          "--jpeg-qualities", "none", "50", "--seed", "1"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    cells = [(row["noise_level"], row["jpeg_quality"]) for row in manifest]
+    assert set(cells) == {(0.0, 50), (0.0, "none"), (5.0, 50), (5.0, "none")}
+    assert all(cells.count(cell) == 2 for cell in set(cells)) and len({row["image"] for row in manifest}) == 3
+    for row in manifest:
+        facts = read_jpeg_facts(out / row["lr"])
+        assert (facts.quality if facts else "none") == row["jpeg_quality"]
+        assert row["noise_std"] == pytest.approx(row["noise_level"] / 255)
+        assert (out / row["kernel_npy"]).is_file()

@@ -6,15 +6,19 @@ run them in parallel with one reproducible stream per training iteration.
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from zssr_tf.config import AugmentConfig
 from zssr_tf.kernels import SYMMETRY_TOLERANCE, centre_kernel, odd_square
 from zssr_tf.resize import imresize
+
+SUBSAMPLING_NAMES = {444: "4:4:4", 422: "4:2:2", 420: "4:2:0"}  # augment.jpeg_subsampling -> Pillow's
 
 
 @dataclass(frozen=True)
@@ -164,10 +168,12 @@ def kernel_symmetries(kernel: np.ndarray, tolerance: float = SYMMETRY_TOLERANCE)
 
 
 def father_to_son(hr_father: np.ndarray, scale_factor, kernel, noise_std: float,
-                  rng: np.random.Generator) -> np.ndarray:
+                  rng: np.random.Generator, jpeg_quality: int | None = None,
+                  jpeg_subsampling: int = 420) -> np.ndarray:
     """Degrade an HR father into its LR son: downscale by 1/scale_factor with `kernel`
     ('cubic' or a numeric kernel aligned by `kernels.align_kernel`, which fixes where LR pixel i
-    sits), add Gaussian noise of std `noise_std`, clip to [0,1].
+    sits), add Gaussian noise of std `noise_std`, clip to [0,1]; with `jpeg_quality` (1..100)
+    then JPEG-compress it (`jpeg_round_trip`, chroma `jpeg_subsampling`).
 
     `scale_factor` is (sy, sx) >= 1. Returns float32 (ceil(h/sy), ceil(w/sx), C).
     """
@@ -175,7 +181,22 @@ def father_to_son(hr_father: np.ndarray, scale_factor, kernel, noise_std: float,
     lr_son = imresize(hr_father, scale_factor=(1 / sy, 1 / sx), kernel=kernel)
     if noise_std > 0:
         lr_son = lr_son + rng.normal(scale=noise_std, size=lr_son.shape).astype(np.float32)
-    return np.clip(lr_son, 0, 1)
+    lr_son = np.clip(lr_son, 0, 1)
+    return lr_son if jpeg_quality is None else jpeg_round_trip(lr_son, jpeg_quality, jpeg_subsampling)
+
+
+def jpeg_round_trip(image: np.ndarray, quality: int, subsampling: int = 420) -> np.ndarray:
+    """`image` (h, w, C), C 1 or 3, float in [0, 1], as a JPEG file at IJG `quality` (1..100) with
+    chroma `subsampling` (444, 422 or 420; gray images have none) would decode it: rounded to
+    8 bits, encoded and decoded in memory with Pillow. Returns float32 (h, w, C) in [0, 1]."""
+    pixels = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels).save(
+        buffer, "JPEG", quality=int(quality), subsampling=SUBSAMPLING_NAMES[subsampling])
+    buffer.seek(0)
+    with Image.open(buffer) as decoded:
+        out = np.asarray(decoded, dtype=np.float32) / 255
+    return out.reshape(image.shape)
 
 
 def interpolate_son(lr_son: np.ndarray, scale_factor, father_shape: tuple[int, int],

@@ -67,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="estimate the image's own downscaling kernel first (KernelGAN), then run ZSSR with "
                             "it; the same as kernel=estimate (the blind and blind_real presets set it)")
     train.add_argument("--out", default=None, help="output folder (default: run.output_dir)")
-    train.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    train.add_argument("--print-config", action="store_true",
+                       help="print the resolved config and exit (with IMAGE: its noise_std and jpeg_quality auto "
+                            "resolved for that image)")
     train.add_argument("--no-tracking", action="store_true",
                        help="no MLflow run: write the outputs only (run.tracking=false; MLflow need not be installed)")
     _add_backend_option(train)
@@ -237,7 +239,13 @@ def train(args: argparse.Namespace) -> int:
     if blind and args.kernel:
         raise ZSSRError("--kernel gives the kernel and kernel=estimate (--estimate-kernel, --config blind) estimates "
                         "it: use one of them")
-    if args.print_config:  # needs no image: prints the settings a run would use
+    if args.print_config:  # prints the settings a run would use; with an image, its "auto" ones resolved
+        if args.image is not None:
+            from zssr_tf.photo import resolve_photo_settings
+
+            image, _, info = read_image(args.image)
+            config, estimate = resolve_photo_settings(config, image, info.path, info.bit_depth)
+            print("".join(f"# {note}\n" for note in estimate.notes), end="")
         print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
         return 0
     image_path = _input_path(args)

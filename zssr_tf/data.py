@@ -56,7 +56,9 @@ class PairMaker:
     batch).
 
     With `loss_map_scale` > 0 the sources carry a loss map as their last channel (see
-    `with_loss_maps`) and a pair also has the father's per-pixel loss weights.
+    `with_loss_maps`) and a pair also has the father's per-pixel loss weights. With `jpeg_quality`
+    (1..100) every son is JPEG-compressed after its noise (`augment.father_to_son`), with chroma
+    `jpeg_subsampling` (444, 422, 420).
     """
 
     sources: tuple[np.ndarray, ...]
@@ -70,6 +72,8 @@ class PairMaker:
     upscale_offset: tuple[float, float] = (0.0, 0.0)
     dihedral_batch: bool = False
     loss_map_scale: float = 0.0
+    jpeg_quality: int | None = None
+    jpeg_subsampling: int = 420
 
     def __call__(self, index: int) -> tuple[np.ndarray, ...]:
         """Pair number `index`: (interpolated son, father), both float32 (h, w, C) in [0, 1], and
@@ -92,7 +96,8 @@ class PairMaker:
         if self.loss_map_scale:
             weights = hr_father[..., -1:] * np.float32(self.loss_map_scale)
             hr_father = np.ascontiguousarray(hr_father[..., :-1])
-        lr_son = father_to_son(hr_father, self.scale_factor, self.kernel, self.noise_std, rng)
+        lr_son = father_to_son(hr_father, self.scale_factor, self.kernel, self.noise_std, rng,
+                               self.jpeg_quality, self.jpeg_subsampling)
         son = interpolate_son(lr_son, self.scale_factor, hr_father.shape[:2], self.upscale_method,
                               self.upscale_offset)
         return (son, hr_father) if weights is None else (son, hr_father, weights)

@@ -23,6 +23,7 @@ from zssr_tf.kernels import load_kernel, upscale_offset
 from zssr_tf.resize import imresize
 from zssr_tf.kernel_estimation import KernelEstimationHistory, analytic_x4_kernel, estimate_kernel
 from zssr_tf.kernel_estimation.files import write_kernel_files
+from zssr_tf.photo import PhotoEstimate, resolve_photo_settings
 from zssr_tf.trainer import ZSSR, ZSSRResult
 
 if TYPE_CHECKING:
@@ -139,6 +140,16 @@ def estimation_progress(every: int, iters_per_run: int, runs: int = 1, stream=No
     return report
 
 
+def resolve_for_image(config: Config, image: np.ndarray, info: ImageInfo, stream=None) -> tuple[Config, PhotoEstimate]:
+    """`photo.resolve_photo_settings` for `image` (h, w, C) float32 in [0, 1] read from `info.path`
+    (at `info.bit_depth`), each of its notes printed as a line (to `stream`, stdout by default).
+    Returns the resolved config and the estimate; raises ZSSRError as that function does."""
+    resolved, estimate = resolve_photo_settings(config, image, info.path, info.bit_depth)
+    for note in estimate.notes:
+        print(f"[{Path(info.path).name}] {note}", file=stream or sys.stdout, flush=True)
+    return resolved, estimate
+
+
 def super_resolve_file(config: Config, image: np.ndarray, alpha: np.ndarray | None, info: ImageInfo,
                        out_dir: Path, gt: np.ndarray | None = None, kernels: Sequence[np.ndarray] | None = None,
                        callbacks: Sequence[keras.callbacks.Callback] = ()) -> Outcome:
@@ -183,12 +194,15 @@ def tracked_super_resolve(config: Config, image: np.ndarray, alpha: np.ndarray |
     into its name. The run starts when training does, or at once when `on_start` is given, which
     then gets the `TrackedRun` (so a failure reading the inputs is recorded too). Returns (the
     `TrackedRun`, ended, and the `Outcome`); raises what the run raised, after ending it FAILED
-    or KILLED."""
+    or KILLED. The config's per-image "auto" settings are resolved first (`resolve_for_image`) and
+    the run logs the resolved values, with what was estimated (`noise_std_estimated`, ...)."""
     from zssr_tf.tracking import tracked_run  # MLflow, only for tracked runs
     from zssr_tf.tracking.autolog import autolog_paused
 
+    config, estimate = resolve_for_image(config, image, info)
     with tracked_run(config, info, out_dir, gt_path=gt_path, kernel_paths=kernel_paths,
-                     tags={**(tags or {}), **kernel_tags(config)}, overrides=overrides) as run:
+                     tags={**(tags or {}), **kernel_tags(config)}, overrides=overrides,
+                     params=estimate.params()) as run:
         if on_start is not None:
             run.start()
             on_start(run)
@@ -209,12 +223,14 @@ def tracked_super_resolve(config: Config, image: np.ndarray, alpha: np.ndarray |
 def super_resolve_untracked(config: Config, image: np.ndarray, alpha: np.ndarray | None, info: ImageInfo,
                             out_dir: Path, gt: np.ndarray | None = None, kernels: Sequence[np.ndarray] | None = None,
                             on_estimated: Callable[[BlindKernels, list[Path]], None] | None = None) -> Outcome:
-    """`tracked_super_resolve` without MLflow (run.tracking false; MLflow is not imported): with
+    """`tracked_super_resolve` without MLflow (run.tracking false; MLflow is not imported): the
+    per-image "auto" settings resolved (`resolve_for_image`), then with
     kernel=estimate and no `kernels` the kernels are estimated first (`estimate_blind_kernels`,
     a progress line every run.progress_every iterations) and written to `out_dir`
     (`write_estimated_kernels`; then `on_estimated(estimate, written_paths)` when given), then
     `super_resolve_file` on `image` (h, w, C) float32 in [0, 1] with `gt` (H, W, C) and `kernels`
     as it takes them. Returns its `Outcome`."""
+    config, _ = resolve_for_image(config, image, info)
     if kernels is None and config.kernel_estimation.kernel == "estimate":
         k = config.kernel_estimation
         estimate = estimate_blind_kernels(config, image, estimation_progress(

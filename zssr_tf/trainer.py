@@ -15,7 +15,7 @@ from zssr_tf.augment import FatherSampler, father_to_son, interpolate_son, kerne
 from zssr_tf.callbacks import (CosineLearningRate, GroundTruthTest, IterationLogs, LearningRatePolicy,
                                NonFiniteCheck, ProgressLogger, ReconstructionTest, ScaleStepCallback,
                                StepLearningRate, StopAtMinLearningRate, reconstruction_windows)
-from zssr_tf.config import Config, describe_schedule, format_scale
+from zssr_tf.config import AugmentConfig, Config, describe_schedule, format_scale
 from zssr_tf.data import PairMaker, training_dataset, with_loss_maps
 from zssr_tf.ensemble import ensemble_transforms, tiled_predict_for
 from zssr_tf.errors import ZSSRError, ZSSRWarning
@@ -103,6 +103,14 @@ class ZSSRResult:
         return sum(s.test_seconds for s in self.steps)
 
 
+def son_jpeg(augment: AugmentConfig) -> tuple[int | None, int]:
+    """The sons' JPEG compression from resolved augment settings: (IJG quality 1..100, or None for
+    no JPEG step; chroma subsampling 444, 422 or 420, where an unresolved "auto" is 420)."""
+    quality = augment.jpeg_quality if isinstance(augment.jpeg_quality, int) else None
+    subsampling = augment.jpeg_subsampling if isinstance(augment.jpeg_subsampling, int) else 420
+    return quality, subsampling
+
+
 class ZSSR:
     """Zero-Shot Super-Resolution of one image.
 
@@ -131,7 +139,8 @@ class ZSSR:
         `kernels`: optional numeric downscaling kernels, one per scale step (raw; aligned here for
         scale.kernel_alignment; none under "direct", whose grid needs a numeric kernel, is an error;
         none with kernel_estimation.kernel "estimate" too: `run` does not estimate them).
-        Raises ZSSRError before training for inputs `inputs.check_training_inputs` rejects, and during
+        Raises ZSSRError before training for inputs `inputs.check_training_inputs` rejects or an
+        augment.noise_std / jpeg_quality still "auto" (`photo.resolve_photo_settings`), and during
         training when the loss or the network's output stops being finite (`NonFiniteCheck`) or a
         step's final output has NaN/inf pixels. Warns (ZSSRWarning) for settings unlikely to train.
         """
@@ -143,6 +152,11 @@ class ZSSR:
                             "k, _ = kernel_estimation.estimate_kernel(image, config), or "
                             "pipeline.estimate_blind_kernels(config, image).per_step), or set kernel=given to train "
                             "with scale.downscale_method")
+        unresolved = [key for key in ("noise_std", "jpeg_quality") if getattr(cfg.augment, key) == "auto"]
+        if unresolved:
+            raise ZSSRError(f"augment.{' and '.join(unresolved)} auto is read from the image file and ZSSR.run does "
+                            "not read it: resolve it first with config, _ = photo.resolve_photo_settings(config, "
+                            "image, path), or give numbers")
         image, gt, kernels = check_training_inputs(cfg, image, gt, kernels)
         for message in setting_warnings(cfg):
             warnings.warn(message, ZSSRWarning, stacklevel=2)
@@ -248,7 +262,9 @@ class ZSSR:
             self.model.discriminator_optimizer.learning_rate.assign(cfg.loss.discriminator_learning_rate)
         rng = np.random.default_rng((cfg.run.seed, step.index, 1))
         offset = upscale_offset(step.relative_sf, cfg.scale.kernel_alignment)
-        lr_son = father_to_son(step.input_image, step.relative_sf, step.kernel, a.noise_std, rng)
+        jpeg_quality, jpeg_subsampling = son_jpeg(a)
+        lr_son = father_to_son(step.input_image, step.relative_sf, step.kernel, a.noise_std, rng,
+                               jpeg_quality, jpeg_subsampling)
         interpolated_son = interpolate_son(lr_son, step.relative_sf, step.input_image.shape[:2],
                                            cfg.scale.upscale_method, offset)
         father_sources, loss_map_scale = tuple(sources), 0.0
@@ -259,7 +275,8 @@ class ZSSR:
             sampler=FatherSampler(a, step.kernel_symmetries, step.kernel_isotropic),
             scale_factor=step.relative_sf, kernel=step.kernel, noise_std=a.noise_std,
             upscale_method=cfg.scale.upscale_method, seed=cfg.run.seed, dihedral_batch=a.augment_dihedral_batch,
-            loss_map_scale=loss_map_scale, upscale_offset=offset)
+            loss_map_scale=loss_map_scale, upscale_offset=offset, jpeg_quality=jpeg_quality,
+            jpeg_subsampling=jpeg_subsampling)
         dataset = training_dataset(pairs, channels=step.input_image.shape[2], start_index=step.iteration_offset)
 
         history = IterationCount()

@@ -12,7 +12,7 @@ from typing import Any, get_type_hints
 
 import yaml
 
-from zssr_tf.config.schema import KEY_TO_SECTION, SECTIONS, Config, ScalePair
+from zssr_tf.config.schema import KEY_TO_SECTION, NUMBER_OR_WORDS, SECTIONS, Config, ScalePair
 from zssr_tf.config.validation import validate
 from zssr_tf.errors import ZSSRError
 
@@ -168,14 +168,15 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         return _to_int(key, value)
     if hint is float:
         return _to_float(key, value)
-    if hint_text in ("int | str", "float | str"):  # a number or "auto"
-        if value == "auto":
+    if hint_text in ("int | str", "float | str"):  # a number or "auto" (NUMBER_OR_WORDS: other words)
+        words = NUMBER_OR_WORDS.get(key, ("auto",))
+        if value in words:
             return value
         try:
             return _to_int(key, value) if hint_text.startswith("int") else _to_float(key, value)
         except ZSSRError:
             kind = "a whole number" if hint_text.startswith("int") else "a number"
-            raise ZSSRError(f"{key} must be {kind} or auto, got {value!r}") from None
+            raise ZSSRError(f"{key} must be {kind} or {' or '.join(words)}, got {value!r}") from None
     if hint is str or hint_text == "str | None":
         if isinstance(value, str):
             return value

@@ -37,6 +37,9 @@ INIT_WEIGHTS_NAMES = ("none", "warm_start", "auto")
 BICUBIC_TARGETS = ("channel_sum", "per_channel")
 ESTIMATION_PRECISIONS = ("float32", "mixed_bfloat16")
 CARRY_OVER_MODES = ("none", "weights", "weights_and_kernel")
+JPEG_SUBSAMPLINGS = (444, 422, 420)  # chroma subsampling 4:4:4, 4:2:2, 4:2:0
+# The words a setting that is otherwise a number may take (by default "auto" alone).
+NUMBER_OR_WORDS = {"augment.jpeg_quality": ("none", "auto")}
 
 ScalePair = tuple[float, float]
 
@@ -75,10 +78,16 @@ class ScaleConfig:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """How HR fathers are sampled from the sources and degraded into LR sons."""
+    """How HR fathers are sampled from the sources and degraded into LR sons: `noise_std` (std of
+    the Gaussian noise on sons, [0, 1] units, or "auto": the input's own, estimated), `jpeg_quality`
+    ("none", "auto": the input JPEG's IJG quality, or 1..100: sons JPEG-encoded and decoded at it)
+    and `jpeg_subsampling` (the sons' chroma: 444, 422, 420, or "auto": the input JPEG's, else 420).
+    The "auto" values are resolved per image (`photo.resolve_photo_settings`)."""
 
     crop_size: int = 128
-    noise_std: float = 0.0
+    noise_std: float | str = 0.0
+    jpeg_quality: int | str = "none"
+    jpeg_subsampling: int | str = "auto"
     augment_leave_as_is_probability: float = 0.05
     augment_no_interpolate_probability: float = 0.45
     augment_min_scale: float = 0.5

@@ -11,8 +11,8 @@ import warnings
 from zssr_tf.backend import BACKENDS
 from zssr_tf.config.derived import first_policy_check, relative_scale_factors, tests_needed
 from zssr_tf.config.schema import (AUTO_BY_METHOD, BICUBIC_TARGETS, CARRY_OVER_MODES, ESTIMATION_PRECISIONS,
-                                   INIT_WEIGHTS_NAMES, KERNEL_ALIGNMENTS, KERNEL_ESTIMATION_METHODS, KERNEL_SOURCES,
-                                   LEARNING_RATE_SCHEDULES, LOSS_MAPS, PRECISIONS, RECONSTRUCTION_TEST_MODES,
+                                   INIT_WEIGHTS_NAMES, JPEG_SUBSAMPLINGS, KERNEL_ALIGNMENTS, KERNEL_ESTIMATION_METHODS,
+                                   KERNEL_SOURCES, LEARNING_RATE_SCHEDULES, LOSS_MAPS, PRECISIONS, RECONSTRUCTION_TEST_MODES,
                                    RESIZE_METHODS, SCALE_DISTRIBUTIONS, Config, KernelEstimationConfig, ScaleConfig)
 from zssr_tf.errors import ZSSRError, ZSSRWarning
 
@@ -35,7 +35,14 @@ def validate(config: Config) -> None:
         (s.upscale_method in RESIZE_METHODS, f"scale.upscale_method must be one of {RESIZE_METHODS}"),
         (s.kernel_alignment in KERNEL_ALIGNMENTS,
          f"scale.kernel_alignment is {s.kernel_alignment!r}; use one of {KERNEL_ALIGNMENTS}"),
-        (a.noise_std >= 0, f"augment.noise_std is {a.noise_std}; it must be >= 0 (0 for clean images)"),
+        (a.noise_std == "auto" or a.noise_std >= 0,
+         f"augment.noise_std is {a.noise_std}; it must be >= 0 (0 for clean images) or auto "
+         "(estimated from the image)"),
+        (a.jpeg_quality in ("none", "auto") or 1 <= a.jpeg_quality <= 100,
+         f"augment.jpeg_quality is {a.jpeg_quality}; use a JPEG quality in 1..100, auto (the input JPEG's) or none"),
+        (a.jpeg_subsampling == "auto" or a.jpeg_subsampling in JPEG_SUBSAMPLINGS,
+         f"augment.jpeg_subsampling is {a.jpeg_subsampling!r}; use one of 444, 422, 420 (4:4:4, 4:2:2, 4:2:0 "
+         "chroma) or auto (the input JPEG's, else 420)"),
         (a.crop_size >= 8, f"augment.crop_size is {a.crop_size}; use at least 8 (128 is the default)"),
         (0 <= a.augment_leave_as_is_probability <= 1, "augment.augment_leave_as_is_probability must be in [0, 1]"),
         (0 <= a.augment_no_interpolate_probability <= 1, "augment.augment_no_interpolate_probability must be in [0, 1]"),

@@ -47,7 +47,7 @@ class TrackedRun:
 
     def __init__(self, config: Config, info: ImageInfo, out_dir: str | Path, gt_path: str | Path | None = None,
                  kernel_paths: Sequence[str | Path] = (), tags: dict[str, str] | None = None,
-                 overrides: Sequence[str] = ()):
+                 overrides: Sequence[str] = (), params: dict[str, Any] | None = None):
         # The saved config (and the MLflow model's) names the backend that ran, which the Python
         # API takes from KERAS_BACKEND whatever run.backend says.
         self.config = dataclasses.replace(config, run=dataclasses.replace(config.run, backend=backend_name()))
@@ -57,6 +57,7 @@ class TrackedRun:
         self.kernel_paths = list(kernel_paths)
         self.tags = dict(tags or {})
         self.overrides = list(overrides)
+        self.params = dict(params or {})
         self.model_info = None
         self._system_metrics = None
         self.tracking_uri = resolve_tracking_uri(config.run.tracking_uri)
@@ -181,7 +182,7 @@ class TrackedRun:
             "scale_steps": " > ".join(format_scale(sf) for sf in config.scale.scale_factors),
             "precision": precision, "device": device, "backend": backend_name(), "version.zssr_tf": zssr_tf.__version__,
             f"version.{backend_name()}": library_version(backend_name()), "version.keras": keras.__version__,
-            "version.mlflow": mlflow.__version__, "version.python": platform.python_version()})
+            "version.mlflow": mlflow.__version__, "version.python": platform.python_version(), **self.params})
         log_params(self.client, self.run_id, params)
         self.folder.mkdir(parents=True, exist_ok=True)
         save_config(config, self.folder / "config.yaml")
@@ -285,7 +286,7 @@ class TrackedRun:
 @contextmanager
 def tracked_run(config: Config, info: ImageInfo, out_dir: str | Path, gt_path: str | Path | None = None,
                 kernel_paths: Sequence[str | Path] = (), tags: dict[str, str] | None = None,
-                overrides: Sequence[str] = ()) -> Iterator[TrackedRun]:
+                overrides: Sequence[str] = (), params: dict[str, Any] | None = None) -> Iterator[TrackedRun]:
     """One MLflow run around the training of the image `info` describes (see `TrackedRun`).
 
     Fails at once with ZSSRError naming the store when it is a server that does not answer.
@@ -294,9 +295,10 @@ def tracked_run(config: Config, info: ImageInfo, out_dir: str | Path, gt_path: s
     in every case the queued metrics are sent, and the curves and whatever else exists are
     logged and kept in `<out_dir>/mlflow_runs/<run_id>/`. Tracking failures after the start
     only warn. `tags` add to the run's tags (e.g. {"config": "gradual_x2"}); `overrides` (the
-    command line's `key=value` texts) go into the run's name and description.
+    command line's `key=value` texts) go into the run's name and description; `params` add to its
+    params (e.g. what was estimated from the image: `photo.PhotoEstimate.params`).
     """
-    run = TrackedRun(config, info, out_dir, gt_path, kernel_paths, tags, overrides)
+    run = TrackedRun(config, info, out_dir, gt_path, kernel_paths, tags, overrides, params)
     check_reachable(run.tracking_uri)
     with http_retries_for_tracking():
         status, error = "FAILED", None
