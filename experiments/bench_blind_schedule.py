@@ -4,7 +4,8 @@ lengths, on the blind benchmark sets with their true kernels.
 
     python experiments/bench_blind_schedule.py [--sets krk14 g2direct5] [--images N | names]
         [--crop 0] [--preset blind] [--starts none warm_start warm_start_blind]
-        [--lengths 200 400 800] [--curve-length 800] [--gt-every 50] [key=value ...]
+        [--lengths 200 400 800] [--curve-length 800] [--gt-every 50] [--curve-only START ...]
+        [key=value ...]
 
 Per image and start (`model.init_weights`: `none` random, `warm_start` the bicubic x2 warm start,
 `warm_start_blind` the kernel-aware one, or a .npz path) the `--preset`'s ZSSR runs with the
@@ -100,6 +101,8 @@ def main() -> None:
     parser.add_argument("--lengths", nargs="+", type=int, default=[200, 400, 800], help="cosine lengths (max_iters)")
     parser.add_argument("--curve-length", type=int, default=800, help="the length whose curve is recorded")
     parser.add_argument("--gt-every", type=int, default=50)
+    parser.add_argument("--curve-only", nargs="*", default=[], metavar="START",
+                        help="starts that run only the --curve-length run (not --lengths)")
     parser.add_argument("overrides", nargs="*", help="key=value settings for every run")
     args = parser.parse_args()
 
@@ -110,7 +113,8 @@ def main() -> None:
         for start in args.starts:
             tag = Path(start).stem if start.endswith(".npz") else start
             per_length = {}
-            for length in sorted(set(args.lengths) | {args.curve_length}):
+            lengths = set() if start in args.curve_only else set(args.lengths)
+            for length in sorted(lengths | {args.curve_length}):
                 gt_every = args.gt_every if length == args.curve_length else 0
                 results = [run_case(set_name, name, args.crop, args.preset, start, length, gt_every, args.overrides)
                            for name in names]
@@ -130,7 +134,7 @@ def main() -> None:
     stem = f"blind_schedule_crop{args.crop}_{args.preset}{suffix}"
     summary = {"crop": args.crop, "preset": args.preset, "curve_length": args.curve_length, "overrides": args.overrides,
                "rows": rows, "curves": curves}
-    write_json(RESULTS / f"{stem}.json", summary)
+    write_json(stem, summary)
     lines = [f"# Blind ZSSR schedules (`{args.preset}` preset, true kernels, crop {args.crop or 'none'})", "",
              "| set | start | cosine length | iterations | mean PSNR-Y | gain over bicubic upscaling | SSIM-Y | s/image |",
              "|---|---|---|---|---|---|---|---|"]

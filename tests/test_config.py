@@ -52,7 +52,9 @@ def test_auto_init_weights_resolves_in_every_config():
     assert replaced.model.init_weights == "none"
 
 
-GIVEN_KERNEL = {"augment.augment_allow_rotation": False, "test.output_flip": False, "test.back_projection_iters": (2,)}
+GIVEN_KERNEL = {"augment.augment_allow_rotation": False, "test.output_flip": False, "test.back_projection_iters": (2,),
+                "model.init_weights": "warm_start_blind", "train.learning_rate_schedule": "cosine",
+                "train.max_iters": 400}
 REAL_AUGMENTATION = {"augment.noise_std": 0.0125, "augment.augment_allow_rotation": False,
                      "augment.augment_scale_diff_sigma": 0.0, "augment.augment_shear_sigma": 0.0,
                      "augment.augment_min_scale": 0.75}

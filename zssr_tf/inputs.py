@@ -117,8 +117,9 @@ def setting_warnings(config: Config) -> list[str]:
         messages.append(f"train.learning_rate={rate:g} is far outside the range ZSSR trains with ({low:g} to "
                         f"{high:g}; default 1e-3): training will likely {'diverge' if rate > high else 'not move'}")
     first_step = config.scale.scale_factors[0]
-    if config.model.init_weights == "warm_start" and not is_warm_start_scale(first_step):
-        messages.append(f"model.init_weights=warm_start: the shipped network was trained for x2, and the first scale "
+    if config.model.init_weights in ("warm_start", "warm_start_blind") and not is_warm_start_scale(first_step):
+        messages.append(f"model.init_weights={config.model.init_weights}: the shipped network was trained for x2, "
+                        "and the first scale "
                         f"step is {format_scale(first_step)}, where it is only an unmeasured starting point; "
                         "init_weights=auto or none starts from random weights there")
     return messages

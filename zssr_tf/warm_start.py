@@ -1,6 +1,7 @@
-"""The network's initial weights (`model.init_weights`): random (`none`, the paper's init), the
+"""The network's initial weights (`model.init_weights`): random (`none`, the paper's init), a
 warm start shipped in the package (`warm_start`: a network trained for x2 bicubic SR on the
-images scikit-image ships, see experiments/pretrain_warm_start.py), or a user's .npz file.
+images scikit-image ships; `warm_start_blind`: the same network trained on for sons made by
+random blur kernels; see experiments/pretrain_warm_start.py), or a user's .npz file.
 The config resolves "auto" to one of these (`config.resolve_init_weights`).
 
 A weights file is a .npz with one 3x3 kernel per conv layer, named as `model.build_zssr_net`
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 WARM_START = Path(__file__).resolve().parent / "weights" / "warm_start_x2.npz"
 WARM_START_BLIND = Path(__file__).resolve().parent / "weights" / "warm_start_blind_x2.npz"
+SHIPPED = {"warm_start": WARM_START, "warm_start_blind": WARM_START_BLIND}  # model.init_weights names of files
 
 
 def layer_names(depth: int) -> list[str]:
@@ -43,15 +45,17 @@ def describe_init_weights(init_weights: str) -> str:
     """Where a network's weights start, in words, for progress lines: a resolved `init_weights`."""
     if init_weights == "none":
         return "random initial weights"
-    return "the shipped warm start (x2)" if init_weights == "warm_start" else f"initial weights from {init_weights}"
+    if init_weights in SHIPPED:
+        return f"the shipped {'blind ' if init_weights == 'warm_start_blind' else ''}warm start (x2)"
+    return f"initial weights from {init_weights}"
 
 
 def init_weights_path(init_weights: str) -> Path | None:
-    """The file `model.init_weights` names: None for "none", the shipped file for "warm_start",
-    else the value as a path (`~` expanded)."""
+    """The file `model.init_weights` names: None for "none", the shipped file for "warm_start" and
+    "warm_start_blind", else the value as a path (`~` expanded)."""
     if init_weights == "none":
         return None
-    return WARM_START if init_weights == "warm_start" else Path(init_weights).expanduser()
+    return SHIPPED.get(init_weights) or Path(init_weights).expanduser()
 
 
 def read_init_weights(model: ModelConfig, channels: int) -> dict[str, np.ndarray] | None:

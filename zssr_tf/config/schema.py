@@ -30,10 +30,10 @@ KERNEL_ESTIMATION_METHODS = ("kernelgan", "fkp")
 AUTO_BY_METHOD = {"estimation_iters": {"kernelgan": 3000, "fkp": 500},
                   "estimation_runs": {"kernelgan": 5, "fkp": 3},
                   "estimate_variance_scale": {"kernelgan": 1.0, "fkp": 0.667}}
-# The network the shipped warm start (`warm_start.WARM_START`) was trained as, and the
-# `model.init_weights` values that are not a file.
+# The network the shipped warm starts (`warm_start.WARM_START`, `WARM_START_BLIND`) were trained
+# as, and the `model.init_weights` values that are not a file.
 WARM_START_NETWORK = {"depth": 8, "width": 64, "scale": (2.0, 2.0)}
-INIT_WEIGHTS_NAMES = ("none", "warm_start", "auto")
+INIT_WEIGHTS_NAMES = ("none", "warm_start", "warm_start_blind", "auto")
 BICUBIC_TARGETS = ("channel_sum", "per_channel")
 ESTIMATION_PRECISIONS = ("float32", "mixed_bfloat16")
 CARRY_OVER_MODES = ("none", "weights", "weights_and_kernel")
@@ -48,9 +48,11 @@ ScalePair = tuple[float, float]
 class ModelConfig:
     """The network: `depth` 3x3 conv layers of `width` filters with a global skip, and where its
     weights start: `init_weights` "none" (random, N(0, init_variance / fan_in)), "warm_start"
-    (the x2 network shipped in the package), "auto" (the warm start where it fits the network and
-    the first scale step is x2, else random; `Config` resolves it, see
-    `resolve_init_weights`) or the path of a .npz (see `warm_start`)."""
+    (the x2 network shipped in the package, trained on bicubic sons), "warm_start_blind" (the
+    one trained on sons of random blur kernels), "auto" (a shipped warm start where it fits the
+    network and the first scale step is x2, the blind one when the kernel is estimated, else
+    random; `Config` resolves it, see `resolve_init_weights`) or the path of a .npz (see
+    `warm_start`)."""
 
     depth: int = 8
     width: int = 64
@@ -256,7 +258,7 @@ class Config:
         # model.init_weights "auto" depends on the scale steps too: resolved here, so that every
         # Config (loaded, built directly or `dataclasses.replace`d) holds the weights it runs with.
         first_step = self.scale.scale_factors[0] if self.scale.scale_factors else None
-        init_weights = resolve_init_weights(self.model, first_step)
+        init_weights = resolve_init_weights(self.model, first_step, self.kernel_estimation.kernel == "estimate")
         if init_weights != self.model.init_weights:
             object.__setattr__(self, "model", dataclasses.replace(self.model, init_weights=init_weights))
 
@@ -280,15 +282,19 @@ class Config:
         return {f"{s}.{k}": v for s, keys in self.to_dict().items() for k, v in keys.items()}
 
 
-def resolve_init_weights(model: ModelConfig, first_step: tuple[float, float] | None) -> str:
-    """`model.init_weights` with "auto" resolved: "warm_start" when the shipped network fits the
+def resolve_init_weights(model: ModelConfig, first_step: tuple[float, float] | None, blind: bool = False) -> str:
+    """`model.init_weights` with "auto" resolved: a shipped warm start when its network fits the
     configured one (`model.depth` 8, `model.width` 64) and the first scale step `first_step`
-    (vertical, horizontal; None when there is none) is x2, the scale it was trained for; else
-    "none" (random init). Any other value is returned as it is."""
+    (vertical, horizontal; None when there is none) is x2, the scale they were trained for:
+    "warm_start_blind" (trained on sons of random blur kernels) when `blind` (the kernel is
+    estimated from the image), else "warm_start" (bicubic sons); otherwise "none" (random init).
+    Any other value is returned as it is."""
     if model.init_weights != "auto":
         return model.init_weights
     fits = (model.depth, model.width) == (WARM_START_NETWORK["depth"], WARM_START_NETWORK["width"])
-    return "warm_start" if fits and is_warm_start_scale(first_step) else "none"
+    if not (fits and is_warm_start_scale(first_step)):
+        return "none"
+    return "warm_start_blind" if blind else "warm_start"
 
 
 def is_warm_start_scale(step: tuple[float, float] | None) -> bool:
