@@ -106,6 +106,14 @@ def estimation_digest(config) -> str:
     return hashlib.sha256(settings.encode()).hexdigest()[:10]
 
 
+def training_digest(config) -> str:
+    """10 hex digits naming the ZSSR settings of `config` (every section but `kernel_estimation`
+    and `run`, and the seed): cached ZSSR results of other settings (e.g. a preset as shipped
+    before) are run again, never reused."""
+    settings = {k: v for k, v in config.to_dict().items() if k not in ("kernel_estimation", "run")}
+    return hashlib.sha256(json.dumps([settings, config.run.seed], sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
 def estimator_tag(method: str) -> str:
     """The suffix of an estimator's result keys and files: "" for KernelGAN, "_fkp" for FKP."""
     return "" if method == "kernelgan" else f"_{method}"
@@ -129,10 +137,12 @@ def run_case(set_name: str, name: str, crop: int, methods, overrides) -> dict:
     estimate_path = cache.with_name(f"{cache.stem}_estimated_kernel{tag}.npy")
     cache.parent.mkdir(parents=True, exist_ok=True)
     digest = estimation_digest(base)
+    zssr_digest = training_digest(given)
     for method in methods:
         estimated = method in ("kernel", "zssr_estimated")
         key = method + tag if estimated else method
-        if key in result and (not estimated or result[key].get("estimation_digest") == digest):
+        if key in result and (not estimated or result[key].get("estimation_digest") == digest) and (
+                not method.startswith("zssr") or result[key].get("training_digest") == zssr_digest):
             continue
         start = time.perf_counter()
         entry: dict = {}
@@ -161,7 +171,8 @@ def run_case(set_name: str, name: str, crop: int, methods, overrides) -> dict:
             zssr = ZSSR(given if method != "zssr_estimated" else base, verbose=False)
             run = zssr.run(lr, kernels=kernels)
             sr = run.sr
-            entry.update(iterations=run.iterations, zssr_seconds=run.train_seconds + run.test_seconds)
+            entry.update(iterations=run.iterations, zssr_seconds=run.train_seconds + run.test_seconds,
+                         training_digest=zssr_digest)
         if method != "kernel":
             entry.update(evaluate(sr, gt, 2))
         if estimated:

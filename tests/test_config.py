@@ -71,7 +71,7 @@ PRESETS = {
     "real": ("paper", {**REAL_AUGMENTATION, "test.output_flip": False, "test.back_projection_iters": (0,)}),
     "x4": ("paper", {"scale.scale_factors": ((2.0, 2.0), (4.0, 4.0)), "scale.base_change_sfs": ((2.0, 2.0),),
                      "test.back_projection_iters": (10, 10)}),
-    "blind": ("paper", {**GIVEN_KERNEL, "kernel_estimation.kernel": "estimate",
+    "blind": ("paper", {**GIVEN_KERNEL, "kernel_estimation.kernel": "estimate", "train.max_iters": 200,
                         "augment.augment_leave_as_is_probability": 1.0,
                         "augment.augment_no_interpolate_probability": 0.0, "loss.loss_map": "gradient"}),
     "blind_real": ("blind", {"kernel_estimation.estimation_shave": 0, "augment.noise_std": 0.0125,
