@@ -25,7 +25,7 @@ point; and how well the estimate explains the LR image (the HR image degraded wi
 and shift against the LR) next to the covariance eigenvalues of both kernels. Every (image,
 method) result is cached in experiments/results/blind/<set>/<image>.json, so an interrupted run
 resumes (the estimate's entries under the `estimation_digest` of the settings they were made
-with: other settings are estimated again); the summary goes to experiments/results/blind_x2.{md,json}.
+with: other settings are estimated again); the summary goes to experiments/results/blind_x2_crop<crop>.{md,json} (blind_x2_whole.{md,json} without a crop).
 Bicubic upscaling samples on the set's grid (`kernel_alignment`), as ZSSR's own bicubic output does.
 """
 
@@ -197,7 +197,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     parser.add_argument("--images", nargs="+", default=["3"],
-                        help="image names, or one number N: the first N images of each set (alphabetical)")
+                        help="image names, or one number N: the first N images of each set (alphabetical; 0: all)")
     parser.add_argument("--crop", type=int, default=0, help="centre-crop the HR images to this side (0: whole)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every ZSSR run")
@@ -205,10 +205,11 @@ def main() -> int:
     report = {"crop": args.crop, "overrides": args.overrides, "sets": {}}
     for set_name in args.sets:
         names = sorted(p.stem for p in (DATA / SETS[set_name][0] / "hr").glob("*.png"))
-        names = names[:int(args.images[0])] if args.images[0].isdigit() else [n for n in args.images if n in names]
+        names = names[:int(args.images[0]) or None] if args.images[0].isdigit() else [n for n in args.images if n in names]
         report["sets"][set_name] = {n: run_case(set_name, n, args.crop, args.methods, args.overrides) for n in names}
-    write_json("blind_x2", report)
-    (RESULTS / "blind_x2.md").write_text(summary_table(report))
+    stem = f"blind_x2_crop{args.crop}" if args.crop else "blind_x2_whole"
+    write_json(stem, report)
+    (RESULTS / f"{stem}.md").write_text(summary_table(report))
     print(summary_table(report))
     return 0
 
