@@ -182,6 +182,12 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
     crops, noise and weights, so every run is reproducible. One estimate is noisy, and its shape
     varies from seed to seed; the mean of several (each centred on a common grid, then
     re-centred, `postprocess.average_kernels`) is closer to the true kernel.
+    KernelGAN stops early where more iterations would change nothing: a run whose raw kernel sum
+    has not reached RAW_SUM_RANGE[0] by iteration `collapse_check_iters` is stopped as collapsed;
+    a run stops once its kernel moved less than `kernel_stop_tolerance` (kernels.kernel_distance)
+    over `kernel_stop_every` iterations after the kernel constraints switched on
+    (`KernelStillCheck`); the runs stop once 2 or more agree within `runs_agree_tolerance`
+    (`runs_agree`). Each run's iterations and why it stopped are in `history.runs`.
     `callback(iteration, values)` is called after every iteration with that iteration's
     VALUE_NAMES, "bicubic_weight" and "learning_rate" floats (method fkp: the values its
     history holds, KernelEstimationHistory) (e.g. for tracking and progress);
@@ -193,11 +199,12 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
     block-centre convention of MATLAB's imresize; narrowed by `estimate_variance_scale` when
     it is under 1, `postprocess.scale_kernel_variance`) and a KernelEstimationHistory: values of the
     runs that gave a kernel (concatenated; milestones and raw kernel of the first of them,
-    `runs_averaged` of them), seconds and iterations of all runs.
+    `runs_averaged` of them), seconds and iterations of all runs, a RunRecord per run made
+    (`runs`) and whether the runs agreed before `estimation_runs` (`runs_agreed`).
     Raises ZSSRError for a too-small image, an unusable prior file (`prior.load_prior`) or a
     generator crop too small for the prior's kernels (the checks of `check_estimation_inputs`), and
-    KernelEstimationError when the estimate collapses (NaN, raw sum far from 1, no positive taps)
-    in every run; a collapsed run among several is left out of the mean with a
+    KernelEstimationError when the estimate collapses (NaN, raw sum far from 1, no positive taps,
+    or a kernel that never grew, stopped at `collapse_check_iters`) in every run; a collapsed run among several is left out of the mean with a
     KernelEstimationWarning, and so is an FKP run whose kernel left the prior's kernels
     (`fkp.off_prior_excess` > 1; when all did, the closest is kept); warns
     (crops.FlatImageWarning) for a flat image and (BicubicPhaseWarning) for a run whose bicubic
