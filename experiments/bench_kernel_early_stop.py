@@ -3,8 +3,10 @@ takes and how far its kernel is from the true one, next to the cached numbers of
 without early stopping (5 KernelGAN runs of 3,000 iterations, the `estimate` column of
 bench_kernel_psnr.py's kernel_psnr_crop<crop>_estimation_estimation_runs=5_method=kernelgan.json).
 
-    python experiments/bench_kernel_early_stop.py [--sets krk14 g2direct5] [--images N | names] [--crop 320]
-                                                  [key=value ...]
+    python experiments/bench_kernel_early_stop.py [key=value ...] [--sets krk14 g2direct5] [--images N | names]
+                                                  [--crop 320] [--agree T ...]
+
+(the key=value overrides first: the options take every word after them)
 
 The images, crops and true kernels are bench_blind.py's; the estimation is the `blind` preset's with
 the overrides (e.g. kernel_stop_tolerance=0 runs_agree_tolerance=0 for every run to the end). Each
