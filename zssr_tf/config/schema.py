@@ -186,7 +186,7 @@ class KernelEstimationConfig:
     # KernelGAN: a run whose raw kernel sum has not reached 0.25 by this iteration is stopped as collapsed (0: never)
     collapse_check_iters: int = 400
     # KernelGAN: once the kernel constraints are on, compare the kernel with its copy this many iterations earlier
-    kernel_stop_every: int = 250
+    kernel_stop_every: int = 200
     # KernelGAN: stop a run when that kernel distance (kernels.kernel_distance) falls under this (0: never)
     kernel_stop_tolerance: float = 0.0
     # KernelGAN: stop after >= 2 runs once every kept run is this close to their mean (0: run estimation_runs)
