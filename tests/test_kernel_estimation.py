@@ -1,5 +1,6 @@
 """Kernel estimation (KernelGAN): networks, kernel extraction, constraints, schedule, post-processing."""
 
+import re
 import warnings
 
 import numpy as np
@@ -14,7 +15,8 @@ from zssr_tf.kernel_estimation import constraints as C
 from zssr_tf.kernel_estimation.crops import (FlatImageWarning, crop_probability, draw_top_lefts, gradient_map,
                                              sample_crop_positions)
 from zssr_tf.kernel_estimation.estimator import (BicubicPhaseWarning, KernelEstimationError, KernelEstimationHistory,
-                                                 KernelEstimationWarning, check_and_post_process, estimate_kernel)
+                                                 KernelEstimationWarning, RunRecord, check_and_post_process,
+                                                 estimate_kernel, runs_agree)
 from zssr_tf.kernel_estimation.files import write_kernel_files
 from zssr_tf.kernel_estimation.inputs import prepare_image
 from zssr_tf.kernel_estimation.networks import (build_linear_generator, build_patch_discriminator,
@@ -23,7 +25,7 @@ from zssr_tf.kernel_estimation.postprocess import (analytic_x4_kernel, average_k
                                                    scale_kernel_variance, trim_negligible_border,
                                                    zero_negligible_taps)
 from zssr_tf.kernel_estimation.schedule import ConstraintSchedule
-from zssr_tf.kernels import gaussian_kernel, kernel_variances, load_kernel, recenter_kernel
+from zssr_tf.kernels import gaussian_kernel, kernel_distance, kernel_variances, load_kernel, recenter_kernel
 
 
 def _random_images(shape, seed=0):
@@ -370,3 +372,152 @@ def test_collapsed_estimates_are_errors_naming_the_bicubic_fallback(raw, message
     with pytest.raises(KernelEstimationError, match=message) as error:
         check_and_post_process(raw, keep=40)
     assert "bicubic kernel (kernel=given)" in str(error.value)
+
+
+class _ScriptedGAN:
+    """Stands in for estimator.KernelGAN: a bicubic loss under the threshold from the start (so the
+    constraints switch on at iteration 400), a kernel that settles on a Gaussian as 0.98^iteration,
+    or one whose taps are all 0 for the seeds in `collapsing`."""
+
+    collapsing: set = set()
+    d_crop_size = 26
+
+    def __init__(self, config, channels, seed):
+        self.seed, self.iteration = seed, 0
+        self.settled = gaussian_kernel(13, 1.2, 1.6, 0.4)
+
+    def set_learning_rate(self, rate):
+        pass
+
+    def train_step(self, g_input, d_real, fake_noise, *weights):
+        kernel = self.settled * (1 + 0.5 * 0.98 ** self.iteration * np.cos(np.arange(13))[:, None])
+        if self.seed in self.collapsing:
+            kernel = np.zeros((13, 13))
+        self.iteration += 1
+        values = np.array([0.5, 0.5, 0.1, 0, 0, 0, 0, 0.5, kernel.sum()], np.float32)
+        return values, kernel.astype(np.float32)
+
+
+SCRIPTED = ["estimation_shave=0", "seed=5", "estimation_iters=3000", "kernel_stop_tolerance=0",
+            "runs_agree_tolerance=0", "collapse_check_iters=300"]
+
+
+def _scripted_estimate(monkeypatch, shared_data_dir, overrides, collapsing=()):
+    monkeypatch.setattr("zssr_tf.kernel_estimation.estimator.KernelGAN", _ScriptedGAN)
+    monkeypatch.setattr(_ScriptedGAN, "collapsing", set(collapsing))
+    lr, _, _ = read_image(shared_data_dir / "set5/lr_x2/butterfly.png")
+    seen = []
+    config = load_config("blind", [*SCRIPTED, *overrides])
+    kernel, history = estimate_kernel(lr, config, callback=lambda i, values: seen.append(i))
+    return kernel, history, seen
+
+
+def test_a_run_whose_kernel_never_grows_stops_early_and_is_left_out(shared_data_dir, monkeypatch):
+    with pytest.warns(KernelEstimationWarning) as caught:
+        kernel, history, seen = _scripted_estimate(monkeypatch, shared_data_dir, ["estimation_runs=3",
+                                                                                   "estimation_iters=500"], {6})
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1
+    assert ("run 2 of 3 (seed 6) failed and is left out of the average (it stopped after 300 iterations): the kernel "
+            "collapsed: its taps summed to at most 0 over the first 300 iterations") in messages[0]
+    assert [(r.seed, r.iterations, r.stopped) for r in history.runs] == [
+        (5, 500, "end"), (6, 300, "collapsed_early"), (7, 500, "end")]
+    assert history.runs_averaged == 2 and history.iterations == 1300 and len(seen) == 1300
+    assert "300 (collapsed early, left out)" in history.describe_runs()
+    script = _ScriptedGAN(None, 3, 5)
+    last = [script.train_step(None, None, None)[1] for _ in range(500)][-1].astype(np.float64)
+    np.testing.assert_allclose(kernel, average_kernels([post_process(last)] * 2), atol=1e-6)
+
+
+@pytest.mark.parametrize("check_at, iterations", [(300, 300), (0, 3000)])
+def test_every_run_collapsing_is_an_error_naming_the_fallback(shared_data_dir, monkeypatch, check_at, iterations):
+    # collapse_check_iters=0 keeps today's behaviour: the run goes to its end and fails there.
+    seen = []
+    monkeypatch.setattr("zssr_tf.kernel_estimation.estimator.KernelGAN", _ScriptedGAN)
+    monkeypatch.setattr(_ScriptedGAN, "collapsing", {5, 6})
+    lr, _, _ = read_image(shared_data_dir / "set5/lr_x2/butterfly.png")
+    config = load_config("blind", [*SCRIPTED, "estimation_runs=2", f"collapse_check_iters={check_at}"])
+    with pytest.warns(KernelEstimationWarning, match=f"seed 5.*after {iterations} iterations"):
+        with pytest.raises(KernelEstimationError, match="all 2 kernel estimation runs failed") as error:
+            estimate_kernel(lr, config, callback=lambda i, values: seen.append(i))
+    assert len(seen) == 2 * iterations
+    assert "bicubic kernel (kernel=given)" in str(error.value)
+    single = load_config("blind", [*SCRIPTED, "estimation_runs=1", f"collapse_check_iters={check_at}"])
+    with pytest.raises(KernelEstimationError, match="collapsed") as error:
+        estimate_kernel(lr, single)
+    assert "bicubic kernel (kernel=given)" in str(error.value)
+
+
+def test_a_run_stops_when_its_kernel_stops_moving(shared_data_dir, monkeypatch):
+    # The scripted kernel moves by 0.98^i: every 100 iterations from iteration 400 (constraints on)
+    # the move shrinks 7-fold, so a tolerance stops the run at the first check that falls under it.
+    _, full, _ = _scripted_estimate(monkeypatch, shared_data_dir, ["estimation_runs=1"])
+    assert full.runs[0].stopped == "end" and full.iterations == 3000
+    kernel, history, seen = _scripted_estimate(monkeypatch, shared_data_dir, [
+        "estimation_runs=1", "kernel_stop_every=100", "kernel_stop_tolerance=1e-6"])
+    ran = history.iterations
+    assert history.runs[0].stopped == "kernel_still" and len(seen) == ran and 700 < ran < 3000
+    assert (ran - 1 - 400) % 100 == 0  # checked every 100 iterations once the constraints are on
+    script = _ScriptedGAN(None, 3, 5)
+    kernels = [script.train_step(None, None, None)[1] for _ in range(ran)]
+    assert kernel_distance(kernels[-1], kernels[-101]) < 1e-6 <= kernel_distance(kernels[-101], kernels[-201])
+    np.testing.assert_allclose(kernel, post_process(kernels[-1].astype(np.float64)), atol=1e-6)
+    assert f"{ran} (kernel stopped moving)" == history.describe_runs()
+
+
+@pytest.mark.parametrize("spread, runs", [(0.0, 2), (1.0, 3)])
+def test_runs_stop_once_they_agree(shared_data_dir, monkeypatch, spread, runs):
+    def one_run(image, config, seed, callback):
+        callback(0, {"g_loss": 0.0})
+        kernel = post_process(gaussian_kernel(13, 1.2 + spread * (seed - 5), 1.5, 0.3))
+        return kernel, KernelEstimationHistory(values={"g_loss": [0.0]}, raw_kernel=kernel, seconds=1.0, iterations=1,
+                                               runs=[RunRecord(seed, 1, "end")])
+
+    monkeypatch.setattr("zssr_tf.kernel_estimation.estimator._estimate_once", one_run)
+    lr, _, _ = read_image(shared_data_dir / "set5/lr_x2/butterfly.png")
+    config = load_config("blind", ["estimation_runs=3", "seed=5", "runs_agree_tolerance=0.02"])
+    kernel, history = estimate_kernel(lr, config)
+    assert [r.seed for r in history.runs] == list(range(5, 5 + runs)) and history.runs_averaged == runs
+    assert history.runs_agreed == (runs < 3)
+    kept = [one_run(None, None, seed, lambda *_: None)[0] for seed in range(5, 5 + runs)]
+    assert runs_agree(kept, 0.02) == (spread == 0) and not runs_agree(kept, 0) and not runs_agree(kept[:1], 1.0)
+    np.testing.assert_allclose(kernel, average_kernels(kept))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("collapse_check_iters=-1", "kernel_estimation.collapse_check_iters must be >= 0 (0: no run is stopped early"),
+    ("collapse_check_iters=1.5", "kernel_estimation.collapse_check_iters must be a whole number"),
+    ("kernel_stop_every=0", "kernel_estimation.kernel_stop_every must be >= 1 iteration, got 0"),
+    ("kernel_stop_tolerance=-0.01", "kernel_estimation.kernel_stop_tolerance must be >= 0 (0: every run goes to"),
+    ("kernel_stop_tolerance=small", "kernel_estimation.kernel_stop_tolerance must be a number"),
+    ("runs_agree_tolerance=-1", "kernel_estimation.runs_agree_tolerance must be >= 0 (0: always estimation_runs"),
+])
+def test_early_stopping_settings_are_checked(override, message):
+    with pytest.raises(ZSSRError, match=re.escape(message)):
+        load_config("blind", [override])
+
+
+@pytest.mark.slow
+def test_the_real_generator_stops_early_when_collapsed_or_still(shared_data_dir, monkeypatch):
+    # Tiny networks; a large init gain grows the kernel's sum to ~1 within 10 iterations, and a
+    # bicubic weight that falls under the switch at its first decay turns the constraints on at
+    # iteration 10; a huge tolerance then stops the run at the first check, 10 iterations later.
+    lr, _, _ = read_image(shared_data_dir / "set5/lr_x2/butterfly.png")
+    tiny = ["estimation_iters=200", "estimation_runs=1", "estimation_shave=0", "generator_width=8",
+            "patch_discriminator_width=8", "init_gain=1.0", "collapse_check_iters=20", "seed=5"]
+    config = load_config("blind", [*tiny, "bicubic_similar_threshold=1e9", "bicubic_decay_every=10",
+                                   "bicubic_decay_factor=1e6", "kernel_stop_every=10", "kernel_stop_tolerance=10"])
+    kernel, history = estimate_kernel(lr, config)
+    assert history.constraints_on_at == 10
+    assert [(r.iterations, r.stopped) for r in history.runs] == [(21, "kernel_still")] and history.iterations == 21
+    assert abs(kernel.sum() - 1) < 0.1
+    # The same generator with its kernel scaled by 1e-3 (an exact 0 makes the centre-of-mass loss
+    # NaN, a divergence stopped at iteration 0): stopped at collapse_check_iters.
+    from zssr_tf.kernel_estimation import estimator
+
+    extract = estimator.extract_kernel
+    monkeypatch.setattr(estimator, "extract_kernel", lambda generator: 1e-3 * extract(generator))
+    seen = []
+    with pytest.raises(KernelEstimationError, match=r"summed to at most 0\.00\d+ over the first 20 iterations"):
+        estimate_kernel(lr, load_config("blind", tiny), callback=lambda i, values: seen.append(i))
+    assert seen == list(range(20))

@@ -15,7 +15,7 @@ from zssr_tf.data import PairMaker, gradient_loss_map, make_dataset, with_loss_m
 from zssr_tf.degradation import degrade
 from zssr_tf.image_io import read_image, write_image
 from zssr_tf.kernel_estimation import KernelEstimationHistory
-from zssr_tf.kernel_estimation.estimator import VALUE_NAMES
+from zssr_tf.kernel_estimation.estimator import RunRecord, VALUE_NAMES
 from zssr_tf.kernel_estimation.postprocess import post_process
 from zssr_tf.kernels import bicubic_kernel, gaussian_kernel, kernel_distance, load_kernel
 from zssr_tf.pipeline import estimation_progress
@@ -92,8 +92,9 @@ def _fake_estimate(kernel):
     def estimate(image, config, callback=None):
         for iteration in range(3):
             callback(iteration, {**{name: 0.5 for name in VALUE_NAMES}, "bicubic_weight": 5.0, "learning_rate": 2e-4})
+        runs = [RunRecord(0, 1, "collapsed_early"), RunRecord(1, 1, "kernel_still"), RunRecord(2, 1, "end")]
         return kernel, KernelEstimationHistory(raw_kernel=kernel, seconds=1.5, iterations=3, similar_to_bicubic_at=1,
-                                               runs_averaged=2)
+                                               runs_averaged=2, runs=runs)
 
     return estimate
 
@@ -112,6 +113,8 @@ def test_train_blind_estimates_first_and_tracks_the_estimation(shared_data_dir, 
     # The estimation's summary comes as soon as it ends, with how to reuse the kernel files.
     summary = next(line for line in out.splitlines() if line.startswith("estimated the kernel in"))
     assert out.index(summary) < out.index("saved ")
+    assert ("the mean of 2 of 3 runs; per run: 1 (collapsed early, left out), 1 (kernel stopped moving), "
+            "1 (all estimation_iters))") in summary
     assert summary.endswith(f"To reuse it instead of estimating again: --kernel {tmp_path / 'out/blurred_kernel_x2.npy'} "
                             f"{tmp_path / 'out/blurred_kernel_x4.npy'} kernel=given (without --estimate-kernel)")
     np.testing.assert_allclose(np.load(tmp_path / "out/blurred_kernel_x2.npy"), kernel)
@@ -123,6 +126,9 @@ def test_train_blind_estimates_first_and_tracks_the_estimation(shared_data_dir, 
     assert [m.step for m in client.get_metric_history(run.info.run_id, "kernel_estimation/g_loss")] == [0, 1, 2]
     assert run.data.metrics["kernel_estimation/seconds"] == 1.5
     assert run.data.metrics["kernel_estimation/runs_averaged"] == 2
+    assert run.data.metrics["kernel_estimation/runs_made"] == 3
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "kernel_estimation/run_iterations")] == [0, 1, 2]
+    assert run.data.tags["kernel_estimation.runs"].startswith("1 (collapsed early, left out), 1 (kernel stopped")
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "kernel_estimation")}
     assert "kernel_estimation/blurred_kernel_x2.png" in artifacts
 

@@ -356,12 +356,17 @@ def train_many(args: argparse.Namespace) -> int:
 
 
 def _estimation_summary(history: KernelEstimationHistory, config: Config) -> str:
-    """"<seconds> s (<iterations> iterations, <ms> ms each; the mean of <kept> of <R> runs)": one
-    line on a finished estimation (kept: the runs that did not collapse)."""
+    """"<seconds> s (<iterations> iterations, <ms> ms each; the mean of <kept> of <R> runs; per
+    run: <iterations> (<why it stopped>), ...)": one line on a finished estimation (kept: the runs
+    that did not collapse; R: the runs made, fewer than estimation_runs when they agreed early)."""
     runs = config.kernel_estimation.estimation_runs
-    mean_of = f"; the mean of {history.runs_averaged} of {runs} runs" if runs > 1 else ""
+    made = len(history.runs) or runs
+    mean_of = f"; the mean of {history.runs_averaged} of {made} runs" if runs > 1 else ""
+    if history.runs_agreed:
+        mean_of += f", which agreed (runs_agree_tolerance; estimation_runs {runs})"
+    per_run = f"; per run: {history.describe_runs()}" if history.runs else ""
     return (f"{history.seconds:.1f} s ({history.iterations} iterations, {history.ms_per_iteration:.0f} ms each"
-            f"{mean_of})")
+            f"{mean_of}{per_run})")
 
 
 def predict(args: argparse.Namespace) -> int:

@@ -194,6 +194,14 @@ class KernelEstimationConfig:
     d_noise_std: float = 1 / 255
     accumulate_d_noise: bool = False
     kernel_keep_taps: int = 40
+    # KernelGAN: a run whose raw kernel sum has not reached 0.25 by this iteration is stopped as collapsed (0: never)
+    collapse_check_iters: int = 400
+    # KernelGAN: once the kernel constraints are on, compare the kernel with its copy this many iterations earlier
+    kernel_stop_every: int = 200
+    # KernelGAN: stop a run when that kernel distance (kernels.kernel_distance) falls under this (0: never)
+    kernel_stop_tolerance: float = 0.0
+    # KernelGAN: stop after >= 2 runs once every kept run is this close to their mean (0: run estimation_runs)
+    runs_agree_tolerance: float = 0.0
     prior_weights: str = "auto"  # method fkp: the kernel prior's .npz; "auto" = the shipped x2 prior
     latent_learning_rate: float = 2e-3  # method fkp: Adam's learning rate for the latent (FKP: 5e-4)
     prior_range_weight: float = 0.0  # method fkp: weight of the penalty on variance past the prior's range

@@ -203,6 +203,16 @@ def _kernel_estimation_checks(k: KernelEstimationConfig) -> list[tuple[bool, str
          f"{section}: the constraint weights must be >= 0"),
         (k.d_noise_std >= 0, f"{section}.d_noise_std must be >= 0"),
         (k.kernel_keep_taps >= 1, f"{section}.kernel_keep_taps must be >= 1 (40 in the paper)"),
+        (k.collapse_check_iters >= 0,
+         f"{section}.collapse_check_iters must be >= 0 (0: no run is stopped early as collapsed), "
+         f"got {k.collapse_check_iters}"),
+        (k.kernel_stop_every >= 1, f"{section}.kernel_stop_every must be >= 1 iteration, got {k.kernel_stop_every}"),
+        (k.kernel_stop_tolerance >= 0,
+         f"{section}.kernel_stop_tolerance must be >= 0 (0: every run goes to estimation_iters), "
+         f"got {k.kernel_stop_tolerance:g}"),
+        (k.runs_agree_tolerance >= 0,
+         f"{section}.runs_agree_tolerance must be >= 0 (0: always estimation_runs runs), "
+         f"got {k.runs_agree_tolerance:g}"),
         (k.latent_learning_rate > 0, f"{section}.latent_learning_rate must be > 0"),
         (k.prior_range_weight >= 0, f"{section}.prior_range_weight must be >= 0 (0: no penalty)"),
         (isinstance(k.estimate_variance_scale, numbers.Real) and 0.1 <= k.estimate_variance_scale <= 1,

@@ -33,7 +33,7 @@ from zssr_tf.kernel_estimation.networks import (BACKENDS, build_linear_generator
 from zssr_tf.kernel_estimation.postprocess import average_kernels, post_process, scale_kernel_variance
 from zssr_tf.kernel_estimation.prior import load_prior
 from zssr_tf.kernel_estimation.schedule import CONSTRAINTS_SWITCH_BELOW, ConstraintSchedule
-from zssr_tf.kernels import kernel_variances
+from zssr_tf.kernels import kernel_distance, kernel_variances
 
 # Per-iteration values, in the order the training step returns them (KernelGAN's, then FKP's).
 VALUE_NAMES = ("g_loss", "g_adversarial", "bicubic", "sum_to_one", "boundaries", "centralization", "sparsity",
@@ -41,8 +41,15 @@ VALUE_NAMES = ("g_loss", "g_adversarial", "bicubic", "sum_to_one", "boundaries",
 # The raw kernel's sum is held near 1 by the sum-to-one loss (near 2-3 while the channel-summed
 # bicubic target dominates); outside this range the estimate has collapsed or diverged.
 RAW_SUM_RANGE = (0.25, 4.0)
+COLLAPSE_FIX = ("try another run.seed, more estimation_runs (a collapsed run among several is left out of the mean), "
+                "or the bicubic kernel (kernel=given)")
 
 IterationCallback = Callable[[int, dict], None]
+
+# Why a run stopped (RunRecord.stopped), in words for warnings and the console summary.
+STOP_REASONS = {"end": "all estimation_iters", "kernel_still": "kernel stopped moving",
+                "collapsed_early": "collapsed early, left out", "diverged": "diverged, left out",
+                "collapsed": "collapsed, left out"}
 
 
 class KernelEstimationWarning(UserWarning):
@@ -52,6 +59,24 @@ class KernelEstimationWarning(UserWarning):
 class BicubicPhaseWarning(UserWarning):
     """An estimation never left its bicubic phase, or ended before its kernel constraints switched
     on: its kernel is still tied to the bicubic target."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One estimation run: its `seed`, how many `iterations` it ran and why it `stopped` (a key
+    of STOP_REASONS; every run but a kept one's "end" or "kernel_still" is left out of the mean)."""
+
+    seed: int
+    iterations: int
+    stopped: str
+
+
+class _RunFailed(KernelEstimationError):
+    """A run stopped without a kernel before its end: why (`stopped`, a key of STOP_REASONS)."""
+
+    def __init__(self, message: str, stopped: str):
+        super().__init__(message)
+        self.stopped = stopped
 
 
 @dataclass
@@ -70,6 +95,13 @@ class KernelEstimationHistory:
     seconds: float = 0.0
     iterations: int = 0
     runs_averaged: int = 1
+    runs: list[RunRecord] = field(default_factory=list)
+    runs_agreed: bool = False  # runs_agree_tolerance stopped the estimation before estimation_runs
+
+    def describe_runs(self) -> str:
+        """Each run's iterations and why it stopped, e.g. "1750 (kernel stopped moving), 400
+        (collapsed early, left out)"; "" when no run was recorded."""
+        return ", ".join(f"{r.iterations} ({STOP_REASONS[r.stopped]})" for r in self.runs)
 
     @property
     def ms_per_iteration(self) -> float:
@@ -150,6 +182,12 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
     crops, noise and weights, so every run is reproducible. One estimate is noisy, and its shape
     varies from seed to seed; the mean of several (each centred on a common grid, then
     re-centred, `postprocess.average_kernels`) is closer to the true kernel.
+    KernelGAN stops early where more iterations would change nothing: a run whose raw kernel sum
+    has not reached RAW_SUM_RANGE[0] by iteration `collapse_check_iters` is stopped as collapsed;
+    a run stops once its kernel moved less than `kernel_stop_tolerance` (kernels.kernel_distance)
+    over `kernel_stop_every` iterations after the kernel constraints switched on
+    (`KernelStillCheck`); the runs stop once 2 or more agree within `runs_agree_tolerance`
+    (`runs_agree`). Each run's iterations and why it stopped are in `history.runs`.
     `callback(iteration, values)` is called after every iteration with that iteration's
     VALUE_NAMES, "bicubic_weight" and "learning_rate" floats (method fkp: the values its
     history holds, KernelEstimationHistory) (e.g. for tracking and progress);
@@ -161,11 +199,12 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
     block-centre convention of MATLAB's imresize; narrowed by `estimate_variance_scale` when
     it is under 1, `postprocess.scale_kernel_variance`) and a KernelEstimationHistory: values of the
     runs that gave a kernel (concatenated; milestones and raw kernel of the first of them,
-    `runs_averaged` of them), seconds and iterations of all runs.
+    `runs_averaged` of them), seconds and iterations of all runs, a RunRecord per run made
+    (`runs`) and whether the runs agreed before `estimation_runs` (`runs_agreed`).
     Raises ZSSRError for a too-small image, an unusable prior file (`prior.load_prior`) or a
     generator crop too small for the prior's kernels (the checks of `check_estimation_inputs`), and
-    KernelEstimationError when the estimate collapses (NaN, raw sum far from 1, no positive taps)
-    in every run; a collapsed run among several is left out of the mean with a
+    KernelEstimationError when the estimate collapses (NaN, raw sum far from 1, no positive taps,
+    or a kernel that never grew, stopped at `collapse_check_iters`) in every run; a collapsed run among several is left out of the mean with a
     KernelEstimationWarning, and so is an FKP run whose kernel left the prior's kernels
     (`fkp.off_prior_excess` > 1; when all did, the closest is kept); warns
     (crops.FlatImageWarning) for a flat image and (BicubicPhaseWarning) for a run whose bicubic
@@ -188,14 +227,16 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
                 callback(offset + iteration, values)
         return report
 
+    records, agreed = [], False
     for run in range(c.estimation_runs):
-        seed = config.run.seed + run
+        seed, before = config.run.seed + run, ran
         try:
             if prior is None:
                 kernel, history = _estimate_once(image, config, seed, counted(run * c.estimation_iters))
             else:
                 kernel, history = _estimate_once_fkp(image, config, seed, counted(run * c.estimation_iters), prior)
         except KernelEstimationError as err:
+            records.append(RunRecord(seed, ran - before, getattr(err, "stopped", "collapsed")))
             if c.estimation_runs == 1:
                 raise
             if run == c.estimation_runs - 1 and not kernels:
@@ -203,10 +244,15 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
                     f"all {c.estimation_runs} kernel estimation runs failed; the last: {err}") from None
             # One collapsed run of several: the others still make an estimate.
             warnings.warn(f"kernel estimation run {run + 1} of {c.estimation_runs} (seed {seed}) "
-                          f"failed and is left out of the average: {err}", KernelEstimationWarning, stacklevel=2)
+                          f"failed and is left out of the average (it stopped after {ran - before} iterations): {err}",
+                          KernelEstimationWarning, stacklevel=2)
             continue
+        records += history.runs
         kernels.append(kernel)
         histories.append(history)
+        if prior is None and run < c.estimation_runs - 1 and runs_agree(kernels, c.runs_agree_tolerance):
+            agreed = True
+            break
     if prior is not None:
         kernels, histories = _within_prior(kernels, histories, prior.variance_range[1])
     first = histories[0]
@@ -214,11 +260,21 @@ def estimate_kernel(lr_image: np.ndarray, config: Config,
         values={name: [v for h in histories for v in h.values[name]] for name in first.values},
         similar_to_bicubic_at=first.similar_to_bicubic_at, constraints_on_at=first.constraints_on_at,
         raw_kernel=first.raw_kernel, seconds=time.perf_counter() - start, iterations=ran,
-        runs_averaged=len(kernels))
+        runs_averaged=len(kernels), runs=records, runs_agreed=agreed)
     kernel = kernels[0] if len(kernels) == 1 else average_kernels(kernels)
     if c.estimate_variance_scale != 1:
         kernel = scale_kernel_variance(kernel, c.estimate_variance_scale)
     return kernel, merged
+
+
+def runs_agree(kernels: list[np.ndarray], tolerance: float) -> bool:
+    """Whether at least 2 `kernels` (post-processed estimates of one kernel, each summing to ~1)
+    all lie within `tolerance` (kernels.kernel_distance) of their mean (`average_kernels`): more
+    runs would barely move the mean. Always False for `tolerance` 0."""
+    if tolerance <= 0 or len(kernels) < 2:
+        return False
+    mean = average_kernels(kernels)
+    return max(kernel_distance(k, mean) for k in kernels) < tolerance
 
 
 def _within_prior(kernels: list[np.ndarray], histories: list[KernelEstimationHistory],
@@ -279,6 +335,7 @@ def _estimate_once_fkp(image: np.ndarray, config: Config, seed: int, callback: I
     history.iterations = c.estimation_iters
     history.raw_kernel = ops.convert_to_numpy(kernel).astype(np.float64)
     check_raw_kernel(history.raw_kernel)
+    history.runs = [RunRecord(seed, c.estimation_iters, "end")]
     return fkp.finish(history.raw_kernel), history
 
 
@@ -292,10 +349,36 @@ def _record(history: KernelEstimationHistory, iteration: int, names, values,
     if callback is not None:
         callback(iteration, row)
     if not math.isfinite(row["g_loss"] + row["d_loss"] + row["kernel_sum"]):
-        raise KernelEstimationError(
-            f"kernel estimation diverged at iteration {iteration} (a loss or the kernel is NaN/inf); "
-            f"try another run.seed or use the bicubic kernel (kernel=given)")
+        raise _RunFailed(f"kernel estimation diverged at iteration {iteration} (a loss or the kernel is NaN/inf); "
+                         f"try another run.seed or use the bicubic kernel (kernel=given)", "diverged")
     return row
+
+
+class KernelStillCheck:
+    """Whether a run's kernel has stopped moving: every `every` iterations from the first one it
+    is asked about, the kernels.kernel_distance between the kernel then and `every` iterations
+    earlier is compared with `tolerance` (0: never stopped). `distances` keeps (iteration,
+    distance) of every comparison."""
+
+    def __init__(self, every: int, tolerance: float):
+        self.every, self.tolerance = every, tolerance
+        self.reference: tuple[int, np.ndarray] | None = None
+        self.distances: list[tuple[int, float]] = []
+
+    def stopped(self, iteration: int, kernel) -> bool:
+        """Whether to stop after `iteration`, whose (K, K) kernel (any tensor) is `kernel`."""
+        if self.tolerance <= 0:
+            return False
+        if self.reference is not None and iteration - self.reference[0] < self.every:
+            return False
+        current = ops.convert_to_numpy(kernel).astype(np.float64)
+        if self.reference is None or min(current.sum(), self.reference[1].sum()) <= 0:
+            self.reference = (iteration, current)
+            return False
+        distance = kernel_distance(current, self.reference[1])
+        self.distances.append((iteration, distance))
+        self.reference = (iteration, current)
+        return distance < self.tolerance
 
 
 def _estimate_once(image: np.ndarray, config: Config, seed: int,
@@ -310,7 +393,8 @@ def _estimate_once(image: np.ndarray, config: Config, seed: int,
     history = _new_history((*VALUE_NAMES, "bicubic_weight", "learning_rate"))
     learning_rate = schedule.learning_rate
     start = time.perf_counter()
-    kernel = None
+    kernel, stopped, largest_sum = None, "end", 0.0
+    still = KernelStillCheck(c.kernel_stop_every, c.kernel_stop_tolerance)
     inputs = training_inputs(image, c, gan.d_crop_size, rng)
     for iteration, (g_input, d_real, fake_noise) in enumerate(inputs):
         values, kernel = gan.train_step(g_input, d_real, fake_noise, np.float32(schedule.bicubic_weight),
@@ -318,12 +402,23 @@ def _estimate_once(image: np.ndarray, config: Config, seed: int,
                                         np.float32(schedule.sparsity_weight))
         row = _record(history, iteration, VALUE_NAMES, values, callback, bicubic_weight=schedule.bicubic_weight,
                       learning_rate=learning_rate)
+        largest_sum = max(largest_sum, row["kernel_sum"])
+        if iteration + 1 == c.collapse_check_iters and largest_sum < RAW_SUM_RANGE[0]:
+            # A healthy generator's kernel grows from ~0 to a sum near 1 within 50-200 iterations.
+            raise _RunFailed(f"the kernel collapsed: its taps summed to at most {largest_sum:.3g} over the first "
+                             f"{iteration + 1} iterations (collapse_check_iters), under {RAW_SUM_RANGE[0]:g}, so the "
+                             f"run was stopped there; {COLLAPSE_FIX}", "collapsed_early")
         schedule.update(iteration, row["bicubic"])
         if schedule.learning_rate != learning_rate:
             learning_rate = schedule.learning_rate
             gan.set_learning_rate(learning_rate)
+        if schedule.constraints_on_at is not None and still.stopped(iteration, kernel):
+            stopped = "kernel_still"
+            break
+    ran = len(history.values["g_loss"])
     history.seconds = time.perf_counter() - start
-    history.iterations = c.estimation_iters
+    history.iterations = ran
+    history.runs = [RunRecord(seed, ran, stopped)]
     history.similar_to_bicubic_at = schedule.similar_to_bicubic_at
     history.constraints_on_at = schedule.constraints_on_at
     history.raw_kernel = ops.convert_to_numpy(kernel).astype(np.float64)
@@ -359,12 +454,10 @@ def check_raw_kernel(raw_kernel: np.ndarray) -> None:
     """Raise KernelEstimationError (naming the bicubic fallback) when the raw kernel collapsed:
     NaN/inf taps, a sum outside RAW_SUM_RANGE, no positive tap."""
     total = float(raw_kernel.sum())
-    fallback = ("try another run.seed, more estimation_runs (a collapsed run among several is left out of the "
-                "mean), or the bicubic kernel (kernel=given)")
     if not np.all(np.isfinite(raw_kernel)):
-        raise KernelEstimationError(f"the estimated kernel has NaN or infinite taps; {fallback}")
+        raise KernelEstimationError(f"the estimated kernel has NaN or infinite taps; {COLLAPSE_FIX}")
     if not RAW_SUM_RANGE[0] <= total <= RAW_SUM_RANGE[1]:
         raise KernelEstimationError(f"the estimated kernel collapsed: its taps sum to {total:.3g}, far from 1; "
-                                    f"{fallback}")
+                                    f"{COLLAPSE_FIX}")
     if raw_kernel.max() <= 0:
-        raise KernelEstimationError(f"the estimated kernel has no positive taps; {fallback}")
+        raise KernelEstimationError(f"the estimated kernel has no positive taps; {COLLAPSE_FIX}")

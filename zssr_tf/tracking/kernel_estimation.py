@@ -5,8 +5,12 @@ value `zssr_tf.kernel_estimation.estimate_kernel` reports per iteration (g_loss,
 bicubic, sum_to_one, boundaries, centralization, sparsity, d_loss, kernel_sum, bicubic_weight,
 learning_rate; method fkp: g_loss, d_loss, kernel_sum, learning_rate, latent_learning_rate).
 Step 0: `kernel_estimation/seconds`, `kernel_estimation/ms_per_iteration`,
-`kernel_estimation/runs_averaged` (the runs in the mean), and when they happened in the first
-kept run `kernel_estimation/similar_to_bicubic_at`, `kernel_estimation/constraints_on_at`.
+`kernel_estimation/runs_averaged` (the runs in the mean), `kernel_estimation/runs_made` (fewer
+than estimation_runs when the runs agreed early), and when they happened in the first kept run
+`kernel_estimation/similar_to_bicubic_at`, `kernel_estimation/constraints_on_at`; step r (from 0)
+of `kernel_estimation/run_iterations`: how many iterations run r ran. Tag
+`kernel_estimation.runs`: each run's iterations and why it stopped (all iterations, kernel
+stopped moving, collapsed early, ...).
 Artifacts: `kernel_estimation/` holds the kernel files (.npy, .mat with `Kernel`, .png picture).
 Failures only warn, as everywhere in tracking.
 """
@@ -41,16 +45,21 @@ class KernelEstimationLogger:
 
     def log_result(self, history, kernel_paths: Sequence[Path]) -> None:
         """Queue the estimation's timings, how many runs its mean holds (`runs_averaged`: the
-        collapsed ones are left out) and the first kept run's milestones; copy the kernel files to
+        collapsed ones are left out) and were made, each run's iterations (and, as a tag, why it
+        stopped) and the first kept run's milestones; copy the kernel files to
         the run's folder (uploaded when the run ends)."""
         try:
             summary = {"seconds": history.seconds, "ms_per_iteration": history.ms_per_iteration,
-                       "runs_averaged": history.runs_averaged,
+                       "runs_averaged": history.runs_averaged, "runs_made": len(history.runs) or None,
                        "similar_to_bicubic_at": history.similar_to_bicubic_at,
                        "constraints_on_at": history.constraints_on_at}
             for name, value in summary.items():
                 if value is not None:
                     self.run.buffer.add(PREFIX + name, float(value), 0)
+            for step, record in enumerate(history.runs):
+                self.run.buffer.add(PREFIX + "run_iterations", float(record.iterations), step)
+            if history.runs:
+                self.run.client.set_tag(self.run.run_id, "kernel_estimation.runs", history.describe_runs())
             folder = self.run.folder / "kernel_estimation"
             folder.mkdir(parents=True, exist_ok=True)
             for path in kernel_paths:
