@@ -199,7 +199,7 @@ class KernelEstimationConfig:
     # KernelGAN: once the kernel constraints are on, compare the kernel with its copy this many iterations earlier
     kernel_stop_every: int = 200
     # KernelGAN: stop a run when that kernel distance (kernels.kernel_distance) falls under this (0: never)
-    kernel_stop_tolerance: float = 0.0
+    kernel_stop_tolerance: float = 0.005
     # KernelGAN: stop after >= 2 runs once every kept run is this close to their mean (0: run estimation_runs)
     runs_agree_tolerance: float = 0.0
     prior_weights: str = "auto"  # method fkp: the kernel prior's .npz; "auto" = the shipped x2 prior
