@@ -161,7 +161,7 @@ def run_case(set_name: str, name: str, crop: int, methods, overrides) -> dict:
                              similar_to_bicubic_at=history.similar_to_bicubic_at,
                              constraints_on_at=history.constraints_on_at, raw_kernel_sum=float(history.raw_kernel.sum()))
         else:
-            kernels = None
+            kernels = [bicubic_kernel(2)]  # numeric, so that it is aligned on the set's grid as the others
             if method == "zssr_true":
                 kernels = [true_kernel]
             elif method == "zssr_estimated":
