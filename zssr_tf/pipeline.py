@@ -23,6 +23,7 @@ from zssr_tf.kernels import load_kernel, upscale_offset
 from zssr_tf.resize import imresize
 from zssr_tf.kernel_estimation import KernelEstimationHistory, analytic_x4_kernel, estimate_kernel
 from zssr_tf.kernel_estimation.files import write_kernel_files
+from zssr_tf.time_budget import BudgetPlan, fit_to_budget
 from zssr_tf.trainer import ZSSR, ZSSRResult
 
 if TYPE_CHECKING:
@@ -31,12 +32,16 @@ if TYPE_CHECKING:
 
 @dataclass
 class Outcome:
-    """A finished run: the result, where its images were written, metrics when GT was given."""
+    """A finished run: the result, where its images were written, metrics when GT was given; with
+    a time budget, its plan (`time_budget.BudgetPlan`) and `seconds`, the wall time from the
+    budget's start to the written result."""
 
     result: ZSSRResult
     sr_path: Path
     bicubic_path: Path
     metrics: dict[str, dict[str, float]] | None
+    plan: BudgetPlan | None = None
+    seconds: float | None = None
 
 
 @dataclass
@@ -48,6 +53,20 @@ class BlindKernels:
     kernel_x4: np.ndarray | None
     per_step: list[np.ndarray]
     history: KernelEstimationHistory
+
+
+def fit_run_to_budget(config: Config, image: np.ndarray, gt: np.ndarray | None = None,
+                      kernels: Sequence[np.ndarray] | None = None, started_at: float | None = None
+                      ) -> tuple[Config, BudgetPlan | None]:
+    """With `run.time_budget` set: the config with the lengths that fit the run on `image` (h, w, C)
+    float32 in [0, 1] into the budget counted from `started_at` (`time.perf_counter()`; default:
+    now), and the plan (`time_budget.fit_to_budget`), whose one-line summary is printed. Without
+    a budget: `config` unchanged and None. Raises ZSSRError when the budget is too short."""
+    if config.run.time_budget is None:
+        return config, None
+    config, plan = fit_to_budget(config, image, gt, list(kernels) if kernels else None, started_at=started_at)
+    print(plan.summary(), flush=True)
+    return config, plan
 
 
 def estimate_blind_kernels(config: Config, image: np.ndarray,
@@ -172,8 +191,8 @@ def tracked_super_resolve(config: Config, image: np.ndarray, alpha: np.ndarray |
                           out_dir: Path, gt_path: str | Path | None = None, kernel_paths: Sequence[str | Path] = (),
                           tags: dict[str, str] | None = None, overrides: Sequence[str] = (),
                           on_start: Callable[[TrackedRun], None] | None = None,
-                          on_estimated: Callable[[BlindKernels, list[Path]], None] | None = None
-                          ) -> tuple[TrackedRun, Outcome]:
+                          on_estimated: Callable[[BlindKernels, list[Path]], None] | None = None,
+                          started_at: float | None = None) -> tuple[TrackedRun, Outcome]:
     """One tracked run (`tracking.tracked_run`) of `super_resolve_file` on `image` (h, w, C)
     float32 in [0, 1] read from `info.path`: the ground truth and the kernels are read from
     `gt_path` and `kernel_paths` inside the run; with kernel=estimate the kernels are estimated
@@ -181,14 +200,23 @@ def tracked_super_resolve(config: Config, image: np.ndarray, alpha: np.ndarray |
     autologging is paused while ZSSR trains (`tracking.autolog`); the outcome is logged
     (`TrackedRun.log_outcome`). `tags` add to the run's tags (with `kernel_tags`), `overrides` go
     into its name. The run starts when training does, or at once when `on_start` is given, which
-    then gets the `TrackedRun` (so a failure reading the inputs is recorded too). Returns (the
-    `TrackedRun`, ended, and the `Outcome`); raises what the run raised, after ending it FAILED
-    or KILLED."""
+    then gets the `TrackedRun` (so a failure reading the inputs is recorded too). With
+    `run.time_budget` the lengths are chosen first (`fit_run_to_budget`, the budget counted from
+    `started_at`, default now; a budget too short stops with ZSSRError before the run starts) and
+    the plan is logged as `time_budget/*` params, the wall seconds as `time_budget/actual_seconds`.
+    Returns (the `TrackedRun`, ended, and the `Outcome`); raises what the run raised, after
+    ending it FAILED or KILLED."""
     from zssr_tf.tracking import tracked_run  # MLflow, only for tracked runs
     from zssr_tf.tracking.autolog import autolog_paused
 
+    started_at = time.perf_counter() if started_at is None else started_at
+    plan = None
+    if config.run.time_budget is not None:
+        config, plan = fit_run_to_budget(config, image, read_image(gt_path)[0] if gt_path else None,
+                                         [load_kernel(k) for k in kernel_paths], started_at)
     with tracked_run(config, info, out_dir, gt_path=gt_path, kernel_paths=kernel_paths,
-                     tags={**(tags or {}), **kernel_tags(config)}, overrides=overrides) as run:
+                     tags={**(tags or {}), **kernel_tags(config)}, overrides=overrides,
+                     plan=plan) as run:
         if on_start is not None:
             run.start()
             on_start(run)
@@ -202,19 +230,24 @@ def tracked_super_resolve(config: Config, image: np.ndarray, alpha: np.ndarray |
         with autolog_paused():
             outcome = super_resolve_file(config, image, alpha, info, Path(out_dir), gt=gt, kernels=kernels,
                                          callbacks=[run.callback])
+        outcome.plan, outcome.seconds = plan, time.perf_counter() - started_at
         run.log_outcome(outcome, gt)
     return run, outcome
 
 
 def super_resolve_untracked(config: Config, image: np.ndarray, alpha: np.ndarray | None, info: ImageInfo,
                             out_dir: Path, gt: np.ndarray | None = None, kernels: Sequence[np.ndarray] | None = None,
-                            on_estimated: Callable[[BlindKernels, list[Path]], None] | None = None) -> Outcome:
+                            on_estimated: Callable[[BlindKernels, list[Path]], None] | None = None,
+                            started_at: float | None = None) -> Outcome:
     """`tracked_super_resolve` without MLflow (run.tracking false; MLflow is not imported): with
-    kernel=estimate and no `kernels` the kernels are estimated first (`estimate_blind_kernels`,
-    a progress line every run.progress_every iterations) and written to `out_dir`
-    (`write_estimated_kernels`; then `on_estimated(estimate, written_paths)` when given), then
-    `super_resolve_file` on `image` (h, w, C) float32 in [0, 1] with `gt` (H, W, C) and `kernels`
-    as it takes them. Returns its `Outcome`."""
+    `run.time_budget` the lengths are chosen first (`fit_run_to_budget`, counted from
+    `started_at`, default now); with kernel=estimate and no `kernels` the kernels are estimated
+    first (`estimate_blind_kernels`, a progress line every run.progress_every iterations) and
+    written to `out_dir` (`write_estimated_kernels`; then `on_estimated(estimate, written_paths)`
+    when given), then `super_resolve_file` on `image` (h, w, C) float32 in [0, 1] with `gt`
+    (H, W, C) and `kernels` as it takes them. Returns its `Outcome`."""
+    started_at = time.perf_counter() if started_at is None else started_at
+    config, plan = fit_run_to_budget(config, image, gt, kernels, started_at)
     if kernels is None and config.kernel_estimation.kernel == "estimate":
         k = config.kernel_estimation
         estimate = estimate_blind_kernels(config, image, estimation_progress(
@@ -223,7 +256,9 @@ def super_resolve_untracked(config: Config, image: np.ndarray, alpha: np.ndarray
         kernels = estimate.per_step
         if on_estimated is not None:
             on_estimated(estimate, paths)
-    return super_resolve_file(config, image, alpha, info, Path(out_dir), gt=gt, kernels=kernels)
+    outcome = super_resolve_file(config, image, alpha, info, Path(out_dir), gt=gt, kernels=kernels)
+    outcome.plan, outcome.seconds = plan, time.perf_counter() - started_at
+    return outcome
 
 
 def super_resolve_with_trained(trained: TrainedZSSR, image: np.ndarray, alpha: np.ndarray | None, info: ImageInfo,

@@ -12,7 +12,7 @@ import traceback
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import keras
 import mlflow
@@ -38,16 +38,21 @@ from zssr_tf.tracking.store import (check_reachable, http_retries_for_tracking, 
                                     ui_command, ui_url, use_tracking_uri)
 from zssr_tf.warm_start import describe_init_weights
 
+if TYPE_CHECKING:
+    from zssr_tf.time_budget import BudgetPlan
+
 
 class TrackedRun:
     """The MLflow run of one ZSSR training, as `tracked_run` yields it: pass `callback` to the
     training and `log_outcome` its result. The run starts when training does (or on `start()`);
     until then `run_id`, `client`, `folder` and `buffer` are None. `model_info` is MLflow's
-    `ModelInfo` of the logged model once a FINISHED run has logged it."""
+    `ModelInfo` of the logged model once a FINISHED run has logged it. `plan`: the
+    `time_budget.BudgetPlan` the config's lengths were chosen by, logged as `time_budget/*`
+    params and the tag `time_budget` (its summary line), or None."""
 
     def __init__(self, config: Config, info: ImageInfo, out_dir: str | Path, gt_path: str | Path | None = None,
                  kernel_paths: Sequence[str | Path] = (), tags: dict[str, str] | None = None,
-                 overrides: Sequence[str] = ()):
+                 overrides: Sequence[str] = (), plan: BudgetPlan | None = None):
         # The saved config (and the MLflow model's) names the backend that ran, which the Python
         # API takes from KERAS_BACKEND whatever run.backend says.
         self.config = dataclasses.replace(config, run=dataclasses.replace(config.run, backend=backend_name()))
@@ -57,6 +62,9 @@ class TrackedRun:
         self.kernel_paths = list(kernel_paths)
         self.tags = dict(tags or {})
         self.overrides = list(overrides)
+        self.plan = plan
+        if plan is not None:
+            self.tags["time_budget"] = plan.summary()
         self.model_info = None
         self._system_metrics = None
         self.tracking_uri = resolve_tracking_uri(config.run.tracking_uri)
@@ -145,6 +153,9 @@ class TrackedRun:
         tests = result.steps[-1].reconstruction_errors
         if tests:
             final["final/reconstruction_error"] = tests[-1][1]
+        if outcome.plan is not None:  # the wall time next to the budget and the prediction
+            final.update({"time_budget/actual_seconds": outcome.seconds,
+                          "time_budget/actual_over_budget": outcome.seconds / outcome.plan.budget})
         final.update({"final/iterations": result.iterations, "run/train_seconds": result.train_seconds,
                       "run/test_seconds": result.test_seconds,
                       "run/iterations_per_second": result.iterations / max(result.train_seconds, 1e-9),
@@ -182,6 +193,8 @@ class TrackedRun:
             "precision": precision, "device": device, "backend": backend_name(), "version.zssr_tf": zssr_tf.__version__,
             f"version.{backend_name()}": library_version(backend_name()), "version.keras": keras.__version__,
             "version.mlflow": mlflow.__version__, "version.python": platform.python_version()})
+        if self.plan is not None:
+            params.update({f"time_budget/{name}": value for name, value in self.plan.values().items()})
         log_params(self.client, self.run_id, params)
         self.folder.mkdir(parents=True, exist_ok=True)
         save_config(config, self.folder / "config.yaml")
@@ -285,7 +298,7 @@ class TrackedRun:
 @contextmanager
 def tracked_run(config: Config, info: ImageInfo, out_dir: str | Path, gt_path: str | Path | None = None,
                 kernel_paths: Sequence[str | Path] = (), tags: dict[str, str] | None = None,
-                overrides: Sequence[str] = ()) -> Iterator[TrackedRun]:
+                overrides: Sequence[str] = (), plan: BudgetPlan | None = None) -> Iterator[TrackedRun]:
     """One MLflow run around the training of the image `info` describes (see `TrackedRun`).
 
     Fails at once with ZSSRError naming the store when it is a server that does not answer.
@@ -294,9 +307,10 @@ def tracked_run(config: Config, info: ImageInfo, out_dir: str | Path, gt_path: s
     in every case the queued metrics are sent, and the curves and whatever else exists are
     logged and kept in `<out_dir>/mlflow_runs/<run_id>/`. Tracking failures after the start
     only warn. `tags` add to the run's tags (e.g. {"config": "gradual_x2"}); `overrides` (the
-    command line's `key=value` texts) go into the run's name and description.
+    command line's `key=value` texts) go into the run's name and description; `plan` (a
+    `time_budget.BudgetPlan`) is logged with the params.
     """
-    run = TrackedRun(config, info, out_dir, gt_path, kernel_paths, tags, overrides)
+    run = TrackedRun(config, info, out_dir, gt_path, kernel_paths, tags, overrides, plan)
     check_reachable(run.tracking_uri)
     with http_retries_for_tracking():
         status, error = "FAILED", None
