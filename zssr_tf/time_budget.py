@@ -161,11 +161,11 @@ def choose_lengths(config: Config, costs: StageCosts, seconds: float, spent: flo
 
     The time left after the fixed costs (each scale step's set-up and final test) is shared
     between the kernel estimation (when `kernel_estimation.kernel` is "estimate") and ZSSR in
-    the proportion the configured lengths would take. The estimation keeps its configured
-    iterations per run and drops runs first (one run set up costs more than its iterations on
-    many machines, and fewer long runs estimate better than many short ones); only a single run
-    is shortened, never under ESTIMATION_FLOOR; it never gets more runs or iterations than
-    configured. ZSSR takes the rest, at least ZSSR_FLOOR iterations per step, more than
+    the proportion the configured lengths would take, the estimation getting at least one run
+    as configured when that fits beside ZSSR's floor. The estimation keeps its configured
+    iterations per run and drops runs first (each run's set-up costs seconds, and fewer long
+    runs estimate better than many short ones); only a single run is shortened, never under
+    ESTIMATION_FLOOR; it never gets more runs or iterations than configured. ZSSR takes the rest, at least ZSSR_FLOOR iterations per step, more than
     configured when there is time for them. Raises ZSSRError when the floors do not fit, naming
     the smallest budget that does."""
     k = config.kernel_estimation
