@@ -1,7 +1,9 @@
 """time_budget: the lengths chosen for a budget, the error for one too short, the logged plan, and
 one real run that ends near its budget."""
 
+import dataclasses
 import os
+import re
 import subprocess
 import sys
 import time
@@ -13,8 +15,8 @@ import pytest
 from zssr_tf.cli import main
 from zssr_tf.config import load_config
 from zssr_tf.errors import ZSSRError
-from zssr_tf.time_budget import (ESTIMATION_FLOOR, ZSSR_FLOOR, StageCosts, apply_plan, choose_lengths,
-                                 iterations_run, measure_costs)
+from zssr_tf.time_budget import (ESTIMATION_FLOOR, ZSSR_FLOOR, BudgetOutcome, StageCosts, apply_plan, choose_lengths,
+                                 iterations_run, measure_costs, predicted_zssr, replan_zssr)
 
 # A tiny network on a small image: a short probe and short iterations.
 TINY = ["model.depth=3", "model.width=8", "crop_size=32", "back_projection_iters=[1]", "progress_every=0",
@@ -55,6 +57,33 @@ def test_a_cosine_schedule_is_stretched_to_stop_at_its_minimum_in_time():
     assert 0.9 * 200 <= plan.predicted_total <= 200
 
 
+def test_zssr_is_replanned_from_the_time_left():
+    config = load_config("default")
+    plan = dataclasses.replace(choose_lengths(config, COSTS, 200, spent=10), started_at=1000.0)
+    config = apply_plan(config, plan)
+    on_time, deadline = replan_zssr(config, plan, now=1010.0)  # ZSSR starts when the plan said
+    assert on_time.train.max_iters == plan.max_iters
+    assert deadline.at == 1200.0 and deadline.min_iters == ZSSR_FLOOR and deadline.final_test == COSTS.final_test
+    late, _ = replan_zssr(config, plan, now=1060.0)  # 50 s late: fewer iterations, still fitting
+    assert late.train.max_iters < plan.max_iters
+    assert 130 <= predicted_zssr(late, COSTS, late.train.max_iters) + sum(COSTS.final_test) <= 140
+    early, _ = replan_zssr(config, plan, now=1000.0)
+    assert early.train.max_iters > plan.max_iters
+    gone, _ = replan_zssr(config, plan, now=1199.0)  # the floor, even past the budget
+    assert gone.train.max_iters == ZSSR_FLOOR
+
+
+def test_what_ran_is_reported_next_to_the_plan():
+    plan = dataclasses.replace(choose_lengths(load_config("default"), COSTS, 200, spent=10), started_at=5.0)
+    outcome = BudgetOutcome(plan, seconds=190.0, zssr_max_iters=900, zssr_iterations=(850, 400),
+                            estimation_seconds=12.5, estimation_iterations=640)
+    metrics = {(name, step): value for name, value, step in outcome.metrics()}
+    assert metrics[("time_budget/actual_over_budget", 0)] == pytest.approx(0.95)
+    assert metrics[("time_budget/zssr_iterations", 1)] == 400 and metrics[("time_budget/zssr_max_iters", 0)] == 900
+    assert metrics[("time_budget/estimation_iterations", 0)] == 640
+    assert outcome.summary() == f"time budget 200 s: the run took 190 s (predicted {plan.predicted_total:.0f} s)"
+
+
 def test_a_budget_too_short_names_the_smallest_that_fits():
     with pytest.raises(ZSSRError, match=r"time budget of 30 s is too short.*--time-budget (\d+) or more") as err:
         choose_lengths(blind_fkp(), COSTS, 30, spent=20)
@@ -91,9 +120,10 @@ def test_the_plan_and_the_wall_time_are_logged(shared_data_dir, tmp_path, capsys
     import zssr_tf.pipeline as pipeline
 
     def fixed_plan(config, image, gt=None, kernels=None, started_at=None):
-        # Measuring is tested above; a fixed plan keeps this test short.
+        # Measuring is tested above; a fixed plan keeps this test short. Counted from 95 s before
+        # the start, it leaves ZSSR only its floor (3 here) when it is re-planned.
         plan = choose_lengths(config, COSTS, config.run.time_budget, spent=1.0)
-        plan = type(plan)(**{**plan.__dict__, "max_iters": 3})
+        plan = dataclasses.replace(plan, max_iters=3, zssr_floor=3, started_at=started_at - 95)
         return apply_plan(config, plan), plan
 
     monkeypatch.setattr(pipeline, "fit_to_budget", fixed_plan)
@@ -102,6 +132,7 @@ def test_the_plan_and_the_wall_time_are_logged(shared_data_dir, tmp_path, capsys
     out, _ = capsys.readouterr()
     assert code == 0
     assert "time budget 100 s: 1 s spent (start-up, measuring), ZSSR 3 iterations" in out
+    assert re.search(r"time budget 100 s: -?\d+ s left for ZSSR: 3 iterations per step \(planned 3\)", out)
     assert "time budget 100 s: the run took" in out
     run = mlflow.search_runs(search_all_experiments=True, output_format="list")[0]
     params = run.data.params
@@ -109,7 +140,10 @@ def test_the_plan_and_the_wall_time_are_logged(shared_data_dir, tmp_path, capsys
     assert params["train.max_iters"] == "3" and params["run.time_budget"] == "100.0"
     assert params["time_budget/zssr_ms_per_iteration"] == "150.0"
     assert run.data.tags["time_budget"].startswith("time budget 100 s:")
-    assert 0 < run.data.metrics["time_budget/actual_seconds"] < 100
+    metrics = run.data.metrics
+    assert 95 < metrics["time_budget/actual_seconds"] < 200
+    assert metrics["time_budget/actual_over_budget"] == pytest.approx(metrics["time_budget/actual_seconds"] / 100)
+    assert metrics["time_budget/zssr_max_iters"] == 3 and metrics["time_budget/zssr_iterations"] == 3
 
 
 def test_without_a_budget_nothing_is_measured(monkeypatch):
@@ -131,4 +165,5 @@ def test_a_budgeted_run_ends_within_a_fifth_of_its_budget(shared_data_dir, tmp_p
     seconds = time.perf_counter() - start
     assert done.returncode == 0, done.stderr
     assert f"time budget {budget} s:" in done.stdout
+    print(f"a {budget} s budget took {seconds:.1f} s ({seconds / budget:.2f})")
     assert 0.8 * budget <= seconds <= 1.2 * budget, done.stdout

@@ -286,9 +286,8 @@ def train(args: argparse.Namespace) -> int:
         if "psnr_16bit" in z:  # 16-bit data, compared at its own depth
             print(f"PSNR 16-bit  zssr {z['psnr_16bit']:.2f} dB   bicubic {b['psnr_16bit']:.2f} dB   "
                   f"gain {z['psnr_16bit'] - b['psnr_16bit']:+.2f} dB")
-    if outcome.plan is not None:
-        print(f"time budget {outcome.plan.budget:g} s: the run took {outcome.seconds:.0f} s "
-              f"(predicted {outcome.plan.predicted_total:.0f} s)")
+    if outcome.budget is not None:
+        print(outcome.budget.summary())
     if run is None:
         return 0
     print(f"MLflow run {run.run_id} ({run.run_name()}) in {run.tracking_uri}")

@@ -35,6 +35,7 @@ from zssr_tf.inference.plan import plan_scale_steps
 from zssr_tf.kernel_estimation import estimate_kernel
 from zssr_tf.kernels import gaussian_kernel, upscale_offset
 from zssr_tf.metrics import evaluate
+from zssr_tf.pacing import Deadline, cosine_stop_phase
 from zssr_tf.resize import imresize
 from zssr_tf.trainer import ZSSR
 
@@ -79,7 +80,8 @@ class BudgetPlan:
 
     `spent`: seconds already gone when the plan was made (start-up and measuring).
     `estimation_runs` x `estimation_iters`: the kernel estimation (0 x 0 without one);
-    `max_iters`: ZSSR's iterations per scale step. `predicted_*`: seconds."""
+    `max_iters`: ZSSR's iterations per scale step, `zssr_floor` the fewest it may get.
+    `predicted_*`: seconds. `started_at`: the `time.perf_counter()` value the budget counts from."""
 
     budget: float
     spent: float
@@ -91,6 +93,8 @@ class BudgetPlan:
     predicted_estimation: float
     predicted_zssr: float
     predicted_final_test: float
+    zssr_floor: int = ZSSR_FLOOR
+    started_at: float = 0.0
 
     @property
     def predicted_total(self) -> float:
@@ -128,6 +132,38 @@ class BudgetPlan:
                 "predicted_seconds": round(self.predicted_total, 1)}
 
 
+@dataclass(frozen=True)
+class BudgetOutcome:
+    """What a run with a time budget did, next to its `plan`: `seconds` from the budget's start to
+    the written result; the kernel estimation's `estimation_seconds` and `estimation_iterations`
+    (all runs together, as they ran: a run may end early; 0 without an estimation);
+    `zssr_max_iters`, ZSSR's length as re-planned when it started (`replan_zssr`); and
+    `zssr_iterations`, each scale step's iterations as trained."""
+
+    plan: BudgetPlan
+    seconds: float
+    zssr_max_iters: int
+    zssr_iterations: tuple[int, ...]
+    estimation_seconds: float = 0.0
+    estimation_iterations: int = 0
+
+    def summary(self) -> str:
+        """The end line, e.g. `time budget 60 s: the run took 58 s (predicted 60 s)`."""
+        return (f"time budget {self.plan.budget:g} s: the run took {self.seconds:.0f} s "
+                f"(predicted {self.plan.predicted_total:.0f} s)")
+
+    def metrics(self) -> list[tuple[str, float, int]]:
+        """(name, value, step) triples to log as metrics: `time_budget/actual_seconds`,
+        `actual_over_budget` (the ratio), `estimation_seconds`, `estimation_iterations`,
+        `zssr_max_iters` (re-planned) at step 0, and `time_budget/zssr_iterations` once per
+        scale step (step: its 0-based index)."""
+        values = {"actual_seconds": self.seconds, "actual_over_budget": self.seconds / self.plan.budget,
+                  "estimation_seconds": self.estimation_seconds, "estimation_iterations": self.estimation_iterations,
+                  "zssr_max_iters": self.zssr_max_iters}
+        return [(f"time_budget/{name}", value, 0) for name, value in values.items()] + [
+            ("time_budget/zssr_iterations", iterations, index) for index, iterations in enumerate(self.zssr_iterations)]
+
+
 def fit_to_budget(config: Config, image: np.ndarray, gt: np.ndarray | None = None,
                   kernels: list[np.ndarray] | None = None, seconds: float | None = None,
                   started_at: float | None = None) -> tuple[Config, BudgetPlan]:
@@ -143,6 +179,7 @@ def fit_to_budget(config: Config, image: np.ndarray, gt: np.ndarray | None = Non
         raise ValueError("fit_to_budget needs a budget: seconds=... or run.time_budget")
     costs = measure_costs(config, image, gt, kernels)
     plan = choose_lengths(config, costs, seconds, spent=time.perf_counter() - started_at)
+    plan = dataclasses.replace(plan, started_at=started_at)
     return apply_plan(config, plan), plan
 
 
@@ -154,6 +191,23 @@ def apply_plan(config: Config, plan: BudgetPlan) -> Config:
         config = dataclasses.replace(config, kernel_estimation=dataclasses.replace(
             config.kernel_estimation, estimation_runs=plan.estimation_runs, estimation_iters=plan.estimation_iters))
     return config
+
+
+def replan_zssr(config: Config, plan: BudgetPlan, now: float | None = None) -> tuple[Config, Deadline]:
+    """Re-plan ZSSR from the clock just before it starts (`now`, a `time.perf_counter()` value;
+    default: now): `config` (with the plan applied) with `train.max_iters` for the seconds
+    actually left until the budget's end (`zssr_length`; whatever the estimation took, more or
+    less than planned; at least the plan's `zssr_floor`), and the `pacing.Deadline` that
+    `trainer.ZSSR(config, deadline=...)` paces the training to, with the plan's costs."""
+    now = time.perf_counter() if now is None else now
+    at = plan.started_at + plan.budget
+    c, t = plan.costs, config.train
+    max_iters = zssr_length(config, c, at - now, plan.zssr_floor)
+    config = dataclasses.replace(config, train=dataclasses.replace(t, max_iters=max_iters))
+    ran = iterations_run(config.train, max_iters)
+    step_seconds = tuple(ran * c.zssr_iteration + _tests(ran, t.run_test_every) * r + _tests(ran, t.gt_test_every) * g
+                         for r, g in zip(c.reconstruction_test, c.gt_test))
+    return config, Deadline(at, step_seconds, c.final_test, c.zssr_setup, plan.zssr_floor)
 
 
 def choose_lengths(config: Config, costs: StageCosts, seconds: float, spent: float = 0.0) -> BudgetPlan:
@@ -172,7 +226,7 @@ def choose_lengths(config: Config, costs: StageCosts, seconds: float, spent: flo
     estimating = k.kernel == "estimate"
     steps = len(costs.final_test)
     per_iteration = _zssr_iteration_cost(config, costs)
-    fixed = sum(costs.final_test) + steps * costs.zssr_setup + sum(costs.reconstruction_test) + sum(costs.gt_test)
+    fixed = _zssr_fixed(costs)
     runs, iters = (int(k.estimation_runs), int(k.estimation_iters)) if estimating else (0, 0)
     estimation_floor = min(iters, ESTIMATION_FLOOR.get(k.method, iters))
     zssr_floor = min(config.train.max_iters, ZSSR_FLOOR)
@@ -204,21 +258,33 @@ def choose_lengths(config: Config, costs: StageCosts, seconds: float, spent: flo
                                                          // max(costs.estimation_iteration, 1e-9))))
     predicted_estimation = estimation(runs, iters)
 
-    def zssr(m: int) -> float:  # the tests at iteration 0 included
-        ran = iterations_run(config.train, m)
-        return steps * (costs.zssr_setup + ran * costs.zssr_iteration) + sum(
-            _tests(ran, config.train.run_test_every) * r for r in costs.reconstruction_test) + sum(
-            _tests(ran, config.train.gt_test_every) * g for g in costs.gt_test)
-
-    # A cosine decay stops at min_learning_rate a little before max_iters: stretch it to fill the time.
-    trained = int((left - predicted_estimation) // max(per_iteration, 1e-9))
-    max_iters = max(zssr_floor, int(trained / _cosine_fraction(config.train)))
-    while max_iters > zssr_floor and zssr(max_iters) > seconds - spent - predicted_estimation - sum(costs.final_test):
-        max_iters -= 1  # the rounding of the tests' count and of the cosine's end
-    predicted_zssr = zssr(max_iters)
+    max_iters = zssr_length(config, costs, seconds - spent - predicted_estimation, zssr_floor)
     return BudgetPlan(budget=seconds, spent=spent, estimation_runs=runs, estimation_iters=iters, max_iters=max_iters,
                       steps=steps, costs=costs, predicted_estimation=predicted_estimation,
-                      predicted_zssr=predicted_zssr, predicted_final_test=sum(costs.final_test))
+                      predicted_zssr=predicted_zssr(config, costs, max_iters), predicted_final_test=sum(costs.final_test),
+                      zssr_floor=zssr_floor)
+
+
+def zssr_length(config: Config, costs: StageCosts, seconds: float, floor: int) -> int:
+    """ZSSR's `max_iters` per scale step for a run with `costs` whose ZSSR (set-up, training with
+    its periodic tests, final tests) has `seconds` left: as many as fit, a `cosine` decay's
+    stretched so that it ends (at `min_learning_rate`, a little before `max_iters`) in time; at
+    least `floor`, even when they do not fit."""
+    trained = int((seconds - _zssr_fixed(costs)) // max(_zssr_iteration_cost(config, costs), 1e-9))
+    max_iters = max(floor, int(trained / _cosine_fraction(config.train)))
+    while max_iters > floor and predicted_zssr(config, costs, max_iters) > seconds - sum(costs.final_test):
+        max_iters -= 1  # the rounding of the tests' count and of the cosine's end
+    return max_iters
+
+
+def predicted_zssr(config: Config, costs: StageCosts, max_iters: int) -> float:
+    """The seconds ZSSR's scale steps are predicted to take with `max_iters` and `costs`: set-up
+    and training with the periodic tests (those at iteration 0 included), not the final tests."""
+    ran = iterations_run(config.train, max_iters)
+    t = config.train
+    return len(costs.final_test) * (costs.zssr_setup + ran * costs.zssr_iteration) + sum(
+        _tests(ran, t.run_test_every) * r for r in costs.reconstruction_test) + sum(
+        _tests(ran, t.gt_test_every) * g for g in costs.gt_test)
 
 
 def iterations_run(train: TrainConfig, max_iters: int) -> int:
@@ -238,10 +304,15 @@ def iterations_run(train: TrainConfig, max_iters: int) -> int:
 def _cosine_fraction(train: TrainConfig) -> float:
     """The part of a `cosine` schedule's `max_iters` before its rate falls under
     `min_learning_rate` (1 for other schedules, or a minimum of 0 or above the start)."""
-    start, low = train.learning_rate, train.min_learning_rate
-    if train.learning_rate_schedule != "cosine" or not 0 < low < start:
+    if train.learning_rate_schedule != "cosine":
         return 1.0
-    return math.acos(2 * low / start - 1) / math.pi
+    return cosine_stop_phase(train.learning_rate, train.min_learning_rate)
+
+
+def _zssr_fixed(costs: StageCosts) -> float:
+    """Seconds ZSSR costs whatever its length: each step's set-up, final test and tests at iteration 0."""
+    return sum(costs.final_test) + len(costs.final_test) * costs.zssr_setup + sum(costs.reconstruction_test) + \
+        sum(costs.gt_test)
 
 
 def _zssr_iteration_cost(config: Config, costs: StageCosts) -> float:

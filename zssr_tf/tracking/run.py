@@ -153,15 +153,15 @@ class TrackedRun:
         tests = result.steps[-1].reconstruction_errors
         if tests:
             final["final/reconstruction_error"] = tests[-1][1]
-        if outcome.plan is not None:  # the wall time next to the budget and the prediction
-            final.update({"time_budget/actual_seconds": outcome.seconds,
-                          "time_budget/actual_over_budget": outcome.seconds / outcome.plan.budget})
         final.update({"final/iterations": result.iterations, "run/train_seconds": result.train_seconds,
                       "run/test_seconds": result.test_seconds,
                       "run/iterations_per_second": result.iterations / max(result.train_seconds, 1e-9),
                       "run/learning_rate_drops": len(drops)})
         for key, value in final.items():
             self.buffer.add(key, value, 0)
+        if outcome.budget is not None:  # what ran, next to the plan logged as params
+            for key, value, step in outcome.budget.metrics():
+                self.buffer.add(key, value, step)
         for number, iteration in enumerate(drops, 1):
             self.buffer.add("run/learning_rate_drop_iteration", iteration, number)
         self._safely("copy the outputs", self._copy_outputs, outcome.sr_path, outcome.bicubic_path)
