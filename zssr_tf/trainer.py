@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 import warnings
@@ -322,6 +323,11 @@ class ZSSR:
         start = time.perf_counter()
         self.model.fit(dataset, epochs=1, steps_per_epoch=limit, callbacks=callbacks, verbose=0, shuffle=False)
         train_seconds = time.perf_counter() - start
+        # A fit that stops early (stop_training) leaves Keras' epoch iterator and its suspended
+        # generator in a reference cycle that holds the tf.data iterator: its AUTOTUNE worker
+        # threads and prefetched pairs live on until a full collection, and destroyed at
+        # interpreter exit they can hold the process up for a minute. Release them now.
+        gc.collect()
 
         start = time.perf_counter()
         output = final_test(self.predict, cfg, step.input_image, step.relative_sf, step.output_shape, step.kernel,
