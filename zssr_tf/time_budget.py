@@ -19,6 +19,7 @@ may stop sooner.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import math
 import time
 import warnings
@@ -356,6 +357,7 @@ def measure_costs(config: Config, image: np.ndarray, gt: np.ndarray | None = Non
             ZSSR(probe_config, callbacks=[probe], verbose=False).run(image, gt=gt, kernels=kernels)
         except _ProbeDone:
             pass
+        gc.collect()  # the probe's tf.data pipeline, held in a reference cycle (see trainer.ZSSR._run_step)
     zssr_iteration = _steady(probe.stamps)
     reconstruction, gt_tests, final = _per_step_costs(config, image.shape[:2], probe, gt is not None)
     # The first iteration also ran the first step's tests at iteration 0.
