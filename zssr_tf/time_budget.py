@@ -8,7 +8,8 @@ follows; `choose_lengths` then solves for the lengths (pure arithmetic, no timin
 `fit_to_budget` does both and returns the config with the chosen lengths. A `cosine` learning
 rate decays over `max_iters`, so a shorter run still ends its decay.
 
-The budget counts from `started_at` (the CLI: when `zssr train` started) to the written result:
+The budget counts from `started_at` (the CLI: when its `main()` started, after the interpreter's
+start and the CLI's import; the process's exit after it is not counted either) to the written result:
 what was spent before the plan (start-up, measuring) counts, and so do the estimation, ZSSR's
 training with its reconstruction and ground-truth tests, and the final test. A new MLflow store
 (its first run creates the database) and MLflow's closing work (artifacts, model) are not
