@@ -15,8 +15,8 @@ PACKAGE = PACKAGE_DIR.name
 # The core (DESIGN.md §3): the leaves, ZSSR's parts, the trainer and the inference code. Names are
 # the first component under zssr_tf, so a module that becomes a package stays covered.
 LEAVES = {"image_io", "resize", "kernels", "metrics", "precision", "degradation", "warm_start", "photo"}
-PARTS = {"augment", "data", "model", "callbacks", "ensemble"}
-CORE = LEAVES | PARTS | {"trainer", "inference"}
+PARTS = {"augment", "data", "model", "callbacks", "pacing", "ensemble"}
+CORE = LEAVES | PARTS | {"trainer", "inference", "time_budget"}
 # gan/ and kernel_estimation/ use the leaves and the model, never what sits on top of them.
 ABOVE_THE_ALGORITHM = {"cli", "pipeline", "tracking", "sweeps", "checks"}
 

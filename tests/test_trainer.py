@@ -159,6 +159,18 @@ def test_cosine_schedule_stops_once_the_rate_falls_below_the_minimum():
     assert [i for i, _ in result.steps[0].reconstruction_errors] == [0, 10, 20, 30]
 
 
+def test_a_training_stopped_early_leaves_no_input_pipeline_running():
+    import gc
+
+    import tensorflow as tf
+
+    gc.collect()
+    config = load_config(overrides=[*TINY, "learning_rate_schedule=cosine", "max_iters=40"])
+    assert ZSSR(config, verbose=False).run(smooth_image(24, 24)).iterations < 40  # stopped by the schedule
+    # Left to a later collection, its threads would run on, and at exit could hold the process up.
+    assert not [o for o in gc.get_objects() if isinstance(o, tf.data.Iterator)]
+
+
 @pytest.mark.parametrize("what", ["image", "gt", "kernel"])
 def test_non_finite_inputs_are_refused_before_training(what):
     image, gt, kernel = smooth_image(16, 16), smooth_image(32, 32), gaussian_kernel(9, 1.0)

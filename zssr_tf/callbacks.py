@@ -252,19 +252,40 @@ class CosineLearningRate(keras.callbacks.Callback):
     the minimum, about 6% of `total` before the end with the defaults. Applies to `model.optimizer`
     and, when the model has one, `model.discriminator_optimizer`, each from the rate it has when
     training begins (as `StepLearningRate`).
+
+    `retarget(batch, total)` moves the end while training (a time budget's pacing does): the
+    decay goes on from the phase it has reached, so the rate does not jump, only its slope changes.
     """
 
     def __init__(self, total: int = 1000):
         super().__init__()
         self.total = total
         self._initial: list[tuple[object, float]] = []
+        self._anchor = (0, 0.0)  # (iteration, phase): the decay runs on linearly from there to `total`
         self.drops: list[int] = []  # a continuous decay has no drops (cf. `LearningRatePolicy.drops`)
 
     def on_train_begin(self, logs=None):
         self._initial = [(o, float(o.learning_rate)) for o in _optimizers(self.model)]
+        self._anchor = (0, 0.0)
+
+    def phase(self, batch: int) -> float:
+        """How far the decay is at iteration `batch` (0-based, within this fit), from 0 (the starting
+        rate) to 1 (zero, at `total` and after): `batch / total` unless `retarget` moved the end."""
+        start, phase = self._anchor
+        if batch >= self.total:
+            return 1.0
+        return phase + (batch - start) * (1 - phase) / (self.total - start)
+
+    def retarget(self, batch: int, total: int) -> None:
+        """From iteration `batch` on, decay from the phase reached there (`phase(batch)`) to reach zero
+        at iteration `total` (> `batch`) instead of the current `total`."""
+        if total <= batch:
+            raise ValueError(f"CosineLearningRate.retarget: the new total ({total}) must come after iteration {batch}")
+        self._anchor = (batch, self.phase(batch))
+        self.total = total
 
     def on_train_batch_begin(self, batch, logs=None):
-        factor = (1 + math.cos(math.pi * min(batch, self.total) / self.total)) / 2
+        factor = (1 + math.cos(math.pi * self.phase(batch))) / 2
         for optimizer, rate in self._initial:
             optimizer.learning_rate.assign(rate * factor)
 

@@ -26,6 +26,7 @@ import shlex
 import signal
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -72,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "resolved for that image)")
     train.add_argument("--no-tracking", action="store_true",
                        help="no MLflow run: write the outputs only (run.tracking=false; MLflow need not be installed)")
+    train.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                       help="seconds the whole run may take: the kernel estimation's runs and iterations and ZSSR's "
+                            "max_iters are chosen to fit, after timing a few iterations here (run.time_budget)")
     _add_backend_option(train)
     train.add_argument("--verbose", action="store_true", help="show TensorFlow's own log messages")
     many = train.add_argument_group("many images", "with a folder, a quoted glob, several images, a multi-page TIFF "
@@ -155,9 +159,10 @@ def _add_backend_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _backend_overrides(args: argparse.Namespace) -> list[str]:
-    """The settings `--backend` and `--no-tracking` stand for."""
+    """The settings `--backend`, `--no-tracking` and `--time-budget` stand for."""
     return ([f"run.backend={args.backend}"] if args.backend else []) + (
-        ["run.tracking=false"] if getattr(args, "no_tracking", False) else [])
+        ["run.tracking=false"] if getattr(args, "no_tracking", False) else []) + (
+        [f"run.time_budget={args.time_budget}"] if getattr(args, "time_budget", None) is not None else [])
 
 
 def _start_backend(name: str, quiet: bool, announce: bool = True) -> None:
@@ -171,10 +176,12 @@ def _start_backend(name: str, quiet: bool, announce: bool = True) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    started_at = time.perf_counter()  # a time budget (--time-budget) counts from here
     parser = build_parser()
     # Overrides may come after options (zssr train a.png --out o noise_std=0.1): argparse
     # leaves those positionals over, so collect them here.
     args, extras = parser.parse_known_args(argv)
+    args.started_at = started_at
     unknown = [e for e in extras if e.startswith("-")] if args.command in ("train", "kernel", "sweep") else extras
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
@@ -272,9 +279,10 @@ def train(args: argparse.Namespace) -> int:
         run, outcome = tracked_super_resolve(
             config, image, alpha, info, out_dir, gt_path=args.gt, kernel_paths=args.kernel or (),
             tags={"config": Path(args.config).stem if args.config else "default"}, overrides=args.overrides,
-            on_estimated=reuse_hint)
+            on_estimated=reuse_hint, started_at=args.started_at)
     else:
-        outcome = super_resolve_untracked(config, image, alpha, info, out_dir, gt, kernels, on_estimated=reuse_hint)
+        outcome = super_resolve_untracked(config, image, alpha, info, out_dir, gt, kernels, on_estimated=reuse_hint,
+                                          started_at=args.started_at)
     print(f"saved {outcome.sr_path} ({outcome.result.sr.shape[1]}x{outcome.result.sr.shape[0]}) "
           f"and {outcome.bicubic_path}")
     if outcome.metrics:
@@ -286,6 +294,8 @@ def train(args: argparse.Namespace) -> int:
         if "psnr_16bit" in z:  # 16-bit data, compared at its own depth
             print(f"PSNR 16-bit  zssr {z['psnr_16bit']:.2f} dB   bicubic {b['psnr_16bit']:.2f} dB   "
                   f"gain {z['psnr_16bit'] - b['psnr_16bit']:+.2f} dB")
+    if outcome.budget is not None:
+        print(outcome.budget.summary())
     if run is None:
         return 0
     print(f"MLflow run {run.run_id} ({run.run_name()}) in {run.tracking_uri}")

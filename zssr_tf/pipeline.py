@@ -24,6 +24,8 @@ from zssr_tf.resize import imresize
 from zssr_tf.kernel_estimation import KernelEstimationHistory, analytic_x4_kernel, estimate_kernel
 from zssr_tf.kernel_estimation.files import write_kernel_files
 from zssr_tf.photo import PhotoEstimate, resolve_photo_settings
+from zssr_tf.pacing import Deadline
+from zssr_tf.time_budget import BudgetOutcome, BudgetPlan, fit_to_budget, replan_zssr
 from zssr_tf.trainer import ZSSR, ZSSRResult
 
 if TYPE_CHECKING:
@@ -32,12 +34,14 @@ if TYPE_CHECKING:
 
 @dataclass
 class Outcome:
-    """A finished run: the result, where its images were written, metrics when GT was given."""
+    """A finished run: the result, where its images were written, metrics when GT was given; with
+    a time budget, `budget` (`time_budget.BudgetOutcome`: the plan and what actually ran)."""
 
     result: ZSSRResult
     sr_path: Path
     bicubic_path: Path
     metrics: dict[str, dict[str, float]] | None
+    budget: BudgetOutcome | None = None
 
 
 @dataclass
@@ -49,6 +53,40 @@ class BlindKernels:
     kernel_x4: np.ndarray | None
     per_step: list[np.ndarray]
     history: KernelEstimationHistory
+
+
+def fit_run_to_budget(config: Config, image: np.ndarray, gt: np.ndarray | None = None,
+                      kernels: Sequence[np.ndarray] | None = None, started_at: float | None = None
+                      ) -> tuple[Config, BudgetPlan | None]:
+    """With `run.time_budget` set: the config with the lengths that fit the run on `image` (h, w, C)
+    float32 in [0, 1] into the budget counted from `started_at` (`time.perf_counter()`; default:
+    now), and the plan (`time_budget.fit_to_budget`), whose one-line summary is printed. Without
+    a budget: `config` unchanged and None. Raises ZSSRError when the budget is too short."""
+    if config.run.time_budget is None:
+        return config, None
+    config, plan = fit_to_budget(config, image, gt, list(kernels) if kernels else None, started_at=started_at)
+    print(plan.summary(), flush=True)
+    return config, plan
+
+
+def super_resolve_in_budget(config: Config, plan: BudgetPlan | None, image: np.ndarray, alpha: np.ndarray | None,
+                            info: ImageInfo, out_dir: Path, gt: np.ndarray | None = None,
+                            kernels: Sequence[np.ndarray] | None = None,
+                            callbacks: Sequence[keras.callbacks.Callback] = (),
+                            estimation: tuple[float, int] = (0.0, 0)) -> Outcome:
+    """`super_resolve_file`; with a `plan` (`fit_run_to_budget`'s), ZSSR is first re-planned from
+    the time actually left (`time_budget.replan_zssr`, one line printed) and trained paced to the
+    budget's end, and the outcome's `budget` says what ran (`estimation`: the kernel
+    estimation's seconds and iterations, as they ran)."""
+    if plan is None:
+        return super_resolve_file(config, image, alpha, info, out_dir, gt, kernels, callbacks)
+    config, deadline = replan_zssr(config, plan)
+    print(f"time budget {plan.budget:g} s: {deadline.at - time.perf_counter():.0f} s left for ZSSR: "
+          f"{config.train.max_iters} iterations per step (planned {plan.max_iters}), paced to end in time", flush=True)
+    outcome = super_resolve_file(config, image, alpha, info, out_dir, gt, kernels, callbacks, deadline)
+    outcome.budget = BudgetOutcome(plan, time.perf_counter() - plan.started_at, config.train.max_iters,
+                                   tuple(step.iterations for step in outcome.result.steps), *estimation)
+    return outcome
 
 
 def estimate_blind_kernels(config: Config, image: np.ndarray,
@@ -152,8 +190,10 @@ def resolve_for_image(config: Config, image: np.ndarray, info: ImageInfo, stream
 
 def super_resolve_file(config: Config, image: np.ndarray, alpha: np.ndarray | None, info: ImageInfo,
                        out_dir: Path, gt: np.ndarray | None = None, kernels: Sequence[np.ndarray] | None = None,
-                       callbacks: Sequence[keras.callbacks.Callback] = ()) -> Outcome:
-    """Run ZSSR on `image` (h, w, C) and write `<stem>_zssr.png` and `<stem>_bicubic.png` to
+                       callbacks: Sequence[keras.callbacks.Callback] = (), deadline: Deadline | None = None
+                       ) -> Outcome:
+    """Run ZSSR on `image` (h, w, C) (paced to `deadline` when given: `trainer.ZSSR`) and write
+    `<stem>_zssr.png` and `<stem>_bicubic.png` to
     `out_dir` with the input's bit depth and channel layout (alpha upscaled with bicubic).
     With `gt`, metrics hold the run's final scores (`ZSSRResult.metrics`: metrics.evaluate at
     `info.bit_depth`, 16-bit data adds `*_16bit`) and, when loss.lpips_heads is set, `lpips_like`
@@ -162,7 +202,7 @@ def super_resolve_file(config: Config, image: np.ndarray, alpha: np.ndarray | No
     # Built before training so that a missing weight file stops the run before any work.
     lpips = (LpipsLike(config.loss.lpips_vgg_weights, config.loss.lpips_heads)
              if gt is not None and config.loss.lpips_heads else None)
-    result = ZSSR(config, callbacks=callbacks).run(image, gt=gt, kernels=kernels, bit_depth=info.bit_depth)
+    result = ZSSR(config, callbacks=callbacks, deadline=deadline).run(image, gt=gt, kernels=kernels, bit_depth=info.bit_depth)
     stem = output_stem(info, config)
     big_alpha = _upscale_alpha(alpha, config, result.sr.shape[:2])
     sr_path = Path(out_dir) / f"{stem}_zssr.png"
@@ -183,8 +223,8 @@ def tracked_super_resolve(config: Config, image: np.ndarray, alpha: np.ndarray |
                           out_dir: Path, gt_path: str | Path | None = None, kernel_paths: Sequence[str | Path] = (),
                           tags: dict[str, str] | None = None, overrides: Sequence[str] = (),
                           on_start: Callable[[TrackedRun], None] | None = None,
-                          on_estimated: Callable[[BlindKernels, list[Path]], None] | None = None
-                          ) -> tuple[TrackedRun, Outcome]:
+                          on_estimated: Callable[[BlindKernels, list[Path]], None] | None = None,
+                          started_at: float | None = None) -> tuple[TrackedRun, Outcome]:
     """One tracked run (`tracking.tracked_run`) of `super_resolve_file` on `image` (h, w, C)
     float32 in [0, 1] read from `info.path`: the ground truth and the kernels are read from
     `gt_path` and `kernel_paths` inside the run; with kernel=estimate the kernels are estimated
@@ -192,54 +232,73 @@ def tracked_super_resolve(config: Config, image: np.ndarray, alpha: np.ndarray |
     autologging is paused while ZSSR trains (`tracking.autolog`); the outcome is logged
     (`TrackedRun.log_outcome`). `tags` add to the run's tags (with `kernel_tags`), `overrides` go
     into its name. The run starts when training does, or at once when `on_start` is given, which
-    then gets the `TrackedRun` (so a failure reading the inputs is recorded too). Returns (the
-    `TrackedRun`, ended, and the `Outcome`); raises what the run raised, after ending it FAILED
-    or KILLED. The config's per-image "auto" settings are resolved first (`resolve_for_image`) and
-    the run logs the resolved values, with what was estimated (`noise_std_estimated`, ...)."""
+    then gets the `TrackedRun` (so a failure reading the inputs is recorded too). The config's
+    per-image "auto" settings are resolved first (`resolve_for_image`) and the run logs the
+    resolved values, with what was estimated (`noise_std_estimated`, ...). With
+    `run.time_budget` the lengths are chosen next (`fit_run_to_budget`, the budget counted from
+    `started_at`, default now; a budget too short stops with ZSSRError before the run starts),
+    ZSSR is re-planned and paced when it starts (`super_resolve_in_budget`), the plan is logged
+    as `time_budget/*` params and what ran as `time_budget/*` metrics (`BudgetOutcome.metrics`).
+    Returns (the `TrackedRun`, ended, and the `Outcome`); raises what the run raised, after
+    ending it FAILED or KILLED."""
     from zssr_tf.tracking import tracked_run  # MLflow, only for tracked runs
     from zssr_tf.tracking.autolog import autolog_paused
 
     config, estimate = resolve_for_image(config, image, info)
+    plan = None
+    if config.run.time_budget is not None:
+        config, plan = fit_run_to_budget(config, image, read_image(gt_path)[0] if gt_path else None,
+                                         [load_kernel(k) for k in kernel_paths], started_at)
     with tracked_run(config, info, out_dir, gt_path=gt_path, kernel_paths=kernel_paths,
                      tags={**(tags or {}), **kernel_tags(config)}, overrides=overrides,
-                     params=estimate.params()) as run:
+                     params=estimate.params(), plan=plan) as run:
         if on_start is not None:
             run.start()
             on_start(run)
         gt = read_image(gt_path)[0] if gt_path else None
         kernels = [load_kernel(k) for k in kernel_paths] or None
+        estimation = (0.0, 0)
         if config.kernel_estimation.kernel == "estimate":
+            estimation_start = time.perf_counter()
             estimate, paths = estimate_run_kernels(config, image, run, Path(out_dir), Path(info.path).stem)
+            estimation = (time.perf_counter() - estimation_start, estimate.history.iterations)
             kernels = estimate.per_step
             if on_estimated is not None:
                 on_estimated(estimate, paths)
         with autolog_paused():
-            outcome = super_resolve_file(config, image, alpha, info, Path(out_dir), gt=gt, kernels=kernels,
-                                         callbacks=[run.callback])
+            outcome = super_resolve_in_budget(config, plan, image, alpha, info, Path(out_dir), gt, kernels,
+                                              [run.callback], estimation)
         run.log_outcome(outcome, gt)
     return run, outcome
 
 
 def super_resolve_untracked(config: Config, image: np.ndarray, alpha: np.ndarray | None, info: ImageInfo,
                             out_dir: Path, gt: np.ndarray | None = None, kernels: Sequence[np.ndarray] | None = None,
-                            on_estimated: Callable[[BlindKernels, list[Path]], None] | None = None) -> Outcome:
+                            on_estimated: Callable[[BlindKernels, list[Path]], None] | None = None,
+                            started_at: float | None = None) -> Outcome:
     """`tracked_super_resolve` without MLflow (run.tracking false; MLflow is not imported): the
-    per-image "auto" settings resolved (`resolve_for_image`), then with
-    kernel=estimate and no `kernels` the kernels are estimated first (`estimate_blind_kernels`,
-    a progress line every run.progress_every iterations) and written to `out_dir`
-    (`write_estimated_kernels`; then `on_estimated(estimate, written_paths)` when given), then
-    `super_resolve_file` on `image` (h, w, C) float32 in [0, 1] with `gt` (H, W, C) and `kernels`
-    as it takes them. Returns its `Outcome`."""
+    per-image "auto" settings resolved (`resolve_for_image`); with `run.time_budget` the
+    lengths are chosen next (`fit_run_to_budget`, counted from `started_at`, default now) and
+    ZSSR re-planned and paced when it starts (`super_resolve_in_budget`); with kernel=estimate
+    and no `kernels` the kernels are estimated first (`estimate_blind_kernels`, a progress line
+    every run.progress_every iterations) and written to `out_dir` (`write_estimated_kernels`;
+    then `on_estimated(estimate, written_paths)` when given), then `super_resolve_file` on
+    `image` (h, w, C) float32 in [0, 1] with `gt` (H, W, C) and `kernels` as it takes them.
+    Returns its `Outcome`."""
     config, _ = resolve_for_image(config, image, info)
+    config, plan = fit_run_to_budget(config, image, gt, kernels, started_at)
+    estimation = (0.0, 0)
     if kernels is None and config.kernel_estimation.kernel == "estimate":
         k = config.kernel_estimation
+        estimation_start = time.perf_counter()
         estimate = estimate_blind_kernels(config, image, estimation_progress(
             config.run.progress_every, k.estimation_iters, k.estimation_runs))
         paths = write_estimated_kernels(estimate, Path(out_dir), Path(info.path).stem)
+        estimation = (time.perf_counter() - estimation_start, estimate.history.iterations)
         kernels = estimate.per_step
         if on_estimated is not None:
             on_estimated(estimate, paths)
-    return super_resolve_file(config, image, alpha, info, Path(out_dir), gt=gt, kernels=kernels)
+    return super_resolve_in_budget(config, plan, image, alpha, info, Path(out_dir), gt, kernels, estimation=estimation)
 
 
 def super_resolve_with_trained(trained: TrainedZSSR, image: np.ndarray, alpha: np.ndarray | None, info: ImageInfo,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from zssr_tf.inputs import check_training_inputs, setting_warnings
 from zssr_tf.kernels import align_kernel, is_isotropic, upscale_offset
 from zssr_tf.metrics import evaluate
 from zssr_tf.model import build_zssr_net
+from zssr_tf.pacing import FIT_HEADROOM, Deadline, PaceToDeadline, cosine_stop_phase
 from zssr_tf.precision import resolve_precision
 from zssr_tf.resize import imresize
 from zssr_tf.warm_start import describe_init_weights, read_init_weights, set_init_weights
@@ -118,13 +121,18 @@ class ZSSR:
     >>> result.sr.shape                                      # (2h, 2w, C) with the default config
 
     `callbacks` are extra Keras callbacks for every step's `fit` (e.g. tracking); those derived
-    from `ScaleStepCallback` also hear when steps begin and end.
+    from `ScaleStepCallback` also hear when steps begin and end. With a `deadline`
+    (`pacing.Deadline`, a time budget's) every step is paced to end on time
+    (`pacing.PaceToDeadline`): `train.max_iters` is then the planned length, a `cosine` decay's
+    end moves with the measured speed, and the fit may run up to `pacing.FIT_HEADROOM` times longer.
     """
 
-    def __init__(self, config: Config, callbacks: Sequence[keras.callbacks.Callback] = (), verbose: bool = True):
+    def __init__(self, config: Config, callbacks: Sequence[keras.callbacks.Callback] = (), verbose: bool = True,
+                 deadline: Deadline | None = None):
         self.config = config
         self.callbacks = list(callbacks)
         self.verbose = verbose
+        self.deadline = deadline
         self.precision = resolve_precision(config.train.precision)
         self.model: keras.Model | None = None
 
@@ -312,18 +320,31 @@ class ZSSR:
         if step.gt is not None:
             gt_test = GroundTruthTest(tiled_predict_for(self.predict, cfg), step.interpolated, step.gt,
                                       step.scale_factor, t.gt_test_every)
+        limit, pacing = t.max_iters, []
+        if self.deadline is not None:
+            limit = math.ceil(FIT_HEADROOM * t.max_iters)
+            pacing = [PaceToDeadline(
+                self.deadline.step_end(step.index, time.perf_counter()),
+                schedule if isinstance(schedule, CosineLearningRate) else None,
+                cosine_stop_phase(t.learning_rate, t.min_learning_rate), min(self.deadline.min_iters, t.max_iters),
+                limit, window=max(100, 2 * t.run_test_every, 2 * t.gt_test_every if gt_test else 0))]
         # Order matters: later callbacks read the logs earlier ones add (see callbacks.py).
         callbacks = [history, IterationLogs(step.iteration_offset), reconstruction,
                      NonFiniteCheck(step.iteration_offset), *([gt_test] if gt_test else []), schedule,
-                     StopAtMinLearningRate(t.min_learning_rate), *self.callbacks,
+                     StopAtMinLearningRate(t.min_learning_rate), *pacing, *self.callbacks,
                      ProgressLogger(cfg.run.progress_every if self.verbose else 0, label, t.max_iters)]
         for callback in self.callbacks:
             if isinstance(callback, ScaleStepCallback):
                 callback.on_scale_step_begin(step, self.predict)
 
         start = time.perf_counter()
-        self.model.fit(dataset, epochs=1, steps_per_epoch=t.max_iters, callbacks=callbacks, verbose=0, shuffle=False)
+        self.model.fit(dataset, epochs=1, steps_per_epoch=limit, callbacks=callbacks, verbose=0, shuffle=False)
         train_seconds = time.perf_counter() - start
+        # A fit that stops early (stop_training) leaves Keras' epoch iterator and its suspended
+        # generator in a reference cycle that holds the tf.data iterator: its AUTOTUNE worker
+        # threads and prefetched pairs live on until a full collection, and destroyed at
+        # interpreter exit they can hold the process up for a minute. Release them now.
+        gc.collect()
 
         start = time.perf_counter()
         output = final_test(self.predict, cfg, step.input_image, step.relative_sf, step.output_shape, step.kernel,

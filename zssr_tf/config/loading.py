@@ -166,7 +166,7 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         raise ZSSRError(f"{key} must be true or false, got {value!r}")
     if hint is int:
         return _to_int(key, value)
-    if hint is float:
+    if hint is float or hint_text == "float | None":
         return _to_float(key, value)
     if hint_text in ("int | str", "float | str"):  # a number or "auto" (NUMBER_OR_WORDS: other words)
         words = NUMBER_OR_WORDS.get(key, ("auto",))

@@ -246,6 +246,8 @@ class RunConfig:
     log_model: bool = True
     register_model: str | None = None
     system_metrics: bool = True
+    # seconds for the whole run; the lengths are chosen to fit (time_budget.py); None: as configured
+    time_budget: float | None = None
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,11 @@ def validate(config: Config) -> None:
          "sequence.reestimate_ratio must be >= 1 (1: re-estimate whenever the carried kernel fits the next "
          "image any worse)"),
         (r.progress_every >= 0, "run.progress_every must be >= 0 (0 turns the progress display off)"),
+        (r.time_budget is None or r.time_budget > 0,
+         f"run.time_budget is {r.time_budget}; give the seconds the run may take (> 0), or null for no budget"),
+        (r.time_budget is None or config.sequence.carry_over == "none",
+         "run.time_budget (--time-budget) chooses each image's lengths, sequence.carry_over sets those of every "
+         "image after the first: use one of them"),
         (r.register_model is None or (r.register_model.strip() and r.log_model),
          "run.register_model must be a model name (and needs run.log_model: true), or null"),
     ]

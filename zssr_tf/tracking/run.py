@@ -12,7 +12,7 @@ import traceback
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import keras
 import mlflow
@@ -38,16 +38,22 @@ from zssr_tf.tracking.store import (check_reachable, http_retries_for_tracking, 
                                     ui_command, ui_url, use_tracking_uri)
 from zssr_tf.warm_start import describe_init_weights
 
+if TYPE_CHECKING:
+    from zssr_tf.time_budget import BudgetPlan
+
 
 class TrackedRun:
     """The MLflow run of one ZSSR training, as `tracked_run` yields it: pass `callback` to the
     training and `log_outcome` its result. The run starts when training does (or on `start()`);
     until then `run_id`, `client`, `folder` and `buffer` are None. `model_info` is MLflow's
-    `ModelInfo` of the logged model once a FINISHED run has logged it."""
+    `ModelInfo` of the logged model once a FINISHED run has logged it. `plan`: the
+    `time_budget.BudgetPlan` the config's lengths were chosen by, logged as `time_budget/*`
+    params and the tag `time_budget` (its summary line), or None."""
 
     def __init__(self, config: Config, info: ImageInfo, out_dir: str | Path, gt_path: str | Path | None = None,
                  kernel_paths: Sequence[str | Path] = (), tags: dict[str, str] | None = None,
-                 overrides: Sequence[str] = (), params: dict[str, Any] | None = None):
+                 overrides: Sequence[str] = (), params: dict[str, Any] | None = None,
+                 plan: BudgetPlan | None = None):
         # The saved config (and the MLflow model's) names the backend that ran, which the Python
         # API takes from KERAS_BACKEND whatever run.backend says.
         self.config = dataclasses.replace(config, run=dataclasses.replace(config.run, backend=backend_name()))
@@ -58,6 +64,9 @@ class TrackedRun:
         self.tags = dict(tags or {})
         self.overrides = list(overrides)
         self.params = dict(params or {})
+        self.plan = plan
+        if plan is not None:
+            self.tags["time_budget"] = plan.summary()
         self.model_info = None
         self._system_metrics = None
         self.tracking_uri = resolve_tracking_uri(config.run.tracking_uri)
@@ -152,6 +161,9 @@ class TrackedRun:
                       "run/learning_rate_drops": len(drops)})
         for key, value in final.items():
             self.buffer.add(key, value, 0)
+        if outcome.budget is not None:  # what ran, next to the plan logged as params
+            for key, value, step in outcome.budget.metrics():
+                self.buffer.add(key, value, step)
         for number, iteration in enumerate(drops, 1):
             self.buffer.add("run/learning_rate_drop_iteration", iteration, number)
         self._safely("copy the outputs", self._copy_outputs, outcome.sr_path, outcome.bicubic_path)
@@ -183,6 +195,8 @@ class TrackedRun:
             "precision": precision, "device": device, "backend": backend_name(), "version.zssr_tf": zssr_tf.__version__,
             f"version.{backend_name()}": library_version(backend_name()), "version.keras": keras.__version__,
             "version.mlflow": mlflow.__version__, "version.python": platform.python_version(), **self.params})
+        if self.plan is not None:
+            params.update({f"time_budget/{name}": value for name, value in self.plan.values().items()})
         log_params(self.client, self.run_id, params)
         self.folder.mkdir(parents=True, exist_ok=True)
         save_config(config, self.folder / "config.yaml")
@@ -286,7 +300,8 @@ class TrackedRun:
 @contextmanager
 def tracked_run(config: Config, info: ImageInfo, out_dir: str | Path, gt_path: str | Path | None = None,
                 kernel_paths: Sequence[str | Path] = (), tags: dict[str, str] | None = None,
-                overrides: Sequence[str] = (), params: dict[str, Any] | None = None) -> Iterator[TrackedRun]:
+                overrides: Sequence[str] = (), params: dict[str, Any] | None = None,
+                plan: BudgetPlan | None = None) -> Iterator[TrackedRun]:
     """One MLflow run around the training of the image `info` describes (see `TrackedRun`).
 
     Fails at once with ZSSRError naming the store when it is a server that does not answer.
@@ -296,9 +311,10 @@ def tracked_run(config: Config, info: ImageInfo, out_dir: str | Path, gt_path: s
     logged and kept in `<out_dir>/mlflow_runs/<run_id>/`. Tracking failures after the start
     only warn. `tags` add to the run's tags (e.g. {"config": "gradual_x2"}); `overrides` (the
     command line's `key=value` texts) go into the run's name and description; `params` add to its
-    params (e.g. what was estimated from the image: `photo.PhotoEstimate.params`).
+    params (e.g. what was estimated from the image: `photo.PhotoEstimate.params`); `plan` (a
+    `time_budget.BudgetPlan`) is logged with the params.
     """
-    run = TrackedRun(config, info, out_dir, gt_path, kernel_paths, tags, overrides, params)
+    run = TrackedRun(config, info, out_dir, gt_path, kernel_paths, tags, overrides, params, plan)
     check_reachable(run.tracking_uri)
     with http_retries_for_tracking():
         status, error = "FAILED", None
