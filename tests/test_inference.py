@@ -10,7 +10,7 @@ from zssr_tf.inference.trained import TrainedZSSR
 from zssr_tf.kernels import gaussian_kernel
 from zssr_tf.trainer import ZSSR
 
-TINY = ["model.depth=3", "model.width=8", "max_iters=4", "run_test_every=2", "learning_rate_slope_range=6",
+TINY = ["init_weights=none", "model.depth=3", "model.width=8", "max_iters=4", "run_test_every=2", "learning_rate_slope_range=6",
         "crop_size=16", "back_projection_iters=[1]", "progress_every=0", "precision=float32"]
 
 

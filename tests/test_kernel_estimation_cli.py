@@ -22,7 +22,7 @@ from zssr_tf.pipeline import estimation_progress
 
 # A constant learning rate (the step schedule's first halving is at 500): the policy could not act
 # in 3 iterations, and with it the short-run warning would precede every message under test.
-QUICK = ["model.depth=3", "model.width=8", "max_iters=3", "learning_rate_schedule=step", "run_test_every=1",
+QUICK = ["init_weights=none", "model.depth=3", "model.width=8", "max_iters=3", "learning_rate_schedule=step", "run_test_every=1",
          "learning_rate_slope_range=3", "crop_size=16", "back_projection_iters=[1]", "progress_every=0"]
 TRUE_KERNEL = gaussian_kernel(13, 2.5, 0.8, 0.6)  # strongly anisotropic, far from bicubic
 

@@ -15,7 +15,7 @@ from zssr_tf.metrics import blockiness
 from zssr_tf.photo import (NOISE_FLOOR, estimate_noise_std, ijg_table, quality_from_table, read_jpeg_facts,
                            resolve_photo_settings)
 
-QUICK = ["model.depth=3", "model.width=8", "max_iters=3", "learning_rate_schedule=step", "run_test_every=1",
+QUICK = ["init_weights=none", "model.depth=3", "model.width=8", "max_iters=3", "learning_rate_schedule=step", "run_test_every=1",
          "learning_rate_slope_range=3", "crop_size=16", "back_projection_iters=[1]", "progress_every=0"]
 
 

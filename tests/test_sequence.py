@@ -17,7 +17,7 @@ from zssr_tf.cli import main
 from zssr_tf.errors import ZSSRError
 from zssr_tf.sweeps.inputs import expand_inputs, is_many, natural_key, set_name
 
-TINY = ["model.depth=3", "model.width=8", "crop_size=16", "back_projection_iters=[1]", "output_flip=false",
+TINY = ["init_weights=none", "model.depth=3", "model.width=8", "crop_size=16", "back_projection_iters=[1]", "output_flip=false",
         "progress_every=0", "run_test_every=5", "gt_test_every=0", "log_model=false", "system_metrics=false"]
 
 

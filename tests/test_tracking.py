@@ -28,7 +28,7 @@ from zssr_tf.image_io import read_image
 from zssr_tf.metrics import evaluate
 from zssr_tf.pipeline import super_resolve_file
 
-TINY = ["model.depth=3", "model.width=8", "train.max_iters=30", "run_test_every=10", "crop_size=32",
+TINY = ["init_weights=none", "model.depth=3", "model.width=8", "train.max_iters=30", "run_test_every=10", "crop_size=32",
         "back_projection_iters=[2]", "progress_every=0", "precision=float32", "log_model=false",
         "system_metrics=false"]
 GRADUAL = ["scale_factors=[[1.5, 1.5], [2.0, 2.0]]"]

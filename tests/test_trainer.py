@@ -20,7 +20,7 @@ from zssr_tf.metrics import calculate_psnr
 from zssr_tf.trainer import ZSSR
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["model.depth=3", "model.width=8", "max_iters=4", "run_test_every=2", "learning_rate_slope_range=6",
+TINY = ["init_weights=none", "model.depth=3", "model.width=8", "max_iters=4", "run_test_every=2", "learning_rate_slope_range=6",
         "crop_size=16", "back_projection_iters=[1]", "progress_every=0", "precision=float32"]
 
 
@@ -85,7 +85,8 @@ def test_given_kernel_is_used_for_sons(shared_data_dir):
     kernel = gaussian_kernel(13, 2.2, 0.8)
     lr = degrade(hr, kernel, 2)
     config = load_config("given_kernel", [
-        "model.depth=4", "model.width=16", "crop_size=32", "max_iters=200", "learning_rate_schedule=cosine",
+        "model.depth=4", "model.width=16", "init_weights=none", "crop_size=32", "max_iters=200",
+        "learning_rate_schedule=cosine",
         "run_test_every=50", "back_projection_iters=[0]", "progress_every=0", "precision=float32"])
     given = ZSSR(config, verbose=False).run(lr, kernels=[kernel])
     bicubic_sons = ZSSR(config, verbose=False).run(lr)
