@@ -76,7 +76,7 @@ def main() -> None:
 
     lr, hr = make_input(args.image, tuple(args.size))
     results = {preset: run_preset(preset, lr, hr, args.overrides) for preset in args.presets}
-    write_json(RESULTS / "blind_large.json", {"input": str(lr.name), "overrides": args.overrides, "results": results})
+    write_json("blind_large", {"input": str(lr.name), "overrides": args.overrides, "results": results})
     lines = [f"# Blind runs on a {args.size[0]}x{args.size[1]} LR input ({args.image}, upscaled, random kernel)", "",
              "| preset | wall s | estimation s | ZSSR train s | test s | iterations | PSNR-Y | SSIM-Y | bicubic PSNR-Y |",
              "|---|---|---|---|---|---|---|---|---|"]

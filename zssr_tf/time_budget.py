@@ -52,6 +52,10 @@ ESTIMATION_PROBE_ITERATIONS = 16
 ESTIMATION_FLOOR = {"kernelgan": 500, "fkp": 100}
 # The fewest ZSSR iterations per scale step (a configured max_iters under it is kept).
 ZSSR_FLOOR = 100
+# The iterations a KernelGAN run is planned at when it stops once its kernel stops moving
+# (kernel_stop_tolerance > 0): the latest stop measured with the default tolerance (runs stopped
+# at 1,000-1,800 iterations, experiments/reports/blind-sr.md "Stopping KernelGAN early").
+EXPECTED_STOPPED_RUN = 1800
 # The side of the square tile whose forward pass gives the network's cost per output pixel.
 PROBE_TILE = 256
 
@@ -221,8 +225,10 @@ def choose_lengths(config: Config, costs: StageCosts, seconds: float, spent: flo
     as configured when that fits beside ZSSR's floor. The estimation keeps its configured
     iterations per run and drops runs first (each run's set-up costs seconds, and fewer long
     runs estimate better than many short ones); only a single run is shortened, never under
-    ESTIMATION_FLOOR; it never gets more runs or iterations than configured. ZSSR takes the rest, at least ZSSR_FLOOR iterations per step, more than
-    configured when there is time for them. Raises ZSSRError when the floors do not fit, naming
+    ESTIMATION_FLOOR; it never gets more runs or iterations than configured. A KernelGAN run that
+    stops once its kernel stops moving is costed at EXPECTED_STOPPED_RUN iterations at most.
+    ZSSR takes the rest, at least ZSSR_FLOOR iterations per step, more than configured when there
+    is time for them. Raises ZSSRError when the floors do not fit, naming
     the smallest budget that does."""
     k = config.kernel_estimation
     estimating = k.kernel == "estimate"
@@ -232,9 +238,12 @@ def choose_lengths(config: Config, costs: StageCosts, seconds: float, spent: flo
     runs, iters = (int(k.estimation_runs), int(k.estimation_iters)) if estimating else (0, 0)
     estimation_floor = min(iters, ESTIMATION_FLOOR.get(k.method, iters))
     zssr_floor = min(config.train.max_iters, ZSSR_FLOOR)
+    stops_early = estimating and k.method == "kernelgan" and k.kernel_stop_tolerance > 0
 
     def estimation(r: int, n: int) -> float:
-        return r * (costs.estimation_setup + n * costs.estimation_iteration)
+        """Seconds of r runs of at most n iterations (a run that stops early: EXPECTED_STOPPED_RUN)."""
+        return r * (costs.estimation_setup + min(n, EXPECTED_STOPPED_RUN if stops_early else n)
+                    * costs.estimation_iteration)
 
     left = seconds - spent - fixed
     shortest = estimation(min(runs, 1), estimation_floor) + zssr_floor * per_iteration
