@@ -28,7 +28,8 @@ def validate(config: Config) -> None:
         (m.input_noise_std >= 0, "model.input_noise_std must be >= 0 (0 adds no noise to the network input)"),
         (m.init_weights in INIT_WEIGHTS_NAMES or m.init_weights.endswith(".npz"),
          f"model.init_weights is {m.init_weights!r}; use none (random init), warm_start (the shipped x2 network), "
-         "auto (the warm start where it fits, else random) or the path of a .npz weights file "
+         "warm_start_blind (the shipped x2 network for blur kernels), auto (a warm start where it fits, else "
+         "random) or the path of a .npz weights file "
          "(zssr_tf.warm_start.save_weights writes one)"),
         (len(s.scale_factors) >= 1, "scale.scale_factors needs at least one step, e.g. [[2.0, 2.0]]"),
         (s.downscale_method in RESIZE_METHODS, f"scale.downscale_method must be one of {RESIZE_METHODS}"),
