@@ -20,7 +20,7 @@ from zssr_tf.config import load_config
 from zssr_tf.image_io import read_image
 from zssr_tf.inference.trained import TrainedZSSR
 
-TINY = ["init_weights=none", "model.depth=3", "model.width=8", "train.max_iters=20", "run_test_every=10", "crop_size=32",
+TINY = ["model.depth=3", "model.width=8", "train.max_iters=20", "run_test_every=10", "crop_size=32",
         "back_projection_iters=[2]", "precision=float32", "min_iters=5", "learning_rate_policy_check_every=5",
         "learning_rate_slope_range=30"]
 REPO = Path(__file__).resolve().parents[1]
