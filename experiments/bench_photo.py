@@ -90,6 +90,8 @@ def run_image(data: Path, row: dict, methods, save_outputs: bool) -> dict:
     gt = read_image(hr_path(row["image"]))[0]
     configs = {name: load_config(name) for name in PRESETS}
     configs["photo"], photo_estimate = resolve_for_image(configs["photo"], image, info)
+    for variant in (m for m in methods if m.startswith("photo+")):  # photo with overrides, e.g. photo+max_iters=800
+        configs[variant] = resolve_for_image(load_config("photo", variant[len("photo+"):].split(",")), image, info)[0]
     shared = estimation_digest(configs["blind_real"])
     assert estimation_digest(configs["photo"]) == shared, "photo and blind_real must estimate the same way"
     estimates = {"estimate": (configs["blind_real"], cache.with_name(f"{stem}_kernel.npy")),
@@ -132,7 +134,7 @@ def run_image(data: Path, row: dict, methods, save_outputs: bool) -> dict:
             run = ZSSR(config, verbose=False).run(image, kernels=kernels)
             sr = run.sr
             entry.update(iterations=run.iterations, zssr_seconds=run.train_seconds + run.test_seconds)
-            if method == "photo":
+            if method.startswith("photo"):
                 entry.update(noise_std=config.augment.noise_std, jpeg_quality=config.augment.jpeg_quality,
                              **photo_estimate.params())
         entry["seconds"] = time.perf_counter() - start
@@ -152,26 +154,33 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--images", type=int, default=0, help="only the first N images of the manifest (0: all)")
+    parser.add_argument("--only", nargs="+", metavar="STEM", help="only these images (LR file stems)")
+    parser.add_argument("--photo-variant", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
+                        help="also run `photo` with these overrides (e.g. max_iters=800, or init_weights=FILE); "
+                             "repeatable; scored in a table of their own")
     parser.add_argument("--figure", default=None, help="the image (LR stem) of the crops figure "
                                                       "(default: the noise 5, quality 50 one)")
     args = parser.parse_args()
     if not (args.data / "manifest.json").is_file():
         make_set(args.data)
     rows = json.loads((args.data / "manifest.json").read_text())[:args.images or None]
-    figure_stem = args.figure or next(Path(r["lr"]).stem for r in rows
-                                      if (float(r["noise_level"]), str(r["jpeg_quality"])) == FIGURE_CELL)
+    rows = [r for r in rows if args.only is None or Path(r["lr"]).stem in args.only]
+    variants = [f"photo+{v}" for v in args.photo_variant]
+    figure_stem = args.figure or next((Path(r["lr"]).stem for r in rows
+                                       if (float(r["noise_level"]), str(r["jpeg_quality"])) == FIGURE_CELL), None)
     # The columns the targets need first, image by image; then the other presets.
-    for group in (("bicubic", "estimate", "blind_real", "photo"), ("blind",), ("default",), ("real",)):
+    for group in (("bicubic", "estimate", "blind_real", "photo"), ("blind",), tuple(variants), ("default",), ("real",)):
         for row in rows:
-            run_image(args.data, row, [m for m in group if m in args.methods],
+            run_image(args.data, row, [m for m in group if m in args.methods or m in variants],
                       save_outputs=Path(row["lr"]).stem == figure_stem)
     report = {"data": str(args.data), "images": {Path(r["lr"]).stem: {
         "manifest": r, **run_image(args.data, r, [], False)} for r in rows}}
     write_json("photo_x2", report)
-    table = summary_table(report)
+    table = summary_table(report) + variants_table(report)
     (RESULTS / "photo_x2.md").write_text(table)
     print(table)
-    crops_figure(figure_stem, args.data, rows)
+    if figure_stem is not None:
+        crops_figure(figure_stem, args.data, rows)
     return 0
 
 
@@ -209,6 +218,23 @@ def summary_table(report: dict) -> str:
     lines += ["", "Cells: PSNR-Y dB / SSIM-Y / 8x8 blockiness of the x2 output (about 1: no blocking). Seconds per "
               "image: the estimate (where there is one) + ZSSR, this machine.", "", "Targets:", ""]
     lines += target_lines(cells)
+    return "\n".join(lines) + "\n"
+
+
+def variants_table(report: dict) -> str:
+    """Markdown: per image that has any `photo+...` result, PSNR-Y / blockiness of blind_real,
+    photo and each variant (empty when there are none)."""
+    variants = sorted({m for r in report["images"].values() for m in r if m.startswith("photo+")})
+    if not variants:
+        return ""
+    columns = ["blind_real", "photo", *variants]
+    lines = ["", "Variants of `photo` (PSNR-Y dB / blockiness):", "",
+             "| image | " + " | ".join(f"`{c}`" for c in columns) + " |", "|---|" + "---|" * len(columns)]
+    for stem, result in report["images"].items():
+        if any(v in result for v in variants):
+            lines.append(f"| {stem} | " + " | ".join(
+                f"{result[c]['psnr']:.2f} / {result[c]['blockiness']:.2f}" if "psnr" in result.get(c, {}) else "—"
+                for c in columns) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -267,7 +293,7 @@ def crops_figure(stem: str, data: Path, rows: list[dict]) -> None:
     candidates = [(y, x) for y in np.linspace(0, height - side, 4).astype(int)
                   for x in np.linspace(0, width - side, 4).astype(int)]
     top, left = max(candidates, key=lambda c: np.std(images["HR"][c[0]:c[0] + side, c[1]:c[1] + side]))
-    figure, axes = plt.subplots(1, 4, figsize=(12, 3.4))
+    figure, axes = plt.subplots(1, 4, figsize=(12, 3.8))
     for axis, (name, image) in zip(axes, images.items()):
         crop = image[top:top + side, left:left + side]
         axis.imshow(crop[..., 0] if crop.shape[2] == 1 else crop, cmap="gray", vmin=0, vmax=1,
@@ -278,7 +304,7 @@ def crops_figure(stem: str, data: Path, rows: list[dict]) -> None:
         axis.axis("off")
     figure.suptitle(f"{stem}: noise {float(row['noise_level']):g}/255, JPEG quality {row['jpeg_quality']}, x2",
                     fontsize=10)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 0.93))
     path = RESULTS / "figures" / "photo_crops.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)

@@ -77,6 +77,9 @@ BICUBIC_SHARE, ROUND_SHARE = 0.2, 0.2  # the rest are DIV2KRK-style anisotropic 
 ROUND_VARIANCE_RANGE = (0.4, 5.0)      # px^2, as the anisotropic ones' U(0.6, 5) widened a little
 DIRECT_SHARE = 0.5
 HELD_OUT_KERNELS = 6  # --kernels random: held-out scores average over this many seeded kernels
+# --photo: the share of sons with noise (std U(0, NOISE_MAX)) and with JPEG (quality U{40..95}).
+NOISE_SHARE, NOISE_MAX = 0.75, 10 / 255
+JPEG_SHARE, JPEG_QUALITY_RANGE = 0.6, (40, 95)
 
 
 def random_son_kernel(rng: np.random.Generator) -> tuple[np.ndarray, tuple[float, float]]:
@@ -111,15 +114,26 @@ def make_father(image: np.ndarray, crop: int, rng: np.random.Generator) -> np.nd
     return dihedral(father, int(rng.integers(8)))
 
 
-def make_pair(father: np.ndarray, kernel, offset, config, rng: np.random.Generator) -> np.ndarray:
+def photo_degradation(rng: np.random.Generator) -> tuple[float, int | None]:
+    """`--photo`: a son's (noise std in [0, 1] units, JPEG quality or None), drawn as a phone
+    shot's might be: noise in NOISE_SHARE of sons, JPEG in JPEG_SHARE."""
+    noise = float(rng.uniform(0, NOISE_MAX)) if rng.random() < NOISE_SHARE else 0.0
+    quality = int(rng.integers(JPEG_QUALITY_RANGE[0], JPEG_QUALITY_RANGE[1] + 1)) if rng.random() < JPEG_SHARE else None
+    return noise, quality
+
+
+def make_pair(father: np.ndarray, kernel, offset, config, rng: np.random.Generator,
+              photo: bool = False) -> np.ndarray:
     """The interpolated son (float32, father's shape) of `father`: downscaled x2 with `kernel`
-    ("cubic" or an aligned numeric kernel), cubic-upscaled back on the grid `offset`."""
-    lr_son = father_to_son(father, SCALE, kernel, 0.0, rng)
+    ("cubic" or an aligned numeric kernel), with `photo` given noise and JPEG
+    (`photo_degradation`), cubic-upscaled back on the grid `offset`."""
+    noise, quality = photo_degradation(rng) if photo else (0.0, None)
+    lr_son = father_to_son(father, SCALE, kernel, noise, rng, quality)
     return interpolate_son(lr_son, SCALE, father.shape[:2], config.scale.upscale_method, offset)
 
 
 def make_batch(images: list[np.ndarray], batch: int, crop: int, config, rng: np.random.Generator,
-               kernels: str, task_kernel=None):
+               kernels: str, task_kernel=None, photo: bool = False):
     """([batch, crop, crop, 3] interpolated sons, [batch, crop, crop, 3] fathers), float32 in [0, 1].
     `kernels` "bicubic": MATLAB-bicubic sons; "random": a `random_son_kernel` per pair, or the
     one `task_kernel` (kernel, offset) for the whole batch (a Reptile task)."""
@@ -130,20 +144,21 @@ def make_batch(images: list[np.ndarray], batch: int, crop: int, config, rng: np.
             kernel, offset = config.scale.downscale_method, (0.0, 0.0)
         else:
             kernel, offset = task_kernel or random_son_kernel(rng)
-        sons.append(make_pair(father, kernel, offset, config, rng))
+        sons.append(make_pair(father, kernel, offset, config, rng, photo))
         fathers.append(father)
     return np.stack(sons), np.stack(fathers)
 
 
-def held_out_pairs(config, kernels: str) -> list[tuple[np.ndarray, np.ndarray]]:
+def held_out_pairs(config, kernels: str, photo: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
     """[(cubic upscale of an x2 LR image, HR image)] of HELD_OUT, its sides cropped to even:
-    one bicubic pair, or with `kernels` "random" one per seeded held-out kernel."""
+    one bicubic pair, or with `kernels` "random" one per seeded held-out kernel (each with
+    seeded noise and JPEG with `photo`)."""
     hr = read_rgb(HELD_OUT)
     hr = hr[:hr.shape[0] // 2 * 2, :hr.shape[1] // 2 * 2]
     rng = np.random.default_rng(12345)  # held-out kernels: a stream of their own
     if kernels == "bicubic":
         return [(make_pair(hr, config.scale.downscale_method, (0.0, 0.0), config, rng), hr)]
-    return [(make_pair(hr, *random_son_kernel(rng), config, rng), hr) for _ in range(HELD_OUT_KERNELS)]
+    return [(make_pair(hr, *random_son_kernel(rng), config, rng, photo), hr) for _ in range(HELD_OUT_KERNELS)]
 
 
 def held_out_psnr(network: keras.Model, pairs: list[tuple[np.ndarray, np.ndarray]]) -> float:
@@ -171,6 +186,8 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--kernels", choices=("bicubic", "random"), default="bicubic",
                         help="sons by MATLAB's bicubic kernel, or by random blur kernels (the blind warm start)")
+    parser.add_argument("--photo", action="store_true",
+                        help="sons also get noise and JPEG compression (photo_degradation): a warm start for photos")
     parser.add_argument("--method", choices=("plain", "reptile"), default="plain")
     parser.add_argument("--inner-steps", type=int, default=5, help="reptile: Adam steps per kernel")
     parser.add_argument("--init", default="none",
@@ -183,7 +200,7 @@ def main() -> None:
     keras.utils.set_random_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     images = [read_rgb(name) for name in TRAIN_IMAGES]
-    held_out = held_out_pairs(config, args.kernels)
+    held_out = held_out_pairs(config, args.kernels, args.photo)
     precision = resolve_precision(config.train.precision)
     m = config.model
     network = build_zssr_net(m.depth, m.width, 3, m.init_variance, dtype_policy=precision)
@@ -198,7 +215,7 @@ def main() -> None:
     print(f"x{SCALE[0]:g}, depth {m.depth}, width {m.width}, {precision}; {args.steps} steps of {args.batch} "
           f"{args.crop}x{args.crop} crops, Adam, cosine from {PEAK_LEARNING_RATE:g} to "
           f"{PEAK_LEARNING_RATE * FINAL_RATE_FRACTION:g}, seed {args.seed}; sons: {args.kernels} kernels, "
-          f"{args.method}" + (f" ({args.inner_steps} steps per kernel)" if args.method == "reptile" else "")
+          f"{args.method}" + (", noise and JPEG" if args.photo else "") + (f" ({args.inner_steps} steps per kernel)" if args.method == "reptile" else "")
           + f"; initial weights: {args.init}")
     print(f"held out {HELD_OUT} ({len(held_out)} LR image(s)): cubic upscale PSNR-Y {bicubic:.2f} dB", flush=True)
     start, losses = time.perf_counter(), []
@@ -208,7 +225,7 @@ def main() -> None:
         if args.method == "reptile" and task_step == 0:
             task_kernel = random_son_kernel(rng) if args.kernels == "random" else None
         sons, fathers = make_batch(images, args.batch, args.crop, config, rng, args.kernels,
-                                   task_kernel if args.method == "reptile" else None)
+                                   task_kernel if args.method == "reptile" else None, args.photo)
         losses.append(float(network.train_on_batch(sons, fathers)))
         if args.method == "reptile" and task_step == args.inner_steps - 1:
             reptile_update(network, outer_start, 1.0 - (step - 1) / args.steps)
