@@ -84,3 +84,28 @@ def test_a_script_that_builds_on_others_runs_as_a_script(where):
         "bench_kernel_psnr.py", EXPERIMENTS)
     result = _run_help(script, cwd)
     assert result.returncode == 0 and "usage: bench_kernel_psnr.py" in result.stdout, result.stderr[-2000:]
+
+
+def test_the_photo_benchmark_scores_its_targets_per_cell(monkeypatch):
+    """bench_photo's summary: cells by noise x quality, a target met or missed by the mean over
+    the images of its cells that have every method it compares."""
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
+    bench_photo = importlib.import_module("bench_photo")
+
+    def scores(psnr, blockiness=1.0):
+        return {"psnr": psnr, "ssim": 0.8, "blockiness": blockiness, "seconds": 10.0}
+
+    report = {"images": {
+        "a_n0_q50": {"manifest": {"noise_level": 0.0, "jpeg_quality": 50}, "bicubic": scores(25.0, 1.6),
+                     "blind_real": scores(26.0, 1.9), "photo": scores(27.5, 0.9)},
+        "b_n5_q70": {"manifest": {"noise_level": 5.0, "jpeg_quality": 70}, "bicubic": scores(24.0, 1.3),
+                     "blind_real": scores(25.0, 1.2), "photo": scores(25.2, 1.4)},
+        "c_n0_qnone": {"manifest": {"noise_level": 0.0, "jpeg_quality": "none"}, "bicubic": scores(26.0),
+                       "blind_real": scores(27.0), "photo": scores(27.0)}}}
+    table = bench_photo.summary_table(report)
+    assert "| 0 | 50 | 1 | 25.00 / 0.8000 / 1.60 | — | — | 26.00 / 0.8000 / 1.90 | 27.50 / 0.8000 / 0.90 | — |" in table
+    lines = {line.split(":")[0] + ":" + line.split(":")[1]: line for line in table.splitlines() if line.startswith("- ")}
+    assert "+0.85 (MISSED; n=2)" in lines["- JPEG q <= 70: photo - blind_real >= +1.0 dB"]  # (1.5 + 0.2) / 2
+    assert "+0.30 (met; n=2)" in lines["- JPEG q <= 70: bicubic's blockiness - photo's >= 0"]  # (0.7 - 0.1) / 2
+    assert "not measured yet" in lines["- clean (no noise, no JPEG): photo - blind >= -0.1 dB"]  # no blind run
+    assert "+0.20 (MISSED; n=1)" in lines["- noisy (noise > 0, any JPEG): photo - blind_real >= +0.5 dB"]
