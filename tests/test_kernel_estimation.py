@@ -72,6 +72,32 @@ def test_gradients_through_the_kernel_equal_gradients_through_the_layers():
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-6 * float(tf.reduce_max(tf.abs(a))))
 
 
+def _delta_response(generator):
+    """G's kernel the direct way: a delta through its layers without the stride, flipped."""
+    size = sum(layer.kernel.shape[0] - 1 for layer in generator.layers) + 1
+    x = tf.pad(tf.ones((1, 1, 1, 1)), [[0, 0], [size - 1, size - 1], [size - 1, size - 1], [0, 0]])
+    for layer in generator.layers:
+        x = tf.nn.conv2d(x, layer.kernel, 1, "VALID")
+    return tf.reverse(x[0, :, :, 0], [0, 1])
+
+
+@pytest.mark.parametrize("structure", [(7, 5, 3, 1, 1, 1), (3, 3, 3), (5, 3, 1), (1, 7, 1, 3), (3, 9), (11,)])
+def test_composed_kernel_and_its_gradients_equal_a_delta_through_the_layers(structure):
+    generator = build_linear_generator(structure, width=16, init_gain=1.0, seed=sum(structure))
+    size = sum(structure) - len(structure) + 1
+    tap_weights = tf.reshape(tf.range(size * size, dtype=tf.float32), (size, size))
+    with tf.GradientTape(persistent=True) as tape:
+        composed, direct = extract_kernel(generator), _delta_response(generator)
+        # Nonlinear and different for every tap, so that a tap in the wrong place shows.
+        losses = [tf.reduce_sum(tf.sin(3 * k) * tap_weights) for k in (composed, direct)]
+    assert composed.shape == (size, size)
+    scale = float(tf.reduce_max(tf.abs(direct)))
+    assert scale > 0.01
+    np.testing.assert_allclose(composed.numpy(), direct.numpy(), atol=1e-6 * scale)
+    for a, b in zip(*(tape.gradient(loss, generator.trainable_variables) for loss in losses)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5 * float(tf.reduce_max(tf.abs(b))))
+
+
 def _correlate_subsample(image, kernel, step):
     return signal.correlate2d(image, kernel, mode="valid")[::step, ::step]
 
