@@ -13,6 +13,7 @@ from keras import ops
 
 from zssr_tf import backend
 from zssr_tf.kernel_estimation.inputs import BACKENDS  # noqa: F401 (not PyTorch: see there)
+from zssr_tf.kernel_estimation.strided import correlate_stride2
 
 
 def glorot_normal(gain: float, seed: int | None = None) -> keras.initializers.Initializer:
@@ -61,13 +62,12 @@ def downscale_with_generator_kernel(images, kernel):
 
     G is linear, so G(x) = correlate_valid(x, k)[::2, ::2] with k = `extract_kernel(G)`, and
     the gradients with respect to G's weights are the same through either path (the chain rule
-    through a linear map). For the default G and a 64x64 RGB crop this path costs ~1.5 M
-    multiply-adds (1.1 M to extract the kernel, 13x13 taps for each of the 26x26x3 outputs)
-    against ~1.3 G through G's 64-channel layers, ~900x fewer, which is why training uses it.
+    through a linear map). For the default G and a 64x64 RGB crop this path costs ~3 M
+    multiply-adds (1.1 M to extract the kernel, ~2 M for the stride-2 correlation as dense
+    matrix products, `strided.correlate_stride2`) against ~1.3 G through G's 64-channel layers,
+    ~400x fewer, which is why training uses it.
     """
-    as_batch = ops.transpose(images, [3, 1, 2, 0])
-    out = ops.conv(as_batch, kernel[:, :, None, None], strides=2, padding="valid")
-    return ops.transpose(out, [3, 1, 2, 0])
+    return correlate_stride2(images, kernel)
 
 
 def extract_kernel(generator: keras.Model):
