@@ -111,16 +111,20 @@ def build_patch_discriminator(layers: int = 7, width: int = 64, kernel_size: int
     A `kernel_size` conv (no activation), then `layers` - 2 blocks of 1x1 conv + BatchNorm +
     ReLU, then a 1x1 conv to one channel and a sigmoid: each output judges one
     kernel_size x kernel_size patch (26 -> 20 for the default). Every conv has a bias and
-    spectral normalisation (one power iteration per training call). Call it with
+    spectral normalisation (one power iteration per training call); the 1x1 convs are Dense
+    layers on the channels (kernels (width_in, width_out)). Call it with
     `training=True` always: with a batch of one, BatchNorm's statistics are spatial.
     """
 
     def conv(filters: int, size: int, index: int) -> keras.layers.Layer:
-        return keras.layers.SpectralNormalization(keras.layers.Conv2D(
-            filters, size, padding="valid",
-            kernel_initializer=glorot_normal(init_gain, None if seed is None else seed + 100 + index),
-            bias_initializer="zeros", dtype=dtype_policy), power_iterations=1, dtype=dtype_policy,
-            name=f"d_conv_{index + 1}")
+        initializer = glorot_normal(init_gain, None if seed is None else seed + 100 + index)
+        # A 1x1 conv as a Dense layer on the channels: the same function and initial weights,
+        # and its weight gradient a matrix product (XLA's CPU convolution is far slower there).
+        layer = (keras.layers.Dense(filters, kernel_initializer=initializer, dtype=dtype_policy) if size == 1 else
+                 keras.layers.Conv2D(filters, size, padding="valid", kernel_initializer=initializer,
+                                     dtype=dtype_policy))
+        return keras.layers.SpectralNormalization(layer, power_iterations=1, dtype=dtype_policy,
+                                                  name=f"d_conv_{index + 1}")
 
     stack = [keras.Input((None, None, channels)), conv(width, kernel_size, 0)]
     for i in range(1, layers - 1):
