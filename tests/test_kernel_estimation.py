@@ -25,7 +25,9 @@ from zssr_tf.kernel_estimation.postprocess import (analytic_x4_kernel, average_k
                                                    scale_kernel_variance, trim_negligible_border,
                                                    zero_negligible_taps)
 from zssr_tf.kernel_estimation.schedule import ConstraintSchedule
-from zssr_tf.kernels import gaussian_kernel, kernel_distance, kernel_variances, load_kernel, recenter_kernel
+from zssr_tf.kernel_estimation.strided import correlate_stride2
+from zssr_tf.kernels import (bicubic_kernel, gaussian_kernel, kernel_distance, kernel_variances, load_kernel,
+                              recenter_kernel)
 
 
 def _random_images(shape, seed=0):
@@ -70,6 +72,32 @@ def test_gradients_through_the_kernel_equal_gradients_through_the_layers():
 
     for a, b in zip(*gradients()):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-6 * float(tf.reduce_max(tf.abs(a))))
+
+
+def _delta_response(generator):
+    """G's kernel the direct way: a delta through its layers without the stride, flipped."""
+    size = sum(layer.kernel.shape[0] - 1 for layer in generator.layers) + 1
+    x = tf.pad(tf.ones((1, 1, 1, 1)), [[0, 0], [size - 1, size - 1], [size - 1, size - 1], [0, 0]])
+    for layer in generator.layers:
+        x = tf.nn.conv2d(x, layer.kernel, 1, "VALID")
+    return tf.reverse(x[0, :, :, 0], [0, 1])
+
+
+@pytest.mark.parametrize("structure", [(7, 5, 3, 1, 1, 1), (3, 3, 3), (5, 3, 1), (1, 7, 1, 3), (3, 9), (11,)])
+def test_composed_kernel_and_its_gradients_equal_a_delta_through_the_layers(structure):
+    generator = build_linear_generator(structure, width=16, init_gain=1.0, seed=sum(structure))
+    size = sum(structure) - len(structure) + 1
+    tap_weights = tf.reshape(tf.range(size * size, dtype=tf.float32), (size, size))
+    with tf.GradientTape(persistent=True) as tape:
+        composed, direct = extract_kernel(generator), _delta_response(generator)
+        # Nonlinear and different for every tap, so that a tap in the wrong place shows.
+        losses = [tf.reduce_sum(tf.sin(3 * k) * tap_weights) for k in (composed, direct)]
+    assert composed.shape == (size, size)
+    scale = float(tf.reduce_max(tf.abs(direct)))
+    assert scale > 0.01
+    np.testing.assert_allclose(composed.numpy(), direct.numpy(), atol=1e-6 * scale)
+    for a, b in zip(*(tape.gradient(loss, generator.trainable_variables) for loss in losses)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5 * float(tf.reduce_max(tf.abs(b))))
 
 
 def _correlate_subsample(image, kernel, step):
@@ -272,6 +300,26 @@ def test_bicubic_targets_per_channel_and_channel_sum():
     # The 26x26 crop stays clear of the zero padding: a constant image keeps its values.
     np.testing.assert_allclose(per_channel[0], np.broadcast_to([0.1, 0.2, 0.3], (26, 26, 3)), atol=1e-6)
     np.testing.assert_allclose(channel_sum[0], 0.6, atol=1e-6)
+
+
+def test_stride2_correlations_as_matrix_products_match_scipy():
+    rng = np.random.default_rng(11)
+    images = rng.random((2, 40, 36, 3)).astype(np.float32)
+    kernel = rng.normal(0, 1, (9, 9)).astype(np.float32)
+    out = correlate_stride2(tf.constant(images), tf.constant(kernel)).numpy()
+    assert out.shape == (2, 16, 14, 3)
+    for n in range(2):
+        for c in range(3):
+            np.testing.assert_allclose(out[n, :, :, c], _correlate_subsample(images[n, :, :, c], kernel, 2), atol=1e-4)
+    # The bicubic reference: zero padding 3, stride 2, centre crop; out_size 29 (a 7x7 generator)
+    # reaches into the padding, 26 (13x13) does not.
+    crop = rng.random((1, 64, 64, 3)).astype(np.float32)
+    for out_size in (26, 29):
+        got = C.bicubic_downscale(tf.constant(crop), out_size, "per_channel").numpy()[0]
+        for c in range(3):
+            full = _correlate_subsample(np.pad(crop[0, :, :, c], 3), bicubic_kernel(2), 2)
+            start = (full.shape[0] - out_size) // 2
+            np.testing.assert_allclose(got[:, :, c], full[start:start + out_size, start:start + out_size], atol=1e-5)
 
 
 def test_schedule_on_a_scripted_bicubic_loss():

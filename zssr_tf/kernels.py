@@ -217,13 +217,18 @@ def gaussian_kernel(size: int, sigma_y: float, sigma_x: float | None = None, ang
     return kernel / kernel.sum()
 
 
+def bicubic_taps(scale_factor: int = 2) -> np.ndarray:
+    """The 1-D factor of `bicubic_kernel`: 4 * sf float64 taps summing to 1."""
+    n = 4 * scale_factor
+    taps = cubic((np.arange(n) - (n - 1) / 2) / scale_factor)
+    return taps / taps.sum()
+
+
 def bicubic_kernel(scale_factor: int = 2) -> np.ndarray:
     """MATLAB's antialiased bicubic downscaling kernel for an integer factor, as a 2-D array.
 
-    Even size 4 * sf, centred between its two middle taps; sums to 1. Useful to check that
-    the numeric-kernel path reproduces `imresize`.
+    Even size 4 * sf, centred between its two middle taps; sums to 1; separable, the outer
+    product of `bicubic_taps`. Useful to check that the numeric-kernel path reproduces `imresize`.
     """
-    n = 4 * scale_factor
-    taps = cubic((np.arange(n) - (n - 1) / 2) / scale_factor)
-    taps /= taps.sum()
+    taps = bicubic_taps(scale_factor)
     return np.outer(taps, taps)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 from keras import ops
 
-from zssr_tf.kernels import bicubic_kernel
+from zssr_tf.kernel_estimation.strided import separable_stride2
+from zssr_tf.kernels import bicubic_taps
 
 BOUNDARY_SIGMA = 13.0  # std (pixels) of the Gaussian the boundary mask is made from
 BOUNDARY_RING = 2  # width (pixels) of the penalised outer ring
@@ -33,16 +34,15 @@ def bicubic_downscale(images, out_size: int, target: str = "channel_sum"):
 
     MATLAB's antialiased 8x8 bicubic kernel as a stride-2 correlation with zero padding 3, the
     result centre-cropped to `out_size` (26 for a 64 input), which puts it on the same grid as
-    G's output. `target`: "per_channel" downscales each channel alone; "channel_sum" gives every
-    channel the *sum* of the three downscales, as the paper's code does (its dense 3x3-channel
-    conv weight carries the kernel in every channel pair).
+    G's output; computed as the separable kernel it is (`strided.separable_stride2`), only at
+    the kept outputs. `target`: "per_channel" downscales each channel alone; "channel_sum" gives
+    every channel the *sum* of the three downscales, as the paper's code does (its dense
+    3x3-channel conv weight carries the kernel in every channel pair).
     """
-    weight = ops.convert_to_tensor(bicubic_kernel(2)[:, :, None, None], "float32")
-    as_batch = ops.transpose(images, [3, 1, 2, 0])
-    padded = ops.pad(as_batch, [[0, 0], [3, 3], [3, 3], [0, 0]])
-    down = ops.transpose(ops.conv(padded, weight, strides=2, padding="valid"), [3, 1, 2, 0])
-    crop = (down.shape[1] - out_size) // 2
-    down = down[:, crop:crop + out_size, crop:crop + out_size, :]
+    taps = bicubic_taps(2)
+    size = images.shape[1]
+    crop = ((size + 6 - len(taps)) // 2 + 1 - out_size) // 2  # of the padded correlation's outputs
+    down = separable_stride2(images, taps, 2 * crop - 3, out_size)
     if target == "channel_sum":
         down = ops.broadcast_to(ops.sum(down, axis=-1, keepdims=True), ops.shape(down))
     return down
