@@ -208,6 +208,11 @@ def summary_table(report: dict) -> str:
         lines.append(f"| {noise:g} | {quality} | {len(results)} | " + " | ".join(cell_text(results, m) for m in columns)
                      + " |")
     lines.append(f"| all | all | {len(images)} | " + " | ".join(cell_text(list(images), m) for m in columns) + " |")
+    # `default` and `real` may have run on some images only: their means next to the others' on those.
+    shared = [r for r in images if all("psnr" in r.get(m, {}) for m in columns if m != "blind")]
+    if 0 < len(shared) < len(images):
+        lines.append(f"| those with `default` and `real` | | {len(shared)} | "
+                     + " | ".join(cell_text(shared, m) for m in columns) + " |")
     seconds = []
     for method in columns:
         per_image = [r[method]["seconds"] + (r.get("estimate" if method != "blind" else "blind_estimate", {})
