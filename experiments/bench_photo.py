@@ -2,7 +2,8 @@
 
     python experiments/bench_photo.py [--data experiments/data/photo_x2]
                                       [--methods bicubic estimate blind_real photo blind default real]
-                                      [--images N] [--figure STEM]
+                                      [--images N | --only STEM ...] [--figure STEM]
+                                      [--photo-variant KEY=VALUE[,KEY=VALUE] ...]
 
 The set (made once, if --data does not exist, by experiments/make_degraded_set.py; seeded, so the
 same files every time): the 19 HR images of Set5 and Set14 -> a random DIV2KRK-style 11x11 blur
@@ -22,7 +23,9 @@ the file as `zssr train` does (`pipeline.resolve_for_image`). Scores by DESIGN Â
 shave 2), plus the output's 8x8 JPEG blockiness on the x2 grid (`metrics.blockiness`, about 1
 without blocking). Every (image, method) result is cached in experiments/results/photo/<stem>.json
 under the digest of the settings it was made with, so an interrupted run resumes and a changed
-preset runs again. The summary goes to experiments/results/photo_x2.{md,json}; `--figure STEM`
+preset runs again. `--photo-variant` adds `photo` with overrides (a lever to measure, e.g.
+max_iters=800), scored in a table of its own. The summary goes to
+experiments/results/photo_x2.{md,json}; `--figure STEM`
 (default: the noise 5, quality 50 image) writes the crops figure bicubic | blind_real | photo | HR
 to experiments/results/figures/photo_crops.png from the outputs saved for that image.
 """
@@ -47,6 +50,7 @@ import make_degraded_set  # noqa: E402
 from bench_blind import bicubic_upscale, estimation_digest, training_digest  # noqa: E402
 from common import RESULTS, benchmark_data_dir, write_json  # noqa: E402
 from zssr_tf.config import load_config  # noqa: E402
+from zssr_tf.errors import ZSSRError  # noqa: E402
 from zssr_tf.image_io import read_image, write_image  # noqa: E402
 from zssr_tf.kernel_estimation import KernelEstimationError, estimate_kernel  # noqa: E402
 from zssr_tf.metrics import blockiness, evaluate  # noqa: E402
@@ -153,8 +157,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
-    parser.add_argument("--images", type=int, default=0, help="only the first N images of the manifest (0: all)")
-    parser.add_argument("--only", nargs="+", metavar="STEM", help="only these images (LR file stems)")
+    parser.add_argument("--images", type=int, default=0,
+                        help="run only the first N images of the manifest (0: all); the summary covers all")
+    parser.add_argument("--only", nargs="+", metavar="STEM", help="run only these images (LR file stems)")
     parser.add_argument("--photo-variant", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
                         help="also run `photo` with these overrides (e.g. max_iters=800, or init_weights=FILE); "
                              "repeatable; scored in a table of their own")
@@ -163,24 +168,34 @@ def main() -> int:
     args = parser.parse_args()
     if not (args.data / "manifest.json").is_file():
         make_set(args.data)
-    rows = json.loads((args.data / "manifest.json").read_text())[:args.images or None]
-    rows = [r for r in rows if args.only is None or Path(r["lr"]).stem in args.only]
+    every_row = json.loads((args.data / "manifest.json").read_text())
+    rows = [r for r in every_row[:args.images or None] if args.only is None or Path(r["lr"]).stem in args.only]
+    if args.only and len(rows) < len(set(args.only)):
+        known = {Path(r["lr"]).stem for r in every_row}
+        parser.error(f"--only: no image {', '.join(sorted(set(args.only) - known))} in {args.data}/manifest.json; "
+                     f"the images are {', '.join(sorted(known))}")
+    for variant in args.photo_variant:  # a bad override stops here, before any work
+        try:
+            load_config("photo", variant.split(","))
+        except ZSSRError as err:
+            parser.error(f"--photo-variant {variant}: {err}")
     variants = [f"photo+{v}" for v in args.photo_variant]
-    figure_stem = args.figure or next((Path(r["lr"]).stem for r in rows
+    figure_stem = args.figure or next((Path(r["lr"]).stem for r in every_row
                                        if (float(r["noise_level"]), str(r["jpeg_quality"])) == FIGURE_CELL), None)
     # The columns the targets need first, image by image; then the other presets.
     for group in (("bicubic", "estimate", "blind_real", "photo"), ("blind",), tuple(variants), ("default",), ("real",)):
         for row in rows:
             run_image(args.data, row, [m for m in group if m in args.methods or m in variants],
                       save_outputs=Path(row["lr"]).stem == figure_stem)
+    # The summary covers every image of the set (cached results), whichever were run now.
     report = {"data": str(args.data), "images": {Path(r["lr"]).stem: {
-        "manifest": r, **run_image(args.data, r, [], False)} for r in rows}}
+        "manifest": r, **run_image(args.data, r, [], False)} for r in every_row}}
     write_json("photo_x2", report)
     table = summary_table(report) + variants_table(report)
     (RESULTS / "photo_x2.md").write_text(table)
     print(table)
     if figure_stem is not None:
-        crops_figure(figure_stem, args.data, rows)
+        crops_figure(figure_stem, args.data, every_row)
     return 0
 
 
