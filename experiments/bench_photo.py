@@ -33,8 +33,7 @@ to experiments/results/figures/photo_crops.png from the outputs saved for that i
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import hashlib
+import io
 import json
 import os
 import sys
@@ -93,9 +92,12 @@ def run_image(data: Path, row: dict, methods, save_outputs: bool) -> dict:
     image, _, info = read_image(lr_path)
     gt = read_image(hr_path(row["image"]))[0]
     configs = {name: load_config(name) for name in PRESETS}
-    configs["photo"], photo_estimate = resolve_for_image(configs["photo"], image, info)
+    # Its notes are printed where photo runs, not on every visit to the image.
+    notes = None if any(m.startswith("photo") for m in methods) else io.StringIO()
+    configs["photo"], photo_estimate = resolve_for_image(configs["photo"], image, info, notes)
     for variant in (m for m in methods if m.startswith("photo+")):  # photo with overrides, e.g. photo+max_iters=800
-        configs[variant] = resolve_for_image(load_config("photo", variant[len("photo+"):].split(",")), image, info)[0]
+        configs[variant] = resolve_for_image(load_config("photo", variant[len("photo+"):].split(",")), image, info,
+                                             io.StringIO())[0]
     shared = estimation_digest(configs["blind_real"])
     assert estimation_digest(configs["photo"]) == shared, "photo and blind_real must estimate the same way"
     estimates = {"estimate": (configs["blind_real"], cache.with_name(f"{stem}_kernel.npy")),
@@ -155,7 +157,9 @@ def run_image(data: Path, row: dict, methods, save_outputs: bool) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--data", type=Path, default=DATA,
+                        help="the set (manifest.json, lr_x2/); made there when missing. Results are cached by "
+                             "image name in results/photo/, so another set needs the results moved aside")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--images", type=int, default=0,
                         help="run only the first N images of the manifest (0: all); the summary covers all")
@@ -167,6 +171,7 @@ def main() -> int:
                                                       "(default: the noise 5, quality 50 one)")
     args = parser.parse_args()
     if not (args.data / "manifest.json").is_file():
+        print(f"making the benchmark set in {args.data} (no manifest.json there)", flush=True)
         make_set(args.data)
     every_row = json.loads((args.data / "manifest.json").read_text())
     rows = [r for r in every_row[:args.images or None] if args.only is None or Path(r["lr"]).stem in args.only]
@@ -176,9 +181,13 @@ def main() -> int:
                      f"the images are {', '.join(sorted(known))}")
     for variant in args.photo_variant:  # a bad override stops here, before any work
         try:
-            load_config("photo", variant.split(","))
+            init_weights = load_config("photo", variant.split(",")).model.init_weights
         except ZSSRError as err:
             parser.error(f"--photo-variant {variant}: {err}")
+        if init_weights.endswith(".npz") and not Path(init_weights).is_file():
+            # Results are cached by the setting's text: a missing file would pass as its old result.
+            parser.error(f"--photo-variant {variant}: no file {init_weights} (experiments/pretrain_warm_start.py "
+                         "--out writes one)")
     variants = [f"photo+{v}" for v in args.photo_variant]
     figure_stem = args.figure or next((Path(r["lr"]).stem for r in every_row
                                        if (float(r["noise_level"]), str(r["jpeg_quality"])) == FIGURE_CELL), None)
