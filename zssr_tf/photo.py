@@ -144,18 +144,19 @@ def resolve_photo_settings(config: Config, image: np.ndarray, path: str | Path |
     a = config.augment
     noise_std, quality, subsampling = a.noise_std, a.jpeg_quality, a.jpeg_subsampling
     estimated, jpeg, notes = None, None, []
+    if "auto" in (noise_std, quality, subsampling) and path is not None:
+        jpeg = read_jpeg_facts(path)
     if noise_std == "auto":
         estimated = estimate_noise_std(image)
         noise_std = round(estimated, 4) if estimated >= NOISE_FLOOR else 0.0
         notes.append(f"noise: estimated std {estimated * 255:.2f}/255 -> augment.noise_std {noise_std:g}"
                      + (f" (under the floor of {NOISE_FLOOR * 255:g}/255: no noise on the sons)"
-                        if not noise_std else ""))
+                        if not noise_std else "")
+                     + ("; on a JPEG this reads only the noise the compression left" if jpeg is not None else ""))
     if isinstance(quality, int) and bit_depth != 8:
         raise ZSSRError(f"augment.jpeg_quality is {quality} but the image {path or ''} is {bit_depth}-bit: JPEG sons "
                         f"are 8-bit and cannot stand for it; set jpeg_quality=none (a {bit_depth}-bit file was never "
                         "a JPEG)")
-    if quality == "auto" or subsampling == "auto":
-        jpeg = read_jpeg_facts(path) if path is not None else None
     if quality == "auto":
         if jpeg is None:
             quality = "none"
