@@ -2,12 +2,15 @@
 `model.init_weights=warm_start`) and `warm_start_blind_x2.npz` (sons made by random blur kernels,
 `model.init_weights=warm_start_blind`).
 
-    python experiments/pretrain_warm_start.py [--kernels bicubic|random] [--method plain|reptile]
+    python experiments/pretrain_warm_start.py [--kernels bicubic|random] [--photo] [--method plain|reptile]
         [--steps 1000] [--batch 8] [--crop 64] [--seed 0] [--eval-every 250]
         [--inner-steps 5] [--init none|warm_start|PATH] [--out PATH]
 
 `--kernels bicubic` (the default) made warm_start_x2.npz (39 minutes on 2 CPU cores shared with
 two other trainings, 2.3 s per step; output in experiments/results/warm_start_pretrain.txt).
+`--photo` (with `--out`: no photo warm start is shipped) also gives every son Gaussian noise (std
+U(0, 10/255), 75 % of sons) and a JPEG round trip (quality U{40..95}, 60 %), as a phone shot's;
+measured in experiments/reports/real-photos.md and not shipped.
 `--kernels random` makes every pair's son with its own kernel (`random_son_kernel`): a
 DIV2KRK-style anisotropic Gaussian (`degradation.random_anisotropic_kernel`), a round Gaussian,
 or MATLAB's bicubic kernel, under either subsampling convention (block centre or direct), and
@@ -157,7 +160,7 @@ def held_out_pairs(config, kernels: str, photo: bool = False) -> list[tuple[np.n
     hr = hr[:hr.shape[0] // 2 * 2, :hr.shape[1] // 2 * 2]
     rng = np.random.default_rng(12345)  # held-out kernels: a stream of their own
     if kernels == "bicubic":
-        return [(make_pair(hr, config.scale.downscale_method, (0.0, 0.0), config, rng), hr)]
+        return [(make_pair(hr, config.scale.downscale_method, (0.0, 0.0), config, rng, photo), hr)]
     return [(make_pair(hr, *random_son_kernel(rng), config, rng, photo), hr) for _ in range(HELD_OUT_KERNELS)]
 
 
@@ -194,6 +197,8 @@ def main() -> None:
                         help="initial weights: none (random) or a model.init_weights value (warm_start, a .npz)")
     parser.add_argument("--out", type=Path, help="default: the shipped file for --kernels")
     args = parser.parse_args()
+    if args.photo and args.out is None:  # never over a shipped warm start
+        parser.error("--photo needs --out: no photo warm start is shipped")
     out = args.out or (WARM_START if args.kernels == "bicubic" else WARM_START_BLIND)
 
     config = load_config()
@@ -215,7 +220,8 @@ def main() -> None:
     print(f"x{SCALE[0]:g}, depth {m.depth}, width {m.width}, {precision}; {args.steps} steps of {args.batch} "
           f"{args.crop}x{args.crop} crops, Adam, cosine from {PEAK_LEARNING_RATE:g} to "
           f"{PEAK_LEARNING_RATE * FINAL_RATE_FRACTION:g}, seed {args.seed}; sons: {args.kernels} kernels, "
-          f"{args.method}" + (", noise and JPEG" if args.photo else "") + (f" ({args.inner_steps} steps per kernel)" if args.method == "reptile" else "")
+          f"{args.method}" + (", noise and JPEG" if args.photo else "")
+          + (f" ({args.inner_steps} steps per kernel)" if args.method == "reptile" else "")
           + f"; initial weights: {args.init}")
     print(f"held out {HELD_OUT} ({len(held_out)} LR image(s)): cubic upscale PSNR-Y {bicubic:.2f} dB", flush=True)
     start, losses = time.perf_counter(), []
