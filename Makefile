@@ -37,11 +37,14 @@ sweep: $(STAMP)
 	$(BIN)/zssr sweep $(SWEEP) $(ARGS)
 
 # make test: every test, the slow ones included (MLflow servers, Ray clusters, CLI subprocesses,
-# quality runs, long estimations); what CI runs.
+# quality runs, long estimations); what CI runs. The tests that time a subprocess against the clock
+# (marker wall_clock) run in a second pytest process: in the first, threads left by earlier tests
+# share the 2 cores with the subprocess (a 60 s time budget measured 91 s there, 62 s alone).
 # make test-fast: all but the tests marked slow (`-m "not slow"`; setup.cfg registers the
 # marker), under 4 minutes on 2 otherwise idle cores: for the edit-test loop.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not wall_clock"
+	$(BIN)/python -m pytest -q -m wall_clock
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -165,6 +165,7 @@ def test_without_a_budget_nothing_is_measured(monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.wall_clock
 def test_a_budgeted_run_ends_within_a_fifth_of_its_budget(shared_data_dir, tmp_path):
     budget = 60
     command = [sys.executable, "-m", "zssr_tf.cli", "train", str(shared_data_dir / "set5/lr_x4/bird.png"),
@@ -176,4 +177,4 @@ def test_a_budgeted_run_ends_within_a_fifth_of_its_budget(shared_data_dir, tmp_p
     assert done.returncode == 0, done.stderr
     assert f"time budget {budget} s:" in done.stdout
     print(f"a {budget} s budget took {seconds:.1f} s ({seconds / budget:.2f})")
-    assert 0.8 * budget <= seconds <= 1.2 * budget, done.stdout
+    assert 0.8 * budget <= seconds <= 1.2 * budget, done.stdout + done.stderr[-3000:]
